@@ -1,0 +1,40 @@
+# Two commands: `make run` (the main job) and `make test` (everything, then the suite).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint bench system install clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $@
+
+install: $(STAMP)
+
+# System packages the browser tests need (Debian's chromium; never `playwright install`).
+system:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium >/dev/null; }
+
+run: $(STAMP)
+	$(VENV)/bin/monitor serve --demo
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check policies monitor signalling tests
+	$(VENV)/bin/mypy
+
+test: $(STAMP) system lint
+	$(PY) -m pytest tests/policies -q -p no:cacheprovider --cov=policies --cov-branch \
+	  --cov-report=term-missing:skip-covered --cov-fail-under=100
+	$(PY) -m pytest tests -q -p no:cacheprovider --ignore=tests/policies
+
+bench: $(STAMP)
+	$(PY) -m bench
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

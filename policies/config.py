@@ -1,0 +1,164 @@
+"""PolicyConfig: every threshold and window, loaded from TOML with strict validation.
+
+``policies/default.toml`` is the documented default. A user file overrides any subset of its keys;
+unknown sections or keys and values of the wrong type or range raise :class:`PolicyError` naming
+the key, so a typo never silently falls back to a default.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from policies.reasons import Reason
+
+
+class PolicyError(ValueError):
+    """A policy file is unreadable or has an unknown key or a bad value."""
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyConfig:
+    allowed_slot_minutes: tuple[int, ...] = (30, 60)
+    main_caller_min_age: int = 18
+    max_visitors: int = 4
+    monthly_allowance: int = 4
+    clear_after_s: float = 0.5
+    unbooked_face_pause_after_s: float = 1.0
+    too_many_faces_pause_after_s: float = 1.0
+    face_not_visible_warn_after_s: float = 0.0
+    face_not_visible_pause_after_s: float = 5.0
+    no_face_warn_after_s: float = 3.0
+    no_face_pause_after_s: float = 15.0
+    poor_lighting_warn_after_s: float = 1.0
+    poor_lighting_pause_after_s: float = 30.0
+    analysis_timeout_s: float = 5.0
+    recheck_clean_for_s: float = 2.0
+    staff_approval_reasons: tuple[Reason, ...] = (Reason.CAPTURE_ATTEMPT, Reason.STAFF_PAUSE)
+    reconnect_grace_s: float = 10.0
+
+    def warn_after(self, reason: Reason) -> float | None:
+        """Seconds a finding must last before the participant is warned (None: never warned)."""
+        value = getattr(self, f"{reason.value}_warn_after_s", None)
+        return None if value is None else float(value)
+
+    def pause_after(self, reason: Reason) -> float:
+        """Seconds a finding must last before it pauses the call."""
+        return float(getattr(self, f"{reason.value}_pause_after_s"))
+
+
+# TOML section -> {toml key: PolicyConfig field}
+_LAYOUT: dict[str, dict[str, str]] = {
+    "booking": {
+        "allowed_slot_minutes": "allowed_slot_minutes",
+        "main_caller_min_age": "main_caller_min_age",
+        "max_visitors": "max_visitors",
+        "monthly_allowance": "monthly_allowance",
+    },
+    "findings": {
+        name: name
+        for name in (
+            "clear_after_s",
+            "unbooked_face_pause_after_s",
+            "too_many_faces_pause_after_s",
+            "face_not_visible_warn_after_s",
+            "face_not_visible_pause_after_s",
+            "no_face_warn_after_s",
+            "no_face_pause_after_s",
+            "poor_lighting_warn_after_s",
+            "poor_lighting_pause_after_s",
+        )
+    },
+    "analysis": {"timeout_s": "analysis_timeout_s"},
+    "recheck": {"clean_for_s": "recheck_clean_for_s", "staff_approval_reasons": "staff_approval_reasons"},
+    "connection": {"reconnect_grace_s": "reconnect_grace_s"},
+}
+
+_INT_FIELDS = {"main_caller_min_age", "max_visitors", "monthly_allowance"}
+
+
+def _convert(where: str, name: str, value: Any) -> Any:
+    if name == "allowed_slot_minutes":
+        if (
+            not isinstance(value, list)
+            or not value
+            or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value)
+        ):
+            raise PolicyError(f"{where}: must be a non-empty list of positive whole minutes, got {value!r}")
+        return tuple(value)
+    if name == "staff_approval_reasons":
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise PolicyError(f"{where}: must be a list of reason names, got {value!r}")
+        try:
+            return tuple(Reason(v) for v in value)
+        except ValueError:
+            known = ", ".join(r.value for r in Reason)
+            raise PolicyError(f"{where}: unknown reason in {value!r} (known: {known})") from None
+    if name in _INT_FIELDS:
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise PolicyError(f"{where}: must be a whole number of at least 1, got {value!r}")
+        return value
+    if not isinstance(value, int | float) or isinstance(value, bool) or value < 0:
+        raise PolicyError(f"{where}: must be a number of seconds >= 0, got {value!r}")
+    return float(value)
+
+
+def _merge(config: dict[str, Any], document: dict[str, Any], origin: str) -> None:
+    for section, table in document.items():
+        if section not in _LAYOUT:
+            raise PolicyError(f"{origin}: unknown section [{section}] (known: {', '.join(_LAYOUT)})")
+        if not isinstance(table, dict):
+            raise PolicyError(f"{origin}: [{section}] must be a table")
+        for key, value in table.items():
+            where = f"{origin}: {section}.{key}"
+            if key not in _LAYOUT[section]:
+                raise PolicyError(f"{where}: unknown key (known: {', '.join(_LAYOUT[section])})")
+            name = _LAYOUT[section][key]
+            config[name] = _convert(where, name, value)
+
+
+def _check(config: PolicyConfig, origin: str) -> None:
+    for reason in (Reason.FACE_NOT_VISIBLE, Reason.NO_FACE, Reason.POOR_LIGHTING):
+        warn = config.warn_after(reason)
+        if warn is not None and warn > config.pause_after(reason):
+            raise PolicyError(
+                f"{origin}: findings.{reason.value}_warn_after_s must not exceed "
+                f"findings.{reason.value}_pause_after_s"
+            )
+
+
+def parse_policy(text: str, origin: str = "<policy>") -> PolicyConfig:
+    """Parse TOML policy text over the built-in defaults."""
+    try:
+        document = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise PolicyError(f"{origin}: not valid TOML: {exc}") from None
+    values: dict[str, Any] = {}
+    _merge(values, document, origin)
+    config = PolicyConfig(**values)
+    _check(config, origin)
+    return config
+
+
+def default_policy_text() -> str:
+    return resources.files("policies").joinpath("default.toml").read_text(encoding="utf-8")
+
+
+def load_policy(path: str | Path | None = None) -> PolicyConfig:
+    """The default policy, overridden by ``path`` when given."""
+    base = parse_policy(default_policy_text(), "policies/default.toml")
+    if path is None:
+        return base
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise PolicyError(f"{path}: cannot read policy file: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise PolicyError(f"{path}: policy file is not UTF-8 text") from None
+    return parse_policy(text, str(path))
+
+
+__all__ = ["PolicyConfig", "PolicyError", "default_policy_text", "load_policy", "parse_policy"]

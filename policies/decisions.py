@@ -1,0 +1,76 @@
+"""Decisions the session emits. Adapters act on them (gates, participant UI, staff alerts, store)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from policies.reasons import Reason
+
+
+class State(StrEnum):
+    WAITING = "waiting"  # before the booked start
+    VERIFYING = "verifying"  # started; first security check not yet passed
+    LIVE = "live"
+    PAUSED = "paused"
+    ENDED = "ended"  # terminal
+
+
+@dataclass(frozen=True, slots=True)
+class StateChanged:
+    t: float
+    state: State
+    previous: State
+    reasons: tuple[Reason, ...] = ()  # why, when the new state is PAUSED or ENDED
+
+
+@dataclass(frozen=True, slots=True)
+class Alert:
+    """For staff: a rule fired (a pause, or something staff must see)."""
+
+    t: float
+    reason: Reason
+    source: str = ""
+    track: int | None = None
+    participant: str | None = None
+    detail: str = ""
+    needs_staff: bool = False  # resuming from this reason needs a member of staff to approve
+
+
+@dataclass(frozen=True, slots=True)
+class Warning:
+    """For the participant on ``source``: what to fix, in plain words, before anything is paused."""
+
+    t: float
+    reason: Reason
+    source: str
+    guidance: str
+
+
+@dataclass(frozen=True, slots=True)
+class WarningCleared:
+    t: float
+    reason: Reason
+    source: str
+
+
+@dataclass(frozen=True, slots=True)
+class IdentityNoted:
+    """A face track's identity verdict became known or changed."""
+
+    t: float
+    source: str
+    track: int
+    participant: str | None  # None when the face matches nobody booked
+    distance: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class RecheckPassed:
+    """While paused, the security check passed. ``awaiting_staff`` when staff must still approve."""
+
+    t: float
+    awaiting_staff: bool
+
+
+Decision = StateChanged | Alert | Warning | WarningCleared | IdentityNoted | RecheckPassed

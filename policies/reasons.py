@@ -1,0 +1,28 @@
+"""The fixed vocabulary of reasons used on every timeline, alert and console view."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Reason(StrEnum):
+    UNBOOKED_FACE = "unbooked_face"
+    TOO_MANY_FACES = "too_many_faces"
+    FACE_NOT_VISIBLE = "face_not_visible"
+    NO_FACE = "no_face"
+    POOR_LIGHTING = "poor_lighting"
+    CAPTURE_ATTEMPT = "capture_attempt"
+    STAFF_PAUSE = "staff_pause"
+    ANALYSIS_ERROR = "analysis_error"
+    TIME_UP = "time_up"
+    STAFF_END = "staff_end"
+
+
+#: Findings that analysis can raise frame by frame (debounced by the session).
+OBSERVED_REASONS: tuple[Reason, ...] = (
+    Reason.UNBOOKED_FACE,
+    Reason.TOO_MANY_FACES,
+    Reason.FACE_NOT_VISIBLE,
+    Reason.NO_FACE,
+    Reason.POOR_LIGHTING,
+)
