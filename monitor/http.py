@@ -1,0 +1,125 @@
+"""One port for everything: plain HTTP routes and WebSocket routes on a `websockets` server.
+
+`websockets` parses every request on the port. ``process_request`` answers plain HTTP requests
+(pages, JSON, images; GET or body-less POST such as a login carrying an ``Authorization`` header)
+from the route table; a request that is a WebSocket upgrade on a registered WebSocket path goes on
+to the handshake and is then handed to that path's handler. Anything else gets 404. Handlers are
+registered by the parts of the server (signalling, console) so this module knows none of them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from websockets.asyncio.server import ServerConnection
+from websockets.datastructures import Headers
+from websockets.http11 import Request, Response
+
+
+@dataclass(frozen=True, slots=True)
+class HttpRequest:
+    method: str
+    path: str  # without the query string
+    query: dict[str, list[str]]
+    headers: Headers
+    remote: str  # client address, for rate limits and logs
+
+
+HttpHandler = Callable[[HttpRequest], Awaitable[Response]]
+WsHandler = Callable[[ServerConnection], Awaitable[None]]
+
+SECURITY_HEADERS = (
+    ("X-Content-Type-Options", "nosniff"),
+    ("Referrer-Policy", "no-referrer"),
+    ("X-Frame-Options", "DENY"),
+    ("Cache-Control", "no-store"),
+)
+
+
+def response(
+    status: int,
+    body: bytes | str = b"",
+    content_type: str = "text/plain; charset=utf-8",
+    headers: tuple[tuple[str, str], ...] = (),
+) -> Response:
+    data = body.encode("utf-8") if isinstance(body, str) else body
+    all_headers = Headers([("Content-Type", content_type), ("Content-Length", str(len(data)))])
+    for name, value in (*SECURITY_HEADERS, *headers):
+        all_headers[name] = value
+    return Response(status, HTTPStatus(status).phrase, all_headers, data)
+
+
+def json_response(status: int, payload: Any, headers: tuple[tuple[str, str], ...] = ()) -> Response:
+    return response(status, json.dumps(payload), "application/json", headers)
+
+
+def error_response(status: int, message: str | None = None) -> Response:
+    """An error that names the problem but never leaks call ids or names."""
+    return json_response(status, {"error": message or HTTPStatus(status).phrase.lower()})
+
+
+@dataclass
+class Router:
+    """Route table: exact paths or path prefixes (ending in '/') to handlers."""
+
+    http: dict[tuple[str, str], HttpHandler] = field(default_factory=dict)
+    websocket: dict[str, WsHandler] = field(default_factory=dict)
+
+    def get(self, path: str, handler: HttpHandler) -> None:
+        self.http[("GET", path)] = handler
+
+    def post(self, path: str, handler: HttpHandler) -> None:
+        self.http[("POST", path)] = handler
+
+    def ws(self, path: str, handler: WsHandler) -> None:
+        self.websocket[path] = handler
+
+    @staticmethod
+    def _match(table: dict[Any, Any], key: Any, path: str) -> Any:
+        found = table.get(key)
+        if found is not None:
+            return found
+        # longest registered prefix ending in '/'
+        best: Any = None
+        best_len = -1
+        for candidate, handler in table.items():
+            prefix = candidate[1] if isinstance(candidate, tuple) else candidate
+            same_kind = not isinstance(candidate, tuple) or candidate[0] == key[0]
+            if same_kind and prefix.endswith("/") and path.startswith(prefix) and len(prefix) > best_len:
+                best, best_len = handler, len(prefix)
+        return best
+
+    def ws_handler(self, path: str) -> WsHandler | None:
+        handler: WsHandler | None = self._match(self.websocket, path, path)
+        return handler
+
+    async def process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+        parts = urlsplit(request.path)
+        path = parts.path
+        is_upgrade = "websocket" in request.headers.get("Upgrade", "").lower()
+        if is_upgrade:
+            if request.method == "GET" and self.ws_handler(path) is not None:
+                return None  # go on with the WebSocket handshake
+            return error_response(404)
+        handler: HttpHandler | None = self._match(self.http, (request.method, path), path)
+        if handler is None:
+            known_path = any(p == path or (p.endswith("/") and path.startswith(p)) for _, p in self.http)
+            return error_response(405 if known_path else 404)
+        remote = connection.remote_address[0] if connection.remote_address else ""
+        http_request = HttpRequest(request.method, path, parse_qs(parts.query), request.headers, str(remote))
+        try:
+            return await handler(http_request)
+        except Exception:  # a bug in one handler must not take the port down
+            connection.logger.exception("HTTP handler failed for %s %s", request.method, path)
+            return error_response(500)
+
+    async def handle_websocket(self, connection: ServerConnection) -> None:
+        path = urlsplit(connection.request.path if connection.request else "/").path
+        handler = self.ws_handler(path)
+        if handler is not None:
+            await handler(connection)
