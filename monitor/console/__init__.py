@@ -1,0 +1,94 @@
+"""The staff console: login, live board, alert feed, staff actions and call history on /console.
+
+Theory of operation
+-------------------
+Everything lives on the server's one port (``monitor.http.Router``). Pages and scripts under
+``/console`` and ``/console/static/`` are public and carry no data. Every data route
+(``/console/api/...``) and the WebSockets ``/console/ws`` (feed and actions) and
+``/console/watch`` (receive-only WebRTC view of a call, ``watch.py``) need a session cookie from
+``POST /console/login`` (an ``Authorization: Basic`` header, because the server cannot read bodies);
+without one they answer 401 (WebSocket: close code 4401) and nothing else. A member of staff sees
+only their own prison: a call or evidence frame of another prison answers 404, the same as one that
+does not exist. WebSockets and state-changing POSTs must come from an allowed ``Origin``.
+
+The alert feed is read from the store, never from memory: the audit log is the record of what
+happened, so a console that reconnects says which audit id it saw last and gets what it missed.
+The hub only wakes the feed up (within milliseconds of a decision); without a hub, or for records
+written by another process, the feed also polls the store every ``POLL_S``.
+
+Staff actions travel over the WebSocket (validated by ``messages.py``), are written to the audit
+log, and are handed to the running call through the :class:`CallControl` protocol, which the live
+server (``monitor serve``) implements.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from typing import Any, Protocol
+
+from monitor.audit import AuditLog, HubRecorder
+from monitor.http import Router
+from monitor.store import Store
+
+log = logging.getLogger(__name__)
+
+
+class LiveCall(Protocol):
+    """One running call (``monitor.call.Call``)."""
+
+    @property
+    def state(self) -> str: ...
+
+    async def staff_pause(self, note: str = "", staff: str = "") -> None: ...
+
+    async def staff_resume(self, staff: str = "") -> None: ...
+
+    async def staff_end(self, note: str = "", staff: str = "") -> None: ...
+
+
+class CallControl(Protocol):
+    """The calls running in this server (``monitor.call.Calls``)."""
+
+    def get(self, call_id: str) -> LiveCall | None: ...
+
+
+class Publisher(Protocol):
+    """``monitor.hub.Hub``: records published by the calls, used to wake the alert feed."""
+
+    def subscribe(self) -> AsyncIterator[dict[str, Any]]: ...
+
+
+def register(
+    router: Router,
+    *,
+    store: Store | None = None,
+    hub: Publisher | None = None,
+    calls: CallControl | None = None,
+    origins: tuple[str, ...] = (),
+    secure: bool = False,
+    record: bool = True,
+) -> HubRecorder | None:
+    """Register every /console route on ``router``.
+
+    ``origins``: allowed Origin values (e.g. ``("https://calls.example.org",)``); empty means the
+    origin must match the request's own Host. ``secure``: served over TLS (cookies get ``Secure``).
+    ``record``: also start :class:`monitor.audit.HubRecorder`, which writes every record the calls
+    publish on ``hub`` to the audit log (needs a running event loop). Without a store the console
+    cannot check anyone, so nothing is registered and every /console path stays 404.
+    Returns the recorder (``stop()`` it on shutdown), if one was started.
+    """
+    if store is None:
+        log.warning("staff console disabled: monitor.console.register() was given no store")
+        return None
+    from monitor.console.app import Console
+
+    Console(store=store, hub=hub, calls=calls, origins=origins, secure=secure).register(router)
+    if not record or hub is None:
+        return None
+    recorder = HubRecorder(AuditLog(store), hub, calls)
+    recorder.start()
+    return recorder
+
+
+__all__ = ["CallControl", "LiveCall", "Publisher", "register"]

@@ -1,0 +1,213 @@
+"""The console's HTTP routes: static page, login/logout, JSON reads and evidence frames."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from datetime import UTC, date, datetime, timedelta
+from http.cookies import CookieError, SimpleCookie
+from importlib import resources
+from typing import TYPE_CHECKING
+
+from websockets.datastructures import Headers
+from websockets.http11 import Response
+
+from monitor import auth
+from monitor.audit import AuditLog
+from monitor.console import board
+from monitor.http import HttpRequest, Router, error_response, json_response, response
+from monitor.store import Store
+
+if TYPE_CHECKING:
+    from monitor.console import CallControl, Publisher
+
+COOKIE = "monitor_session"
+STATIC_TYPES = {
+    ".html": "text/html; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".svg": "image/svg+xml",
+}
+CSP = (
+    "default-src 'self'; img-src 'self' data:; media-src 'self' blob:; connect-src 'self' ws: wss:; "
+    "style-src 'self'; script-src 'self'; frame-ancestors 'none'"
+)
+_DIGEST = re.compile(r"^[0-9a-f]{64}$")
+_STATIC_NAME = re.compile(r"^[a-z0-9_-]+\.(html|js|css|svg)$")
+
+
+def session_token(headers: Headers) -> str | None:
+    raw = headers.get("Cookie")
+    if not raw:
+        return None
+    try:
+        jar = SimpleCookie(raw)
+    except CookieError:
+        return None
+    morsel = jar.get(COOKIE)
+    return morsel.value if morsel else None
+
+
+def origin_allowed(headers: Headers, origins: tuple[str, ...], secure: bool) -> bool:
+    origin = headers.get("Origin")
+    if origin is None:
+        return False
+    if origins:
+        return origin in origins
+    host = headers.get("Host", "")
+    return bool(host) and origin == f"{'https' if secure else 'http'}://{host}"
+
+
+class Console:
+    def __init__(
+        self,
+        *,
+        store: Store,
+        hub: Publisher | None,
+        calls: CallControl | None,
+        origins: tuple[str, ...],
+        secure: bool,
+    ) -> None:
+        self.store = store
+        self.log = AuditLog(store)
+        self.hub = hub
+        self.calls = calls
+        self.origins = origins
+        self.secure = secure
+
+    def register(self, router: Router) -> None:
+        from monitor.console.feed import Feed
+        from monitor.console.watch import Watch
+
+        router.get("/console", self.page)
+        router.get("/console/static/", self.static)
+        router.post("/console/login", self.login)
+        router.post("/console/logout", self.logout)
+        router.get("/console/api/me", self.me)
+        router.get("/console/api/calls", self.calls_of_day)
+        router.get("/console/api/calls/", self.call_history)
+        router.get("/console/api/evidence/", self.evidence)
+        router.ws("/console/ws", Feed(self).run)
+        router.ws("/console/watch", Watch(self).run)
+
+    # -- helpers ------------------------------------------------------------------------------
+
+    def staff(self, request: HttpRequest) -> auth.Staff | None:
+        return auth.session_staff(self.store, session_token(request.headers))
+
+    def _cookie(self, value: str, max_age: int) -> tuple[str, str]:
+        secure = "; Secure" if self.secure else ""
+        return (
+            "Set-Cookie",
+            f"{COOKIE}={value}; HttpOnly; SameSite=Strict; Path=/console; Max-Age={max_age}{secure}",
+        )
+
+    # -- public -------------------------------------------------------------------------------
+
+    async def page(self, request: HttpRequest) -> Response:
+        return self._static_file("index.html")
+
+    async def static(self, request: HttpRequest) -> Response:
+        name = request.path.removeprefix("/console/static/")
+        if not _STATIC_NAME.match(name):
+            return error_response(404)
+        return self._static_file(name)
+
+    def _static_file(self, name: str) -> Response:
+        file = resources.files("monitor.console").joinpath("static", name)
+        if not file.is_file():
+            return error_response(404)
+        suffix = "." + name.rsplit(".", 1)[-1]
+        return response(200, file.read_bytes(), STATIC_TYPES[suffix], (("Content-Security-Policy", CSP),))
+
+    async def login(self, request: HttpRequest) -> Response:
+        if "Origin" in request.headers and not origin_allowed(request.headers, self.origins, self.secure):
+            return error_response(403, "origin not allowed")
+        header = request.headers.get("Authorization", "")
+        scheme, _, encoded = header.partition(" ")
+        try:
+            username, sep, password = base64.b64decode(encoded, validate=True).decode("utf-8").partition(":")
+        except (binascii.Error, UnicodeDecodeError, ValueError):
+            sep = ""
+        if scheme.lower() != "basic" or not sep:
+            return error_response(401, "send user name and password (Authorization: Basic)")
+        result = await auth.login_async(self.store, username, password, request.remote)
+        if result.limited:
+            return json_response(
+                429,
+                {"error": "too many failed logins; try again in 15 minutes"},
+                (("Retry-After", str(int(auth.WINDOW_S))),),
+            )
+        if result.staff is None or result.token is None:
+            return error_response(401, "wrong user name or password")
+        self.log.append(
+            "login",
+            {"username": result.staff.username},
+            prison=result.staff.prison,
+            actor=f"staff:{result.staff.username}",
+        )
+        payload = {"username": result.staff.username, "prison": result.staff.prison}
+        return json_response(200, payload, (self._cookie(result.token, int(auth.SESSION_S)),))
+
+    async def logout(self, request: HttpRequest) -> Response:
+        if not origin_allowed(request.headers, self.origins, self.secure):
+            return error_response(403, "origin not allowed")
+        token = session_token(request.headers)
+        if token:
+            auth.logout(self.store, token)
+        return json_response(200, {"ok": True}, (self._cookie("", 0),))
+
+    # -- needs a session ----------------------------------------------------------------------
+
+    async def me(self, request: HttpRequest) -> Response:
+        staff = self.staff(request)
+        if staff is None:
+            return error_response(401, "login required")
+        return json_response(
+            200, {"username": staff.username, "prison": staff.prison, "now": self.store.clock()}
+        )
+
+    async def calls_of_day(self, request: HttpRequest) -> Response:
+        staff = self.staff(request)
+        if staff is None:
+            return error_response(401, "login required")
+        now = self.store.clock()
+        try:
+            offset = timedelta(minutes=int(request.query.get("utc_offset_min", ["0"])[0]))
+            day_text = request.query.get("day", [""])[0]
+            local_now = datetime.fromtimestamp(now, UTC) + offset
+            day = date.fromisoformat(day_text) if day_text else local_now.date()
+            if abs(offset) > timedelta(hours=14):
+                raise ValueError
+        except (ValueError, OverflowError):
+            return error_response(400, "day must be YYYY-MM-DD and utc_offset_min minutes east of UTC")
+        start = datetime(day.year, day.month, day.day, tzinfo=UTC) - offset
+        rows = board.board(
+            self.store, staff.prison, start.timestamp(), start.timestamp() + 86400, now, self.calls
+        )
+        return json_response(200, {"day": day.isoformat(), "now": now, "calls": rows})
+
+    async def call_history(self, request: HttpRequest) -> Response:
+        staff = self.staff(request)
+        if staff is None:
+            return error_response(401, "login required")
+        call_id = request.path.removeprefix("/console/api/calls/")
+        booking = self.store.booking(call_id)
+        if booking is None or booking.prison != staff.prison:
+            return error_response(404)
+        payload = board.history(self.store, booking, self.store.clock(), self.calls)
+        return json_response(200, payload)
+
+    async def evidence(self, request: HttpRequest) -> Response:
+        staff = self.staff(request)
+        if staff is None:
+            return error_response(401, "login required")
+        digest = request.path.removeprefix("/console/api/evidence/").removesuffix(".jpg")
+        if not _DIGEST.match(digest) or staff.prison not in self.log.evidence_prison(digest):
+            return error_response(404)
+        try:
+            data = self.log.evidence_path(digest).read_bytes()
+        except OSError:
+            return error_response(404)
+        return response(200, data, "image/jpeg")

@@ -1,0 +1,202 @@
+"""/console/ws: the live alert feed and the staff actions of one console.
+
+One connection: check Origin and session (else close 4403 / 4401 before sending anything), wait for
+``hello``, send ``welcome`` and the records missed since the client's last audit id, then two
+loops: *push* sends new audit records of the staff member's prison whenever the hub publishes (or
+every ``POLL_S``), reading them from the store; *read* validates and executes the console's
+messages. The session is re-checked before every action and on every push, so a logout or a
+disabled account ends the feed at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import TYPE_CHECKING, Any
+
+from websockets.asyncio.server import ServerConnection
+from websockets.exceptions import ConnectionClosed
+
+from monitor import auth
+from monitor.console import messages
+from monitor.console.app import origin_allowed, session_token
+
+if TYPE_CHECKING:
+    from monitor.console.app import Console
+
+POLL_S = 0.5
+BATCH = 500  # records per message
+HELLO_TIMEOUT_S = 10.0
+RECENT_S = 12 * 3600.0  # a console that has seen nothing gets the last shift's records
+CLOSE_LOGIN = 4401
+CLOSE_ORIGIN = 4403
+
+
+class Feed:
+    def __init__(self, console: Console) -> None:
+        self.console = console
+
+    def _staff(self, token: str | None) -> auth.Staff | None:
+        return auth.session_staff(self.console.store, token)
+
+    async def run(self, connection: ServerConnection) -> None:
+        request = connection.request
+        if request is None:
+            return
+        if not origin_allowed(request.headers, self.console.origins, self.console.secure):
+            await connection.close(CLOSE_ORIGIN, "origin not allowed")
+            return
+        token = session_token(request.headers)
+        staff = self._staff(token)
+        if staff is None:
+            await connection.close(CLOSE_LOGIN, "login required")
+            return
+        try:
+            after = await self._hello(connection)
+            if after is None:
+                return
+            await self._session(connection, staff, token, after)
+        except ConnectionClosed:
+            pass
+
+    async def _hello(self, connection: ServerConnection) -> int | None:
+        """The audit id to start after (-1: recent records), or None when the console gave up."""
+        while True:
+            try:
+                raw = await asyncio.wait_for(connection.recv(), HELLO_TIMEOUT_S)
+            except TimeoutError:
+                await connection.close(1008, "send hello first")
+                return None
+            try:
+                message = messages.parse(raw)
+            except messages.MessageError as exc:
+                await connection.send(messages.encode("error", message=str(exc)))
+                continue
+            if isinstance(message, messages.Hello):
+                return -1 if message.after is None else message.after
+            await connection.send(messages.encode("error", message="send hello first", ref=message.ref))
+
+    async def _session(
+        self, connection: ServerConnection, staff: auth.Staff, token: str | None, after: int
+    ) -> None:
+        log = self.console.log
+        if after < 0:
+            first = log.first_since(staff.prison, self.console.store.clock() - RECENT_S)
+            after = log.head_id() if first is None else first - 1
+        await connection.send(
+            messages.encode("welcome", username=staff.username, prison=staff.prison, head=log.head_id())
+        )
+        pusher = asyncio.create_task(self._push(connection, staff, token, after))
+        try:
+            async for raw in connection:
+                if pusher.done():
+                    break
+                await self._handle(connection, staff, token, raw)
+        finally:
+            pusher.cancel()
+            with contextlib.suppress(asyncio.CancelledError, ConnectionClosed):
+                await pusher
+
+    async def _push(
+        self, connection: ServerConnection, staff: auth.Staff, token: str | None, after: int
+    ) -> None:
+        log = self.console.log
+        hub = self.console.hub
+        subscription = hub.subscribe() if hub is not None else None
+        backlog = True  # the first batch is always sent, even empty: what follows is live
+        try:
+            while True:
+                if self._staff(token) is None:
+                    await connection.close(CLOSE_LOGIN, "session ended")
+                    return
+                records = log.since(staff.prison, after, BATCH)
+                if records or backlog:
+                    after = records[-1].id if records else after
+                    payload = [r.public() for r in records]
+                    await connection.send(messages.encode("records", records=payload, backlog=backlog))
+                    backlog = False
+                if len(records) < BATCH:  # a full batch: more are waiting, send them at once
+                    await self._wait(subscription)
+        finally:
+            close = getattr(subscription, "close", None)
+            if callable(close):
+                close()
+
+    @staticmethod
+    async def _wait(subscription: Any) -> None:
+        """Until the hub publishes something (then a moment for its audit write) or POLL_S passes."""
+        if subscription is None:
+            await asyncio.sleep(POLL_S)
+            return
+        with contextlib.suppress(TimeoutError, StopAsyncIteration):
+            await asyncio.wait_for(anext(subscription), POLL_S)
+
+    async def _handle(
+        self, connection: ServerConnection, staff: auth.Staff, token: str | None, raw: Any
+    ) -> None:
+        try:
+            message = messages.parse(raw)
+        except messages.MessageError as exc:
+            await connection.send(messages.encode("error", message=str(exc)))
+            return
+        if self._staff(token) is None:
+            await connection.close(CLOSE_LOGIN, "session ended")
+            return
+        try:
+            text = await self._act(staff, message)
+        except ActionRefused as exc:
+            await connection.send(messages.encode("error", message=str(exc), ref=message.ref))
+            return
+        await connection.send(messages.encode("done", message=text, ref=message.ref))
+
+    async def _act(self, staff: auth.Staff, message: messages.ClientMessage) -> str:
+        store, log, calls = self.console.store, self.console.log, self.console.calls
+        actor = f"staff:{staff.username}"
+        if isinstance(message, messages.Hello):
+            raise ActionRefused("already said hello")
+        if isinstance(message, messages.Ack):
+            alert = log.get(message.audit_id)
+            if alert is None or alert.prison != staff.prison or alert.kind != "alert":
+                raise ActionRefused("no such alert")
+            log.append(
+                "staff_action",
+                {"action": "acknowledge", "alert_id": alert.id},
+                prison=staff.prison,
+                call_id=alert.call_id,
+                actor=actor,
+            )
+            return f"alert {alert.id} acknowledged"
+        if not isinstance(message, messages.Pause | messages.Resume | messages.End):
+            raise ActionRefused("not a console action")  # parse() allows only feed types here
+        booking = store.booking(message.call_id)
+        if booking is None or booking.prison != staff.prison:
+            raise ActionRefused("no such call")
+        call = calls.get(message.call_id) if calls is not None else None
+        if call is None or str(call.state) == "ended":
+            raise ActionRefused("this call is not running now")
+        if isinstance(message, messages.Pause):
+            action, data = "pause", {"note": message.note}
+        elif isinstance(message, messages.Resume):
+            if str(call.state) != "paused":
+                raise ActionRefused("the call is not paused")
+            action, data = "approve_resume", {}
+        else:
+            action, data = "end", {"note": message.note}
+        log.append(
+            "staff_action",
+            {"action": action, **data},
+            prison=staff.prison,
+            call_id=message.call_id,
+            actor=actor,
+        )
+        if isinstance(message, messages.Pause):
+            await call.staff_pause(message.note, staff.username)
+        elif isinstance(message, messages.Resume):
+            await call.staff_resume(staff.username)
+        else:
+            await call.staff_end(message.note, staff.username)
+        return f"{action.replace('_', ' ')} sent to {message.call_id}"
+
+
+class ActionRefused(Exception):
+    """A well-formed action that cannot be done; the text goes back to that console."""

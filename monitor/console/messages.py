@@ -1,0 +1,153 @@
+"""Every message a console sends on /console/ws, parsed and validated in one place.
+
+Client -> server (JSON objects, at most ``MAX_BYTES``; ``ref`` is an optional client tag echoed in
+the answer):
+
+- ``{"type": "hello", "after": 41}``: start the feed after audit record 41 (``null``: recent records);
+- ``{"type": "pause", "call_id": "...", "note": "inappropriate behaviour"}`` (a note is required);
+- ``{"type": "resume", "call_id": "..."}``: approve the resume (the recheck must still pass);
+- ``{"type": "end", "call_id": "...", "note": "..."}``;
+- ``{"type": "ack", "audit_id": 57}``: acknowledge an alert.
+
+On /console/watch (staff watching a call): ``{"type": "watch", "call_id": "..."}``, then
+``{"type": "answer", "sdp": "..."}`` (at most ``MAX_SDP_BYTES``) for the server's offer.
+
+Server -> client: ``welcome`` (who you are, head audit id), ``records`` (audit records, oldest
+first), ``done`` / ``error`` (answers, with ``ref``). A bad message gets one ``error`` naming what is
+wrong; the connection stays open.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+MAX_BYTES = 4096
+MAX_SDP_BYTES = 64 * 1024
+MAX_NOTE = 500
+
+
+class MessageError(ValueError):
+    """A console message is malformed; the text is safe to send back to that console."""
+
+
+@dataclass(frozen=True, slots=True)
+class Hello:
+    after: int | None
+    ref: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Pause:
+    call_id: str
+    note: str
+    ref: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Resume:
+    call_id: str
+    ref: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class End:
+    call_id: str
+    note: str
+    ref: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Ack:
+    audit_id: int
+    ref: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Watch:
+    call_id: str
+    ref: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    sdp: str
+    ref: str | None = None
+
+
+ClientMessage = Hello | Pause | Resume | End | Ack | Watch | Answer
+FEED_TYPES = ("hello", "pause", "resume", "end", "ack")
+WATCH_TYPES = ("watch", "answer")
+
+_FIELDS: dict[str, tuple[str, ...]] = {
+    "hello": ("after",),
+    "pause": ("call_id", "note"),
+    "resume": ("call_id",),
+    "end": ("call_id", "note"),
+    "ack": ("audit_id",),
+    "watch": ("call_id",),
+    "answer": ("sdp",),
+}
+
+
+def _text(doc: dict[str, Any], key: str, limit: int, required: bool = True) -> str:
+    value = doc.get(key, "")
+    if not isinstance(value, str):
+        raise MessageError(f"{key}: must be text")
+    value = value.strip()
+    if required and not value:
+        raise MessageError(f"{key}: must not be empty")
+    if len(value) > limit:
+        raise MessageError(f"{key}: at most {limit} characters")
+    return value
+
+
+def _int(value: object, key: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise MessageError(f"{key}: must be a whole number >= 0")
+    return value
+
+
+def parse(raw: str | bytes, allowed: tuple[str, ...] = FEED_TYPES) -> ClientMessage:
+    """One message of the ``allowed`` types (the feed's by default), or a MessageError."""
+    if isinstance(raw, bytes):
+        raise MessageError("send text frames (JSON), not binary")
+    limit = MAX_SDP_BYTES if "answer" in allowed else MAX_BYTES
+    if len(raw.encode("utf-8")) > limit:
+        raise MessageError(f"message too large (at most {limit} bytes)")
+    try:
+        doc = json.loads(raw)
+    except ValueError:
+        raise MessageError("not valid JSON") from None
+    if not isinstance(doc, dict):
+        raise MessageError("a message must be a JSON object")
+    kind = doc.get("type")
+    if not isinstance(kind, str) or kind not in allowed:
+        raise MessageError(f"type: must be one of {', '.join(allowed)}")
+    for key in doc:
+        if key not in (*_FIELDS[kind], "type", "ref"):
+            raise MessageError(f"{key}: unknown field for {kind}")
+    ref = doc.get("ref")
+    if ref is not None and (not isinstance(ref, str) or len(ref) > 64):
+        raise MessageError("ref: must be text of at most 64 characters")
+    match kind:
+        case "hello":
+            after = doc.get("after")
+            return Hello(None if after is None else _int(after, "after"), ref)
+        case "pause":
+            return Pause(_text(doc, "call_id", 100), _text(doc, "note", MAX_NOTE), ref)
+        case "resume":
+            return Resume(_text(doc, "call_id", 100), ref)
+        case "end":
+            return End(_text(doc, "call_id", 100), _text(doc, "note", MAX_NOTE, required=False), ref)
+        case "watch":
+            return Watch(_text(doc, "call_id", 100), ref)
+        case "answer":
+            return Answer(_text(doc, "sdp", MAX_SDP_BYTES), ref)
+        case _:
+            return Ack(_int(doc.get("audit_id"), "audit_id"), ref)
+
+
+def encode(kind: str, **fields: Any) -> str:
+    return json.dumps({"type": kind, **fields}, ensure_ascii=False)

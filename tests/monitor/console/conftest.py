@@ -1,0 +1,3 @@
+from console_site import site
+
+__all__ = ["site"]

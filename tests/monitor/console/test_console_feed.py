@@ -1,0 +1,156 @@
+"""The live feed and staff actions over /console/ws, against real calls (policy session, hub,
+audit recorder) and the real store."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+from console_site import Site, next_message, records_until
+
+from monitor.audit import AuditLog
+from monitor.store import Store
+from policies.events import CaptureAttempt
+
+
+async def console(site: Site, user: str = "alice", after: int | None = None):  # type: ignore[no-untyped-def]
+    ws = await site.ws(await site.login(user))
+    await ws.send(json.dumps({"type": "hello", "after": after}))
+    await next_message(ws, "welcome")
+    return ws
+
+
+async def test_alert_reaches_the_console_with_the_state_change(site: Site) -> None:
+    ws = await console(site)
+    call = site.start_call(site.bookings["call-ex"])
+    await records_until(ws, lambda r: r["kind"] == "state" and r["data"]["state"] == "verifying")
+    started = time.perf_counter()
+    await call.handle(CaptureAttempt(call.now(), "v1", "screen recording"))
+    got = await records_until(ws, lambda r: r["kind"] == "alert")
+    latency = time.perf_counter() - started
+    print(f"alert delivered to the console {latency * 1000:.0f} ms after the decision")
+    alert = next(r for r in got if r["kind"] == "alert")
+    assert alert["call_id"] == "call-ex" and alert["data"]["reason"] == "capture_attempt"
+    assert alert["data"]["needs_staff"] is True and alert["actor"] == "policy"
+    paused = next(r for r in got if r["kind"] == "state" and r["data"]["state"] == "paused")
+    assert paused["data"]["reasons"] == ["capture_attempt"]
+    # the store agrees, and the chain holds
+    cookie = await site.login("alice")
+    board = (await site.get("/console/api/calls", cookie)).json()["calls"]
+    row = next(c for c in board if c["call_id"] == "call-ex")
+    assert row["state"] == "paused" and row["unacknowledged"] == 1 and row["running"]
+    assert AuditLog(site.store).verify().ok
+    await ws.close()
+
+
+async def test_reconnecting_console_gets_what_it_missed_from_the_store(site: Site) -> None:
+    ws = await console(site, after=0)
+    seen = (await next_message(ws, "records"))["records"]
+    last = max((r["audit_id"] for r in seen), default=0)
+    await ws.close()
+    # written while the console was away, through another connection to the database file
+    with Store(site.store.path) as other:
+        log = AuditLog(other)
+        missed = [
+            log.append("alert", {"reason": reason, "t": 3.0}, prison="HMP Example", call_id="call-ex").id
+            for reason in ("unbooked_face", "face_not_visible")
+        ]
+        log.append("alert", {"reason": "no_face"}, prison="HMP Other", call_id="call-other")
+    ws = await console(site, after=last)
+    backlog = await next_message(ws, "records")
+    assert backlog["backlog"] is True
+    assert [r["audit_id"] for r in backlog["records"] if r["kind"] == "alert"] == missed
+    assert {r["prison"] for r in backlog["records"]} == {"HMP Example"}
+    await ws.close()
+
+
+async def test_staff_pause_approve_resume_and_end(site: Site) -> None:
+    ws = await console(site)
+    call = site.start_call(site.bookings["call-ex"])
+    await records_until(ws, lambda r: r["kind"] == "state" and r["data"]["state"] == "verifying")
+
+    await ws.send(
+        json.dumps({"type": "pause", "call_id": "call-ex", "note": "inappropriate gesture", "ref": "p1"})
+    )
+    done = await next_message(ws, "done")
+    assert done["ref"] == "p1"
+    got = await records_until(ws, lambda r: r["kind"] == "state" and r["data"]["state"] == "paused")
+    action = next(r for r in got if r["kind"] == "staff_action")
+    assert action["actor"] == "staff:alice" and action["data"] == {
+        "action": "pause",
+        "note": "inappropriate gesture",
+    }
+    assert str(call.state) == "paused" and call.last_reasons == ("staff_pause",)
+
+    await ws.send(json.dumps({"type": "resume", "call_id": "call-ex"}))
+    await next_message(ws, "done")
+    got = await records_until(ws, lambda r: r["kind"] == "staff_action")
+    assert got[-1]["data"]["action"] == "approve_resume" or any(
+        r["kind"] == "staff_action" and r["data"]["action"] == "approve_resume" for r in got
+    )
+
+    await ws.send(json.dumps({"type": "end", "call_id": "call-ex", "note": "ended by staff"}))
+    await next_message(ws, "done")
+    got = await records_until(ws, lambda r: r["kind"] == "state" and r["data"]["state"] == "ended")
+    ended = next(r for r in got if r["kind"] == "state" and r["data"]["state"] == "ended")
+    assert ended["data"]["reasons"] == ["staff_end"]
+    await asyncio.wait_for(call.ended.wait(), 5)
+
+    await ws.send(json.dumps({"type": "pause", "call_id": "call-ex", "note": "too late"}))
+    assert (await next_message(ws, "error"))["message"] == "this call is not running now"
+    cookie = await site.login("alice")
+    history = (await site.get("/console/api/calls/call-ex", cookie)).json()
+    kinds = [(r["kind"], r["data"].get("state") or r["data"].get("action")) for r in history["records"]]
+    assert ("staff_action", "pause") in kinds and ("state", "ended") in kinds
+    assert history["state"] == "ended" and history["running"] is False
+    await ws.close()
+
+
+async def test_acknowledging_an_alert(site: Site) -> None:
+    alert = AuditLog(site.store).append(
+        "alert", {"reason": "unbooked_face"}, prison="HMP Example", call_id="call-ex"
+    )
+    ws = await console(site, after=0)
+    await ws.send(json.dumps({"type": "ack", "audit_id": alert.id}))
+    assert (await next_message(ws, "done"))["message"] == f"alert {alert.id} acknowledged"
+    got = await records_until(ws, lambda r: r["kind"] == "staff_action")
+    assert got[-1]["data"] == {"action": "acknowledge", "alert_id": alert.id}
+    cookie = await site.login("alice")
+    history = (await site.get("/console/api/calls/call-ex", cookie)).json()
+    assert history["acknowledged"] == [alert.id] and history["unacknowledged"] == 0
+    await ws.send(json.dumps({"type": "ack", "audit_id": got[-1]["audit_id"]}))  # not an alert
+    assert (await next_message(ws, "error"))["message"] == "no such alert"
+    await ws.close()
+
+
+async def test_bad_messages_get_one_clear_error_and_the_feed_goes_on(site: Site) -> None:
+    ws = await console(site)
+    for raw, expected in (
+        ("not json", "not valid JSON"),
+        ("[1, 2]", "a message must be a JSON object"),
+        ('{"type": "launch"}', "type: must be one of"),
+        ('{"type": "pause", "call_id": "call-ex"}', "note: must not be empty"),
+        ('{"type": "pause", "call_id": "call-ex", "note": "x", "extra": 1}', "extra: unknown field"),
+        ('{"type": "ack", "audit_id": "7"}', "audit_id: must be a whole number"),
+        ('{"type": "hello", "after": 0}', "already said hello"),
+        ('{"type": "pause", "call_id": "call-ex", "note": "' + "x" * 5000 + '"}', "message too large"),
+        ('{"type": "resume", "call_id": "call-ex"}', "this call is not running now"),
+        ('{"type": "resume", "call_id": "nope"}', "no such call"),
+    ):
+        await ws.send(raw)
+        assert expected in (await next_message(ws, "error"))["message"]
+    await ws.send(b"\x00binary")
+    assert "binary" in (await next_message(ws, "error"))["message"]
+    AuditLog(site.store).append("alert", {"reason": "no_face"}, prison="HMP Example", call_id="call-ex")
+    assert (await records_until(ws, lambda r: r["kind"] == "alert"))[-1]["data"]["reason"] == "no_face"
+    await ws.close()
+
+
+async def test_console_must_say_hello_first(site: Site) -> None:
+    ws = await site.ws(await site.login("alice"))
+    await ws.send(json.dumps({"type": "ack", "audit_id": 1}))
+    assert (await next_message(ws, "error"))["message"] == "send hello first"
+    await ws.send(json.dumps({"type": "hello", "after": None}))
+    assert (await next_message(ws, "welcome"))["username"] == "alice"
+    await ws.close()
