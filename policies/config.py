@@ -37,6 +37,7 @@ class PolicyConfig:
     poor_lighting_pause_after_s: float = 30.0
     analysis_timeout_s: float = 5.0
     recheck_clean_for_s: float = 2.0
+    recheck_fresh_within_s: float = 1.0
     staff_approval_reasons: tuple[Reason, ...] = (Reason.CAPTURE_ATTEMPT, Reason.STAFF_PAUSE)
     reconnect_grace_s: float = 10.0
 
@@ -73,7 +74,11 @@ _LAYOUT: dict[str, dict[str, str]] = {
         )
     },
     "analysis": {"timeout_s": "analysis_timeout_s"},
-    "recheck": {"clean_for_s": "recheck_clean_for_s", "staff_approval_reasons": "staff_approval_reasons"},
+    "recheck": {
+        "clean_for_s": "recheck_clean_for_s",
+        "fresh_within_s": "recheck_fresh_within_s",
+        "staff_approval_reasons": "staff_approval_reasons",
+    },
     "connection": {"reconnect_grace_s": "reconnect_grace_s"},
 }
 

@@ -1,0 +1,555 @@
+"""The call's state machine: events stamped with media time in, decisions out.
+
+Theory of operation
+-------------------
+States: ``waiting`` (before the booked start) -> ``verifying`` (from t = 0 until the first security
+check passes) -> ``live`` <-> ``paused`` -> ``ended`` (terminal, from any state).
+
+Time is an input. Every event carries ``t``, media seconds since the booked start; the session's
+clock is ``max(previous now, event.t)``, so a slightly late event from another source never moves
+time back, and the core never reads a clock. That is what lets a live call and the replay of its
+recording reach the same decisions at the same times. Before the transition table is consulted,
+every event first *advances the clock*: everything that was due between the previous ``now`` and
+the event's time fires in time order, each stamped with its own due time (the call starting at 0,
+``time_up`` at the booked duration, analysis time-outs, warnings, pauses, clears, passed
+rechecks). Ties fire in a fixed order (start, end, analysis time-outs, stale frames, a side gone,
+clears, warnings, pauses, rechecks). Then the table ``TRANSITIONS[(state, event type)]`` names
+the handler, ``IGNORE`` or ``ILLEGAL``; an illegal pair raises :class:`IllegalTransition` and the
+session is rolled back to exactly where it was (legality is judged after the advance, so a
+``StaffResume`` is legal if the call has paused by the event's time). After the handler, whatever
+it made due at ``now`` fires too.
+
+Findings are kept per (source, reason) and computed from each Observation of that source
+(policies/findings.py): ``unbooked_face``, ``too_many_faces``, ``face_not_visible``, ``no_face``,
+``poor_lighting``. A finding starts when first seen and clears only after it has been absent from
+that source's observations for ``clear_after_s`` (one-frame blinks neither start nor reset
+anything). A finding that lasts its warn window gives the participant one ``Warning`` (plain-word
+guidance) and a ``WarningCleared`` when it clears; one that lasts its pause window pauses the call
+(``verifying``/``live`` -> ``paused``) with an ``Alert`` for staff, or, while already paused, adds its
+reason and alerts. Each finding episode fires its warning and its pause at most once. An alert
+names the source, the face track behind the finding and a participant: the matched person whose
+face it is, else the device's owner (an unbooked face has no participant of its own). Pauses never
+fire before t = 0: a finding seen while waiting pauses at the start if it lasted long enough.
+
+What else pauses: ``CaptureAttempt`` and ``StaffPause`` at once; ``analysis_error`` when an
+analysed, connected source (joined with ``analysed=True``, or any source that has sent an
+Observation) has delivered no Observation for ``analysis_timeout_s`` (counted from its last
+Observation or its join, never from before t = 0). ``AnalysisFailed`` is only noted (its detail
+goes in the alert): the time-out is the rule, so a one-off failure does not pause. A
+``ParticipantLeft`` device stops being expected and takes its findings with it; a side (visitors or
+prisoner) that had joined and has no device left for ``reconnect_grace_s`` becomes a ``no_face``
+finding of that side (source ``side:visitor`` / ``side:prisoner``), counted from the leave, so it
+pauses ``no_face_pause_after_s`` after the leave (or at the end of the grace, if later); a rejoin
+within the grace changes nothing, a later one clears it. A source first heard of through an
+Observation (replay sends no joins) or an AnalysisFailed (taken as a visitor device) counts as
+joined and analysed; reports from a device after it has left are ignored until it rejoins.
+
+What resumes: the security check is *clean* when there is at least one analysed, connected source
+and every one has a fresh latest Observation (since it (re)joined, less than
+``recheck_fresh_within_s`` old, so a check never passes on stale frames) showing >= 1 face, every
+face MATCH to a person booked on that side and fully visible, no more faces than booked for that
+side and nobody without a face. Verifying goes live once the check has been clean
+continuously for ``recheck_clean_for_s``. While paused, the same window counted from the latest
+pause reason gives ``RecheckPassed``; the call goes live with its reasons cleared unless a reason in
+``staff_approval_reasons`` arrived after the latest ``StaffResume`` (``awaiting_staff``); a
+``StaffResume`` after a passed recheck (still clean) resumes at once. The call ends at
+``duration_s`` (``time_up``) or on ``StaffEnd``; nothing is emitted after ``ended``.
+
+Determinism: the same events give the same decisions; nothing iterates a set, dictionaries keep
+insertion order and simultaneous work is ordered by (time, kind, key).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import Enum, IntEnum
+from typing import Any
+
+from policies.booking import Booking
+from policies.config import PolicyConfig
+from policies.decisions import (
+    Alert,
+    Decision,
+    IdentityNoted,
+    RecheckPassed,
+    State,
+    StateChanged,
+    Warning,
+    WarningCleared,
+)
+from policies.events import (
+    AnalysisFailed,
+    CaptureAttempt,
+    Event,
+    Observation,
+    ParticipantJoined,
+    ParticipantLeft,
+    Role,
+    StaffEnd,
+    StaffPause,
+    StaffResume,
+    Tick,
+    Verdict,
+)
+from policies.findings import Culprit, findings_in, guidance, is_clean
+from policies.reasons import OBSERVED_REASONS, Reason
+
+
+class IllegalTransition(ValueError):
+    """An event that is not allowed in the session's state. The session is left unchanged."""
+
+    def __init__(self, state: State, event: Event) -> None:
+        super().__init__(f"{type(event).__name__} at t={event.t:g} is not allowed while the call is {state}")
+        self.state = state
+        self.event = event
+
+
+class Rule(Enum):
+    IGNORE = "ignore"  # legal, nothing to do beyond advancing the clock
+    ILLEGAL = "illegal"  # raises IllegalTransition
+
+
+IGNORE = Rule.IGNORE
+ILLEGAL = Rule.ILLEGAL
+
+_REASON_RANK = {reason: rank for rank, reason in enumerate(Reason)}
+
+# What a finding is, for the staff alert (the culprit's kind is appended in brackets).
+_WHAT = {
+    Reason.UNBOOKED_FACE: "a face that matches nobody booked on this call is in view",
+    Reason.TOO_MANY_FACES: "more faces in view than people booked for this side",
+    Reason.FACE_NOT_VISIBLE: "a face is only partly visible or turned away",
+    Reason.NO_FACE: "nobody in view",
+    Reason.POOR_LIGHTING: "lighting too poor to recognise faces",
+    Reason.ANALYSIS_ERROR: "no analysis results",
+}
+
+
+class _Due(IntEnum):
+    """Kinds of timed work, in the order they fire when due at the same time."""
+
+    START = 0
+    TIME_UP = 1
+    STALL = 2
+    STALE = 3
+    SIDE_GONE = 4
+    CLEAR = 5
+    WARN = 6
+    PAUSE = 7
+    RECHECK = 8
+
+
+@dataclass
+class _Source:
+    role: Role
+    participant: str | None  # who the device belongs to (from the join token), when known
+    analysed: bool
+    since: float  # clock time of the (re)join or first observation
+    connected: bool = True
+    latest: Observation | None = None  # since the (re)join
+    last_seen: float | None = None
+    stale: bool = False  # latest observation too old to count for the security check
+    stalled: bool = False  # no observation for the analysis time-out (analysis_error)
+    failure: str = ""  # detail of the latest AnalysisFailed
+
+
+@dataclass
+class _Finding:
+    first_seen: float
+    warn_after: float | None
+    pause_after: float
+    culprit: Culprit
+    absent_since: float | None = None
+    warned: bool = False
+    fired: bool = False
+
+
+_Key = tuple[str, Reason]
+
+
+def side_source(role: Role) -> str:
+    """The source name used for a side's own findings (a side with no device left)."""
+    return f"side:{role.value}"
+
+
+class Session:
+    """One call's rules. Feed it events in (roughly) time order with :meth:`handle`."""
+
+    def __init__(
+        self, config: PolicyConfig, duration_s: float, visitors: tuple[str, ...], prisoner: str | None = None
+    ) -> None:
+        if not (math.isfinite(duration_s) and duration_s > 0):
+            raise ValueError(f"duration_s must be a positive number of seconds, got {duration_s!r}")
+        if not visitors:
+            raise ValueError("a session needs at least one booked visitor")
+        self._config = config
+        self._duration = float(duration_s)
+        self._visitors = tuple(visitors)
+        self._prisoner = prisoner
+        self._state = State.WAITING
+        self._now = -math.inf
+        self._reasons: list[Reason] = []  # active pause reasons, or the end reason
+        self._awaiting_approval = False
+        self._recheck_from = 0.0
+        self._recheck_passed = False
+        self._clean_since: float | None = None
+        self._sources: dict[str, _Source] = {}
+        self._findings: dict[_Key, _Finding] = {}
+        self._identities: dict[tuple[str, int], tuple[Verdict, str | None]] = {}
+        self._sides_joined: list[Role] = []
+        self._side_left: dict[Role, float] = {}
+        self._out: list[Decision] = []
+
+    @classmethod
+    def for_booking(cls, booking: Booking, config: PolicyConfig) -> Session:
+        return cls(config, booking.duration_s, booking.visitor_ids, booking.prisoner.id)
+
+    @property
+    def state(self) -> State:
+        return self._state
+
+    @property
+    def reasons(self) -> tuple[Reason, ...]:
+        """Why the call is paused (or ended); empty otherwise."""
+        return tuple(self._reasons)
+
+    @property
+    def now(self) -> float:
+        """The session clock: the latest event time seen (-inf before the first event)."""
+        return self._now
+
+    @property
+    def duration_s(self) -> float:
+        return self._duration
+
+    @property
+    def awaiting_staff(self) -> bool:
+        """Paused, and a member of staff must approve before the call can resume."""
+        return self._state is State.PAUSED and self._awaiting_approval
+
+    def handle(self, event: Event) -> tuple[Decision, ...]:
+        """Advance the clock to ``event.t``, apply the event, return the decisions in order."""
+        if type(event) not in _EVENT_TYPES:
+            raise TypeError(f"not a session event: {event!r}")
+        if not math.isfinite(event.t):
+            raise ValueError(f"{type(event).__name__}.t must be a finite number of seconds, got {event.t!r}")
+        saved = copy.deepcopy(self.__dict__) if type(event) in _MAY_BE_ILLEGAL else None
+        self._out = []
+        self._advance(event.t)
+        rule = TRANSITIONS[(self._state, type(event))]
+        if rule is ILLEGAL:
+            state = self._state
+            self.__dict__.update(saved or {})  # saved: every type with an ILLEGAL pair is snapshotted
+            raise IllegalTransition(state, event)
+        if not isinstance(rule, Rule):
+            rule(self, event)
+            self._advance(self._now)
+        return tuple(self._out)
+
+    # -- the clock ---------------------------------------------------------------------------------
+
+    def _advance(self, target: float) -> None:
+        while (due := self._next_due()) is not None and due[0] <= target:
+            at, kind, key = due
+            self._now = max(self._now, at)
+            self._fire(kind, key)
+        self._now = max(self._now, target)
+
+    def _next_due(self) -> tuple[float, _Due, tuple[str, str]] | None:
+        if self._state is State.ENDED:
+            return None
+        cfg = self._config
+        due: list[tuple[float, _Due, tuple[str, str]]] = [(self._duration, _Due.TIME_UP, ("", ""))]
+        if self._state is State.WAITING:
+            due.append((0.0, _Due.START, ("", "")))
+        for name, src in self._sources.items():
+            if src.connected and src.analysed and not src.stalled:
+                since = src.since if src.last_seen is None else src.last_seen
+                due.append((max(since, 0.0) + cfg.analysis_timeout_s, _Due.STALL, (name, "")))
+            if src.latest is not None and src.last_seen is not None and not src.stale:
+                due.append((src.last_seen + cfg.recheck_fresh_within_s, _Due.STALE, (name, "")))
+        for role, left in self._side_left.items():
+            if (side_source(role), Reason.NO_FACE) not in self._findings:
+                due.append((left + cfg.reconnect_grace_s, _Due.SIDE_GONE, (role.value, "")))
+        for (name, reason), f in self._findings.items():
+            key = (name, reason.value)
+            if f.absent_since is not None:
+                due.append((f.absent_since + cfg.clear_after_s, _Due.CLEAR, key))
+            if f.warn_after is not None and not f.warned:
+                due.append((f.first_seen + f.warn_after, _Due.WARN, key))
+            if not f.fired:
+                due.append((max(f.first_seen + f.pause_after, 0.0), _Due.PAUSE, key))
+        if self._clean_since is not None:
+            if self._state is State.VERIFYING:
+                due.append((self._clean_since + cfg.recheck_clean_for_s, _Due.RECHECK, ("", "")))
+            elif self._state is State.PAUSED and not self._recheck_passed:
+                start = max(self._clean_since, self._recheck_from)
+                due.append((start + cfg.recheck_clean_for_s, _Due.RECHECK, ("", "")))
+        return min(due)
+
+    def _fire(self, kind: _Due, key: tuple[str, str]) -> None:
+        name, reason_value = key
+        if kind is _Due.START:
+            self._change(State.VERIFYING)
+        elif kind is _Due.TIME_UP:
+            self._end(Reason.TIME_UP)
+        elif kind is _Due.STALL:
+            src = self._sources[name]
+            src.stalled = True
+            culprit = Culprit(None, src.participant, src.failure)
+            timeout = self._config.analysis_timeout_s
+            finding = _Finding(self._now - timeout, None, timeout, culprit)  # due now: it lasted the time-out
+            self._findings[(name, Reason.ANALYSIS_ERROR)] = finding
+            self._update_clean()
+        elif kind is _Due.STALE:
+            self._sources[name].stale = True
+            self._update_clean()
+        elif kind is _Due.SIDE_GONE:
+            role = Role(name)
+            culprit = Culprit(None, None, "no device connected")
+            pause_after = self._config.no_face_pause_after_s
+            self._findings[(side_source(role), Reason.NO_FACE)] = _Finding(
+                self._side_left[role], None, pause_after, culprit
+            )
+        elif kind is _Due.CLEAR:
+            self._drop_finding((name, Reason(reason_value)))
+        elif kind is _Due.WARN:
+            finding = self._findings[(name, Reason(reason_value))]
+            finding.warned = True
+            text = guidance(Reason(reason_value), finding.culprit)
+            self._out.append(Warning(self._now, Reason(reason_value), name, text))
+        elif kind is _Due.PAUSE:
+            self._fire_pause(name, Reason(reason_value))
+        else:
+            self._recheck_due()
+
+    def _fire_pause(self, name: str, reason: Reason) -> None:
+        finding = self._findings[(name, reason)]
+        finding.fired = True
+        culprit = finding.culprit
+        what = _WHAT[reason] + (f" ({culprit.kind})" if culprit.kind else "")
+        src = self._sources.get(name)
+        participant = culprit.participant or (src.participant if src else None)
+        detail = f"{what}, for {self._now - finding.first_seen:.1f} s"
+        self._pause(reason, name, culprit.track, participant, detail)
+
+    def _recheck_due(self) -> None:
+        if self._state is State.VERIFYING:
+            self._change(State.LIVE)
+            return
+        self._recheck_passed = True
+        self._out.append(RecheckPassed(self._now, awaiting_staff=self._awaiting_approval))
+        if not self._awaiting_approval:
+            self._resume()
+
+    # -- state changes -----------------------------------------------------------------------------
+
+    def _change(self, state: State) -> None:
+        self._out.append(StateChanged(self._now, state, self._state, tuple(self._reasons)))
+        self._state = state
+
+    def _pause(
+        self, reason: Reason, source: str, track: int | None, participant: str | None, detail: str
+    ) -> None:
+        if self._state is State.PAUSED:
+            if reason not in self._reasons:
+                self._reasons.append(reason)
+        else:
+            self._reasons = [reason]
+            self._awaiting_approval = False
+            self._change(State.PAUSED)
+        needs_staff = reason in self._config.staff_approval_reasons
+        self._awaiting_approval = self._awaiting_approval or needs_staff
+        self._recheck_from = self._now
+        self._recheck_passed = False
+        self._out.append(Alert(self._now, reason, source, track, participant, detail, needs_staff))
+
+    def _resume(self) -> None:
+        self._reasons = []
+        self._awaiting_approval = False
+        self._change(State.LIVE)
+
+    def _end(self, reason: Reason) -> None:
+        self._reasons = [reason]
+        self._change(State.ENDED)
+
+    # -- findings and the security check -----------------------------------------------------------
+
+    def _drop_finding(self, key: _Key) -> None:
+        finding = self._findings.pop(key)
+        if finding.warned:
+            self._out.append(WarningCleared(self._now, key[1], key[0]))
+
+    def _booked_on(self, role: Role) -> tuple[str, ...] | None:
+        if role is Role.VISITOR:
+            return self._visitors
+        return None if self._prisoner is None else (self._prisoner,)
+
+    def _is_clean(self) -> bool:
+        analysed = [s for s in self._sources.values() if s.connected and s.analysed]
+        return bool(analysed) and all(
+            s.latest is not None
+            and not (s.stale or s.stalled)
+            and is_clean(s.latest, self._booked_on(s.role))
+            for s in analysed
+        )
+
+    def _update_clean(self) -> None:
+        if not self._is_clean():
+            self._clean_since = None
+            self._recheck_passed = False
+        elif self._clean_since is None:
+            self._clean_since = self._now
+
+    def _register(self, name: str, role: Role, participant: str | None, analysed: bool) -> _Source:
+        src = _Source(role, participant, analysed, since=self._now)
+        self._sources[name] = src
+        if role not in self._sides_joined:
+            self._sides_joined.append(role)
+        return src
+
+    def _refresh_sides(self) -> None:
+        for role in self._sides_joined:
+            if any(s.connected and s.role is role for s in self._sources.values()):
+                self._side_left.pop(role, None)
+                if (side_source(role), Reason.NO_FACE) in self._findings:
+                    self._drop_finding((side_source(role), Reason.NO_FACE))
+            elif role not in self._side_left:
+                self._side_left[role] = self._now
+
+    def _note_identities(self, obs: Observation) -> None:
+        for face in sorted(obs.faces, key=lambda f: f.track):
+            if face.verdict is Verdict.PENDING:
+                continue
+            participant = face.participant if face.verdict is Verdict.MATCH else None
+            known = (face.verdict, participant)
+            if self._identities.get((obs.source, face.track)) != known:
+                self._identities[(obs.source, face.track)] = known
+                self._out.append(IdentityNoted(self._now, obs.source, face.track, participant, face.distance))
+
+    # -- event handlers (named in TRANSITIONS) -----------------------------------------------------
+
+    def _on_observation(self, e: Observation) -> None:
+        src = self._sources.get(e.source)
+        if src is None:
+            src = self._register(e.source, e.role, None, analysed=True)
+            self._refresh_sides()
+        elif not src.connected:
+            return  # a late frame from a device that has left
+        src.analysed = True
+        self._note_identities(e)
+        src.latest = e
+        src.last_seen = self._now
+        src.stale = False
+        if src.stalled:
+            src.stalled = False
+            self._drop_finding((e.source, Reason.ANALYSIS_ERROR))
+        booked = self._booked_on(src.role)
+        found = findings_in(e, 1 if booked is None else len(booked))
+        cfg = self._config
+        for reason in OBSERVED_REASONS:
+            finding = self._findings.get((e.source, reason))
+            if reason in found:
+                if finding is None:
+                    self._findings[(e.source, reason)] = _Finding(
+                        self._now, cfg.warn_after(reason), cfg.pause_after(reason), found[reason]
+                    )
+                else:
+                    finding.absent_since = None
+                    finding.culprit = found[reason]
+            elif finding is not None and finding.absent_since is None:
+                finding.absent_since = self._now
+        self._update_clean()
+
+    def _on_analysis_failed(self, e: AnalysisFailed) -> None:
+        src = self._sources.get(e.source)
+        if src is None:
+            src = self._register(e.source, Role.VISITOR, None, analysed=True)
+            self._refresh_sides()
+        elif not src.connected:
+            return
+        src.analysed = True
+        src.failure = e.detail
+        self._update_clean()
+
+    def _on_capture_attempt(self, e: CaptureAttempt) -> None:
+        src = self._sources.get(e.source)
+        detail = e.detail or "recording or screenshot attempt"
+        self._pause(Reason.CAPTURE_ATTEMPT, e.source, None, src.participant if src else None, detail)
+
+    def _on_staff_pause(self, e: StaffPause) -> None:
+        detail = f"{e.note} (by {e.staff})" if e.staff else e.note
+        self._pause(Reason.STAFF_PAUSE, "", None, None, detail)
+
+    def _on_staff_resume(self, e: StaffResume) -> None:
+        self._awaiting_approval = False
+        if self._recheck_passed:
+            self._resume()
+
+    def _on_staff_end(self, e: StaffEnd) -> None:
+        self._end(Reason.STAFF_END)
+
+    def _on_joined(self, e: ParticipantJoined) -> None:
+        src = self._sources.get(e.source)
+        if src is None or not src.connected:
+            self._register(e.source, e.role, e.participant or None, e.analysed)
+        else:  # a repeated join of a connected device updates what we know about it
+            src.role, src.participant, src.analysed = e.role, e.participant or None, e.analysed
+            if e.role not in self._sides_joined:
+                self._sides_joined.append(e.role)
+        self._refresh_sides()
+        self._update_clean()
+
+    def _on_left(self, e: ParticipantLeft) -> None:
+        src = self._sources.get(e.source)
+        if src is None or not src.connected:
+            return
+        src.connected = False
+        src.latest = None
+        src.stalled = False
+        src.stale = False
+        mine = sorted((k for k in self._findings if k[0] == e.source), key=lambda k: _REASON_RANK[k[1]])
+        for key in mine:
+            self._drop_finding(key)
+        for track_key in [k for k in self._identities if k[0] == e.source]:
+            del self._identities[track_key]
+        self._refresh_sides()
+        self._update_clean()
+
+
+Handler = Callable[[Session, Any], None]
+_S = Session
+W, V, L, P, E = State.WAITING, State.VERIFYING, State.LIVE, State.PAUSED, State.ENDED
+
+# (state, event type) -> handler | IGNORE | ILLEGAL. Every pair is listed. The clock has already
+# advanced when this is consulted, so a Tick needs no handler: time passing is the advance itself.
+TRANSITIONS: dict[tuple[State, type], Handler | Rule] = {
+    (W, Tick): IGNORE, (V, Tick): IGNORE, (L, Tick): IGNORE, (P, Tick): IGNORE, (E, Tick): IGNORE,
+    (W, Observation): _S._on_observation, (V, Observation): _S._on_observation,
+    (L, Observation): _S._on_observation, (P, Observation): _S._on_observation, (E, Observation): IGNORE,
+    (W, AnalysisFailed): _S._on_analysis_failed, (V, AnalysisFailed): _S._on_analysis_failed,
+    (L, AnalysisFailed): _S._on_analysis_failed, (P, AnalysisFailed): _S._on_analysis_failed,
+    (E, AnalysisFailed): IGNORE,
+    (W, CaptureAttempt): ILLEGAL, (V, CaptureAttempt): _S._on_capture_attempt,
+    (L, CaptureAttempt): _S._on_capture_attempt, (P, CaptureAttempt): _S._on_capture_attempt,
+    (E, CaptureAttempt): IGNORE,
+    (W, StaffPause): ILLEGAL, (V, StaffPause): _S._on_staff_pause, (L, StaffPause): _S._on_staff_pause,
+    (P, StaffPause): _S._on_staff_pause, (E, StaffPause): ILLEGAL,
+    (W, StaffResume): ILLEGAL, (V, StaffResume): ILLEGAL, (L, StaffResume): ILLEGAL,
+    (P, StaffResume): _S._on_staff_resume, (E, StaffResume): ILLEGAL,
+    (W, StaffEnd): _S._on_staff_end, (V, StaffEnd): _S._on_staff_end, (L, StaffEnd): _S._on_staff_end,
+    (P, StaffEnd): _S._on_staff_end, (E, StaffEnd): ILLEGAL,
+    (W, ParticipantJoined): _S._on_joined, (V, ParticipantJoined): _S._on_joined,
+    (L, ParticipantJoined): _S._on_joined, (P, ParticipantJoined): _S._on_joined,
+    (E, ParticipantJoined): IGNORE,
+    (W, ParticipantLeft): _S._on_left, (V, ParticipantLeft): _S._on_left, (L, ParticipantLeft): _S._on_left,
+    (P, ParticipantLeft): _S._on_left, (E, ParticipantLeft): IGNORE,
+}  # fmt: skip
+
+_EVENT_TYPES = frozenset(event_type for _, event_type in TRANSITIONS)
+_MAY_BE_ILLEGAL = frozenset(event_type for (_, event_type), rule in TRANSITIONS.items() if rule is ILLEGAL)
+
+__all__ = ["IGNORE", "ILLEGAL", "TRANSITIONS", "IllegalTransition", "Rule", "Session", "side_source"]
