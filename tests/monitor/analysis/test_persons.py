@@ -1,0 +1,49 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from analysis_media import frame
+
+from monitor.analysis.box import Box
+from monitor.analysis.detect import FaceDetector
+from monitor.analysis.frame import Frame
+from monitor.analysis.persons import FacelessPersonCounter
+
+
+@pytest.fixture(scope="module")
+def counter() -> Iterator[FacelessPersonCounter]:
+    c = FacelessPersonCounter(period_s=0.0)
+    yield c
+    c.close()
+
+
+def test_a_person_whose_face_is_seen_is_not_faceless(
+    counter: FacelessPersonCounter, detector: FaceDetector, man_clip: list
+) -> None:
+    for _i, t, bgr in man_clip[::12]:
+        f = Frame(bgr)
+        faces = tuple(d.box for d in detector.detect(f))
+        assert counter.count(f, t, faces) == 0
+
+
+def test_a_person_with_no_checkable_face_is_counted(counter: FacelessPersonCounter, man_clip: list) -> None:
+    """The same frames when the face stage has nothing: the body is a person without a face."""
+    assert [counter.count(Frame(bgr), t, ()) for _i, t, bgr in man_clip[::12]] == [1] * 6
+
+
+def test_no_person_in_a_landscape_or_a_cartoon(counter: FacelessPersonCounter, cartoon_clip: list) -> None:
+    assert counter.count(frame("640px-IceBlockNearJoekullsarlon.jpg"), 0.0, ()) == 0
+    assert [counter.count(Frame(bgr), t, ()) for _i, t, bgr in cartoon_clip[::8]] == [0] * 12
+
+
+def test_answer_is_reused_within_the_period(man_clip: list) -> None:
+    counter = FacelessPersonCounter(period_s=1.0)
+    try:
+        _i, _t, bgr = man_clip[0]
+        f = Frame(bgr)
+        assert counter.count(f, 0.0, ()) == 1
+        assert counter.count(f, 0.5, (Box(0, 0, f.width, f.height),)) == 1  # not re-measured yet
+        assert counter.count(f, 1.0, (Box(0, 0, f.width, f.height),)) == 0
+    finally:
+        counter.close()

@@ -1,0 +1,143 @@
+from __future__ import annotations
+
+import pickle
+from collections.abc import Iterator
+
+import cv2
+import numpy as np
+import pytest
+from analysis_media import MEDIA, image
+
+from monitor.analysis.enrol import enrol_photos
+from monitor.analysis.evidence import annotate
+from monitor.analysis.gallery import Enrolment
+from monitor.analysis.pipeline import AnalysisSettings, FramePipeline, FrameResult
+from policies.events import Lighting, Observation, Role, Verdict, Visibility
+
+
+@pytest.fixture(scope="module")
+def man() -> Enrolment:
+    return enrol_photos({"man": [MEDIA / "single_face.jpg"]})
+
+
+@pytest.fixture(scope="module")
+def obama() -> Enrolment:
+    return enrol_photos({"obama": [MEDIA / "obama.jpg"]})
+
+
+def _run(enrolment: Enrolment, frames: list[tuple[float, np.ndarray]], **kw: object) -> Iterator[FrameResult]:
+    pipeline = FramePipeline(enrolment, source="cam1", **kw)  # type: ignore[arg-type]
+    try:
+        for t, bgr in frames:
+            yield pipeline.process(bgr, t)
+    finally:
+        pipeline.close()
+
+
+def test_booked_man_is_one_track_matched_within_a_second(man: Enrolment, man_clip: list) -> None:
+    results = list(_run(man, [(t, bgr) for _i, t, bgr in man_clip]))
+    assert all(len(r.observation.faces) == 1 and r.observation.faces[0].track == 1 for r in results)
+    verdicts = [(r.observation.t, r.observation.faces[0].verdict) for r in results]
+    first_match = next(t for t, v in verdicts if v is Verdict.MATCH)
+    assert first_match <= 1.0
+    assert all(v is Verdict.MATCH for t, v in verdicts if t >= first_match)  # never flips back
+    last = results[-1].observation
+    assert last.faces[0].participant == "man" and last.faces[0].visibility is Visibility.FULL
+    assert last.faces[0].lighting is Lighting.OK and last.persons_without_face == 0
+    assert all(r.rejected == () for r in results)
+    assert sum(f.embedded for r in results for f in r.faces) <= 6  # identity is sampled, not per frame
+    assert {"detect", "track", "landmarks", "identity", "persons", "total"} <= set(results[-1].timings_ms)
+    x, y, w, h = last.faces[0].box
+    assert 0 < x < x + w < 1 and 0 < y < y + h < 1
+
+
+def test_impostor_is_never_matched_and_ends_unbooked(obama: Enrolment, man_clip: list) -> None:
+    results = list(_run(obama, [(t, bgr) for _i, t, bgr in man_clip]))
+    verdicts = [r.observation.faces[0].verdict for r in results]
+    assert Verdict.MATCH not in verdicts
+    assert verdicts[-1] is Verdict.UNBOOKED
+    assert verdicts.index(Verdict.UNBOOKED) < 30  # decided within a second
+
+
+def test_cartoon_blips_are_not_faces_and_a_leaving_person_leaves(
+    man: Enrolment, man_clip: list, cartoon_clip: list
+) -> None:
+    frames = [(t, bgr) for _i, t, bgr in man_clip[:30]]
+    frames += [(1.0 + t, cv2.resize(bgr, (640, 360))) for _i, t, bgr in cartoon_clip]
+    results = list(_run(man, frames))
+    assert all(len(r.observation.faces) == 1 for r in results[:30])
+    cartoon = results[30:]
+    assert all(r.observation.faces == () for r in cartoon)
+    assert any(r.rejected for r in cartoon)  # the detector did fire, and was overruled
+    assert all(r.observation.persons_without_face == 0 for r in cartoon)
+
+
+def test_group_photo_gives_five_unmatched_tracks(man: Enrolment) -> None:
+    group = image("multi_face.jpg")
+    results = list(_run(man, [(t, group) for t in (0.0, 0.3, 0.6, 0.9)]))
+    faces = results[-1].observation.faces
+    assert len(faces) == 5 and len({f.track for f in faces}) == 5
+    assert all(f.verdict is not Verdict.MATCH for f in faces)
+
+
+def test_partial_and_dark_faces_are_reported_and_not_identified(man: Enrolment) -> None:
+    (r,) = _run(man, [(0.0, image("obama_partial_face.jpg"))])
+    assert r.observation.faces[0].visibility is Visibility.PARTIAL
+    assert not r.faces[0].embedded and r.faces[0].quality_problem == "face partial"
+    dark = (image("single_face.jpg") * 0.25).astype(np.uint8)
+    results = list(_run(man, [(t, dark) for t in (0.0, 0.3, 0.6)]))
+    face = results[-1].observation.faces[0]
+    assert face.lighting is Lighting.DARK and face.verdict is Verdict.PENDING
+    assert not any(f.embedded for res in results for f in res.faces)
+
+
+def test_empty_enrolment_turns_identity_off(man_clip: list) -> None:
+    results = list(_run(Enrolment(), [(t, bgr) for _i, t, bgr in man_clip[:10]], role=Role.PRISONER))
+    assert all(r.observation.role is Role.PRISONER for r in results)
+    assert all(f.face.verdict is Verdict.PENDING and not f.embedded for r in results for f in r.faces)
+
+
+def test_results_pickle_and_annotate(man: Enrolment, man_clip: list) -> None:
+    results = list(_run(man, [(t, bgr) for _i, t, bgr in man_clip[:20]]))
+    obs = pickle.loads(pickle.dumps(results[-1].observation))
+    assert isinstance(obs, Observation) and obs == results[-1].observation
+    assert pickle.loads(pickle.dumps(AnalysisSettings())) == AnalysisSettings()
+    bgr = man_clip[19][2]
+    marked = annotate(bgr, results[-1])
+    assert marked.shape == bgr.shape and not np.array_equal(marked, bgr)
+    assert results[-1].faces[0].label.startswith("#1 ")
+
+
+def _worker(enrolment: Enrolment, frames: list[tuple[float, np.ndarray]]) -> list[Observation]:
+    return [r.observation for r in _run(enrolment, frames)]
+
+
+def test_pipeline_runs_in_a_spawned_worker_with_a_pickled_enrolment(man: Enrolment, man_clip: list) -> None:
+    """How the live relay uses it: enrolment pickled to a fresh process that builds the pipeline."""
+    import multiprocessing
+
+    frames = [(t, bgr) for _i, t, bgr in man_clip[:24]]
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        remote = pool.apply(_worker, (man, frames))
+    local = _worker(man, frames)
+    assert remote == local  # same decisions in another process: analysis is deterministic
+    assert remote[-1].faces[0].verdict is Verdict.MATCH
+
+
+def test_close_is_idempotent_and_final(man_clip: list) -> None:
+    pipeline = FramePipeline(Enrolment(), source="cam1")
+    pipeline.close()
+    pipeline.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        pipeline.process(man_clip[0][2], 0.0)
+
+
+def test_bad_frames_are_refused(man: Enrolment) -> None:
+    pipeline = FramePipeline(man, source="cam1")
+    try:
+        with pytest.raises(ValueError, match="BGR"):
+            pipeline.process(np.zeros((48, 64), np.uint8), 0.0)
+        with pytest.raises(ValueError, match="BGR"):
+            pipeline.process(np.zeros((48, 64, 3), np.float32), 0.0)
+    finally:
+        pipeline.close()
