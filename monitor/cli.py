@@ -37,6 +37,29 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--policy", help="policy TOML file overriding policies/default.toml")
     check.set_defaults(handler=_lazy("monitor.bookings", "run_check"))
 
+    replay = commands.add_parser("replay", help="replay a recorded call video: analysis + policy -> timeline")
+    replay.add_argument("video", help="video file PyAV can read (mp4, webm, mov, avi, ...)")
+    replay.add_argument("--booking", required=True, help="booking JSON file the call was booked with")
+    replay.add_argument("--policy", help="policy TOML file overriding policies/default.toml")
+    replay.add_argument("--events", help="JSON-lines client/staff events to inject at media times")
+    replay.add_argument("--out", help="write the timeline here (atomically) instead of stdout")
+    replay.add_argument("--evidence", help="directory for a JPEG of the frame behind every alert")
+    replay.add_argument("--offset", type=float, default=0.0, help="call seconds at the first frame (0)")
+    replay.set_defaults(handler=_lazy("monitor.replay", "run_replay"))
+
+    from monitor import admin  # cheap: declares `prisoner`, `visitor`, `staff`, `audit` and `book`
+
+    admin.add_commands(commands, _lazy)
+
+    serve_cmd = commands.add_parser("serve", help="run live calls: join pages, signalling, relay, console")
+    from monitor.serve_args import add_serve_arguments  # cheap: argparse only
+
+    add_serve_arguments(serve_cmd)
+    from monitor.metrics import add_metrics_arguments  # cheap: --metrics-token for /metrics
+
+    add_metrics_arguments(serve_cmd)
+    serve_cmd.set_defaults(handler=_lazy("monitor.serve", "run_serve"))
+
     return parser
 
 

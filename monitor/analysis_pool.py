@@ -1,0 +1,361 @@
+"""Worker processes that run the analysis pipelines of live sources, off the event loop.
+
+Theory of operation. Each worker is a spawned process hosting the ``FramePipeline`` of the
+sources assigned to it (sticky: a source stays on its worker, so its face tracks and identity votes
+persist). The event loop never waits on a worker:
+
+- frames go out through a ``multiprocessing.Queue`` (its feeder thread pickles and writes), as
+  I420 planes (1.5 bytes/pixel; the worker converts to BGR);
+- at most one frame per source is in flight; ``submit`` refuses while one is, and the caller keeps
+  only its newest frame (keep-latest: frames are dropped, never queued);
+- results come back on a pipe watched with ``loop.add_reader``: small pickled messages.
+
+A worker that dies (EOF on its pipe) or stays silent on a frame for ``HUNG_S`` is killed and
+restarted; its sources are reported through ``on_failure`` (the call turns that into
+``AnalysisFailed``, and the policy fails closed) and then re-opened on the new worker, enrolment
+included, so the calls recover after a recheck.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import multiprocessing as mp
+import multiprocessing.connection as mpc
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from policies.events import Observation, Role
+
+log = logging.getLogger(__name__)
+
+HUNG_S = 20.0
+
+OnResult = Callable[[str, Observation, float], None]  # key, observation, seconds spent
+OnFailure = Callable[[str, str], None]  # key, detail
+
+
+# ---- worker side (runs in the child process) -------------------------------------------------
+
+
+def _analysis_api() -> tuple[Callable[[Any], Any], Callable[..., Any]]:
+    """(enrol_booking, FramePipeline) from monitor.analysis, wherever the package exports them."""
+    import importlib
+
+    for module in ("monitor.analysis", "monitor.analysis.pipeline", "monitor.analysis.enrol"):
+        with contextlib.suppress(ImportError):
+            importlib.import_module(module)
+    import monitor.analysis as pkg
+
+    enrol = getattr(pkg, "enrol_booking", None)
+    pipeline = getattr(pkg, "FramePipeline", None)
+    if enrol is None:
+        enrol = importlib.import_module("monitor.analysis.enrol").enrol_booking
+    if pipeline is None:
+        pipeline = importlib.import_module("monitor.analysis.pipeline").FramePipeline
+    return enrol, pipeline
+
+
+def _worker_main(inbox: Any, outbox: mpc.Connection) -> None:  # pragma: no cover - child process
+    with contextlib.suppress(BrokenPipeError, EOFError, KeyboardInterrupt):  # the server went away
+        _serve_worker(inbox, outbox)
+
+
+def _serve_worker(inbox: Any, outbox: mpc.Connection) -> None:  # pragma: no cover - child process
+    import cv2
+
+    enrol_booking, frame_pipeline = _analysis_api()
+    enrolments: dict[str, Any] = {}
+    pipelines: dict[str, Any] = {}
+    outbox.send(("ready",))
+    while True:
+        message = inbox.get()
+        kind = message[0]
+        if kind == "stop":
+            return
+        try:
+            if kind == "enrol":
+                _, call_id, booking = message
+                enrolments[call_id] = enrol_booking(booking)
+            elif kind == "open":
+                _, key, call_id, source, role = message
+                visitors, prisoner = enrolments[call_id]  # enrol_booking: (visitors, prisoner or None)
+                enrolment = visitors if Role(role) is Role.VISITOR else prisoner
+                if enrolment is None:
+                    raise ValueError(f"{source}: no reference photo to check this side against")
+                pipelines[key] = frame_pipeline(enrolment, source=source, role=Role(role))
+            elif kind == "close":
+                pipelines.pop(message[1], None)
+            elif kind == "forget":
+                enrolments.pop(message[1], None)
+            elif kind == "crash":  # used by the fault tests: die like a segfaulting model would
+                import os
+
+                os._exit(70)
+            elif kind == "frame":
+                _, key, t, planes = message
+                if key not in pipelines:
+                    continue
+                started = time.perf_counter()
+                bgr = cv2.cvtColor(planes, cv2.COLOR_YUV2BGR_I420)
+                result = pipelines[key].process(bgr, t)
+                outbox.send(("result", key, result.observation, time.perf_counter() - started))
+        except Exception as exc:
+            key = message[1] if len(message) > 1 else ""
+            detail = f"{type(exc).__name__}: {exc}"
+            outbox.send(("failed", kind, key, detail, traceback.format_exc(limit=5)))
+
+
+# ---- event-loop side ---------------------------------------------------------------------------
+
+
+@dataclass
+class _Source:
+    key: str
+    call_id: str
+    source: str
+    role: Role
+    worker: int
+    in_flight_since: float | None = None
+    in_flight_t: float | None = None  # media time of the frame being analysed
+    analysed: int = 0
+    busy_s: float = 0.0
+
+
+@dataclass
+class _Worker:
+    index: int
+    process: Any = None
+    inbox: Any = None
+    outbox: mpc.Connection | None = None
+    ready: asyncio.Event = field(default_factory=asyncio.Event)
+    enrolled: set[str] = field(default_factory=set)
+    restarts: int = 0
+    started_at: float = 0.0
+    backoff_s: float = 0.0  # grows while the worker keeps dying young, so a broken worker cannot spin
+
+
+class AnalysisPool:
+    def __init__(self, workers: int, on_result: OnResult, on_failure: OnFailure) -> None:
+        if workers < 1:
+            raise ValueError("at least one analysis worker")
+        self._ctx = mp.get_context("spawn")
+        self._workers = [_Worker(i) for i in range(workers)]
+        self._sources: dict[str, _Source] = {}
+        self._bookings: dict[str, Any] = {}
+        self.on_result = on_result
+        self.on_failure = on_failure
+        self._watchdog: asyncio.Task[None] | None = None
+        self._stopping = False
+
+    # lifecycle
+    async def start(self, timeout: float = 120.0) -> None:
+        for worker in self._workers:
+            self._spawn(worker)
+        await asyncio.wait_for(asyncio.gather(*(w.ready.wait() for w in self._workers)), timeout)
+        self._watchdog = asyncio.ensure_future(self._watch())
+
+    def _spawn(self, worker: _Worker) -> None:
+        loop = asyncio.get_running_loop()
+        inbox = self._ctx.Queue()
+        parent_end, child_end = self._ctx.Pipe(duplex=False)
+        process = self._ctx.Process(
+            target=_worker_main, args=(inbox, child_end), name=f"analysis-{worker.index}", daemon=True
+        )
+        process.start()
+        child_end.close()  # so the parent sees EOF when the child dies
+        worker.process, worker.inbox, worker.outbox = process, inbox, parent_end
+        worker.ready = asyncio.Event()
+        worker.enrolled = set()
+        worker.started_at = time.monotonic()
+        loop.add_reader(parent_end.fileno(), self._readable, worker)
+
+    async def stop(self) -> None:
+        self._stopping = True
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+        for worker in self._workers:
+            self._retire(worker, graceful=True)
+
+    def _retire(self, worker: _Worker, graceful: bool) -> None:
+        loop = asyncio.get_running_loop()
+        if worker.outbox is not None:
+            with contextlib.suppress(Exception):
+                loop.remove_reader(worker.outbox.fileno())
+            worker.outbox.close()
+            worker.outbox = None
+        if worker.process is not None:
+            if graceful:
+                with contextlib.suppress(Exception):
+                    worker.inbox.put(("stop",))
+                worker.process.join(2.0)
+            if worker.process.is_alive():
+                worker.process.kill()
+                worker.process.join(2.0)
+            worker.process = None
+        if worker.inbox is not None:
+            worker.inbox.close()
+            worker.inbox.cancel_join_thread()
+            worker.inbox = None
+
+    # calls and sources
+    def add_booking(self, call_id: str, booking: Any) -> None:
+        """Remember a call's booking; workers enrol it when they get its first source."""
+        self._bookings[call_id] = booking
+
+    def forget_booking(self, call_id: str) -> None:
+        self._bookings.pop(call_id, None)
+        for worker in self._workers:
+            if call_id in worker.enrolled and worker.inbox is not None:
+                worker.inbox.put(("forget", call_id))
+                worker.enrolled.discard(call_id)
+
+    def open(self, key: str, call_id: str, source: str, role: Role) -> None:
+        if key in self._sources:
+            return
+        load = [0] * len(self._workers)
+        for s in self._sources.values():
+            load[s.worker] += 1
+        index = min(range(len(self._workers)), key=lambda i: load[i])
+        entry = _Source(key, call_id, source, role, index)
+        self._sources[key] = entry
+        self._send_open(entry)
+
+    def _send_open(self, entry: _Source) -> None:
+        worker = self._workers[entry.worker]
+        if worker.inbox is None:
+            return
+        if entry.call_id not in worker.enrolled:
+            worker.inbox.put(("enrol", entry.call_id, self._bookings[entry.call_id]))
+            worker.enrolled.add(entry.call_id)
+        worker.inbox.put(("open", entry.key, entry.call_id, entry.source, entry.role.value))
+
+    def close(self, key: str) -> None:
+        entry = self._sources.pop(key, None)
+        if entry is not None:
+            worker = self._workers[entry.worker]
+            if worker.inbox is not None:
+                worker.inbox.put(("close", key))
+
+    def busy(self, key: str) -> bool:
+        entry = self._sources.get(key)
+        return entry is None or entry.in_flight_since is not None
+
+    def submit(self, key: str, planes: np.ndarray, t: float) -> bool:
+        """Send one I420 frame (``planes``: (h*3/2, w) uint8) for analysis; False while busy."""
+        entry = self._sources.get(key)
+        if entry is None or entry.in_flight_since is not None:
+            return False
+        worker = self._workers[entry.worker]
+        if worker.inbox is None or not worker.ready.is_set():
+            return False
+        entry.in_flight_since = time.monotonic()
+        entry.in_flight_t = t
+        worker.inbox.put(("frame", key, t, planes))
+        return True
+
+    def in_flight_t(self, key: str) -> float | None:
+        """Media time of the frame of ``key`` being analysed now, if any."""
+        entry = self._sources.get(key)
+        return None if entry is None or entry.in_flight_since is None else entry.in_flight_t
+
+    def stats(self) -> dict[str, dict[str, float]]:
+        return {k: {"analysed": s.analysed, "busy_s": round(s.busy_s, 3)} for k, s in self._sources.items()}
+
+    def crash_worker_of(self, key: str) -> None:
+        """Make the worker hosting ``key`` die abruptly (fault tests and drills)."""
+        worker = self._workers[self._sources[key].worker]
+        if worker.inbox is not None:
+            worker.inbox.put(("crash",))
+
+    @property
+    def restarts(self) -> int:
+        return sum(w.restarts for w in self._workers)
+
+    # results and failures
+    def _readable(self, worker: _Worker) -> None:
+        assert worker.outbox is not None
+        try:
+            while worker.outbox is not None and worker.outbox.poll():
+                self._handle(worker, worker.outbox.recv())
+        except (EOFError, OSError):
+            self._restart(worker, "analysis worker died")
+
+    def _handle(self, worker: _Worker, message: tuple[Any, ...]) -> None:
+        kind = message[0]
+        if kind == "ready":
+            worker.ready.set()
+        elif kind == "result":
+            _, key, observation, spent = message
+            entry = self._sources.get(key)
+            if entry is not None:
+                entry.in_flight_since = None
+                entry.analysed += 1
+                entry.busy_s += spent
+                self.on_result(key, observation, spent)
+        elif kind == "failed":
+            _, what, key, detail, trace = message
+            log.warning("analysis %s failed for %s: %s\n%s", what, key, detail, trace)
+            entry = self._sources.get(key)
+            if entry is not None:
+                entry.in_flight_since = None
+                self.on_failure(key, detail)
+            elif what == "enrol":
+                for entry in self._sources.values():
+                    if entry.call_id == key:
+                        self.on_failure(entry.key, detail)
+
+    def _restart(self, worker: _Worker, why: str) -> None:
+        if self._stopping:
+            return
+        if worker.process is None:
+            return  # already being restarted
+        young = time.monotonic() - worker.started_at < 30.0
+        worker.backoff_s = min(30.0, max(1.0, 2 * worker.backoff_s)) if young else 0.0
+        log.error("%s (worker %d); restarting it in %.0f s", why, worker.index, worker.backoff_s)
+        self._retire(worker, graceful=False)
+        worker.restarts += 1
+        victims = [s for s in self._sources.values() if s.worker == worker.index]
+        for entry in victims:
+            entry.in_flight_since = None
+            self.on_failure(entry.key, why)
+        asyncio.get_running_loop().call_later(worker.backoff_s, self._respawn, worker)
+
+    def _respawn(self, worker: _Worker) -> None:
+        if self._stopping or worker.process is not None:
+            return
+        self._spawn(worker)
+        for entry in self._sources.values():
+            if entry.worker == worker.index:
+                self._send_open(entry)
+
+    async def _watch(self) -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            now = time.monotonic()
+            for worker in self._workers:
+                hung = any(
+                    s.worker == worker.index and s.in_flight_since is not None
+                    and now - s.in_flight_since > HUNG_S
+                    for s in self._sources.values()
+                )
+                dead = worker.process is not None and not worker.process.is_alive()
+                if hung or dead:
+                    self._restart(worker, "analysis worker hung" if hung else "analysis worker died")
+
+
+def frame_planes(frame: Any) -> np.ndarray:
+    """An aiortc/PyAV video frame as I420 planes (h*3/2, w), the cheap form to ship to a worker."""
+    if frame.format.name != "yuv420p":
+        frame = frame.reformat(format="yuv420p")
+    planes: np.ndarray = frame.to_ndarray(format="yuv420p")
+    return planes
+
+
+__all__ = ["AnalysisPool", "frame_planes"]

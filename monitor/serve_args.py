@@ -1,0 +1,33 @@
+"""`monitor serve` flags, kept apart from monitor/serve.py so building the CLI stays cheap."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+
+def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8080, help="port (default 8080; 0 picks a free one)")
+    parser.add_argument(
+        "--booking", action="append", default=[], metavar="FILE", help="booking JSON (repeatable)"
+    )
+    parser.add_argument("--policy", help="policy TOML file overriding policies/default.toml")
+    parser.add_argument("--record", metavar="DIR", help="write DIR/<call_id>/timeline.jsonl live")
+    parser.add_argument(
+        "--demo", action="store_true", help="serve a demo call from the fixture media, starting now"
+    )
+    parser.add_argument(
+        "--ice-server", action="append", default=[], metavar="URL",
+        help="STUN/TURN server for clients and relay (stun:HOST:PORT, turn:USER:PASS@HOST:PORT); "
+        "none by default",
+    )
+    parser.add_argument(
+        "--ice-host", action="append", default=[], metavar="ADDR",
+        help="host addresses the relay offers as ICE candidates (default: every interface, plus 127.0.0.1 "
+        "when listening on loopback)",
+    )
+    parser.add_argument("--analysis-workers", type=int, default=max(1, (os.cpu_count() or 2) - 1))
+    parser.add_argument("--db", metavar="FILE", help="SQLite store (default $MONITOR_DB or ./monitor.db)")
+    parser.add_argument("--certfile", help="TLS certificate (PEM) for HTTPS/WSS")
+    parser.add_argument("--keyfile", help="TLS private key (PEM)")

@@ -1,0 +1,214 @@
+"""Bad input on the signalling WebSocket and the join routes, against the real server.
+
+Each bad client gets a clear error frame (or, past the frame size limit, a 1009 close), and a
+call in progress on the same server keeps receiving media at its rate meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import urllib.request
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import aioice.ice
+import numpy as np
+import pytest
+import pytest_asyncio
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
+
+from monitor.bookings import load_booking
+from monitor.call import Call
+from monitor.serve import Server
+from policies.config import load_policy
+from signalling.client import ClipTrack, Device, ToneTrack, Watch, load_clip
+from signalling.server import MAX_ERRORS
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+ROOT = Path(__file__).resolve().parents[2]
+BOOKING = ROOT / "fixtures" / "bookings" / "clean" / "booking.json"
+CLIP = ROOT / "fixtures" / "clips" / "clean.webm"
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def server() -> AsyncIterator[Server]:
+    config = load_policy()
+    base = load_booking(BOOKING, config)
+    slot = base.ends_at - base.starts_at
+    now = datetime.now(UTC)
+
+    def at(name: str, starts: datetime) -> object:
+        return dataclasses.replace(base, call_id=name, starts_at=starts, ends_at=starts + slot)
+
+    bookings = [
+        at("call-a", now),
+        at("call-b", now),
+        at("call-past", now - timedelta(hours=2)),
+        at("call-future", now + timedelta(hours=2)),
+    ]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(aioice.ice, "get_host_addresses", lambda use_ipv4, use_ipv6: ["127.0.0.1"])
+        srv = Server(bookings, config, port=0, analysis_workers=0)  # type: ignore[arg-type]
+        await srv.start()
+        yield srv
+        await srv.stop()
+
+
+def url(server: Server) -> str:
+    return f"ws://127.0.0.1:{server.port}/ws/call"
+
+
+def token(server: Server, call_id: str, role: str = "visitor") -> str:
+    call = server.calls.get(call_id)
+    assert call is not None
+    return next(t for t, seat in call.seats.items() if seat.role.value == role)
+
+
+async def exchange(ws: object, frame: str | bytes) -> dict[str, object]:
+    await ws.send(frame)  # type: ignore[attr-defined]
+    reply: dict[str, object] = json.loads(await asyncio.wait_for(ws.recv(), 5))  # type: ignore[attr-defined]
+    return reply
+
+
+@pytest_asyncio.fixture(loop_scope="module")
+async def flowing_call(server: Server) -> AsyncIterator[Watch]:
+    """A prisoner device on call-b receiving its visitor slot (the slate while nobody is there)."""
+    call: Call | None = server.calls.get("call-b")
+    assert call is not None
+    dev = Device(url(server))
+    await dev.open()
+    assert (await dev.join(token(server, "call-b", "prisoner")))["type"] == "joined"
+    await dev.call(ClipTrack(load_clip(CLIP, max_frames=10)), ToneTrack())
+    watch = Watch(dev.received[0])
+    await watch.until(lambda image: True, timeout=10)
+    yield watch
+    watch.stop()
+    await dev.close()
+
+
+async def test_bad_frames_get_error_frames_and_the_connection_stays_usable(
+    server: Server, flowing_call: Watch
+) -> None:
+    before = flowing_call.count
+    started = asyncio.get_running_loop().time()
+    async with connect(url(server), max_size=2**22) as ws:
+        cases: list[tuple[str | bytes, str]] = [
+            ("{not json", "bad_json"),
+            ('"just a string"', "bad_message"),
+            ('{"type": "dance"}', "unknown_type"),
+            (b"\x00\x01binary", "bad_message"),
+            ('{"type": "offer", "sdp": "v=0"}', "not_joined"),
+            ('{"type": "capture_attempt"}', "not_joined"),
+            (json.dumps({"type": "ping", "pad": "x" * 100_000}), "too_large"),
+        ]
+        for _ in range(2):  # a small flood (under the limit of consecutive bad frames)
+            for frame, code in cases:
+                reply = await exchange(ws, frame)
+                assert reply["type"] == "error" and reply["code"] == code, (frame[:40], reply)
+                assert isinstance(reply["message"], str) and reply["message"]
+        assert (await exchange(ws, '{"type": "ping"}'))["type"] == "pong"
+    # meanwhile the call on the same server kept its frame rate (the slate runs at 15 fps)
+    await asyncio.sleep(0.5)
+    elapsed = asyncio.get_running_loop().time() - started
+    assert flowing_call.count - before >= 10 * elapsed
+
+
+async def test_a_client_that_only_sends_garbage_is_disconnected(server: Server) -> None:
+    async with connect(url(server)) as ws:
+        for _ in range(MAX_ERRORS - 1):
+            assert (await exchange(ws, "garbage"))["code"] == "bad_json"
+        await ws.send("garbage")
+        assert json.loads(await ws.recv())["code"] == "bad_json"
+        with pytest.raises(ConnectionClosed) as info:
+            await asyncio.wait_for(ws.recv(), 5)
+        assert info.value.rcvd is not None and info.value.rcvd.code == 1008
+
+
+async def test_a_frame_over_the_transport_limit_closes_with_1009(server: Server) -> None:
+    async with connect(url(server), max_size=2**22) as ws:
+        await ws.send("x" * (2**20 + 10))
+        with pytest.raises(ConnectionClosed) as info:
+            await asyncio.wait_for(ws.recv(), 5)
+        assert info.value.rcvd is not None and info.value.rcvd.code == 1009
+
+
+@pytest.mark.parametrize(
+    ("which", "code", "words"),
+    [
+        ("unknown", "bad_token", "not valid"),
+        ("call-past", "call_over", "ended"),
+        ("call-future", "too_early", "minutes before"),
+    ],
+)
+async def test_bad_or_expired_tokens_are_refused(server: Server, which: str, code: str, words: str) -> None:
+    value = "no-such-token" if which == "unknown" else token(server, which)
+    async with connect(url(server)) as ws:
+        reply = await exchange(ws, json.dumps({"type": "join", "token": value}))
+        assert reply["type"] == "error" and reply["code"] == code
+        assert words in str(reply["message"])
+        # still usable: the right token joins on the same connection
+        joined = await exchange(
+            ws, json.dumps({"type": "join", "token": token(server, "call-a", "prisoner")})
+        )
+        assert joined["type"] == "joined"
+
+
+async def test_a_second_join_with_the_same_token_is_refused_while_the_first_is_connected(
+    server: Server,
+) -> None:
+    value = token(server, "call-a")
+    first = Device(url(server))
+    await first.open()
+    assert (await first.join(value))["type"] == "joined"
+    second = Device(url(server))
+    await second.open()
+    refused = await second.join(value)
+    assert refused["type"] == "error" and refused["code"] == "token_in_use"
+    assert (await first.join(value))["code"] == "already_joined"
+    await first.close()
+    await asyncio.sleep(0.2)
+    assert (await second.join(value))["type"] == "joined"  # free again once the first has gone
+    await second.close()
+
+
+async def test_failing_sdp_gets_a_clear_error_and_a_good_offer_still_works(server: Server) -> None:
+    dev = Device(url(server))
+    await dev.open()
+    assert (await dev.join(token(server, "call-a")))["type"] == "joined"
+    await dev.send({"type": "offer", "sdp": "v=0\r\nthis is not sdp\r\n"})
+    reply = await dev.expect("error")
+    assert reply["code"] == "bad_sdp" and "could not be used" in str(reply["message"])
+    # an offer without the video and audio sections the call needs
+    await dev.send({"type": "offer", "sdp": "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n"})
+    reply = await dev.expect("error")
+    assert reply["code"] == "bad_sdp" and "1 video and 1 audio" in str(reply["message"])
+    await dev.call(ClipTrack([np.zeros((480, 640, 3), np.uint8) + 128]), ToneTrack())
+    assert dev.pc is not None and dev.received
+    await dev.close()
+
+
+def fetch(address: str) -> tuple[int, str, bytes]:
+    try:
+        with urllib.request.urlopen(address, timeout=5) as reply:
+            return reply.status, reply.headers["Content-Type"], reply.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.headers["Content-Type"], exc.read()
+
+
+async def test_join_page_and_its_files_are_served(server: Server) -> None:
+    base = f"http://127.0.0.1:{server.port}"
+    status, kind, body = await asyncio.to_thread(fetch, f"{base}/join/{token(server, 'call-a')}")
+    assert status == 200 and kind.startswith("text/html") and b"/web/join.js" in body
+    status, kind, body = await asyncio.to_thread(fetch, f"{base}/web/join.js")
+    assert status == 200 and "javascript" in kind and b"capture_attempt" in body
+    status, _, _ = await asyncio.to_thread(fetch, f"{base}/web/../serve.py")
+    assert status == 404
+    status, _, _ = await asyncio.to_thread(fetch, f"{base}/web/nope.js")
+    assert status == 404
+    status, _, _ = await asyncio.to_thread(fetch, f"{base}/nothing-here")
+    assert status == 404
