@@ -25,7 +25,7 @@ run: $(STAMP)
 	$(VENV)/bin/monitor serve --demo
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check policies monitor signalling tests
+	$(VENV)/bin/ruff check policies monitor signalling tests bench fixtures conftest.py
 	$(VENV)/bin/mypy
 
 test: $(STAMP) system lint

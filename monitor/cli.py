@@ -27,7 +27,9 @@ def _lazy(module: str, function: str) -> Handler:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="monitor", description="Live monitor for secure prison video calls.")
+    parser = argparse.ArgumentParser(
+        prog="monitor", description="Live monitor for secure prison video calls."
+    )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     booking = commands.add_parser("booking", help="work with booking files")

@@ -33,6 +33,7 @@ class HttpRequest:
 HttpHandler = Callable[[HttpRequest], Awaitable[Response]]
 WsHandler = Callable[[ServerConnection], Awaitable[None]]
 
+ONCE_HEADERS = ("Host", "Origin", "Authorization", "Cookie")
 SECURITY_HEADERS = (
     ("X-Content-Type-Options", "nosniff"),
     ("Referrer-Policy", "no-referrer"),
@@ -101,7 +102,9 @@ class Router:
     async def process_request(self, connection: ServerConnection, request: Request) -> Response | None:
         parts = urlsplit(request.path)
         path = parts.path
-        is_upgrade = "websocket" in request.headers.get("Upgrade", "").lower()
+        if any(len(request.headers.get_all(name)) > 1 for name in ONCE_HEADERS):  # ambiguous: refuse
+            return error_response(400, "Host, Origin, Authorization and Cookie may each be sent once")
+        is_upgrade = any("websocket" in value.lower() for value in request.headers.get_all("Upgrade"))
         if is_upgrade:
             if request.method == "GET" and self.ws_handler(path) is not None:
                 return None  # go on with the WebSocket handshake

@@ -56,7 +56,10 @@ def decision_record(decision: Decision, offset: float = 0.0) -> dict[str, Any]:
             )
         case Warning():
             record.update(
-                kind="warning", reason=decision.reason.value, source=decision.source, guidance=decision.guidance
+                kind="warning",
+                reason=decision.reason.value,
+                source=decision.source,
+                guidance=decision.guidance,
             )
         case WarningCleared():
             record.update(kind="warning_cleared", reason=decision.reason.value, source=decision.source)

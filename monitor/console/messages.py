@@ -104,7 +104,7 @@ def _text(doc: dict[str, Any], key: str, limit: int, required: bool = True) -> s
 
 
 def _int(value: object, key: str) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < 2**63:  # SQLite INTEGER
         raise MessageError(f"{key}: must be a whole number >= 0")
     return value
 
@@ -118,7 +118,7 @@ def parse(raw: str | bytes, allowed: tuple[str, ...] = FEED_TYPES) -> ClientMess
         raise MessageError(f"message too large (at most {limit} bytes)")
     try:
         doc = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested too deep (e.g. 2000 '[')
         raise MessageError("not valid JSON") from None
     if not isinstance(doc, dict):
         raise MessageError("a message must be a JSON object")
