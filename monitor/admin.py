@@ -303,14 +303,19 @@ def save_booking(store: Store, booking: Booking, document: dict[str, Any], confi
         )
 
 
-def join_links(store: Store, booking: Booking, base_url: str) -> list[dict[str, str]]:
-    """Issue one join token per person (revoking earlier ones) and return the link lines."""
+def join_links(
+    store: Store, booking: Booking, base_url: str, *, revoke_earlier: bool = True
+) -> list[dict[str, str]]:
+    """Issue one join token per person (revoking earlier ones unless told not to) and return the
+    link lines."""
     opens = booking.starts_at.timestamp() - JOIN_EARLY_S
     closes = booking.ends_at.timestamp()
     people = [("prisoner", booking.prisoner.id)] + [("visitor", v.id) for v in booking.participants]
     links = []
     for role, person in people:
-        token = store.issue_join_token(booking.call_id, person, role, opens, closes)
+        token = store.issue_join_token(
+            booking.call_id, person, role, opens, closes, revoke_earlier=revoke_earlier
+        )
         url = f"{base_url.rstrip('/')}/join/{token}"
         links.append({"call_id": booking.call_id, "role": role, "participant": person, "url": url})
     return links
@@ -432,6 +437,18 @@ def demo_staff(store: Store, prison: str) -> tuple[str, str]:
     else:
         auth.set_password(store, DEMO_STAFF, password)
     return DEMO_STAFF, password
+
+
+def current_demo_call(store: Store, now: float, min_left_s: float = 600.0) -> str | None:
+    """The demo call (``demo-...``) booked earlier that is on now, not ended and has at least
+    ``min_left_s`` left: `make run` run again reuses it instead of booking an overlapping one."""
+    rows = store.db.execute(
+        "SELECT b.call_id FROM bookings b JOIN calls c ON c.call_id = b.call_id"
+        " WHERE b.call_id LIKE 'demo-%' AND b.starts_at <= ? AND b.ends_at >= ? AND c.state != 'ended'"
+        " ORDER BY b.starts_at DESC LIMIT 1",
+        (now, now + min_left_s),
+    ).fetchall()
+    return str(rows[0][0]) if rows else None
 
 
 def stored_booking(store: Store, call_id: str, config: PolicyConfig) -> Booking:

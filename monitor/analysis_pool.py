@@ -10,6 +10,13 @@ persist). The event loop never waits on a worker:
   only its newest frame (keep-latest: frames are dropped, never queued);
 - results come back on a pipe watched with ``loop.add_reader``: small pickled messages.
 
+Warm start. A cold worker spends seconds importing and loading the models and running them for
+the first time; on a busy machine that exceeded the policy's fail-closed window (5 s without
+analysis pauses the call with ``analysis_error``) for a call's first frames. So a worker warms up
+before it reports ready (enrols a real reference photo, builds a pipeline and analyses that photo
+once), and a booking is enrolled on the workers as soon as the call is loaded (``add_booking``),
+not at its first frame: what is left at a join is building the source's pipeline (~0.3 s).
+
 A worker that dies (EOF on its pipe) or stays silent on a frame for ``HUNG_S`` is killed and
 restarted; its sources are reported through ``on_failure`` (the call turns that into
 ``AnalysisFailed``, and the policy fails closed) and then re-opened on the new worker, enrolment
@@ -23,10 +30,13 @@ import contextlib
 import logging
 import multiprocessing as mp
 import multiprocessing.connection as mpc
+import queue
 import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -36,6 +46,10 @@ from policies.events import Observation, Role
 log = logging.getLogger(__name__)
 
 HUNG_S = 20.0
+#: An idle worker checks this often that the server that started it is still alive.
+PARENT_CHECK_S = 2.0
+#: A real face photo the workers warm up on (None or a missing file: models load, nothing runs).
+WARMUP_PHOTO = Path(__file__).resolve().parent.parent / "fixtures" / "bookings" / "clean" / "v1.jpg"
 
 OnResult = Callable[[str, Observation, float], None]  # key, observation, seconds spent
 OnFailure = Callable[[str, str], None]  # key, detail
@@ -62,20 +76,64 @@ def _analysis_api() -> tuple[Callable[[Any], Any], Callable[..., Any]]:
     return enrol, pipeline
 
 
-def _worker_main(inbox: Any, outbox: mpc.Connection) -> None:  # pragma: no cover - child process
+def _worker_main(
+    inbox: Any, outbox: mpc.Connection, warmup: Path | None = None
+) -> None:  # pragma: no cover - child process
     with contextlib.suppress(BrokenPipeError, EOFError, KeyboardInterrupt):  # the server went away
-        _serve_worker(inbox, outbox)
+        _serve_worker(inbox, outbox, warmup)
 
 
-def _serve_worker(inbox: Any, outbox: mpc.Connection) -> None:  # pragma: no cover - child process
+def warm_up(
+    enrol_booking: Callable[[Any], Any], frame_pipeline: Callable[..., Any], photo: Path | None
+) -> float:
+    """Load the models and run them once on a real face (enrol it, analyse it); seconds spent."""
+    started = time.perf_counter()
+    if photo is None or not photo.is_file():
+        return 0.0
+    import cv2
+
+    from monitor.analysis.runtime import quiet_native_logs
+
+    person = SimpleNamespace(id="warm-up", reference_photos=(photo,))
+    booking = SimpleNamespace(
+        participants=(person,), prisoner=SimpleNamespace(id="warm-up-prisoner", reference_photos=())
+    )
+    with quiet_native_logs():
+        visitors, _ = enrol_booking(booking)
+        pipeline = frame_pipeline(visitors, source="warm-up", role=Role.VISITOR)
+        image = cv2.imread(str(photo))
+        if image is not None:
+            pipeline.process(image, 0.0)
+        close = getattr(pipeline, "close", None)
+        if callable(close):
+            close()
+    return time.perf_counter() - started
+
+
+def _serve_worker(
+    inbox: Any, outbox: mpc.Connection, warmup: Path | None
+) -> None:  # pragma: no cover - child process
     import cv2
 
     enrol_booking, frame_pipeline = _analysis_api()
     enrolments: dict[str, Any] = {}
     pipelines: dict[str, Any] = {}
-    outbox.send(("ready",))
+    try:
+        spent = warm_up(enrol_booking, frame_pipeline, warmup)
+    except Exception as exc:  # a worker that cannot warm up still serves (and fails per frame if broken)
+        spent = -1.0
+        outbox.send(("failed", "warm-up", "", f"{type(exc).__name__}: {exc}", traceback.format_exc(limit=5)))
+    outbox.send(("ready", spent))
     while True:
-        message = inbox.get()
+        try:
+            message = inbox.get(timeout=PARENT_CHECK_S)
+        except queue.Empty:
+            # a server killed with SIGKILL runs no shutdown code, and this process holds a write end
+            # of its own inbox, so it would wait forever: leave once the server is gone
+            parent = mp.parent_process()
+            if parent is not None and not parent.is_alive():
+                return
+            continue
         kind = message[0]
         if kind == "stop":
             return
@@ -142,7 +200,14 @@ class _Worker:
 
 
 class AnalysisPool:
-    def __init__(self, workers: int, on_result: OnResult, on_failure: OnFailure) -> None:
+    def __init__(
+        self,
+        workers: int,
+        on_result: OnResult,
+        on_failure: OnFailure,
+        *,
+        warmup_photo: Path | None = WARMUP_PHOTO,
+    ) -> None:
         if workers < 1:
             raise ValueError("at least one analysis worker")
         self._ctx = mp.get_context("spawn")
@@ -153,6 +218,8 @@ class AnalysisPool:
         self.on_failure = on_failure
         self._watchdog: asyncio.Task[None] | None = None
         self._stopping = False
+        self.warmup_photo = warmup_photo
+        self.warmup_s: list[float] = []  # seconds each worker start spent warming up (-1: failed)
 
     # lifecycle
     async def start(self, timeout: float = 120.0) -> None:
@@ -166,7 +233,10 @@ class AnalysisPool:
         inbox = self._ctx.Queue()
         parent_end, child_end = self._ctx.Pipe(duplex=False)
         process = self._ctx.Process(
-            target=_worker_main, args=(inbox, child_end), name=f"analysis-{worker.index}", daemon=True
+            target=_worker_main,
+            args=(inbox, child_end, self.warmup_photo),
+            name=f"analysis-{worker.index}",
+            daemon=True,
         )
         process.start()
         child_end.close()  # so the parent sees EOF when the child dies
@@ -206,8 +276,16 @@ class AnalysisPool:
 
     # calls and sources
     def add_booking(self, call_id: str, booking: Any) -> None:
-        """Remember a call's booking; workers enrol it when they get its first source."""
+        """Remember a call's booking and have every worker enrol it now (in the background of the
+        worker), so the call's first frames do not wait for it."""
         self._bookings[call_id] = booking
+        for worker in self._workers:
+            self._enrol(worker, call_id)
+
+    def _enrol(self, worker: _Worker, call_id: str) -> None:
+        if worker.inbox is not None and call_id not in worker.enrolled:
+            worker.inbox.put(("enrol", call_id, self._bookings[call_id]))
+            worker.enrolled.add(call_id)
 
     def forget_booking(self, call_id: str) -> None:
         self._bookings.pop(call_id, None)
@@ -231,9 +309,7 @@ class AnalysisPool:
         worker = self._workers[entry.worker]
         if worker.inbox is None:
             return
-        if entry.call_id not in worker.enrolled:
-            worker.inbox.put(("enrol", entry.call_id, self._bookings[entry.call_id]))
-            worker.enrolled.add(entry.call_id)
+        self._enrol(worker, entry.call_id)
         worker.inbox.put(("open", entry.key, entry.call_id, entry.source, entry.role.value))
 
     def close(self, key: str) -> None:
@@ -290,6 +366,7 @@ class AnalysisPool:
     def _handle(self, worker: _Worker, message: tuple[Any, ...]) -> None:
         kind = message[0]
         if kind == "ready":
+            self.warmup_s.append(float(message[1]) if len(message) > 1 else 0.0)
             worker.ready.set()
         elif kind == "result":
             _, key, observation, spent = message
@@ -334,6 +411,8 @@ class AnalysisPool:
         for entry in self._sources.values():
             if entry.worker == worker.index:
                 self._send_open(entry)
+        for call_id in self._bookings:  # the other loaded calls, after the sources that run now
+            self._enrol(worker, call_id)
 
     async def _watch(self) -> None:
         while True:

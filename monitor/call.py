@@ -11,6 +11,11 @@ clock), handled by the call's one ``Session``; its decisions are applied here an
 every device; warnings go to the device they concern; every decision is published to the staff
 hub and appended to the live timeline. ``ended`` closes every device. A ticker feeds ``Tick`` so
 windows, fail-closed timeouts and the fixed end fire even when nothing else happens.
+
+Recording failures (a full disk, a codec error) are not the policy's business: the policy judges
+who is in view, not the archive. So a call whose recording fails goes on, and the failure is never
+silent: each failed file is published once on the staff hub as ``{"kind": "recording_failed",
+"source", "file", "error"}`` (the console shows it as an alert and the audit log keeps it).
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSession
 from aiortc.contrib.media import MediaRelay
 
 from monitor.analysis_pool import AnalysisPool, frame_planes
+from monitor.forward import ForwardedVideoTrack, receiver_of
 from monitor.hub import Hub
 from monitor.recording import FeedRecorder
 from monitor.relay import Clock, Feed, FrameTap, Gate, GatedAudioTrack, GatedVideoTrack, make_slates
@@ -144,6 +150,10 @@ class Device:
 
 
 class Call:
+    #: Forward received VP8 without re-encoding (monitor/forward.py). Off: on a starved host the
+    #: aiortc receivers of the in-process test devices lose the forwarded keyframe bursts and stall.
+    forward_video = False
+
     def __init__(
         self,
         booking: Booking,
@@ -189,6 +199,7 @@ class Call:
         self._ticker: asyncio.Task[None] | None = None
         self._last_t = float("-inf")
         self._timeline = None
+        self._recording_reported: set[str] = set()
         self.recorders: list[FeedRecorder] = []
         self.analysis_recorders: dict[str, FeedRecorder] = {}
         if record_dir is not None:
@@ -232,7 +243,23 @@ class Call:
     async def _tick(self) -> None:
         while self.state is not State.ENDED:
             await self.handle(Tick(self.tick_time()))
+            self.check_recording()
             await asyncio.sleep(TICK_S)
+
+    def check_recording(self) -> None:
+        """Publish each recording failure once (see the theory of operation)."""
+        for recorder in self.recorders:
+            for error in recorder.errors:
+                self._recording_failed(recorder.name.split(".", 1)[0], recorder.name, error)
+
+    def _recording_failed(self, source: str, what: str, error: str) -> None:
+        key = f"{what}: {error}"
+        if key in self._recording_reported:
+            return
+        self._recording_reported.add(key)
+        log.error("call %s: recording %s failed: %s", self.call_id, what, error)
+        record = {"kind": "recording_failed", "t": round(self.now(), 3), "source": source}
+        self._keep({**record, "file": what, "error": error[:300]})
 
     def tick_time(self) -> float:
         """Call time for the next tick: now, or the time of the oldest frame still in analysis (held
@@ -262,9 +289,7 @@ class Call:
         for decision in decisions:
             self.decisions.append(decision)
             record = decision_record(decision)
-            if self._timeline is not None:
-                self._timeline.write(encode_line(record) + "\n")
-                self._timeline.flush()
+            self._write_timeline(record)
             self._keep(record)
             match decision:
                 case StateChanged():
@@ -288,6 +313,24 @@ class Call:
                 await self._send_to(participant, frame)
         if end is not None:
             await self._end(end)
+
+    def _write_timeline(self, record: dict[str, Any]) -> None:
+        if self._timeline is None:
+            return
+        try:
+            self._timeline.write(encode_line(record) + "\n")
+            self._timeline.flush()
+        except OSError as exc:  # a full disk: staff are told, the call goes on
+            with contextlib.suppress(OSError):
+                self._timeline.close()
+            self._timeline = None
+            self._recording_failed("", "timeline.jsonl", f"{type(exc).__name__}: {exc}")
+
+    def _presence(self, kind: str, seat: Seat) -> None:
+        """A device joined or left: for staff (board, history, audit), not the timeline (the
+        timeline is the policy's decisions, the same as replay's)."""
+        record = {"kind": kind, "t": round(self.now(), 3), "source": seat.participant}
+        self._keep({**record, "participant": seat.participant, "role": seat.role.value})
 
     def _keep(self, record: dict[str, Any]) -> None:
         """To the staff hub (the console audits what is published there)."""
@@ -324,7 +367,13 @@ class Call:
 
     # ---- joins ---------------------------------------------------------------------------------
     def check_token(self, token: str) -> Seat:
-        seat = self.seats[token]
+        return self.check_seat(self.seats[token])
+
+    def seat_of(self, participant: str) -> Seat | None:
+        return next((s for s in self.seats.values() if s.participant == participant), None)
+
+    def check_seat(self, seat: Seat) -> Seat:
+        """The seat, if a device may join it now; else JoinRefused with the reason."""
         t = self.now()
         if self.state is State.ENDED or t >= self.booking.duration_s:
             raise JoinRefused("call_over", "this call has ended")
@@ -340,6 +389,7 @@ class Call:
         device = Device(seat, send, close)
         self.devices[seat.participant] = device
         await send(self.joined_frame(seat))
+        self._presence("joined", seat)
         if self.pool is not None and seat.analysed:
             self.pool.open(self.source_key(seat.participant), self.call_id, seat.participant, seat.role)
         joined = ParticipantJoined(self.now(), seat.participant, seat.role, seat.participant, seat.analysed)
@@ -389,7 +439,7 @@ class Call:
                 return
             got.add(track.kind)
             feeds = self.video if track.kind == "video" else self.audio
-            feeds[participant].attach(track)
+            feeds[participant].attach(track, receiver_of(pc, track) if self.forward_video else None)
             if track.kind == "video" and device.seat.analysed:
                 self._tap(participant)
 
@@ -408,9 +458,15 @@ class Call:
                     f"(got {kinds.count('video')} and {kinds.count('audio')})"
                 )
             for slot in slots:
-                video = GatedVideoTrack(self.video[slot.participant], self.gate, self.clock, self.slates)
+                feed = self.video[slot.participant]
+                video: GatedVideoTrack
+                if self.forward_video:
+                    video = forwarded = ForwardedVideoTrack(feed, self.gate, self.clock, self.slates)
+                    forwarded.sender = pc.addTrack(video)
+                else:
+                    video = GatedVideoTrack(feed, self.gate, self.clock, self.slates)
+                    pc.addTrack(video)
                 audio = GatedAudioTrack(self.audio[slot.participant], self.gate, self.clock)
-                pc.addTrack(video)
                 pc.addTrack(audio)
                 device.tracks += [video, audio]
             await pc.setLocalDescription(await pc.createAnswer())
@@ -444,7 +500,10 @@ class Call:
                 self.analysed_frame[participant] = frame  # what the next observation is about
                 recorder = self.analysis_recorders.get(participant)
                 if recorder is not None:
-                    recorder.push(frame, t)
+                    try:
+                        recorder.push(frame, t)
+                    except OSError as exc:
+                        self._recording_failed(participant, recorder.name, f"{type(exc).__name__}: {exc}")
 
     def evidence_jpeg(self, source: str) -> bytes | None:
         """The frame behind the latest analysis of ``source`` as JPEG (the console's evidence)."""
@@ -476,6 +535,7 @@ class Call:
         await self._close_pc(device)
         self.video[participant].detach()
         self.audio[participant].detach()
+        self._presence("left", device.seat)
         if announce:
             await self.handle(ParticipantLeft(self.now(), participant))
 
@@ -516,6 +576,7 @@ class Call:
             tap.stop()
         for recorder in self.recorders:
             await recorder.stop()
+        self.check_recording()  # what failed while the recorders finished
         self.recorders = []
         self.analysis_recorders = {}
         for feed in (*self.video.values(), *self.audio.values()):
@@ -526,7 +587,8 @@ class Call:
             self.pool.forget_booking(self.call_id)
         self.taps = {}
         if self._timeline is not None:
-            self._timeline.close()
+            with contextlib.suppress(OSError):
+                self._timeline.close()
             self._timeline = None
 
 
@@ -536,13 +598,20 @@ async def _drain(track: Any) -> None:
             await track.recv()
 
 
-class Calls:
-    """Every call the server knows, by call id and by join token."""
+#: Resolves a join token the calls do not know (the store's): (call, participant) or JoinRefused.
+Resolver = Callable[[str], tuple[Call, str]]
 
-    def __init__(self) -> None:
+
+class Calls:
+    """Every call the server knows, by call id and by join token. Tokens that no call holds in
+    memory go to ``resolver`` (``monitor serve`` asks the store, loading the call if needed)."""
+
+    def __init__(self, resolver: Resolver | None = None) -> None:
         self.by_id: dict[str, Call] = {}
         self.by_token: dict[str, Call] = {}
+        self.resolver = resolver
         self._pending: set[asyncio.Future[None]] = set()
+        self.admission: Any = None  # capacity hook: monitor.capacity.Admission (None: no limit)
 
     def _later(self, work: Awaitable[None]) -> None:
         task = asyncio.ensure_future(work)
@@ -559,14 +628,39 @@ class Calls:
     def get(self, call_id: str) -> Call | None:
         return self.by_id.get(call_id)
 
+    def remove(self, call_id: str) -> None:
+        """Forget a call (it must be closed already)."""
+        call = self.by_id.pop(call_id, None)
+        if call is not None:
+            for token in call.seats:
+                self.by_token.pop(token, None)
+
     def __iter__(self) -> Any:
         return iter(list(self.by_id.values()))
 
     def seat_for(self, token: str) -> tuple[Call, Seat]:
+        call, seat = self._seat_for(token)
+        if self.admission is not None:  # capacity hook: a call may not start over capacity
+            from monitor.capacity import OverCapacity
+
+            running = [c.call_id for c in self.by_id.values() if c.devices and not c.ended.is_set()]
+            try:
+                self.admission.admit(call.call_id, running)
+            except OverCapacity as exc:
+                raise JoinRefused(exc.code, exc.message) from None
+        return call, seat
+
+    def _seat_for(self, token: str) -> tuple[Call, Seat]:
         call = self.by_token.get(token)
-        if call is None:
+        if call is not None:
+            return call, call.check_token(token)
+        if self.resolver is None:
             raise JoinRefused("bad_token", "this join link is not valid")
-        return call, call.check_token(token)
+        call, participant = self.resolver(token)
+        seat = call.seat_of(participant)
+        if seat is None:
+            raise JoinRefused("bad_token", "this join link is not valid")
+        return call, call.check_seat(seat)
 
     def on_result(self, key: str, observation: Observation, spent: float) -> None:
         call_id, _, participant = key.rpartition("/")

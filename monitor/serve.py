@@ -3,6 +3,14 @@
 :class:`Server` wires the parts (usable in-process by tests and benchmarks); :func:`run_serve` is
 the CLI handler: it loads the bookings and policy, prints one JSON line per join link and the
 console URL, and runs until SIGINT/SIGTERM, then closes every call and worker.
+
+With a store (what the CLI always gives), the store is the source of the calls. At start, calls
+that a dead server left running are marked interrupted; ``--booking``/``--demo`` bookings are
+imported (so the console shows them) and their printed links are store tokens. Every booked call
+whose join window opens within the refresh horizon is loaded (a ``Call`` in memory), again every
+``refresh_s``, and at once when someone presents a store token of a call not loaded yet (so a
+call booked with `monitor book` while the server runs works without a restart). Ended calls are
+dropped from memory and never reloaded by this process.
 """
 
 from __future__ import annotations
@@ -28,7 +36,7 @@ from websockets.asyncio.server import Server as WsServer
 from websockets.asyncio.server import serve
 
 from monitor.analysis_pool import AnalysisPool
-from monitor.call import Call, Calls
+from monitor.call import JOIN_EARLY_S, Call, Calls, JoinRefused
 from monitor.errors import UserError
 from monitor.http import HttpRequest, Router, error_response, response
 from monitor.hub import Hub
@@ -81,8 +89,18 @@ def ice_servers_from(urls: list[str]) -> list[dict[str, Any]]:
     return servers
 
 
+#: How often the server re-reads the store for newly booked calls.
+REFRESH_S = 30.0
+TOKEN_REFUSALS = {
+    "unknown": ("bad_token", "this join link is not valid"),
+    "revoked": ("bad_token", "this join link has been withdrawn; ask for a new one"),
+    "expired": ("call_over", "this call has ended"),
+}
+
+
 def demo_booking(config: PolicyConfig, now: datetime) -> Booking:
-    """The clean fixture booking moved to start now (rounded down to the minute), same slot length."""
+    """The clean fixture booking moved to start now (rounded down to the minute), same slot length.
+    Its call id names the day and minute (``demo-20261128-1552``), so runs never collide."""
     from monitor.bookings import load_booking
 
     if not DEMO_BOOKING.is_file():
@@ -91,7 +109,7 @@ def demo_booking(config: PolicyConfig, now: datetime) -> Booking:
     start = now.astimezone(UTC).replace(second=0, microsecond=0)
     return dataclasses.replace(
         booking,
-        call_id=f"demo-{start:%H%M}",
+        call_id=f"demo-{start:%Y%m%d-%H%M}",
         starts_at=start,
         ends_at=start + (booking.ends_at - booking.starts_at),
     )
@@ -111,6 +129,7 @@ class Server:
         wall_clock: Callable[[], float] = time.time,
         ssl_context: ssl.SSLContext | None = None,
         store: Any = None,
+        refresh_s: float = REFRESH_S,
     ) -> None:
         self.bookings = bookings
         self.config = config
@@ -121,10 +140,19 @@ class Server:
         self.analysis_workers = analysis_workers
         self.wall_clock = wall_clock
         self.ssl_context = ssl_context
-        self.store = store  # monitor.store.Store: the staff console (which also audits hub records)
+        self.store = store  # monitor.store.Store: booked calls, join tokens, the console and its audit
+        self.refresh_s = refresh_s
+        self.interrupted: list[str] = []  # calls a dead server left running (marked at start)
         self._console_recorder: Any = None
+        self._refresher: asyncio.Task[None] | None = None
+        self._finished: set[str] = set()  # ended calls: never loaded again by this process
+        self._unloadable: set[str] = set()  # stored bookings that failed to load (logged once)
+        self._links: list[dict[str, str]] | None = None
         self.hub = Hub()
-        self.calls = Calls()
+        self.calls = Calls(resolver=self._resolve_token if store is not None else None)
+        from monitor.capacity import Admission  # capacity hook: refuse new calls over capacity
+
+        self.calls.admission = Admission()
         self.router = Router()
         self.pool: AnalysisPool | None = None
         self._ws: WsServer | None = None
@@ -140,8 +168,17 @@ class Server:
         if self.analysis_workers > 0:
             self.pool = AnalysisPool(self.analysis_workers, self.calls.on_result, self.calls.on_failure)
             await self.pool.start()
+        if self.store is not None:
+            from monitor.admin import import_booking
+
+            self.interrupted = self.store.mark_interrupted()
+            for booking in self.bookings:
+                import_booking(self.store, booking)
         for booking in self.bookings:
             self.add_booking(booking)
+        if self.store is not None:
+            self.refresh()
+            self._refresher = asyncio.ensure_future(self._refresh_forever())
         self._routes()
         self._ws = await serve(
             self.router.handle_websocket,
@@ -168,6 +205,68 @@ class Server:
         self.calls.add(call)
         call.start()
         return call
+
+    # ---- calls from the store -------------------------------------------------------------------
+    def refresh(self) -> list[str]:
+        """Drop ended calls; load every stored call whose join window opens before the next
+        refresh (and that has not ended). Returns the call ids loaded."""
+        assert self.store is not None
+        for call in self.calls:
+            if call.ended.is_set():
+                self._finished.add(call.call_id)
+                self.calls.remove(call.call_id)
+        now = self.wall_clock()
+        horizon = now + JOIN_EARLY_S + self.refresh_s + 60.0
+        loaded = []
+        for row in self.store.bookings_between(now, horizon):
+            if self.calls.get(row.call_id) is None and self._load(row.call_id) is not None:
+                loaded.append(row.call_id)
+        return loaded
+
+    async def _refresh_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.refresh_s)
+            try:
+                self.refresh()
+            except Exception:  # a store hiccup must not stop the server serving the calls it has
+                log.exception("reading booked calls from the store failed")
+
+    def _load(self, call_id: str) -> Call | None:
+        """The stored call, loaded now; None when it has ended or cannot be served (logged)."""
+        assert self.store is not None
+        from monitor.admin import stored_booking
+        from policies.booking import BookingError
+
+        if call_id in self._finished or call_id in self._unloadable:
+            return None
+        row = self.store.call(call_id)
+        if row is not None and row.state == "ended":
+            return None
+        try:
+            booking = stored_booking(self.store, call_id, self.config)
+        except (UserError, BookingError) as exc:
+            self._unloadable.add(call_id)
+            log.error("booked call %s cannot be served: %s", call_id, exc)
+            return None
+        return self.add_booking(booking)
+
+    def _resolve_token(self, token: str) -> tuple[Call, str]:
+        """A store join token: (its call, loaded if need be; its participant), else JoinRefused."""
+        assert self.store is not None
+        grant, status = self.store.join_token_status(token)
+        if grant is None or status in TOKEN_REFUSALS:
+            code, message = TOKEN_REFUSALS.get(status, TOKEN_REFUSALS["unknown"])
+            raise JoinRefused(code, message)
+        if status == "too_early":
+            opens = datetime.fromtimestamp(grant.not_before, UTC).isoformat(timespec="minutes")
+            raise JoinRefused("too_early", f"this link works from {opens}")
+        call = self.calls.get(grant.call_id) or self._load(grant.call_id)
+        if call is None:
+            raise JoinRefused("call_over", "this call has ended")
+        seat = call.seat_of(grant.participant)
+        if seat is None or seat.role.value != grant.role:
+            raise JoinRefused("bad_token", "this join link is not valid")
+        return call, grant.participant
 
     def _routes(self) -> None:
         signalling = SignallingServer(self.calls)
@@ -210,6 +309,18 @@ class Server:
         return response(200, data, WEB_FILES[name])
 
     def links(self) -> list[dict[str, str]]:
+        """One line per join link of the bookings given to the server. With a store: store tokens,
+        issued once per server run (earlier links stay valid); without: the calls' own tokens."""
+        if self.store is not None:
+            if self._links is None:
+                from monitor.admin import join_links
+
+                self._links = [
+                    line
+                    for booking in self.bookings
+                    for line in join_links(self.store, booking, self.base_url, revoke_earlier=False)
+                ]
+            return list(self._links)
         lines = []
         for call in self.calls:
             for token, seat in call.seats.items():
@@ -224,6 +335,9 @@ class Server:
         return lines
 
     async def stop(self) -> None:
+        if self._refresher is not None:
+            self._refresher.cancel()
+            self._refresher = None
         if self._ws is not None:
             self._ws.close()
             with contextlib.suppress(Exception):
@@ -266,10 +380,6 @@ def run_serve(args: argparse.Namespace) -> int:
 
     config = load_policy(args.policy)
     bookings = [load_booking(path, config) for path in args.booking]
-    if args.demo:
-        bookings.append(demo_booking(config, datetime.now(UTC)))
-    if not bookings:
-        raise UserError("nothing to serve: give --booking FILE (repeatable) or --demo")
     if not 0 <= args.port <= 65535:
         raise UserError(f"--port {args.port}: must be 0..65535")
     if args.analysis_workers < 1:
@@ -284,6 +394,16 @@ def run_serve(args: argparse.Namespace) -> int:
     from monitor.store import Store, default_db_path
 
     store = Store(args.db or default_db_path())
+    try:
+        staff = _demo(store, config, bookings) if args.demo else None
+        if not bookings and not store.bookings_between(time.time(), float("inf")):
+            raise UserError(
+                f"nothing to serve: {store.path} has no calls booked from now on; book one with "
+                "`monitor book`, or give --booking FILE (repeatable) or --demo"
+            )
+    except BaseException:
+        store.close()
+        raise
     server = Server(
         bookings,
         config,
@@ -297,7 +417,7 @@ def run_serve(args: argparse.Namespace) -> int:
     )
     server.metrics_token = getattr(args, "metrics_token", None)  # metrics hook: --metrics-token
     try:
-        asyncio.run(_run(server))
+        asyncio.run(_run(server, staff))
     except OSError as exc:
         raise UserError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from None
     finally:
@@ -305,18 +425,45 @@ def run_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _run(server: Server) -> None:
+def _demo(store: Any, config: PolicyConfig, bookings: list[Booking]) -> tuple[str, str]:
+    """--demo: the demo call (the one still on from an earlier run, else a new one starting now)
+    goes into ``bookings``; returns the demo staff account (user name, fresh password)."""
+    from monitor.admin import current_demo_call, demo_staff, stored_booking
+
+    reuse = current_demo_call(store, time.time())
+    booking = stored_booking(store, reuse, config) if reuse else demo_booking(config, datetime.now(UTC))
+    bookings.append(booking)
+    return demo_staff(store, booking.prison)
+
+
+async def _run(server: Server, staff: tuple[str, str] | None = None) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     try:
         await server.start()
+        if server.interrupted:
+            print(
+                f"marked interrupted (the server stopped while they ran): {', '.join(server.interrupted)}",
+                file=sys.stderr,
+                flush=True,
+            )
         for line in server.links():
             print(json.dumps(line), flush=True)
-        print(json.dumps({"console": f"{server.base_url}/console"}), flush=True)
+        console = f"{server.base_url}/console"
+        if staff is None:
+            print(json.dumps({"console": console}), flush=True)
+        else:
+            print(json.dumps({"console": console, "username": staff[0], "password": staff[1]}), flush=True)
         if any(call.call_id.startswith("demo-") for call in server.calls):
             print(DEMO_HINT, file=sys.stderr, flush=True)
+        if staff is not None:
+            print(
+                f"Staff console: {console}   user name: {staff[0]}   password: {staff[1]}",
+                file=sys.stderr,
+                flush=True,
+            )
         await stop.wait()
     finally:
         await server.stop()

@@ -413,18 +413,27 @@ class Store:
     # -- join tokens --------------------------------------------------------------------------
 
     def issue_join_token(
-        self, call_id: str, participant: str, role: str, not_before: float, not_after: float
+        self,
+        call_id: str,
+        participant: str,
+        role: str,
+        not_before: float,
+        not_after: float,
+        *,
+        revoke_earlier: bool = True,
     ) -> str:
         """A new random token for one person on one call and its time window (only its hash is kept).
 
-        Earlier tokens of the same person on the same call are revoked."""
+        Earlier tokens of the same person on the same call are revoked, unless ``revoke_earlier`` is
+        False (``monitor serve`` printing links again at a restart must not void links handed out)."""
         token = secrets.token_urlsafe(32)
         with self.transaction() as db:
-            db.execute(
-                "UPDATE join_tokens SET revoked_at = ? WHERE call_id = ? AND participant = ?"
-                " AND revoked_at IS NULL",
-                (self.clock(), call_id, participant),
-            )
+            if revoke_earlier:
+                db.execute(
+                    "UPDATE join_tokens SET revoked_at = ? WHERE call_id = ? AND participant = ?"
+                    " AND revoked_at IS NULL",
+                    (self.clock(), call_id, participant),
+                )
             db.execute(
                 "INSERT INTO join_tokens (token_sha256, call_id, participant, role, not_before, not_after)"
                 " VALUES (?, ?, ?, ?, ?, ?)",
@@ -441,6 +450,27 @@ class Store:
         if row is None or row["revoked_at"] is not None or not row["not_before"] <= now < row["not_after"]:
             return None
         return JoinToken(row["call_id"], row["participant"], row["role"], row["not_before"], row["not_after"])
+
+    def join_token_status(self, token: str) -> tuple[JoinToken | None, str]:
+        """Why a token does or does not work now: (grant, "ok"), or (None or the grant, one of
+        "unknown", "revoked", "too_early", "expired"). Only for a holder of the token: it names
+        nothing that the token itself does not grant."""
+        row = self.db.execute(
+            "SELECT * FROM join_tokens WHERE token_sha256 = ?", (token_digest(token),)
+        ).fetchone()
+        if row is None:
+            return None, "unknown"
+        grant = JoinToken(
+            row["call_id"], row["participant"], row["role"], row["not_before"], row["not_after"]
+        )
+        now = self.clock()
+        if row["revoked_at"] is not None:
+            return grant, "revoked"
+        if now < row["not_before"]:
+            return grant, "too_early"
+        if now >= row["not_after"]:
+            return grant, "expired"
+        return grant, "ok"
 
     def revoke_join_token(self, token: str) -> bool:
         with self.transaction() as db:

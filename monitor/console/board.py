@@ -12,6 +12,8 @@ from typing import Any
 from monitor.audit import AuditLog, AuditRecord
 from monitor.store import BookingRow, Store
 
+#: Records staff must see and acknowledge: the policy's alerts and a failed recording.
+ALERT_KINDS = ("alert", "recording_failed")
 JOIN_EVENTS = {"joined": True, "left": False, "participant_joined": True, "participant_left": False}
 
 
@@ -69,7 +71,7 @@ def call_summary(
     live = calls.get(booking.call_id) if calls is not None else None
     call = store.call(booking.call_id)
     acks = acknowledged(records)
-    alerts = [r for r in records if r.kind == "alert"]
+    alerts = [r for r in records if r.kind in ALERT_KINDS]
     last_state = next((r for r in reversed(records) if r.kind == "state"), None)
     return {
         "call_id": booking.call_id,

@@ -20,6 +20,7 @@ from websockets.exceptions import ConnectionClosed
 from monitor import auth
 from monitor.console import messages
 from monitor.console.app import origin_allowed, session_token
+from monitor.console.board import ALERT_KINDS
 
 if TYPE_CHECKING:
     from monitor.console.app import Console
@@ -156,7 +157,7 @@ class Feed:
             raise ActionRefused("already said hello")
         if isinstance(message, messages.Ack):
             alert = log.get(message.audit_id)
-            if alert is None or alert.prison != staff.prison or alert.kind != "alert":
+            if alert is None or alert.prison != staff.prison or alert.kind not in ALERT_KINDS:
                 raise ActionRefused("no such alert")
             log.append(
                 "staff_action",

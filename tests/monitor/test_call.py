@@ -163,10 +163,14 @@ async def test_booked_face_goes_live_intruder_pauses_with_slate_and_recheck_resu
     assert server.store is not None
     for _ in range(50):  # the console's recorder audits what the call publishes
         audit = AuditLog(server.store).for_call(call.call_id)
-        if len(audit) >= len(lines):
+        decided = [r for r in audit if r.kind not in ("joined", "left")]  # presence: staff only
+        if len(decided) >= len(lines):
             break
         await asyncio.sleep(0.1)
-    assert [r.kind for r in audit][: len(lines)] == [r["kind"] for r in lines]
+    assert [r.kind for r in decided][: len(lines)] == [r["kind"] for r in lines]
+    presence = [(r.kind, r.data["participant"]) for r in audit if r.kind in ("joined", "left")]
+    assert presence[:2] == [("joined", "A1234BC"), ("joined", "v1")]
+    assert sorted(presence[2:]) == [("left", "A1234BC"), ("left", "v1")]
     # every incoming track was recorded (encoded off the loop): the visitor's camera and both mics
     folder = server.record_dir / call.call_id
     with av.open(str(folder / "v1.video.1.webm")) as video:

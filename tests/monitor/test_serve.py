@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import json
 import signal
 import subprocess
@@ -90,3 +92,77 @@ def test_demo_prints_links_serves_pages_and_stops_on_sigterm(tmp_path: Path) -> 
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+def _start_demo(db: Path) -> tuple[subprocess.Popen[str], list[dict[str, str]], dict[str, str]]:
+    process = subprocess.Popen(
+        [*MONITOR, "serve", "--demo", "--port", "0", "--db", str(db), "--analysis-workers", "1"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
+    assert process.stdout is not None
+    links = []
+    while True:
+        line = process.stdout.readline()
+        assert line, process.stderr.read() if process.stderr else "no output"
+        record = json.loads(line)
+        if "console" in record:
+            return process, links, record
+        links.append(record)
+
+
+def _login(console: dict[str, str]) -> list[dict[str, object]]:
+    """Log in with the printed demo account; the calls on the console board."""
+    basic = base64.b64encode(f"{console['username']}:{console['password']}".encode()).decode()
+    request = urllib.request.Request(
+        console["console"] + "/login", method="POST", headers={"Authorization": f"Basic {basic}"}
+    )
+    with urllib.request.urlopen(request, timeout=10) as reply:
+        cookie = reply.headers["Set-Cookie"].split(";")[0]
+    request = urllib.request.Request(console["console"] + "/api/calls", headers={"Cookie": cookie})
+    with urllib.request.urlopen(request, timeout=10) as reply:
+        calls: list[dict[str, object]] = json.loads(reply.read())["calls"]
+    return calls
+
+
+def test_demo_twice_on_one_database_with_a_printed_staff_account_and_store_links(tmp_path: Path) -> None:
+    """What `make run` does, twice in a row: the second run reuses the demo call, the printed demo
+    staff account logs in and sees it on the board, the links (store tokens) join."""
+    db = tmp_path / "m.db"
+    seen = []
+    for _ in range(2):
+        process, links, console = _start_demo(db)
+        try:
+            assert console["username"] == "demo" and len(console["password"]) >= 12
+            board = _login(console)
+            call_id = links[0]["call_id"]
+            assert [c["call_id"] for c in board] == [call_id]
+            seen.append(call_id)
+            token = links[1]["url"].rsplit("/", 1)[1]
+            joined = asyncio.run(_join(links[1]["url"].split("/join/")[0], token))
+            assert joined["type"] == "joined" and joined["call_id"] == call_id, joined
+            process.send_signal(signal.SIGTERM)
+            assert process.wait(timeout=20) == 0
+            assert process.stderr is not None
+            errors = process.stderr.read()
+            assert f"password: {console['password']}" in errors  # also said in words, for people
+            assert "Traceback" not in errors
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    assert seen[0] == seen[1]  # the second run serves the same demo call, not an overlapping one
+    assert "interrupted" in errors  # the first run stopped while the call ran
+
+
+async def _join(base: str, token: str) -> dict[str, object]:
+    from signalling.client import Device
+
+    device = Device(base.replace("http://", "ws://") + "/ws/call")
+    await device.open()
+    try:
+        return await device.join(token)
+    finally:
+        await device.close()

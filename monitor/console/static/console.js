@@ -87,8 +87,14 @@ function beep() {
   osc.start(); osc.stop(ctx.currentTime + 0.4);
   document.body.dataset.beeps = String(Number(document.body.dataset.beeps || 0) + 1);
 }
+// recording_failed is not a policy decision, but staff must act on it like on an alert
+const ALERT_KINDS = new Set(["alert", "recording_failed"]);
+function isAlert(r) { return ALERT_KINDS.has(r.kind); }
+function alertTitle(r) {
+  return r.kind === "recording_failed" ? "Recording failed (the call goes on unrecorded)" : reasonText(r.data.reason);
+}
 function updateBadge() {
-  const open = state.records.filter((r) => r.kind === "alert" && !state.acked.has(r.audit_id)).length;
+  const open = state.records.filter((r) => isAlert(r) && !state.acked.has(r.audit_id)).length;
   const badge = $("alert-badge");
   badge.textContent = String(open);
   badge.hidden = open === 0;
@@ -190,11 +196,11 @@ function alertItem(record) {
   const who = whoText(record);
   const item = el("li", { class: `alert${acked ? " acknowledged" : ""}`, "data-audit": String(record.audit_id) },
     el("div", { class: "alert-head" },
-      el("span", { class: "alert-reason", text: reasonText(d.reason) }), ack),
+      el("span", { class: "alert-reason", text: alertTitle(record) }), ack),
     el("div", { class: "alert-meta",
       text: `${clock(record.at)} · call ${record.call_id}${typeof d.t === "number" ? ` at ${d.t.toFixed(1)} s` : ""}${who ? " · " + who : ""}${d.needs_staff ? " · needs staff approval" : ""}` }));
   const guidance = guidanceFor(record);
-  item.append(el("div", { class: "alert-guidance", text: guidance ? `Participant was told: “${guidance}”` : (d.detail || "") }));
+  item.append(el("div", { class: "alert-guidance", text: guidance ? `Participant was told: “${guidance}”` : (d.detail || (d.file ? `${d.file}: ${d.error}` : "")) }));
   if (record.evidence) {
     item.append(el("img", { src: `/console/api/evidence/${record.evidence}.jpg`, alt: "evidence frame", class: "evidence" }));
   }
@@ -203,7 +209,7 @@ function alertItem(record) {
 }
 
 function renderFeed() {
-  const alerts = state.records.filter((r) => r.kind === "alert").slice(-100).reverse();
+  const alerts = state.records.filter((r) => isAlert(r)).slice(-100).reverse();
   $("alert-feed").replaceChildren(...alerts.map(alertItem));
   $("feed-empty").hidden = alerts.length > 0;
   updateBadge();
@@ -216,7 +222,7 @@ function takeRecords(records, live) {
     state.lastId = r.audit_id;
     state.records.push(r);
     if (r.kind === "staff_action" && r.data.action === "acknowledge") state.acked.add(r.data.alert_id);
-    if (r.kind === "alert" && live) alerted = true;
+    if (isAlert(r) && live) alerted = true;
     if (r.call_id) boardChanged = true;
   }
   if (state.records.length > 5000) state.records = state.records.slice(-5000);
@@ -268,6 +274,7 @@ function describe(r) {
     case "identity": return ["identity", `track ${d.track} on ${d.source}: ${d.participant || "not booked"}${d.distance != null ? ` (${d.distance})` : ""}`];
     case "recheck": return ["security check passed", d.awaiting_staff ? "waiting for staff approval" : ""];
     case "staff_action": return [`staff: ${String(d.action).replace("_", " ")}`, `${r.actor.replace("staff:", "")}${d.note ? ": " + d.note : ""}${d.alert_id ? ` (alert ${d.alert_id})` : ""}`];
+    case "recording_failed": return ["recording failed", `${d.file || ""}: ${d.error || ""}`];
     case "joined": case "left": return [r.kind, `${d.participant || ""} ${d.role ? "(" + d.role + ")" : ""} ${d.source || ""}`];
     default: return [r.kind, JSON.stringify(d)];
   }
