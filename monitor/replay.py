@@ -9,15 +9,19 @@ Timeline lines carry ``t`` from the first frame (``call_t`` too when an offset i
 offset, what fell due before the piece starts (the call going ``verifying`` at call time 0) is
 written first with its true, negative ``t``.
 
-Sampling. Every frame is decoded (VP8/H.264 need their reference frames) but only frames on a
-fixed grid of ``ANALYSIS_FPS`` per second of media time (every 5th frame of a 30 fps clip) are
-converted to BGR and analysed; the rest are skipped on purpose. The policy's windows are 0.5 s
-(clear) to 15 s, so 6 observations a second keep every finding continuous (a 0.17 s gap never
-clears one) and place every decision within 0.17 s of where per-frame analysis would. The
-pipeline samples identity and face meshes on media-time periods of its own, but a sample can only
-land on an analysed frame, so the grid sets their real spacing: identity's 0.25 s becomes 0.4 s at
-5 fps and the clean fixture went live at 3.2 s (target: 3 s); at 6 fps it is 0.33 s and live at
-2.67 s, as with every frame analysed (2.57 s). ``make bench`` measures speed against this rate.
+Sampling. Every frame is decoded (VP8/H.264 need their reference frames), but only the frames
+the policy needs are converted to BGR and analysed; the rest are skipped on purpose
+(``monitor/cadence.py``): 6 frames a second (``ANALYSIS_FPS``, every 5th frame of a 30 fps clip)
+whenever the call is not live or anything in the picture is changing or uncertain, 2 a second
+(``CALM_FPS``) while the call is live and the last analysed frame was steady, plus at once any
+frame in which a cheap luma comparison sees the picture change. At 6 fps every finding stays
+continuous and every decision lands within 0.17 s of where per-frame analysis would put it; the
+calm pace only applies when nothing is happening, and the change gate brings the first frame of
+a change back to within a frame or two. The identity samples and face meshes follow media-time
+periods of their own but can only land on analysed frames: a new track's first samples every
+0.17 s, so the clean fixture goes live at about 2.3 s (target: 3 s). ``ReplayStats`` counts the
+frames analysed, those analysed while calm and those the change gate added; ``make bench``
+measures the speed against the 20x real-time target.
 
 Order of events into the Session: a ``ParticipantJoined`` for the recording's device (the main
 caller, visitor side) at the first frame; then, in media-time order, injected ``--events`` and the
@@ -50,6 +54,7 @@ from typing import IO, Any
 
 import numpy as np
 
+from monitor.cadence import CHANGE_THRESHOLD, Cadence
 from monitor.errors import UserError
 from monitor.media import Video
 from monitor.timeline import decision_record, encode_line
@@ -68,7 +73,9 @@ from policies.events import (
 )
 
 ANALYSIS_FPS = 6.0
-"""Frames analysed per second of media (the rest are decoded and skipped). See the module doc."""
+"""Frames analysed per second of media while anything is changing (busy). See the module doc."""
+CALM_FPS = 2.0
+"""Frames analysed per second of media while the call is live and steady (calm)."""
 
 Record = dict[str, Any]
 
@@ -231,6 +238,8 @@ class EvidenceWriter:
 class ReplayStats:
     frames: int = 0  # decoded
     analysed: int = 0
+    analysed_calm: int = 0  # of which while calm (the call live, the frame before steady)
+    gated: int = 0  # of which early, because the change gate saw the picture change
     media_s: float = 0.0  # first to last frame, plus one frame
     wall_s: float = 0.0
     cpu_s: float = 0.0  # this process's CPU time in the loop (robust when the machine is shared)
@@ -259,9 +268,13 @@ class Replay:
         *,
         offset: float = 0.0,
         analysis_fps: float = ANALYSIS_FPS,
+        calm_fps: float | None = CALM_FPS,
+        change_threshold: float | None = CHANGE_THRESHOLD,
         evidence: Path | None = None,
         pipeline: Any = None,
     ) -> None:
+        """``calm_fps`` None (or >= ``analysis_fps``) analyses every slot of the grid;
+        ``change_threshold`` None turns the change gate off (``monitor/cadence.py``)."""
         from monitor.analysis.enrol import enrol_booking
         from monitor.analysis.pipeline import FramePipeline
         from policies.session import Session
@@ -276,7 +289,9 @@ class Replay:
             raise UserError(f"analysis rate must be positive, got {analysis_fps!r}")
         self.booking = booking
         self.offset = float(offset)
-        self.period = 1.0 / analysis_fps
+        if calm_fps is not None and not (calm_fps > 0):
+            raise UserError(f"calm analysis rate must be positive, got {calm_fps!r}")
+        self.cadence = Cadence(analysis_fps, calm_fps, change_threshold)
         self.source = booking.main_caller.id
         self.session = Session.for_booking(booking, config)
         if pipeline is None:
@@ -334,7 +349,7 @@ class Replay:
 
         last_t = 0.0
         step = 1.0 / 30.0
-        next_slot = 0
+        cadence = self.cadence
         frames: Iterator[Any] = video.frames()
         decode_clock = time.perf_counter()
         for tf in frames:
@@ -350,12 +365,14 @@ class Replay:
             if self.session.state is State.ENDED:
                 stats.ended_early = True
                 break
-            if tf.t + 1e-6 >= next_slot * self.period:
-                next_slot = math.floor(tf.t / self.period + 1e-6) + 1
+            live = self.session.state is State.LIVE
+            if cadence.due(tf.t, step, live, tf.luma_thumbnail):
+                stats.analysed_calm += cadence.calm(live)
                 clock = time.perf_counter()
                 bgr = tf.bgr()
                 stats.decode_s += time.perf_counter() - clock
                 result = self.pipeline.process(bgr, self.offset + tf.t)
+                cadence.analysed(tf.t, step, bool(getattr(result, "steady", False)), tf.luma_thumbnail)
                 stats.analysed += 1
                 for stage, ms in result.timings_ms.items():
                     stats.stage_ms[stage] = stats.stage_ms.get(stage, 0.0) + ms
@@ -373,6 +390,7 @@ class Replay:
             stats.skipped_events.append(
                 f"line {item.line}: t={item.t:g} is after the end of the video or the call (not applied)"
             )
+        stats.gated = cadence.gated
         stats.wall_s = time.perf_counter() - started
         stats.cpu_s = time.process_time() - cpu_started
         return stats
@@ -466,11 +484,21 @@ def replay_file(
     offset: float = 0.0,
     evidence: Path | None = None,
     analysis_fps: float = ANALYSIS_FPS,
+    calm_fps: float | None = CALM_FPS,
+    change_threshold: float | None = CHANGE_THRESHOLD,
     progress_stream: IO[str] | None = None,
 ) -> ReplayStats:
     """Replay one video into ``out`` (timeline lines). The library entry point tests and bench use."""
     with Video(video_path) as video:
-        replay = Replay(booking, config, offset=offset, analysis_fps=analysis_fps, evidence=evidence)
+        replay = Replay(
+            booking,
+            config,
+            offset=offset,
+            analysis_fps=analysis_fps,
+            calm_fps=calm_fps,
+            change_threshold=change_threshold,
+            evidence=evidence,
+        )
         bar = ProgressBar(video.info.duration_s, progress_stream) if progress_stream is not None else None
         def emit(record: Record) -> None:
             out.write(encode_line(record) + "\n")
@@ -550,6 +578,7 @@ def run_replay(args: argparse.Namespace) -> int:
 
 __all__ = [
     "ANALYSIS_FPS",
+    "CALM_FPS",
     "InjectedEvent",
     "Replay",
     "ReplayStats",

@@ -1,10 +1,16 @@
 """Who is each face track? Sampled dlib embeddings, voted per track, against the booked people.
 
-Theory of operation: a track is embedded when it appears, then every ``sample_period_uncertain_s``
-while its verdict is PENDING and every ``recheck_period_s`` once decided, and only when its face
-passes the quality gates (``quality.py``). At most one face is embedded per analysed frame (the
-most overdue), which bounds the cost of a frame. Each sample holds the distance to every booked
-person. Over the last ``vote_window`` samples of the track:
+Theory of operation: a track is embedded when it appears, then every ``sample_period_new_s``
+until it has ``votes`` samples, every ``sample_period_uncertain_s`` while its verdict is PENDING
+or its latest sample disagrees with its verdict, every ``recheck_period_s`` once decided, and only
+every ``recheck_period_confident_s`` once *confidently* matched (matched, and the latest sample
+voted for that person too). A confident track that is *disturbed* (the pipeline saw a break: the
+track was missed or jumped, the face was partial or turned away) is due again at once; that is
+what catches one person taking another's place, since a swap in front of the camera breaks the
+track or the view. Samples are only taken when the face passes the quality gates
+(``quality.py``). At most one face is embedded per analysed frame (the most overdue), which
+bounds the cost of a frame. Each sample holds the distance to every booked person. Over the last
+``vote_window`` samples of the track:
 
 - a sample *votes for* person P when P is closest, at distance <= ``match_distance``, and the
   next booked person is at least ``match_margin`` further;
@@ -70,22 +76,66 @@ def decide(samples: tuple[Sample, ...], settings: AnalysisSettings) -> IdentityD
     return IdentityDecision(Verdict.PENDING, guess, medians[guess], len(window))
 
 
+def votes_for(sample: Sample, participant: str, settings: AnalysisSettings) -> bool:
+    """Whether ``sample`` is a vote for ``participant`` (closest, close enough, with the margin)."""
+    best_d, best_id = sample[0]
+    second_d = sample[1][0] if len(sample) > 1 else float("inf")
+    return best_id == participant and best_d <= settings.match_distance and second_d - best_d >= (
+        settings.match_margin
+    )
+
+
 @dataclass(slots=True)
 class TrackIdentity:
     samples: deque[Sample] = field(default_factory=deque)
     last_sample_t: float | None = None
     decision: IdentityDecision = IdentityDecision(Verdict.PENDING, None, None, 0)
+    disturbed: bool = False  # a break since the last sample (set by the pipeline)
+
+    def _agrees(self, sample: Sample, settings: AnalysisSettings) -> bool:
+        d = self.decision
+        if d.verdict is Verdict.MATCH and d.participant is not None:
+            return votes_for(sample, d.participant, settings)
+        if d.verdict is Verdict.UNBOOKED:
+            return sample[0][0] > settings.unbooked_distance
+        return False
+
+    def uncertain(self, settings: AnalysisSettings) -> bool:
+        """No verdict yet, or the latest sample disagrees with the verdict: sample it fast."""
+        return (
+            self.decision.verdict is Verdict.PENDING
+            or not self.samples
+            or not self._agrees(self.samples[-1], settings)
+        )
+
+    def confident(self, settings: AnalysisSettings) -> bool:
+        """A match its latest sample voted for, with no break in the track since that sample."""
+        return (
+            self.decision.verdict is Verdict.MATCH
+            and not self.disturbed
+            and bool(self.samples)
+            and self._agrees(self.samples[-1], settings)
+        )
+
+    def period(self, settings: AnalysisSettings) -> float:
+        """Seconds between samples for this track as it stands."""
+        d = self.decision
+        if d.verdict is Verdict.PENDING:
+            new = len(self.samples) < settings.votes
+            return settings.sample_period_new_s if new else settings.sample_period_uncertain_s
+        if self.disturbed:
+            return 0.0
+        if self.uncertain(settings):
+            return settings.sample_period_uncertain_s
+        if self.confident(settings):
+            return settings.recheck_period_confident_s
+        return settings.recheck_period_s
 
     def overdue(self, t: float, settings: AnalysisSettings) -> float | None:
         """How long past due a sample is (>= 0), or None when none is due."""
         if self.last_sample_t is None:
             return float("inf")
-        period = (
-            settings.sample_period_uncertain_s
-            if self.decision.verdict is Verdict.PENDING
-            else settings.recheck_period_s
-        )
-        late = t - self.last_sample_t - period
+        late = t - self.last_sample_t - self.period(settings)
         return late if late >= 0 else None
 
     def add(self, sample: Sample, t: float, settings: AnalysisSettings) -> IdentityDecision:
@@ -93,6 +143,7 @@ class TrackIdentity:
         while len(self.samples) > settings.vote_window:
             self.samples.popleft()
         self.last_sample_t = t
+        self.disturbed = False
         self.decision = decide(tuple(self.samples), settings)
         return self.decision
 
@@ -126,6 +177,15 @@ class IdentityBook:
 
     def decision(self, track: int) -> IdentityDecision:
         return self.state(track).decision
+
+    def disturb(self, track: int) -> None:
+        """The pipeline saw a break in ``track`` (missed, jumped, partial or turned away)."""
+        self.state(track).disturbed = True
+
+    def settled(self, track: int) -> bool:
+        """Matched, and the latest sample agrees: nothing for identity to hurry about."""
+        st = self.state(track)
+        return st.decision.verdict is Verdict.MATCH and not st.disturbed and not st.uncertain(self.settings)
 
     def forget_except(self, live: tuple[int, ...]) -> None:
         for tid in set(self._tracks) - set(live):

@@ -90,6 +90,11 @@ class CoverWatch:
             base.mean = (1 - self.follow) * base.mean + self.follow * sig
         return covered
 
+    def ready(self, track: int) -> bool:
+        """Whether ``track`` has its baseline (covering can be judged)."""
+        base = self._tracks.get(track)
+        return base is not None and base.mean is not None
+
     def forget_except(self, live: tuple[int, ...]) -> None:
         for tid in set(self._tracks) - set(live):
             del self._tracks[tid]

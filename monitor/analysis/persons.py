@@ -6,7 +6,8 @@ person counts as *without a face* when their shoulders are clearly visible, they
 a person at the camera (shoulder width >= ``min_shoulder_width`` of the frame: BlazePose also fires on
 cartoon animals, whose "shoulders" come out a few percent wide), and their head (the midpoint of
 nose and ears) lies in none of the confirmed face boxes. Pose costs ~20 ms, so it runs every
-``period_s`` of media time and the last answer is reused in between.
+``period_s`` of media time and the last answer is reused in between; the caller may pass a longer
+period for one call (the pipeline does while the frame is steady).
 """
 
 from __future__ import annotations
@@ -38,8 +39,12 @@ class FacelessPersonCounter:
         self._last_t: float | None = None
         self._last = 0
 
-    def count(self, frame: Frame, t: float, face_boxes: tuple[Box, ...]) -> int:
-        if self._last_t is not None and 0 <= t - self._last_t < self.period_s:
+    def count(
+        self, frame: Frame, t: float, face_boxes: tuple[Box, ...], period_s: float | None = None
+    ) -> int:
+        """Faceless persons in view, measured at most every ``period_s`` (default: the counter's)."""
+        period = self.period_s if period_s is None else period_s
+        if self._last_t is not None and 0 <= t - self._last_t < period:
             return self._last
         self._last_t = t
         self._last = self._measure(frame, face_boxes)

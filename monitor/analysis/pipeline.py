@@ -10,6 +10,16 @@ sample when it passes the quality gates. The Observation lists the confirmed fac
 track's voted verdict, plus persons without a checkable face (pose, sampled) and whole-frame
 lighting. The pipeline holds per-source state (tracker, identity votes), so make one per source,
 inside the worker process that uses it, and feed it frames in media-time order.
+
+Steadiness. A frame is *steady* when nothing in it needs watching closely: at least one face,
+every face followed without a break from the previous frame (same tracks, overlapping boxes),
+matched to a different booked person with an identity that agrees with its latest sample, fully
+visible and well lit, no detector blips and nobody without a face. While frames are steady the
+costly samplers slow down (pose every ``person_check_period_steady_s``, a confident identity
+every ``recheck_period_confident_s``, face meshes every ``mesh_period_steady_s``) and
+``FrameResult.steady`` tells the caller it may analyse fewer frames (replay does: see
+``monitor/replay.py``). Any break makes the frame unsteady and marks the track's identity
+disturbed, so the samplers speed up again at once.
 """
 
 from __future__ import annotations
@@ -18,6 +28,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
+import cv2
 import numpy as np
 
 from monitor.analysis import identity, lighting, occlusion, quality, visibility
@@ -30,7 +41,7 @@ from monitor.analysis.landmarks import NOSE_TIP, Landmarks, LandmarkStage
 from monitor.analysis.persons import FacelessPersonCounter
 from monitor.analysis.runtime import limit_threads
 from monitor.analysis.settings import AnalysisSettings
-from monitor.analysis.track import Tracker
+from monitor.analysis.track import TrackedDetection, Tracker
 from policies.events import Face, Lighting, Observation, Role, Verdict, Visibility
 
 DEFAULT_SETTINGS = AnalysisSettings()
@@ -69,6 +80,7 @@ class FrameResult:
     faces: tuple[FaceResult, ...]
     rejected: tuple[Box, ...]  # detections with no plausible face mesh (not faces)
     timings_ms: dict[str, float] = field(default_factory=dict)  # stage -> ms on this frame (+ "total")
+    steady: bool = False  # nothing changing or uncertain (see the module doc): fewer frames will do
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +121,21 @@ class _FaceWork:
         )
 
 
+def _face_look(frame: Frame, box: Box) -> np.ndarray:
+    """The face's detection box in grey, 16 x 16 (a few tens of microseconds)."""
+    rows, cols = box.pixel_slices(frame.width, frame.height)
+    face = frame.gray[rows, cols]
+    if face.shape[0] < 2 or face.shape[1] < 2:
+        return np.zeros((16, 16), np.int16)
+    return cv2.resize(face, (16, 16), interpolation=cv2.INTER_AREA).astype(np.int16)
+
+
+def _look_change(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean absolute grey-level change between two face looks, after removing the overall shift."""
+    d = (a - b).astype(np.float32)
+    return float(np.abs(d - d.mean()).mean())
+
+
 class FramePipeline:
     def __init__(
         self,
@@ -131,6 +158,7 @@ class FramePipeline:
         self._tracker = Tracker(min_iou=settings.track_min_iou, max_missed_s=settings.track_max_missed_s)
         self._mesh = LandmarkStage(crop_scale=settings.mesh_crop_scale, refine=settings.refine_landmarks)
         self._last_mesh: dict[int, tuple[float, Box, Landmarks]] = {}  # track -> (t, box, mesh)
+        self._mesh_look: dict[int, np.ndarray] = {}  # track -> face thumbnail when last meshed
         self._persons = FacelessPersonCounter(period_s=settings.person_check_period_s)
         self._identities = identity.IdentityBook(enrolment, settings)
         self._embedder: Embedder | None = Embedder() if self._identities.enabled else None
@@ -139,6 +167,8 @@ class FramePipeline:
             max_deviation=settings.covered_deviation, min_regions=settings.covered_points
         )
         self._covered: dict[int, bool] = {}  # track -> covered on its last fresh mesh
+        self._previous_faces: tuple[int, ...] = ()  # face tracks in the previous frame's observation
+        self._steady = False  # the previous frame was steady
         self._closed = False
 
     def process(self, frame_bgr: np.ndarray, t: float) -> FrameResult:
@@ -162,9 +192,19 @@ class FramePipeline:
         self._confirmed &= set(live)
         for tid in set(self._last_mesh) - set(live):
             del self._last_mesh[tid]
+            self._mesh_look.pop(tid, None)
         self._identities.forget_except(live)
         lap("track")
-        meshes = [self._landmarks(frame, td.track, td.detection.box, t) for td in tracked]
+        meshes = [
+            self._landmarks(
+                frame,
+                td.track,
+                td.detection.box,
+                t,
+                steady=self._steady and td.continuous and self._covers.ready(td.track),
+            )
+            for td in tracked
+        ]
         lap("landmarks")
         self._covers.forget_except(live)
         self._covered = {tid: c for tid, c in self._covered.items() if tid in live}
@@ -181,10 +221,12 @@ class FramePipeline:
             lap("visibility")
             face_box = lm.box if lm is not None else td.detection.box
             split = lm.xy(NOSE_TIP)[0] if lm is not None else None
-            light = lighting.assess_face(frame.gray, face_box, split, s)
+            light = lighting.assess_face(frame.gray, face_box, split, s, lm)
             lap("lighting")
             vis = self._cover_check(frame, td.track, lm if fresh else None, vis, light.lighting)
             lap("covered")
+            if not td.continuous or vis.visibility is not Visibility.FULL:
+                self._identities.disturb(td.track)
             state = self._identities.state(td.track)
             due = self._identities.enabled and state.overdue(t, s) is not None
             q = quality.assess(
@@ -203,7 +245,10 @@ class FramePipeline:
         lap("identity")
 
         faces = [w.result(frame.width, frame.height, w.track == embedded) for w in pending]
-        faceless = self._persons.count(frame, t, tuple(f.box_px for f in faces))
+        calm = not rejected and self._calm(tracked, faces)
+        self._previous_faces = tuple(f.face.track for f in faces)
+        period = s.person_check_period_steady_s if calm else None
+        faceless = self._persons.count(frame, t, tuple(f.box_px for f in faces), period)
         lap("persons")
         frame_light = lighting.assess_frame(frame.gray, s) if not faces else Lighting.OK
         lap("lighting")
@@ -216,19 +261,52 @@ class FramePipeline:
             lighting=frame_light,
         )
         ms["total"] = sum(ms.values())
-        return FrameResult(observation, tuple(faces), tuple(rejected), ms)
+        self._steady = calm and faceless == 0
+        return FrameResult(observation, tuple(faces), tuple(rejected), ms, steady=self._steady)
 
-    def _landmarks(self, frame: Frame, track: int, box: Box, t: float) -> tuple[Landmarks | None, bool]:
+    def _calm(self, tracked: tuple[TrackedDetection, ...], faces: list[FaceResult]) -> bool:
+        """Steady but for the faceless-person check (module doc): every face followed, booked,
+        agreed on, fully visible and well lit, each a different person."""
+        if not faces or len(tracked) != len(faces):
+            return False
+        if tuple(f.face.track for f in faces) != self._previous_faces:
+            return False
+        if not all(td.continuous for td in tracked):
+            return False
+        people = set()
+        for f in faces:
+            face = f.face
+            if face.visibility is not Visibility.FULL or face.lighting is not Lighting.OK:
+                return False
+            if self._identities.enabled:
+                if not self._identities.settled(face.track) or face.participant in people:
+                    return False
+                people.add(face.participant)
+        return True
+
+    def _landmarks(
+        self, frame: Frame, track: int, box: Box, t: float, *, steady: bool
+    ) -> tuple[Landmarks | None, bool]:
         """(mesh, fresh): a fresh mesh every ``mesh_period_s`` per confirmed track (always for
-        unconfirmed ones); in between the last mesh carried along with the detection box."""
+        unconfirmed ones); in between the last mesh carried along with the detection box. While
+        steady (and the cover check has its baseline) the period is ``mesh_period_steady_s``,
+        unless the face looks different from when it was last meshed (``mesh_look_change``: a
+        hand or an object over it), so a cover is still judged on the frame it appears."""
         last = self._last_mesh.get(track)
+        look = _face_look(frame, box)
         if last is not None and 0 <= t - last[0] < self.settings.mesh_period_s:
             return last[2].moved(last[1], box), False
+        if steady and last is not None and 0 <= t - last[0] < self.settings.mesh_period_steady_s:
+            before = self._mesh_look.get(track)
+            if before is not None and _look_change(before, look) <= self.settings.mesh_look_change:
+                return last[2].moved(last[1], box), False
         lm = self._mesh.landmarks(frame, box)
         if lm is None:
             self._last_mesh.pop(track, None)
+            self._mesh_look.pop(track, None)
         else:
             self._last_mesh[track] = (t, box, lm)
+            self._mesh_look[track] = look
         return lm, True
 
     def _cover_check(

@@ -19,6 +19,10 @@ class AnalysisSettings:
     min_detection_score: float = 0.5
     mesh_crop_scale: float = 1.8
     mesh_period_s: float = 0.2  # re-mesh a confirmed face this often; carry its mesh in between
+    mesh_period_steady_s: float = 1.0  # ... and this often while the frame is steady (pipeline doc),
+    mesh_look_change: float = 15.0  # unless the face's 16x16 grey look changed more than this since
+    # it was last meshed (grey levels, overall shift removed; measured: a talking head 3-9 over
+    # 0.5 s, a cover over the lower face 35)
     refine_landmarks: bool = True  # 478 points (eyes and lips refined) instead of 468
     # tracking
     track_min_iou: float = 0.2
@@ -30,7 +34,11 @@ class AnalysisSettings:
     turned_away_pitch: float = 0.6
     covered_deviation: float = 40.0  # Lab change at a face point, beyond the whole face's shift
     covered_points: int = 2  # this many of the 10 points changed: the face is covered (partial)
-    person_check_period_s: float = 1.0  # how often to look for bodies without a face (segmentation)
+    person_check_period_s: float = 1.0  # how often to look for bodies without a face (pose)
+    # ... and how often while the frame is steady (every face booked, fully visible and well lit,
+    # nothing changing): the booked person's own body is then what pose finds, so the check can
+    # only matter for someone behind them; pose is the costliest per-frame stage (~20 ms)
+    person_check_period_steady_s: float = 10.0
     person_min_area: float = 0.04  # share of the frame a faceless person blob must cover
     # lighting (8-bit luma)
     dark_mean: float = 55.0
@@ -52,5 +60,11 @@ class AnalysisSettings:
     unbooked_distance: float = 0.58
     votes: int = 3  # agreeing samples needed for MATCH or UNBOOKED
     vote_window: int = 5  # the last N samples of a track are considered
-    sample_period_uncertain_s: float = 0.25  # embed a PENDING track this often
+    sample_period_new_s: float = 0.15  # a new track's first ``votes`` samples, this often
+    sample_period_uncertain_s: float = 0.25  # embed a PENDING track (or one that disagrees) this often
     recheck_period_s: float = 3.0  # re-embed a decided track this often
+    # ... and a *confident* match (its latest sample voted for the same person, and the track has
+    # been in view, fully visible and followed without a break since that sample)
+    # this often; a break (a missed frame, a jump, a partial or turned-away view) makes it due
+    # again as soon as the face passes the quality gates
+    recheck_period_confident_s: float = 10.0

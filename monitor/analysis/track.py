@@ -22,6 +22,7 @@ class TrackedDetection:
     detection: Detection
     first_seen: float  # media time the track opened
     hits: int  # frames this track has been detected in, this one included
+    continuous: bool = False  # also detected on the previous update, and matched by overlap (IoU)
 
 
 @dataclass(slots=True)
@@ -40,6 +41,7 @@ class Tracker:
         self.max_missed_s = max_missed_s
         self._tracks: dict[int, _Track] = {}
         self._next_id = 1
+        self._last_update: float | None = None
 
     @property
     def live_ids(self) -> tuple[int, ...]:
@@ -68,27 +70,30 @@ class Tracker:
             ),
             reverse=True,
         )
-        assigned: dict[int, int] = {}  # detection index -> track id
+        assigned: dict[int, tuple[int, bool]] = {}  # detection index -> (track id, continuous)
         used: set[int] = set()
+        previous = self._last_update
         for score, tid, i in pairs:
             if score <= 0.0:
                 break
             if i in assigned or tid in used:
                 continue
-            assigned[i] = tid
+            assigned[i] = (tid, score > 1.0 and self._tracks[tid].last_seen == previous)
             used.add(tid)
         out = []
         for i, det in enumerate(detections):
             if i in assigned:
-                tid = assigned[i]
+                tid, continuous = assigned[i]
             else:
-                tid = self._next_id
+                tid, continuous = self._next_id, False
                 self._next_id += 1
                 self._tracks[tid] = _Track(tid, det.box, t, t, 0)
             tr = self._tracks[tid]
             tr.box, tr.last_seen, tr.hits = det.box, t, tr.hits + 1
-            out.append(TrackedDetection(tid, det, tr.first_seen, tr.hits))
+            out.append(TrackedDetection(tid, det, tr.first_seen, tr.hits, continuous))
+        self._last_update = t
         return tuple(out)
 
     def reset(self) -> None:
         self._tracks.clear()
+        self._last_update = None

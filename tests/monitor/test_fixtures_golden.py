@@ -172,6 +172,11 @@ def intent_dark(r: tuple[Record, ...]) -> None:
 
 def intent_uneven_light(r: tuple[Record, ...]) -> None:
     _lighting(r)
+    # side light from 4-5 s on: warned within ~2 s of the change, once, and never taken back (the
+    # light stays uneven to the end; the face box's halves used to flicker around the cut)
+    warnings = of_kind(r, "warning", "poor_lighting")
+    assert len(warnings) == 1 and warnings[0]["t"] <= 6.5, warnings
+    assert of_kind(r, "warning_cleared") == [], of_kind(r, "warning_cleared")
 
 
 def intent_group(r: tuple[Record, ...]) -> None:

@@ -101,17 +101,37 @@ def test_only_the_last_window_counts() -> None:
 def test_sampling_schedule(booked: Enrolment) -> None:
     book = IdentityBook(booked, S)
     assert book.pick_due(0.0, (1, 2)) == 1  # both new: the lowest id first
-    emb = booked.people[0].embeddings[0]
-    book.add_embedding(1, emb, 0.0)
+    man = booked.people[0].embeddings[0]
+    book.add_embedding(1, man, 0.0)
     assert book.pick_due(0.1, (1, 2)) == 2
-    book.add_embedding(2, emb, 0.1)
-    assert book.pick_due(0.2, (1, 2)) is None
-    assert book.pick_due(0.3, (1, 2)) == 1  # pending: again after sample_period_uncertain_s
-    for t in (0.3, 0.6):
-        book.add_embedding(1, emb, t)
-    assert book.decision(1).verdict is Verdict.MATCH
-    assert book.pick_due(1.0, (1,)) is None  # decided: only every recheck_period_s
-    assert book.pick_due(0.6 + S.recheck_period_s, (1,)) == 1
+    book.add_embedding(2, man, 0.1)
+    assert book.pick_due(0.12, (1, 2)) is None
+    assert book.pick_due(S.sample_period_new_s, (1, 2)) == 1  # a new track's first votes come fast
+    for t in (0.15, 0.3):
+        book.add_embedding(1, man, t)
+    assert book.decision(1).verdict is Verdict.MATCH and book.settled(1)
+    # confidently matched (the latest sample agrees, no break): only every recheck_period_confident_s
+    assert book.pick_due(0.3 + S.recheck_period_confident_s - 0.01, (1,)) is None
+    assert book.pick_due(0.3 + S.recheck_period_confident_s, (1,)) == 1
     book.forget_except((2,))
     assert book.decision(1).verdict is Verdict.PENDING
     assert IdentityBook(Enrolment(), S).pick_due(0.0, (1,)) is None
+
+
+def test_a_break_or_a_disagreeing_sample_makes_a_match_due_again(booked: Enrolment) -> None:
+    book = IdentityBook(booked, S)
+    man, obama = booked.people[0].embeddings[0], booked.people[1].embeddings[0]
+    for t in (0.0, 0.2, 0.4):
+        book.add_embedding(1, man, t)
+    assert book.settled(1) and book.pick_due(1.0, (1,)) is None
+    book.disturb(1)  # the track was missed, jumped, or the face turned away
+    assert not book.settled(1) and book.pick_due(1.0, (1,)) == 1  # due at once, not in 10 s
+    book.add_embedding(1, obama, 1.0)  # someone else's face on the track: the verdict holds ...
+    assert book.decision(1).verdict is Verdict.MATCH and book.decision(1).participant == "man"
+    assert not book.settled(1)  # ... but it is uncertain now, and sampled fast
+    assert book.pick_due(1.0 + S.sample_period_uncertain_s - 0.01, (1,)) is None
+    assert book.pick_due(1.0 + S.sample_period_uncertain_s, (1,)) == 1
+    book.add_embedding(1, man, 1.25)
+    assert book.settled(1)
+    # a decided match whose window is mixed but whose latest sample agrees: confident again
+    assert book.pick_due(1.25 + S.recheck_period_s, (1,)) is None

@@ -27,9 +27,10 @@ def _judge(
     f = Frame(bgr)
     (d,) = detector.detect(f) if box is None else (None,)
     face_box = box if d is None else d.box
+    assert face_box is not None
     lm = mesh.landmarks(f, face_box)
     assert lm is not None
-    return assess_face(f.gray, lm.box, lm.xy(NOSE_TIP)[0], S)
+    return assess_face(f.gray, lm.box, lm.xy(NOSE_TIP)[0], S, lm)
 
 
 @pytest.fixture(scope="module")
@@ -94,3 +95,27 @@ def test_whole_frame_without_faces(portrait: np.ndarray) -> None:
     assert assess_frame(gray, S) is Lighting.OK
     assert assess_frame((gray * 0.1).astype(np.uint8), S) is Lighting.DARK
     assert assess_frame(np.full_like(gray, 255), S) is Lighting.OVEREXPOSED
+
+
+def test_side_light_on_the_recorded_call_is_uneven_and_even_light_is_not(
+    detector: FaceDetector, mesh: LandmarkStage
+) -> None:
+    """The uneven-light fixture (strong side light from 4-5 s on): cheek patches tell the two
+    apart by a wide margin, where the face box's halves hovered around the cut (0.43-0.48)."""
+    from pathlib import Path
+
+    from monitor.analysis.media import video_frames
+
+    clip = Path(__file__).resolve().parents[3] / "fixtures" / "clips" / "uneven_light.webm"
+    ratios: dict[str, list[float]] = {"even": [], "side": []}
+    for i, t, bgr in video_frames(clip):
+        if i % 10 or 3.5 < t < 5.5:
+            continue
+        f = Frame(bgr)
+        (d,) = detector.detect(f)
+        lm = mesh.landmarks(f, d.box)
+        assert lm is not None
+        r = assess_face(f.gray, lm.box, lm.xy(NOSE_TIP)[0], S, lm)
+        ratios["even" if t <= 3.5 else "side"].append(r.side_ratio)
+        assert r.lighting is (Lighting.OK if t <= 3.5 else Lighting.UNEVEN), (t, r)
+    assert min(ratios["even"]) > 0.7 and max(ratios["side"]) < 0.3, ratios

@@ -47,3 +47,15 @@ def test_answer_is_reused_within_the_period(man_clip: list) -> None:
         assert counter.count(f, 1.0, (Box(0, 0, f.width, f.height),)) == 0
     finally:
         counter.close()
+
+
+def test_a_longer_period_can_be_asked_for_one_call(man_clip: list) -> None:
+    counter = FacelessPersonCounter(period_s=1.0)
+    try:
+        f = Frame(man_clip[0][2])
+        assert counter.count(f, 0.0, ()) == 1
+        whole = (Box(0, 0, f.width, f.height),)
+        assert counter.count(f, 1.5, whole, period_s=10.0) == 1  # steady: the answer is reused
+        assert counter.count(f, 1.5, whole) == 0  # the default period has passed: measured again
+    finally:
+        counter.close()

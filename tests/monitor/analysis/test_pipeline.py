@@ -141,3 +141,23 @@ def test_bad_frames_are_refused(man: Enrolment) -> None:
             pipeline.process(np.zeros((48, 64, 3), np.float32), 0.0)
     finally:
         pipeline.close()
+
+
+def test_a_booked_face_settles_into_steady_frames_and_a_break_unsettles_them(
+    man: Enrolment, obama: Enrolment, man_clip: list
+) -> None:
+    frames = [(t, bgr) for _i, t, bgr in man_clip]
+    results = list(_run(man, frames))
+    steady = [r.steady for r in results]
+    first = steady.index(True)
+    assert results[first].observation.faces[0].verdict is Verdict.MATCH
+    assert not any(steady[:first]) and first <= 30  # verified within a second, then steady
+    # once steady, no more identity samples for the confident match within this short clip
+    assert not any(f.embedded for r in results[first + 1 :] for f in r.faces)
+    # the same face someone else is booked for never settles
+    assert not any(r.steady for r in _run(obama, frames))
+    # a gap (the face missing for a frame) breaks the steadiness: the next frame is not steady
+    blank = (frames[first + 5][0], np.zeros_like(frames[0][1]))
+    gap = [*frames[: first + 5], blank, *frames[first + 6 :]]
+    broken = list(_run(man, gap))
+    assert broken[first + 4].steady and not broken[first + 5].steady and not broken[first + 6].steady

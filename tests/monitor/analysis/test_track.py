@@ -62,3 +62,17 @@ def test_two_faces_far_apart_never_swap() -> None:
     assert (a.track, b.track) == (a2.track, b2.track) == (1, 2)
     (new,) = tracker.update((_det(250),), 0.2)  # between both, too far from either: not a jump
     assert new.track == 3
+
+
+def test_continuity_needs_the_previous_update_and_an_overlap() -> None:
+    tracker = Tracker()
+    (first,) = tracker.update((_det(100),), 0.0)
+    assert not first.continuous  # a new track
+    (same,) = tracker.update((_det(104),), 0.2)
+    assert same.track == 1 and same.continuous
+    tracker.update((), 0.4)  # missed once
+    (back,) = tracker.update((_det(104),), 0.6)
+    assert back.track == 1 and not back.continuous  # same track, but there was a break
+    nearby = Detection(Box(154, 130, 60, 60), 0.9, ())  # IoU 0.18, centre 0.56 box sizes away
+    (jumped,) = tracker.update((nearby,), 0.8)  # too little overlap: followed by a jump
+    assert jumped.track == 1 and not jumped.continuous
