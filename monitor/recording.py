@@ -148,6 +148,7 @@ class FeedRecorder:
         self.part = 0
         self.dropped = 0
         self.writers: list[_PartWriter] = []
+        self.failures: list[str] = []  # files that could not be written (e.g. a full disk)
         self._task: asyncio.Task[None] | None = None
         self._writer: _PartWriter | None = None
         self._generation = -1
@@ -183,7 +184,7 @@ class FeedRecorder:
 
     @property
     def errors(self) -> list[str]:
-        return [w.error for w in self.writers if w.error]
+        return self.failures + [w.error for w in self.writers if w.error]
 
     async def _run(self) -> None:
         generation = -1
@@ -228,7 +229,10 @@ class FeedRecorder:
         self.part += 1
         stem = f"{self.name}.{self.part}"
         sidecar = {"file": f"{stem}.webm", "first_frame_call_t": round(t, 3)}
-        (self.folder / f"{stem}.json").write_text(json.dumps(sidecar))
+        try:
+            (self.folder / f"{stem}.json").write_text(json.dumps(sidecar))
+        except OSError as exc:  # reported through ``errors``; the call goes on
+            self.failures.append(f"{stem}.json: {exc}")
         writer = _PartWriter(self.folder / f"{stem}.webm", self.feed.kind)
         self.writers.append(writer)
         return writer

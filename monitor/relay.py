@@ -26,6 +26,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
@@ -33,6 +34,9 @@ from aiortc import MediaStreamTrack
 from aiortc.contrib.media import MediaRelay
 from aiortc.mediastreams import MediaStreamError
 from av import AudioFrame, VideoFrame
+
+if TYPE_CHECKING:
+    from monitor.forward import EncodedSource
 
 log = logging.getLogger(__name__)
 
@@ -110,13 +114,19 @@ class Feed:
         self._drain: asyncio.Task[None] | None = None
         self.frames = 0  # frames received on the current track (drain)
         self.last_frame_at = 0.0
+        self.encoded: EncodedSource | None = None  # the track's encoded frames (video, see forward.py)
 
-    def attach(self, track: MediaStreamTrack) -> None:
-        """Take ``track`` as this feed's source and start consuming it at once."""
+    def attach(self, track: MediaStreamTrack, receiver: Any = None) -> None:
+        """Take ``track`` as this feed's source and start consuming it at once. With the track's
+        ``RTCRtpReceiver``, a video feed also publishes the received encoded frames (forwarding)."""
         self.detach()
         self.track = track
         self.generation += 1
         self.frames = 0
+        if receiver is not None and self.kind == "video":
+            from monitor.forward import EncodedSource
+
+            self.encoded = EncodedSource.install(receiver)
         sub = self.relay.subscribe(track, buffered=False)
         self._drain = asyncio.ensure_future(self._consume(sub, track))
 
@@ -129,6 +139,7 @@ class Feed:
         if self.track is not None:
             self.track = None
             self.generation += 1
+        self.encoded = None
 
     def subscribe(self) -> MediaStreamTrack | None:
         return None if self.track is None else self.relay.subscribe(self.track, buffered=False)
@@ -144,6 +155,7 @@ class Feed:
                 self.track = None
                 self.generation += 1
                 self._drain = None
+                self.encoded = None
         finally:
             sub.stop()
 

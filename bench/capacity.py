@@ -1,0 +1,478 @@
+"""Capacity: concurrent calls through the relay, forwarding vs a naive re-encoding relay, same run.
+
+``python -m bench.capacity [--steps 1,2,4,6,8] [--seconds 15] [--modes forward,naive]``
+
+Each call has two devices (visitor, prison side), each one aiortc peer that sends 640x480 30 fps
+VP8 from the real fixture clip and receives the other side's video back through the relay. The
+devices run in a load-generator process and send *pre-encoded* packets (the clip is encoded once),
+so the generator costs little; the relay runs in its own process (one event loop) with the
+analysis of every visitor camera (the booked side; the fixture's prison side has no reference
+photo, as in a real call) at up to ``ANALYSIS_FPS`` frames per second:
+
+- **forward**: the relay as ``monitor serve`` runs it: received VP8 forwarded without re-encoding
+  (``monitor.forward.ForwardedVideoTrack``), analysis in a worker process (``AnalysisPool``).
+- **naive**: decode and re-encode every frame (``GatedVideoTrack``) and the analysis pipeline run
+  inline on the relay's event loop.
+
+For each N the step runs ``--seconds`` after a warm-up and records the relay's CPU (its process and
+its analysis worker), event loop lag, analysed fps per analysed stream and the frames per second
+each device received. A step passes when every stream meets the targets (analysis >= 5 fps,
+received >= 28 fps, loop lag p99 <= 50 ms -- the max is reported too, but on a shared
+2-core machine one scheduling hiccup exceeds 50 ms even with one call -- and no backlog
+growth). Calls per core = calls of the largest
+passing step / cores the relay used for them. Only one relay process (one event loop): spreading
+calls over several relay processes is not built.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import fractions
+import multiprocessing as mp
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import aioice.ice
+
+from bench import ROOT, machine, write_json
+
+CLIP = ROOT / "fixtures" / "clips" / "clean.webm"
+BOOKING = ROOT / "fixtures" / "bookings" / "clean" / "booking.json"
+ANALYSIS_FPS = 6.0
+WARM_S = 6.0
+TARGETS = {"analysis_fps": 5.0, "received_fps": 28.0, "loop_lag_p99_ms": 50.0}
+
+
+def loopback() -> None:
+    aioice.ice.get_host_addresses = lambda use_ipv4, use_ipv6: ["127.0.0.1"]
+
+
+# ---- load generator ------------------------------------------------------------------------------
+
+
+def encode_clip(frames: int = 60, gop: int = 30) -> list[bytes]:
+    """The fixture clip as ping-pong VP8 at 640x480, a keyframe every ``gop`` frames."""
+    import av
+
+    from signalling.client import load_clip
+
+    images = load_clip(CLIP, max_frames=frames)
+    images = images + images[-2:0:-1]
+    codec = av.CodecContext.create("libvpx", "w")
+    codec.width, codec.height, codec.pix_fmt = 640, 480, "yuv420p"
+    codec.time_base = fractions.Fraction(1, 30)
+    codec.bit_rate = 1_000_000
+    codec.gop_size = gop
+    codec.options = {"kf-max-dist": str(gop), "kf-min-dist": str(gop)}
+    out: list[bytes] = []
+    for i, image in enumerate(images):
+        frame = av.VideoFrame.from_ndarray(image, format="bgr24").reformat(format="yuv420p")
+        frame.pts = i
+        out += [bytes(p) for p in codec.encode(frame)]
+    out += [bytes(p) for p in codec.encode(None)]
+    return out
+
+
+def _make_packet_track(packets: list[bytes]) -> Any:
+    import av
+    from aiortc import MediaStreamTrack
+
+    class PacketTrack(MediaStreamTrack):
+        """Paced pre-encoded VP8 (what ``MediaPlayer(decode=False)`` sends), looping on a keyframe."""
+
+        kind = "video"
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.sent = 0
+            self._start: float | None = None
+
+        async def recv(self) -> Any:
+            if self._start is None:
+                self._start = time.monotonic()
+            wait = self._start + self.sent / 30 - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            packet = av.Packet(packets[self.sent % len(packets)])
+            packet.pts = self.sent * 3000
+            packet.time_base = fractions.Fraction(1, 90_000)
+            self.sent += 1
+            return packet
+
+    return PacketTrack()
+
+
+async def _count(track: Any, counts: dict[str, int], key: str) -> None:
+    try:
+        while True:
+            await track.recv()
+            counts[key] = counts.get(key, 0) + 1
+    except Exception:
+        return
+
+
+async def _loadgen(conn: Any) -> None:
+    from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+
+    loopback()
+    loop = asyncio.get_running_loop()
+    packets = encode_clip()
+    pcs: list[Any] = []
+    counts: dict[str, int] = {}
+    tasks: list[asyncio.Task[None]] = []
+    conn.send(("ready",))
+    while True:
+        message = await loop.run_in_executor(None, conn.recv)
+        if message[0] == "add":  # ("add", key): offer one device, the relay answers
+            pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+            pc.addTransceiver(_make_packet_track(packets), direction="sendrecv")
+            key = message[1]
+
+            def on_track(track: Any, key: str = key) -> None:
+                tasks.append(asyncio.ensure_future(_count(track, counts, key)))
+
+            pc.on("track", on_track)
+            await pc.setLocalDescription(await pc.createOffer())
+            conn.send(("offer", key, pc.localDescription.sdp))
+            _, answer = await loop.run_in_executor(None, conn.recv)
+            await pc.setRemoteDescription(RTCSessionDescription(answer, "answer"))
+            pcs.append(pc)
+        elif message[0] == "counts":
+            conn.send(("counts", dict(counts)))
+        elif message[0] == "stop":
+            for pc in pcs:
+                await pc.close()
+            for task in tasks:
+                task.cancel()
+            conn.send(("stopped",))
+            return
+
+
+def loadgen_process(conn: Any) -> None:
+    asyncio.run(_loadgen(conn))
+
+
+# ---- relay -------------------------------------------------------------------------------------
+
+
+class Relay:
+    """The relay side of the bench: calls of two devices, forwarding or naive."""
+
+    def __init__(self, mode: str, conn: Any) -> None:
+        from aiortc.contrib.media import MediaRelay
+
+        from monitor.bookings import load_booking
+        from policies.config import load_policy
+
+        self.mode = mode
+        self.conn = conn
+        self.relay = MediaRelay()
+        self.booking = load_booking(BOOKING, load_policy())
+        self.pcs: list[Any] = []
+        self.tracks: list[Any] = []
+        self.taps: dict[str, Any] = {}
+        self.analysed: dict[str, int] = {}
+        self.last_submit: dict[str, float] = {}
+        self.pool: Any = None
+        self.pipelines: dict[str, Any] = {}
+        self.enrolment: Any = None
+        self.failures = 0
+
+    async def start(self) -> None:
+        if self.mode == "forward":
+            from monitor.analysis_pool import AnalysisPool
+
+            self.pool = AnalysisPool(1, self._result, self._failure)
+            await self.pool.start()
+            self.pool.add_booking("bench", self.booking)
+        else:
+            from monitor.analysis_pool import _analysis_api
+
+            enrol, self._pipeline_class = _analysis_api()
+            self.enrolment, _ = enrol(self.booking)
+
+    def _result(self, key: str, observation: Any, spent: float) -> None:
+        self.analysed[key] = self.analysed.get(key, 0) + 1
+        self._pump(key)
+
+    def _failure(self, key: str, detail: str) -> None:
+        self.failures += 1
+
+    def _pump(self, key: str) -> None:
+        from monitor.analysis_pool import frame_planes
+
+        now = time.monotonic()
+        if now - self.last_submit.get(key, 0.0) < 1.0 / ANALYSIS_FPS:
+            return
+        tap = self.taps.get(key)
+        item = tap.take() if tap is not None else None
+        if item is None:
+            return
+        frame, t = item
+        if self.pool is not None:
+            if not self.pool.busy(key) and self.pool.submit(key, frame_planes(frame), t):
+                self.last_submit[key] = now
+        else:  # naive: the pipeline runs here, on the event loop
+            self.last_submit[key] = now
+            self.pipelines[key].process(frame.to_ndarray(format="bgr24"), t)
+            self.analysed[key] = self.analysed.get(key, 0) + 1
+
+    async def add_call(self, n: int) -> None:
+        from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+
+        from monitor.forward import ForwardedVideoTrack, receiver_of
+        from monitor.relay import Clock, Feed, FrameTap, Gate, GatedVideoTrack, make_slates
+        from policies.events import Role
+
+        gate, clock, slates = Gate(is_open=True), Clock(), make_slates()
+        feeds = {role: Feed(self.relay, "video", f"c{n}/{role}") for role in ("visitor", "prison")}
+        key = f"c{n}/visitor"
+        if self.pool is not None:
+            self.pool.open(key, "bench", "v1", Role.VISITOR)
+        else:
+            self.pipelines[key] = self._pipeline_class(self.enrolment, source="v1", role=Role.VISITOR)
+        tap = FrameTap(feeds["visitor"], lambda: self._pump(key), time.monotonic)
+        self.taps[key] = tap
+        tap.start()
+        for role, other in (("visitor", "prison"), ("prison", "visitor")):
+            self.conn.send(("add", f"c{n}/{role}"))
+            _, _, offer = await asyncio.get_running_loop().run_in_executor(None, self.conn.recv)
+            pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+
+            def on_track(track: Any, pc: Any = pc, feed: Any = feeds[role]) -> None:
+                feed.attach(track, receiver_of(pc, track) if self.mode == "forward" else None)
+
+            pc.on("track", on_track)
+            await pc.setRemoteDescription(RTCSessionDescription(offer, "offer"))
+            out: Any
+            if self.mode == "forward":
+                out = ForwardedVideoTrack(feeds[other], gate, clock, slates)
+                out.sender = pc.addTrack(out)
+            else:
+                out = GatedVideoTrack(feeds[other], gate, clock, slates)
+                pc.addTrack(out)
+            await pc.setLocalDescription(await pc.createAnswer())
+            self.conn.send(("answer", pc.localDescription.sdp))
+            self.pcs.append(pc)
+            self.tracks.append(out)
+
+    def worker_pids(self) -> list[int]:
+        if self.pool is None:
+            return []
+        return [w.process.pid for w in self.pool._workers if w.process is not None]
+
+    async def stop(self) -> None:
+        for tap in self.taps.values():
+            tap.stop()
+        for pc in self.pcs:
+            await pc.close()
+        if self.pool is not None:
+            await self.pool.stop()
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def _lag(stop: asyncio.Event, lags: list[float]) -> None:
+    while not stop.is_set():
+        start = time.monotonic()
+        await asyncio.sleep(0.01)
+        lags.append((time.monotonic() - start - 0.01) * 1000)
+
+
+def backlog(relay: Relay) -> int:
+    """Encoded frames queued in forwarding subscriptions (grows if the relay falls behind)."""
+    total = 0
+    for track in relay.tracks:
+        sub = getattr(track, "_esub", None)
+        if sub is not None:
+            total += len(sub._items)
+    return total
+
+
+async def run_step(mode: str, calls: int, seconds: float) -> dict[str, Any]:
+    """One relay process (this one) with ``calls`` calls; the devices in a spawned process."""
+    loopback()
+    ctx = mp.get_context("spawn")
+    parent, child = ctx.Pipe()
+    gen = ctx.Process(target=loadgen_process, args=(child,), daemon=True)
+    gen.start()
+    loop = asyncio.get_running_loop()
+    relay = Relay(mode, parent)
+    try:
+        await loop.run_in_executor(None, parent.recv)
+        await relay.start()
+        for n in range(calls):
+            await relay.add_call(n)
+        await asyncio.sleep(WARM_S)
+        parent.send(("counts",))
+        _, counts0 = await loop.run_in_executor(None, parent.recv)
+        analysed0 = dict(relay.analysed)
+        pids = relay.worker_pids()
+        stop, lags = asyncio.Event(), []  # type: ignore[var-annotated]
+        lag_task = asyncio.ensure_future(_lag(stop, lags))
+        wall0, cpu0 = time.monotonic(), time.process_time()
+        wcpu0 = sum(cpu_seconds(p) for p in pids)
+        gen_cpu0 = cpu_seconds(gen.pid) if gen.pid else 0.0
+        backlogs = []
+        while time.monotonic() - wall0 < seconds:
+            await asyncio.sleep(1.0)
+            backlogs.append(backlog(relay))
+        wall = time.monotonic() - wall0
+        relay_cpu = time.process_time() - cpu0
+        worker_cpu = sum(cpu_seconds(p) for p in pids) - wcpu0
+        gen_cpu = (cpu_seconds(gen.pid) if gen.pid else 0.0) - gen_cpu0
+        stop.set()
+        await lag_task
+        parent.send(("counts",))
+        _, counts1 = await loop.run_in_executor(None, parent.recv)
+        analysed = {k: (v - analysed0.get(k, 0)) / wall for k, v in relay.analysed.items()}
+        received = {k: (counts1.get(k, 0) - counts0.get(k, 0)) / wall for k in counts1}
+        ordered = sorted(lags)
+        lag = {
+            "p50": round(statistics.median(ordered), 1),
+            "p99": round(ordered[int(0.99 * (len(ordered) - 1))], 1),
+            "max": round(ordered[-1], 1),
+        }
+        min_analysed = min(analysed.values(), default=0.0)
+        min_received = min(received.values(), default=0.0)
+        growing = len(backlogs) > 2 and backlogs[-1] > 4 * calls and backlogs[-1] > backlogs[0]
+        passed = (
+            len(analysed) == calls
+            and len(received) == 2 * calls
+            and min_analysed >= TARGETS["analysis_fps"]
+            and min_received >= TARGETS["received_fps"]
+            and lag["p99"] <= TARGETS["loop_lag_p99_ms"]
+            and not growing
+        )
+        cores = (relay_cpu + worker_cpu) / wall
+        return {
+            "mode": mode,
+            "calls": calls,
+            "window_s": round(wall, 1),
+            "relay_cpu_cores": round(relay_cpu / wall, 3),
+            "analysis_worker_cpu_cores": round(worker_cpu / wall, 3),
+            "relay_total_cores": round(cores, 3),
+            "loadgen_cpu_cores": round(gen_cpu / wall, 3),
+            "analysed_fps_min": round(min_analysed, 1),
+            "received_fps_min": round(min_received, 1),
+            "received_fps_mean": round(statistics.mean(received.values()), 1) if received else 0.0,
+            "loop_lag_ms": lag,
+            "forward_backlog_frames": backlogs,
+            "analysis_failures": relay.failures,
+            "passed": passed,
+            "load_average": [round(x, 2) for x in os.getloadavg()],
+        }
+    finally:
+        with contextlib.suppress(Exception):  # a bench step must not hang the run
+            await asyncio.wait_for(relay.stop(), 30)
+        parent.send(("stop",))
+        gen.join(20)
+        if gen.is_alive():
+            gen.kill()
+
+
+def step_process(conn: Any, mode: str, calls: int, seconds: float) -> None:
+    conn.send(asyncio.run(run_step(mode, calls, seconds)))
+
+
+def run_isolated(mode: str, calls: int, seconds: float) -> dict[str, Any]:
+    """Each step in a fresh relay process, so one step's leftovers never load the next."""
+    ctx = mp.get_context("spawn")
+    parent, child = ctx.Pipe()
+    process = ctx.Process(target=step_process, args=(child, mode, calls, seconds))
+    process.start()
+    try:
+        if not parent.poll(seconds + 180):
+            raise RuntimeError(f"{mode} step with {calls} calls did not finish")
+        result: dict[str, Any] = parent.recv()
+        return result
+    finally:
+        process.join(30)
+        if process.is_alive():
+            process.kill()
+
+
+def summarise(steps: list[dict[str, Any]], mode: str) -> dict[str, Any]:
+    mine = [s for s in steps if s["mode"] == mode]
+    passing = [s for s in mine if s["passed"]]
+    best = max(passing, key=lambda s: s["calls"]) if passing else None
+    one = next((s for s in mine if s["calls"] == 1), None)
+    return {
+        "max_calls_passing": best["calls"] if best else 0,
+        "calls_per_core": round(best["calls"] / best["relay_total_cores"], 2) if best else 0.0,
+        "cores_per_call_at_1": one["relay_total_cores"] if one else None,
+        "relay_loop_cores_per_call_at_1": one["relay_cpu_cores"] if one else None,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", default="1,2,4,6,8", help="numbers of concurrent calls, ascending")
+    parser.add_argument("--seconds", type=float, default=15.0, help="measuring window per step")
+    parser.add_argument("--modes", default="forward,naive")
+    parser.add_argument("--json", default=str(ROOT / "bench" / "results" / "capacity.json"))
+    args = parser.parse_args(argv)
+    steps: list[dict[str, Any]] = []
+    for mode in args.modes.split(","):
+        for calls in (int(x) for x in args.steps.split(",")):
+            result = run_isolated(mode, calls, args.seconds)
+            steps.append(result)
+            lag = result["loop_lag_ms"]
+            print(
+                f"{mode:8} calls={calls:2}  relay {result['relay_cpu_cores']:.2f} + analysis "
+                f"{result['analysis_worker_cpu_cores']:.2f} cores  analysed>={result['analysed_fps_min']} fps"
+                f"  received>={result['received_fps_min']} fps  lag p99 {lag['p99']} max {lag['max']} ms  "
+                f"{'PASS' if result['passed'] else 'miss'}  load {result['load_average'][0]}",
+                flush=True,
+            )
+            if not result["passed"]:
+                break
+    report: dict[str, Any] = {"machine": machine(), "targets": TARGETS, "analysis_fps_cap": ANALYSIS_FPS}
+    report["steps"] = steps
+    report["summary"] = {mode: summarise(steps, mode) for mode in args.modes.split(",")}
+    f, n = report["summary"].get("forward"), report["summary"].get("naive")
+    if f and n:
+        report["summary"]["calls_per_core_ratio"] = (
+            round(f["calls_per_core"] / n["calls_per_core"], 2) if n["calls_per_core"] else None
+        )
+        if f["relay_loop_cores_per_call_at_1"] and n["relay_loop_cores_per_call_at_1"]:
+            report["summary"]["relay_cost_ratio_at_1_call"] = round(
+                n["relay_loop_cores_per_call_at_1"] / f["relay_loop_cores_per_call_at_1"], 2
+            )
+    report["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    cols = "relay+analysis cores / received fps / lag p99 ms / pass"
+    report["table"] = [
+        [
+            f"{s['mode']} {s['calls']} calls: {cols}",
+            f"{s['relay_total_cores']} / {s['received_fps_min']} / {s['loop_lag_ms']['p99']} / {s['passed']}",
+            "",
+        ]
+        for s in steps
+    ] + [
+        [f"{mode} calls per core", report["summary"][mode]["calls_per_core"], "calls"]
+        for mode in args.modes.split(",")
+    ] + [
+        ["calls per core, forward / naive", report["summary"].get("calls_per_core_ratio"), "x"],
+        [
+            "relay loop CPU per call at 1 call, naive / forward",
+            report["summary"].get("relay_cost_ratio_at_1_call"),
+            "x",
+        ],
+    ]
+    write_json(Path(args.json), report)
+    print("summary:", report["summary"])
+    print(f"saved {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
