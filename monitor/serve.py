@@ -286,7 +286,8 @@ class Server:
             secure = self.ssl_context is not None
             # the console writes every record published on the hub to the audit log
             self._console_recorder = register(
-                self.router, store=self.store, hub=self.hub, calls=self.calls, secure=secure
+                self.router, store=self.store, hub=self.hub, calls=self.calls, secure=secure,
+                record_dir=self.record_dir,
             )
 
     async def _index(self, request: HttpRequest) -> Any:

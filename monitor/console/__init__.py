@@ -8,8 +8,8 @@ Everything lives on the server's one port (``monitor.http.Router``). Pages and s
 ``/console/watch`` (receive-only WebRTC view of a call, ``watch.py``) need a session cookie from
 ``POST /console/login`` (an ``Authorization: Basic`` header, because the server cannot read bodies);
 without one they answer 401 (WebSocket: close code 4401) and nothing else. A member of staff sees
-only their own prison: a call or evidence frame of another prison answers 404, the same as one that
-does not exist. WebSockets and state-changing POSTs must come from an allowed ``Origin``.
+only their own prison: a call, evidence frame or recording of another prison answers 404, the same
+as one that does not exist. WebSockets and state-changing POSTs must come from an allowed ``Origin``.
 
 The alert feed is read from the store, never from memory: the audit log is the record of what
 happened, so a console that reconnects says which audit id it saw last and gets what it missed.
@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any, Protocol
 
 from monitor.audit import AuditLog, HubRecorder
@@ -68,6 +69,7 @@ def register(
     origins: tuple[str, ...] = (),
     secure: bool = False,
     record: bool = True,
+    record_dir: Path | None = None,
 ) -> HubRecorder | None:
     """Register every /console route on ``router``.
 
@@ -76,6 +78,8 @@ def register(
     ``record``: also start :class:`monitor.audit.HubRecorder`, which writes every record the calls
     publish on ``hub`` to the audit log (needs a running event loop). Without a store the console
     cannot check anyone, so nothing is registered and every /console path stays 404.
+    ``record_dir``: where ``monitor serve --record DIR`` writes calls; their files are listed in a
+    call's history and playable (``recordings.py``).
     Returns the recorder (``stop()`` it on shutdown), if one was started.
     """
     if store is None:
@@ -83,7 +87,9 @@ def register(
         return None
     from monitor.console.app import Console
 
-    Console(store=store, hub=hub, calls=calls, origins=origins, secure=secure).register(router)
+    Console(
+        store=store, hub=hub, calls=calls, origins=origins, secure=secure, record_dir=record_dir
+    ).register(router)
     if not record or hub is None:
         return None
     recorder = HubRecorder(AuditLog(store), hub, calls)

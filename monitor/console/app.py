@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import re
 from datetime import UTC, date, datetime, timedelta
 from http.cookies import CookieError, SimpleCookie
 from importlib import resources
+from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import unquote
 
 from websockets.datastructures import Headers
 from websockets.http11 import Response
 
 from monitor import auth
 from monitor.audit import AuditLog
-from monitor.console import board
+from monitor.console import board, recordings
 from monitor.http import HttpRequest, Router, error_response, json_response, response
 from monitor.store import Store
 
@@ -68,8 +71,10 @@ class Console:
         calls: CallControl | None,
         origins: tuple[str, ...],
         secure: bool,
+        record_dir: Path | None = None,
     ) -> None:
         self.store = store
+        self.record_dir = record_dir
         self.log = AuditLog(store)
         self.hub = hub
         self.calls = calls
@@ -88,6 +93,7 @@ class Console:
         router.get("/console/api/calls", self.calls_of_day)
         router.get("/console/api/calls/", self.call_history)
         router.get("/console/api/evidence/", self.evidence)
+        router.get("/console/api/recordings/", self.recording)
         router.ws("/console/ws", Feed(self).run)
         router.ws("/console/watch", Watch(self).run)
 
@@ -197,6 +203,7 @@ class Console:
         if booking is None or booking.prison != staff.prison:
             return error_response(404)
         payload = board.history(self.store, booking, self.store.clock(), self.calls)
+        payload["recordings"] = recordings.listing(self.record_dir, booking.call_id)
         return json_response(200, payload)
 
     async def evidence(self, request: HttpRequest) -> Response:
@@ -211,3 +218,46 @@ class Console:
         except OSError:
             return error_response(404)
         return response(200, data, "image/jpeg")
+
+    async def recording(self, request: HttpRequest) -> Response:
+        """``/console/api/recordings/<call_id>/<file>``: one recorded webm of a call of the staff
+        member's prison; anything else (other prison, unknown file, traversal) is the same 404."""
+        staff = self.staff(request)
+        if staff is None:
+            return error_response(401, "login required")
+        parts = request.path.removeprefix("/console/api/recordings/").split("/")
+        if len(parts) != 2:
+            return error_response(404)
+        try:
+            call_id, name = (unquote(p, errors="strict") for p in parts)
+        except UnicodeDecodeError:
+            return error_response(404)
+        booking = self.store.booking(call_id) if call_id else None
+        if booking is None or booking.prison != staff.prison:
+            return error_response(404)
+        found = recordings.find(self.record_dir, booking.call_id, name)
+        if found is None:
+            return error_response(404)
+        too_big = error_response(
+            413,
+            f"recording larger than {recordings.MAX_SERVE_BYTES // 2**20} MB cannot be played here; "
+            "copy it from the record directory",
+        )
+        if found.size > recordings.MAX_SERVE_BYTES:
+            return too_big
+        try:
+            data = await asyncio.to_thread(found.path.read_bytes)
+        except OSError:
+            return error_response(404)
+        if len(data) > recordings.MAX_SERVE_BYTES:  # grew since it was listed
+            return too_big
+        accept = ("Accept-Ranges", "bytes")
+        try:
+            span = recordings.byte_range(request.headers.get("Range"), len(data))
+        except recordings.RangeNotSatisfiable:
+            return response(416, b"", found.content_type, (accept, ("Content-Range", f"bytes */{len(data)}")))
+        if span is not None:
+            start, end = span
+            content_range = ("Content-Range", f"bytes {start}-{end}/{len(data)}")
+            return response(206, data[start : end + 1], found.content_type, (accept, content_range))
+        return response(200, data, found.content_type, (accept,))

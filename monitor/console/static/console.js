@@ -280,6 +280,19 @@ function describe(r) {
   }
 }
 
+function renderRecordings(files) {
+  const box = $("recordings");
+  if (!files.length) { box.replaceChildren(el("p", { class: "muted", text: "No recordings for this call." })); return; }
+  box.replaceChildren(...files.map((f) => {
+    const start = f.first_frame_call_t != null ? ` from ${f.first_frame_call_t.toFixed(1)} s` : "";
+    const label = el("div", { text: `${f.source} ${f.kind}, part ${f.part}${start} (${f.bytes < 1048576 ? Math.ceil(f.bytes / 1024) + " KB" : (f.bytes / 1048576).toFixed(1) + " MB"})` });
+    const player = f.playable
+      ? el(f.kind === "video" ? "video" : "audio", { controls: "", preload: "metadata", src: f.url, "data-file": f.file })
+      : el("p", { class: "muted", text: "Too large to play here; copy it from the record directory." });
+    return el("figure", { class: `recording recording-${f.kind}` }, label, player);
+  }));
+}
+
 async function openCall(callId, scroll = true) {
   if (state.open !== callId) { stopWatching(); $("watch-status").textContent = ""; }
   const r = await fetch(`/console/api/calls/${encodeURIComponent(callId)}`, { credentials: "same-origin" });
@@ -305,6 +318,7 @@ async function openCall(callId, scroll = true) {
   $("resume-button").disabled = !running || call.state !== "paused";
   $("end-button").disabled = !running;
   $("watch-button").disabled = !running;
+  renderRecordings(call.recordings || []);
   const body = $("timeline-body");
   body.replaceChildren(...call.records.map((rec) => {
     const [what, details] = describe(rec);

@@ -64,6 +64,7 @@ class Site:
     calls: Calls
     clock: Clock
     bookings: dict[str, Booking] = field(default_factory=dict)
+    record_dir: Path | None = None
 
     @property
     def origin(self) -> str:
@@ -157,7 +158,9 @@ async def site(tmp_path: Path) -> AsyncIterator[Site]:
     auth.add_staff(store, "alice", "HMP Example", PASSWORD)
     auth.add_staff(store, "bob", "HMP Other", PASSWORD)
     hub, calls, router = Hub(), Calls(), Router()
-    result = Site(0, store, hub, calls, clock)
+    record_dir = tmp_path / "records"
+    record_dir.mkdir()
+    result = Site(0, store, hub, calls, clock, record_dir=record_dir)
     for call_id, prison, prisoner in (
         ("call-ex", "HMP Example", "A1234BC"),
         ("call-other", "HMP Other", "Z9999ZZ"),
@@ -165,7 +168,7 @@ async def site(tmp_path: Path) -> AsyncIterator[Site]:
         booking = booking_now(call_id, prison, prisoner)
         import_booking(store, booking)
         result.bookings[call_id] = booking
-    recorder = console.register(router, store=store, hub=hub, calls=calls)
+    recorder = console.register(router, store=store, hub=hub, calls=calls, record_dir=record_dir)
     server = await serve(router.handle_websocket, "127.0.0.1", 0, process_request=router.process_request)
     result.port = next(iter(server.sockets)).getsockname()[1]
     try:
