@@ -32,8 +32,6 @@ from typing import Any
 
 import av
 import numpy as np
-from aiortc import MediaStreamTrack
-from aiortc.mediastreams import MediaStreamError
 
 from monitor.relay import Feed
 
@@ -187,43 +185,24 @@ class FeedRecorder:
         return self.failures + [w.error for w in self.writers if w.error]
 
     async def _run(self) -> None:
-        generation = -1
-        sub: MediaStreamTrack | None = None
         writer: _PartWriter | None = None
-        try:
-            while True:
-                if generation != self.feed.generation:
-                    if sub is not None:
-                        sub.stop()
-                    if writer is not None:
-                        writer.close()
-                        writer = None
-                    sub = self.feed.subscribe()
-                    generation = self.feed.generation
-                if sub is None:
-                    await asyncio.sleep(0.1)
-                    continue
-                try:
-                    frame = await asyncio.wait_for(sub.recv(), 0.5)
-                except TimeoutError:
-                    continue
-                except MediaStreamError:
-                    sub.stop()
-                    sub = None
-                    await asyncio.sleep(0.05)
-                    continue
-                t = self.now()
-                if self.max_fps is not None and t - self._last_t < 1.0 / self.max_fps:
-                    continue
-                self._last_t = t
-                if writer is None:
-                    writer = self._new_part(t)
-                data, info = self._copy(frame)
-                if not writer.put(data, t, info):
-                    self.dropped += 1
-        finally:
-            if sub is not None:
-                sub.stop()
+
+        def new_source() -> None:  # a reconnect starts a new part file
+            nonlocal writer
+            if writer is not None:
+                writer.close()
+                writer = None
+
+        async for frame in self.feed.follow(on_new_source=new_source):
+            t = self.now()
+            if self.max_fps is not None and t - self._last_t < 1.0 / self.max_fps:
+                continue
+            self._last_t = t
+            if writer is None:
+                writer = self._new_part(t)
+            data, info = self._copy(frame)
+            if not writer.put(data, t, info):
+                self.dropped += 1
 
     def _new_part(self, t: float) -> _PartWriter:
         self.part += 1

@@ -23,7 +23,7 @@ import contextlib
 import fractions
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
@@ -143,6 +143,39 @@ class Feed:
 
     def subscribe(self) -> MediaStreamTrack | None:
         return None if self.track is None else self.relay.subscribe(self.track, buffered=False)
+
+    async def follow(self, on_new_source: Callable[[], None] | None = None) -> AsyncIterator[Any]:
+        """Frames of whatever track this feed currently has, across reconnects: a new track (a
+        generation bump) gets a fresh keep-latest subscription (``on_new_source`` runs first); while
+        no track is connected it waits. Readers (analysis tap, recorder) never hold an old track."""
+        generation = -1
+        sub: MediaStreamTrack | None = None
+        try:
+            while True:
+                if generation != self.generation:
+                    if sub is not None:
+                        sub.stop()
+                    if on_new_source is not None:
+                        on_new_source()
+                    sub = self.subscribe()
+                    generation = self.generation
+                if sub is None:
+                    await asyncio.sleep(0.1)
+                    continue
+                try:
+                    frame = await asyncio.wait_for(sub.recv(), 0.5)
+                except TimeoutError:
+                    continue
+                except MediaStreamError:
+                    sub.stop()
+                    sub = None
+                    await asyncio.sleep(0.05)
+                    continue
+                yield frame
+        finally:
+            if sub is not None:
+                with contextlib.suppress(Exception):
+                    sub.stop()
 
     async def _consume(self, sub: MediaStreamTrack, track: MediaStreamTrack) -> None:
         try:
@@ -319,7 +352,6 @@ class FrameTap:
         self._at = 0.0
         self.seen = 0
         self._task: asyncio.Task[None] | None = None
-        self._generation = -1
 
     def start(self) -> None:
         if self._task is None:
@@ -339,31 +371,8 @@ class FrameTap:
         return frame, at
 
     async def _run(self) -> None:
-        sub: MediaStreamTrack | None = None
-        try:
-            while True:
-                if self._generation != self.feed.generation:
-                    if sub is not None:
-                        sub.stop()
-                    sub = self.feed.subscribe()
-                    self._generation = self.feed.generation
-                if sub is None:
-                    await asyncio.sleep(0.1)
-                    continue
-                try:
-                    frame = await asyncio.wait_for(sub.recv(), 0.5)
-                except TimeoutError:
-                    continue
-                except MediaStreamError:
-                    sub.stop()
-                    sub = None
-                    await asyncio.sleep(0.05)
-                    continue
-                assert isinstance(frame, VideoFrame)
-                self._frame, self._at = frame, self._now()
-                self.seen += 1
-                self._on_frame()
-        finally:
-            if sub is not None:
-                with contextlib.suppress(Exception):
-                    sub.stop()
+        async for frame in self.feed.follow():
+            assert isinstance(frame, VideoFrame)
+            self._frame, self._at = frame, self._now()
+            self.seen += 1
+            self._on_frame()
