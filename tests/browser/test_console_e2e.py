@@ -230,7 +230,8 @@ async def test_staff_console_in_chromium(
             await page.screenshot(path=str(ARTIFACTS / "console-5-history.png"), full_page=True)
 
             # signing out ends the session: the data routes refuse the old cookie
-            await page.click("#logout-button")
+            async with page.expect_navigation():  # logout reloads the page: wait for it
+                await page.click("#logout-button")
             await expect(page.locator("#login-view")).to_be_visible()
             status = await page.evaluate("fetch('/console/api/calls').then(r => r.status)")
             assert status == 401
