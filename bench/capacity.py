@@ -41,6 +41,7 @@ from typing import Any
 import aioice.ice
 
 from bench import ROOT, machine, write_json
+from bench.relay import cpu_seconds, loop_lag
 
 CLIP = ROOT / "fixtures" / "clips" / "clean.webm"
 BOOKING = ROOT / "fixtures" / "bookings" / "clean" / "booking.json"
@@ -276,18 +277,6 @@ class Relay:
             await self.pool.stop()
 
 
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-async def _lag(stop: asyncio.Event, lags: list[float]) -> None:
-    while not stop.is_set():
-        start = time.monotonic()
-        await asyncio.sleep(0.01)
-        lags.append((time.monotonic() - start - 0.01) * 1000)
-
-
 def backlog(relay: Relay) -> int:
     """Encoded frames queued in forwarding subscriptions (grows if the relay falls behind)."""
     total = 0
@@ -318,7 +307,7 @@ async def run_step(mode: str, calls: int, seconds: float) -> dict[str, Any]:
         analysed0 = dict(relay.analysed)
         pids = relay.worker_pids()
         stop, lags = asyncio.Event(), []  # type: ignore[var-annotated]
-        lag_task = asyncio.ensure_future(_lag(stop, lags))
+        lag_task = asyncio.ensure_future(loop_lag(stop, lags))
         wall0, cpu0 = time.monotonic(), time.process_time()
         wcpu0 = sum(cpu_seconds(p) for p in pids)
         gen_cpu0 = cpu_seconds(gen.pid) if gen.pid else 0.0

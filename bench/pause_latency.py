@@ -30,28 +30,14 @@ from typing import Any
 import aioice.ice
 
 from bench import ROOT, machine, write_json
-from bench.relay import BOOKING, CLIPS, summary, wait_state
+from bench.relay import BOOKING, open_call, summary, wait_state
 from monitor.relay import PAUSED_BGR
-from signalling.client import ClipTrack, Device, ToneTrack, Watch, load_clip, shows_slate
+from signalling.client import shows_slate
 
 
 async def devices(conn: Any, port: int, tokens: dict[str, str], trials: int) -> None:
-    aioice.ice.get_host_addresses = lambda use_ipv4, use_ipv6: ["127.0.0.1"]
-    clean = load_clip(CLIPS / "clean.webm", max_frames=60)
-    clean = clean + clean[-2:0:-1]
-    intruder = load_clip(CLIPS / "unbooked_walk_in.webm", max_frames=240)[170:230]
-    intruder = intruder + intruder[-2:0:-1]
-    devs: dict[str, Device] = {}
-    cameras: dict[str, ClipTrack] = {}
-    for role in ("prisoner", "visitor"):
-        device = Device(f"ws://127.0.0.1:{port}/ws/call")
-        await device.open()
-        await device.join(tokens[role])
-        cameras[role] = ClipTrack(clean)
-        await device.call(cameras[role], ToneTrack())
-        devs[role] = device
-    prison = devs["prisoner"]
-    watch = Watch(prison.received[0])
+    call = await open_call(port, tokens)
+    prison, watch, cameras, clean, intruder = call.prison, call.watch, call.cameras, call.clean, call.intruder
     await wait_state(prison, "live", 180)
     for _ in range(trials):
         await asyncio.sleep(1.5)
@@ -63,9 +49,7 @@ async def devices(conn: Any, port: int, tokens: dict[str, str], trials: int) -> 
         cameras["visitor"].play(clean)
         await wait_state(prison, "live", 180)
     conn.send(("done",))
-    watch.stop()
-    for device in devs.values():
-        await device.close()
+    await call.close()
 
 
 def devices_process(conn: Any, port: int, tokens: dict[str, str], trials: int) -> None:

@@ -173,10 +173,29 @@ async def wait_state(device: Device, state: str, timeout: float) -> None:
             raise RuntimeError(f"call {frame['type']} while waiting for {state}")
 
 
-async def devices_scenario(conn: Any, port: int, tokens: dict[str, str], trials: int) -> None:
-    """The two devices (their own process): go live, let the parent measure, then pause trials."""
+@dataclasses.dataclass
+class BenchCall:
+    """A prison device and a visitor device in a call, the visitor's camera switchable between the
+    booked man (``clean``) and the walk-in (``intruder``), and a watch on what the prison receives."""
+
+    devices: dict[str, Device]
+    cameras: dict[str, ClipTrack]
+    clean: list[np.ndarray]
+    intruder: list[np.ndarray]
+    watch: Watch
+
+    @property
+    def prison(self) -> Device:
+        return self.devices["prisoner"]
+
+    async def close(self) -> None:
+        self.watch.stop()
+        for device in self.devices.values():
+            await device.close()
+
+
+async def open_call(port: int, tokens: dict[str, str]) -> BenchCall:
     aioice.ice.get_host_addresses = lambda use_ipv4, use_ipv6: ["127.0.0.1"]
-    loop = asyncio.get_running_loop()
     clean = load_clip(CLIPS / "clean.webm", max_frames=60)
     clean = clean + clean[-2:0:-1]
     intruder = load_clip(CLIPS / "unbooked_walk_in.webm", max_frames=240)[170:230]
@@ -190,8 +209,14 @@ async def devices_scenario(conn: Any, port: int, tokens: dict[str, str], trials:
         cameras[role] = ClipTrack(clean)
         await device.call(cameras[role], ToneTrack())
         devices[role] = device
-    prison = devices["prisoner"]
-    watch = Watch(prison.received[0])
+    return BenchCall(devices, cameras, clean, intruder, Watch(devices["prisoner"].received[0]))
+
+
+async def devices_scenario(conn: Any, port: int, tokens: dict[str, str], trials: int) -> None:
+    """The two devices (their own process): go live, let the parent measure, then pause trials."""
+    loop = asyncio.get_running_loop()
+    call = await open_call(port, tokens)
+    prison, watch, cameras, clean, intruder = call.prison, call.watch, call.cameras, call.clean, call.intruder
     t0 = time.monotonic()
     await wait_state(prison, "live", 180)
     conn.send(("live", round(time.monotonic() - t0, 1)))
@@ -208,9 +233,7 @@ async def devices_scenario(conn: Any, port: int, tokens: dict[str, str], trials:
         cameras["visitor"].play(clean)
         await wait_state(prison, "live", 180)
     conn.send(("pause", latencies))
-    watch.stop()
-    for device in devices.values():
-        await device.close()
+    await call.close()
 
 
 def devices_process(conn: Any, port: int, tokens: dict[str, str], trials: int) -> None:

@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from bench import ROOT, machine, write_json
-from bench.capacity import Relay, _lag, backlog, loadgen_process, loopback
+from bench.capacity import Relay, backlog, loadgen_process, loopback
+from bench.relay import loop_lag
 
 
 def rss_mb(pid: int) -> float:
@@ -53,7 +54,7 @@ async def soak(mode: str, calls: int, seconds: float, every: float, warm: float)
         _, before = await loop.run_in_executor(None, parent.recv)
         while time.monotonic() - started < seconds:
             stop, lags = asyncio.Event(), []  # type: ignore[var-annotated]
-            task = asyncio.ensure_future(_lag(stop, lags))
+            task = asyncio.ensure_future(loop_lag(stop, lags))
             t0 = time.monotonic()
             await asyncio.sleep(every)
             stop.set()
