@@ -232,10 +232,16 @@ async def test_booked_face_goes_live_intruder_pauses_with_slate_and_recheck_resu
         live_decisions,
         replay_decisions,
     )
+    # live, ticks advance the clock between analysed frames; replay, only the frames do: a decision
+    # can land on a later archived frame. Allow up to the second archived frame after the live time
+    # (one frame for the tick, one for the lossy archive) or 1 s, whichever is later: the archive's
+    # own frame times set the bound, so a loaded machine's sparse analysis cannot fail the test.
+    archived = [sidecar["first_frame_call_t"] + float(f.time - frames[0].time) for f in frames]
     for live_d, replay_d in zip(live_decisions, replay_decisions, strict=True):
-        # live, ticks advance the clock between analysed frames; replay, only the frames do: a
-        # decision can land one analysed frame later (a few hundred ms on a loaded machine)
-        assert abs(float(live_d[3]) - float(replay_d[3])) < 1.0  # type: ignore[arg-type]
+        live_t, replay_t = float(live_d[3]), float(replay_d[3])  # type: ignore[arg-type]
+        after = [t for t in archived if t >= live_t - 0.05][:2]
+        latest = max([live_t + 1.0, *(t + 0.05 for t in after[-1:])])
+        assert live_t - 1.0 < replay_t <= latest, (live_d, replay_d, after)
     assert AuditLog(server.store).verify().ok
 
 
