@@ -15,23 +15,31 @@ so concurrent writers (processes too) serialise and a killed writer leaves the c
 evidence frame is written to its content-addressed file (temporary file, fsync, rename) *before*
 the record that references it commits. A ``state`` record also moves the ``calls`` row in the same
 transaction, so the board and the log cannot disagree.
+
+On the server's event loop records go through :meth:`AuditLog.submit` / :meth:`AuditLog.append_async`:
+with an :class:`monitor.audit_writer.AuditWriter` they are written by its thread, in submission
+order, and the returned future resolves once the record is committed (so nothing the loop is told
+was written can be lost; see that module). Each completed write wakes :meth:`AuditLog.wait_change`,
+which the console's alert feed waits on before reading the new records back from the store.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
-import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from monitor.store import Store, StoreError
 
+if TYPE_CHECKING:
+    from monitor.audit_writer import AuditWriter
+
 GENESIS = "0" * 64
-log = logging.getLogger(__name__)
 
 #: Record kinds the console shows: the timeline kinds plus what people and devices did.
 TIMELINE_KINDS = ("state", "alert", "warning", "warning_cleared", "identity", "recheck", "event")
@@ -89,6 +97,12 @@ class Verification:
         return self.problem is None
 
 
+def _check(kind: str, prison: str, data: dict[str, Any]) -> None:
+    if not kind or not prison:
+        raise StoreError("an audit record needs a kind and a prison")
+    canonical_json(data)
+
+
 def _record(row: Any) -> AuditRecord:
     return AuditRecord(
         row["id"],
@@ -105,8 +119,71 @@ def _record(row: Any) -> AuditRecord:
 
 
 class AuditLog:
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, writer: AuditWriter | None = None) -> None:
         self.store = store
+        self.writer = writer
+        self._changed = asyncio.Event()
+
+    # -- from the event loop ------------------------------------------------------------------
+
+    def submit(
+        self,
+        kind: str,
+        data: dict[str, Any],
+        *,
+        prison: str,
+        call_id: str | None = None,
+        actor: str = "policy",
+        evidence: bytes | None = None,
+    ) -> asyncio.Future[AuditRecord]:
+        """Queue one record for the writer thread (or, without one, write it now); the future
+        resolves when it is committed. Records are committed in the order they were submitted."""
+        _check(kind, prison, data)
+        loop = asyncio.get_running_loop()
+        if self.writer is None:
+            done: asyncio.Future[AuditRecord] = loop.create_future()
+            done.set_result(
+                self.append(kind, data, prison=prison, call_id=call_id, actor=actor, evidence=evidence)
+            )
+            self._notify(done)
+            return done
+        queued = self.writer.submit(
+            kind, data, prison=prison, call_id=call_id, actor=actor, evidence=evidence
+        )
+        future = asyncio.wrap_future(queued, loop=loop)
+        future.add_done_callback(self._notify)
+        return future
+
+    async def append_async(
+        self,
+        kind: str,
+        data: dict[str, Any],
+        *,
+        prison: str,
+        call_id: str | None = None,
+        actor: str = "policy",
+        evidence: bytes | None = None,
+    ) -> AuditRecord:
+        """:meth:`append` for the event loop; returns once the record is on disk. A caller that is
+        cancelled meanwhile does not cancel the write."""
+        future = self.submit(kind, data, prison=prison, call_id=call_id, actor=actor, evidence=evidence)
+        return await asyncio.shield(future)
+
+    def changes(self) -> asyncio.Event:
+        """Take this before reading records; :meth:`wait_change` then returns as soon as a record
+        written after it (by this log) is committed."""
+        return self._changed
+
+    async def wait_change(self, marker: asyncio.Event, timeout: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(marker.wait(), timeout)
+
+    def _notify(self, future: asyncio.Future[AuditRecord]) -> None:
+        if not future.cancelled() and future.exception() is None:
+            changed, self._changed = self._changed, asyncio.Event()
+            changed.set()
+
+    # -- anywhere ---------------------------------------------------------------------------------
 
     @property
     def evidence_dir(self) -> Path:
@@ -140,11 +217,10 @@ class AuditLog:
         actor: str = "policy",
         evidence: bytes | None = None,
     ) -> AuditRecord:
-        """Append one record (and its evidence frame) atomically; returns it with its id and hash."""
-        if not kind or not prison:
-            raise StoreError("an audit record needs a kind and a prison")
+        """Append one record (and its evidence frame) atomically; returns it with its id and hash.
+        Blocks on the commit (fsync): on the event loop use :meth:`append_async`."""
+        _check(kind, prison, data)  # refuse what cannot be hashed before taking the lock
         digest = self.save_evidence(evidence) if evidence is not None else None
-        canonical_json(data)  # refuse what cannot be hashed before taking the lock
         store = self.store
         with store.transaction() as db:
             head = db.execute("SELECT id, hash FROM audit ORDER BY id DESC LIMIT 1").fetchone()
@@ -267,77 +343,3 @@ class AuditLog:
                     )
             prev_hash, prev_id = row["hash"], row["id"]
         return Verification(count, prev_hash)
-
-
-class HubRecorder:
-    """Writes every record the live calls publish on the hub to the audit log.
-
-    The calls publish timeline records (``monitor.timeline``) tagged with ``call_id``; each becomes
-    one audit record of the call's prison (from the store's booking, else the live call's booking),
-    written by the ``policy`` actor. For an alert, a call that offers ``evidence_jpeg(source)``
-    gives the frame behind it, stored as the record's evidence. The subscription is taken in
-    :meth:`start`, so nothing published after it is missed.
-    """
-
-    def __init__(self, log: AuditLog, hub: Any, calls: Any = None) -> None:
-        self.log = log
-        self.hub = hub
-        self.calls = calls
-        self.task: asyncio.Task[None] | None = None
-        self.written = 0
-
-    def start(self) -> asyncio.Task[None]:
-        subscription = self.hub.subscribe()
-        self.task = asyncio.get_running_loop().create_task(self._run(subscription))
-        return self.task
-
-    def stop(self) -> None:
-        if self.task is not None:
-            self.task.cancel()
-            self.task = None
-
-    def _live(self, call_id: str) -> Any:
-        return self.calls.get(call_id) if self.calls is not None else None
-
-    def _prison(self, call_id: str) -> str:
-        booking = self.log.store.booking(call_id)
-        if booking is not None:
-            return booking.prison
-        live = self._live(call_id)
-        prison = getattr(getattr(live, "booking", None), "prison", None)
-        return prison if isinstance(prison, str) and prison else "unknown"
-
-    def _evidence(self, call_id: str, record: dict[str, Any]) -> bytes | None:
-        grab = getattr(self._live(call_id), "evidence_jpeg", None)
-        if not callable(grab):
-            return None
-        try:
-            jpeg = grab(str(record.get("source") or ""))
-        except Exception:
-            log.exception("evidence frame for call %s failed", call_id)
-            return None
-        return jpeg if isinstance(jpeg, bytes) else None
-
-    def record(self, item: dict[str, Any]) -> AuditRecord | None:
-        data = dict(item)
-        call_id = data.pop("call_id", None)
-        kind = data.get("kind")
-        if not isinstance(call_id, str) or not isinstance(kind, str):
-            log.error("hub record without call_id or kind: %r", item)
-            return None
-        evidence = self._evidence(call_id, data) if kind == "alert" else None
-        written = self.log.append(
-            kind, data, prison=self._prison(call_id), call_id=call_id, evidence=evidence
-        )
-        self.written += 1
-        return written
-
-    async def _run(self, subscription: Any) -> None:
-        while True:
-            async for item in subscription:
-                try:
-                    self.record(item)
-                except Exception:  # one bad record must not stop the audit trail
-                    log.exception("audit record from the hub failed: %r", item)
-            log.error("audit recorder fell behind the hub and was dropped; subscribing again")
-            subscription = self.hub.subscribe()

@@ -326,11 +326,12 @@ class Call:
             self._timeline = None
             self._recording_failed("", "timeline.jsonl", f"{type(exc).__name__}: {exc}")
 
-    def _presence(self, kind: str, seat: Seat) -> None:
+    def _presence(self, kind: str, seat: Seat, actor: str = "device") -> None:
         """A device joined or left: for staff (board, history, audit), not the timeline (the
-        timeline is the policy's decisions, the same as replay's)."""
+        timeline is the policy's decisions, the same as replay's). ``actor``: ``device`` (the
+        participant's device did it) or ``system`` (the server dropped the device)."""
         record = {"kind": kind, "t": round(self.now(), 3), "source": seat.participant}
-        self._keep({**record, "participant": seat.participant, "role": seat.role.value})
+        self._keep({**record, "participant": seat.participant, "role": seat.role.value, "actor": actor})
 
     def _keep(self, record: dict[str, Any]) -> None:
         """To the staff hub (the console audits what is published there)."""
@@ -535,7 +536,7 @@ class Call:
         await self._close_pc(device)
         self.video[participant].detach()
         self.audio[participant].detach()
-        self._presence("left", device.seat)
+        self._presence("left", device.seat, "device" if announce else "system")
         if announce:
             await self.handle(ParticipantLeft(self.now(), participant))
 
@@ -618,11 +619,13 @@ class Calls:
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
 
-    def add(self, call: Call) -> None:
+    def add(self, call: Call, *, own_tokens: bool = True) -> None:
+        """``own_tokens``: the call's in-memory seat tokens join it (a server without a store);
+        False: only tokens the resolver accepts do (the store's, which can be revoked)."""
         if call.call_id in self.by_id:
             raise ValueError(f"two bookings have the same call_id {call.call_id!r}")
         self.by_id[call.call_id] = call
-        for token in call.seats:
+        for token in call.seats if own_tokens else ():
             self.by_token[token] = call
 
     def get(self, call_id: str) -> Call | None:

@@ -6,8 +6,9 @@ console URL, and runs until SIGINT/SIGTERM, then closes every call and worker.
 
 With a store (what the CLI always gives), the store is the source of the calls. At start, calls
 that a dead server left running are marked interrupted; ``--booking``/``--demo`` bookings are
-imported (so the console shows them) and their printed links are store tokens. Every booked call
-whose join window opens within the refresh horizon is loaded (a ``Call`` in memory), again every
+imported (so the console shows them) and their printed links are store tokens, the only tokens
+that join (a call's own in-memory seat tokens are not accepted: nobody could revoke them). Every
+booked call whose join window opens within the refresh horizon is loaded (a ``Call`` in memory), again every
 ``refresh_s``, and at once when someone presents a store token of a call not loaded yet (so a
 call booked with `monitor book` while the server runs works without a restart). Ended calls are
 dropped from memory and never reloaded by this process.
@@ -91,6 +92,9 @@ def ice_servers_from(urls: list[str]) -> list[dict[str, Any]]:
 
 #: How often the server re-reads the store for newly booked calls.
 REFRESH_S = 30.0
+#: How long a closing WebSocket waits for the peer's close frame before dropping the TCP connection
+#: (websockets' default is 10 s: a client that never answers the close would hold it that long).
+CLOSE_TIMEOUT_S = 1.0
 TOKEN_REFUSALS = {
     "unknown": ("bad_token", "this join link is not valid"),
     "revoked": ("bad_token", "this join link has been withdrawn; ask for a new one"),
@@ -187,12 +191,19 @@ class Server:
             process_request=self.router.process_request,
             max_size=MAX_FRAME_BYTES,
             ssl=self.ssl_context,
+            close_timeout=CLOSE_TIMEOUT_S,
         )
         if self.port == 0:
             self.port = next(iter(self._ws.sockets)).getsockname()[1]
 
     def add_booking(self, booking: Booking) -> Call:
-        """Serve one more call (at start, or while running)."""
+        """Serve one more call (at start, or while running). With a store the booking is put in it
+        (if new) and only the store's join tokens join the call: the call's own in-memory tokens,
+        which nobody was given and nobody could revoke, are not accepted."""
+        if self.store is not None:
+            from monitor.admin import import_booking
+
+            import_booking(self.store, booking)
         call = Call(
             booking,
             self.config,
@@ -202,7 +213,7 @@ class Server:
             record_dir=self.record_dir,
             ice_servers=self.ice_servers,
         )
-        self.calls.add(call)
+        self.calls.add(call, own_tokens=self.store is None)
         call.start()
         return call
 

@@ -3,7 +3,9 @@
 A connection must ``join`` with its link's token first; then it may ``offer`` (answered with the
 relay's SDP), report ``capture_attempt``, ``ping`` or ``leave``. Every bad frame gets an ``error``
 frame naming the problem and the connection stays usable; too many bad frames in a row, or a
-connection that never joins, is closed. Nothing a client sends can disturb another connection:
+connection that never joins, is closed (its last error frame first); a client that then never
+answers the close frame is dropped after the server's close timeout (``monitor.serve.CLOSE_TIMEOUT_S``,
+1 s, not websockets' 10 s). Nothing a client sends can disturb another connection:
 each handler only touches its own device, and every failure is caught here.
 """
 

@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 import aioice.ice
 
 from monitor.bookings import load_booking
-from monitor.call import Call
+from monitor.call import JOIN_EARLY_S, Call
 from monitor.serve import Server
 from policies.booking import Booking
 from policies.config import load_policy
@@ -141,7 +141,21 @@ class LiveServer:
         return call
 
     def token(self, call_id: str, role: str) -> str:
-        return next(t for t, seat in self.call(call_id).seats.items() if seat.role.value == role)
+        return join_token(self.server, self.call(call_id), role)
+
+
+def join_token(server: Server, call: Call, role: str) -> str:
+    """A join token for the first seat of ``role``: with a store, a store token (what `monitor book`
+    prints; the only kind such a server accepts), else the call's own in-memory token."""
+    own, seat = next((t, s) for t, s in call.seats.items() if s.role.value == role)
+    if server.store is None:
+        return own
+    opens = call.booking.starts_at.timestamp() - JOIN_EARLY_S
+    closes = call.booking.ends_at.timestamp()
+    token: str = server.store.issue_join_token(
+        call.call_id, seat.participant, role, opens, closes, revoke_earlier=False
+    )
+    return token
 
 
 @dataclasses.dataclass

@@ -28,7 +28,9 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any, Protocol
 
-from monitor.audit import AuditLog, HubRecorder
+from monitor.audit import AuditLog
+from monitor.audit_recorder import HubRecorder
+from monitor.audit_writer import AuditWriter
 from monitor.http import Router
 from monitor.store import Store
 
@@ -75,7 +77,7 @@ def register(
 
     ``origins``: allowed Origin values (e.g. ``("https://calls.example.org",)``); empty means the
     origin must match the request's own Host. ``secure``: served over TLS (cookies get ``Secure``).
-    ``record``: also start :class:`monitor.audit.HubRecorder`, which writes every record the calls
+    ``record``: also start :class:`monitor.audit_recorder.HubRecorder`, which writes every record the calls
     publish on ``hub`` to the audit log (needs a running event loop). Without a store the console
     cannot check anyone, so nothing is registered and every /console path stays 404.
     ``record_dir``: where ``monitor serve --record DIR`` writes calls; their files are listed in a
@@ -87,12 +89,14 @@ def register(
         return None
     from monitor.console.app import Console
 
+    # one log and one writer thread for the console and the recorder: their records keep their order
+    audit = AuditLog(store, AuditWriter(store.path, store.clock))
     Console(
-        store=store, hub=hub, calls=calls, origins=origins, secure=secure, record_dir=record_dir
+        store=store, hub=hub, calls=calls, origins=origins, secure=secure, record_dir=record_dir, log=audit
     ).register(router)
     if not record or hub is None:
         return None
-    recorder = HubRecorder(AuditLog(store), hub, calls)
+    recorder = HubRecorder(audit, hub, calls)
     recorder.start()
     return recorder
 

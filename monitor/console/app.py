@@ -72,10 +72,11 @@ class Console:
         origins: tuple[str, ...],
         secure: bool,
         record_dir: Path | None = None,
+        log: AuditLog | None = None,
     ) -> None:
         self.store = store
         self.record_dir = record_dir
-        self.log = AuditLog(store)
+        self.log = log if log is not None else AuditLog(store)
         self.hub = hub
         self.calls = calls
         self.origins = origins
@@ -147,7 +148,7 @@ class Console:
             )
         if result.staff is None or result.token is None:
             return error_response(401, "wrong user name or password")
-        self.log.append(
+        await self.log.append_async(
             "login",
             {"username": result.staff.username},
             prison=result.staff.prison,

@@ -2,10 +2,11 @@
 
 One connection: check Origin and session (else close 4403 / 4401 before sending anything), wait for
 ``hello``, send ``welcome`` and the records missed since the client's last audit id, then two
-loops: *push* sends new audit records of the staff member's prison whenever the hub publishes (or
-every ``POLL_S``), reading them from the store; *read* validates and executes the console's
-messages. The session is re-checked before every action and on every push, so a logout or a
-disabled account ends the feed at once.
+loops: *push* sends new audit records of the staff member's prison whenever the server's audit
+writer commits one (without a writer thread: whenever the hub publishes), and at least every
+``POLL_S`` (records written by other processes), reading them from the store; *read* validates and
+executes the console's messages. The session is re-checked before every action and on every push,
+so a logout or a disabled account ends the feed at once.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
 from monitor import auth
+from monitor.audit import AuditLog
 from monitor.console import messages
 from monitor.console.app import origin_allowed, session_token
 from monitor.console.board import ALERT_KINDS
@@ -103,13 +105,15 @@ class Feed:
     ) -> None:
         log = self.console.log
         hub = self.console.hub
-        subscription = hub.subscribe() if hub is not None else None
+        # with a writer thread the log says when a record is committed; else the hub wakes us up
+        subscription = hub.subscribe() if hub is not None and log.writer is None else None
         backlog = True  # the first batch is always sent, even empty: what follows is live
         try:
             while True:
                 if self._staff(token) is None:
                     await connection.close(CLOSE_LOGIN, "session ended")
                     return
+                marker = log.changes()  # before reading: a commit after this wakes the wait below
                 records = log.since(staff.prison, after, BATCH)
                 if records or backlog:
                     after = records[-1].id if records else after
@@ -117,15 +121,19 @@ class Feed:
                     await connection.send(messages.encode("records", records=payload, backlog=backlog))
                     backlog = False
                 if len(records) < BATCH:  # a full batch: more are waiting, send them at once
-                    await self._wait(subscription)
+                    await self._wait(subscription, log, marker)
         finally:
             close = getattr(subscription, "close", None)
             if callable(close):
                 close()
 
     @staticmethod
-    async def _wait(subscription: Any) -> None:
-        """Until the hub publishes something (then a moment for its audit write) or POLL_S passes."""
+    async def _wait(subscription: Any, log: AuditLog, marker: asyncio.Event) -> None:
+        """Until this server commits an audit record (the hub publishes something, without a writer
+        thread) or POLL_S passes."""
+        if log.writer is not None:
+            await log.wait_change(marker, POLL_S)
+            return
         if subscription is None:
             await asyncio.sleep(POLL_S)
             return
@@ -159,7 +167,7 @@ class Feed:
             alert = log.get(message.audit_id)
             if alert is None or alert.prison != staff.prison or alert.kind not in ALERT_KINDS:
                 raise ActionRefused("no such alert")
-            log.append(
+            await log.append_async(
                 "staff_action",
                 {"action": "acknowledge", "alert_id": alert.id},
                 prison=staff.prison,
@@ -183,7 +191,7 @@ class Feed:
             action, data = "approve_resume", {}
         else:
             action, data = "end", {"note": message.note}
-        log.append(
+        await log.append_async(
             "staff_action",
             {"action": action, **data},
             prison=staff.prison,

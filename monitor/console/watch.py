@@ -66,7 +66,7 @@ class Watch:
                 await pc.setRemoteDescription(RTCSessionDescription(answer.sdp, "answer"))
             except Exception as exc:
                 raise WatchRefused(f"the answer cannot be used: {str(exc)[:200]}") from None
-            self.console.log.append(
+            await self.console.log.append_async(
                 "staff_action",
                 {"action": "watch"},
                 prison=staff.prison,

@@ -23,6 +23,7 @@ import aioice.ice
 import numpy as np
 import pytest
 import pytest_asyncio
+from live_server import join_token
 
 from monitor import auth
 from monitor.admin import import_booking
@@ -98,7 +99,7 @@ def book(server: Server) -> Call:
 async def device(server: Server, call: Call, role: str, frames: list[np.ndarray]) -> tuple[Device, ClipTrack]:
     dev = Device(f"ws://127.0.0.1:{server.port}/ws/call")
     await dev.open()
-    token = next(token for token, seat in call.seats.items() if seat.role.value == role)
+    token = join_token(server, call, role)  # a store token: the server has a store
     assert (await dev.join(token))["type"] == "joined"
     camera = ClipTrack(frames)
     await dev.call(camera, ToneTrack())

@@ -23,6 +23,7 @@ import av
 import numpy as np
 import pytest
 import pytest_asyncio
+from live_server import join_token
 
 from monitor.audit import AuditLog
 from monitor.bookings import load_booking
@@ -81,14 +82,14 @@ def book(server: Server, name: str, ends_in: float | None = None) -> Call:
     return server.add_booking(booking)
 
 
-def token_of(call: Call, role: str) -> str:
-    return next(token for token, seat in call.seats.items() if seat.role.value == role)
+def token_of(server: Server, call: Call, role: str) -> str:
+    return join_token(server, call, role)  # a store token: the server has a store
 
 
 async def device(server: Server, call: Call, role: str, frames: list[np.ndarray]) -> tuple[Device, ClipTrack]:
     dev = Device(f"ws://127.0.0.1:{server.port}/ws/call")
     await dev.open()
-    joined = await dev.join(token_of(call, role))
+    joined = await dev.join(token_of(server, call, role))
     assert joined["type"] == "joined", joined
     camera = ClipTrack(frames)
     await dev.call(camera, ToneTrack())
@@ -290,7 +291,7 @@ async def test_time_up_ends_the_call_and_closes_the_devices(
         # the link no longer works
         late = Device(f"ws://127.0.0.1:{server.port}/ws/call")
         await late.open()
-        refused = await late.join(token_of(call, "visitor"))
+        refused = await late.join(token_of(server, call, "visitor"))
         assert refused["type"] == "error" and refused["code"] == "call_over"
         await late.close()
         # the relay closed its peer connections: the device's media transport goes down

@@ -26,6 +26,7 @@ import aioice.ice
 import numpy as np
 import pytest
 import pytest_asyncio
+from live_server import join_token
 
 from monitor.admin import import_booking
 from monitor.audit import AuditLog
@@ -78,8 +79,7 @@ def book(server: Server, call_id: str) -> Call:
 async def device(server: Server, call: Call, role: str, frames: list[np.ndarray]) -> Device:
     dev = Device(f"ws://127.0.0.1:{server.port}/ws/call")
     await dev.open()
-    token = next(token for token, seat in call.seats.items() if seat.role.value == role)
-    joined = await dev.join(token)
+    joined = await dev.join(join_token(server, call, role))  # a store token: the server has a store
     assert joined["type"] == "joined", joined
     await dev.call(ClipTrack(frames), ToneTrack())
     return dev

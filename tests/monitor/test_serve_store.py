@@ -91,6 +91,9 @@ async def test_printed_links_are_store_tokens_that_join(site: tuple[Server, Stor
     call = server.calls.get("from-file")
     assert call is not None
     assert not any(x["url"].endswith(token) for x in links for token in call.seats)  # not the in-memory ones
+    for own in call.seats:  # which nobody was given and nobody could revoke: they do not join
+        refused = await _refusal(server, f"{server.base_url}/join/{own}")
+        assert refused["type"] == "error" and refused["code"] == "bad_token", refused
     visitor = next(x for x in links if x["role"] == "visitor")
     device, joined = await join(server, visitor["url"])
     try:
@@ -119,6 +122,24 @@ async def test_a_call_booked_while_running_works_without_a_restart(site: tuple[S
     import_booking(store, booking("booked-later-2", "P-LATE2", starts_in=600))
     import_booking(store, booking("later-today", "P-LATE3", starts_in=3 * 3600))
     assert server.refresh() == ["booked-later-2"]
+
+
+async def test_a_call_added_while_running_joins_with_store_tokens_only_and_they_revoke(
+    site: tuple[Server, Store],
+) -> None:
+    server, store = site
+    added = booking("added-live", "P-ADDED")
+    call = server.add_booking(added)  # not booked through the store first: put there now
+    assert store.booking("added-live") is not None
+    own = next(iter(call.seats))
+    assert (await _refusal(server, f"{server.base_url}/join/{own}"))["code"] == "bad_token"
+    link = join_links(store, added, server.base_url)[0]["url"]
+    device, joined = await join(server, link)
+    assert joined["type"] == "joined" and joined["call_id"] == "added-live", joined
+    await device.close()
+    assert store.revoke_join_token(link.rsplit("/join/", 1)[1])
+    refused = await _refusal(server, link)
+    assert refused["code"] == "bad_token" and "withdrawn" in str(refused["message"])
 
 
 async def test_revoked_expired_early_and_unknown_tokens_are_refused(site: tuple[Server, Store]) -> None:
@@ -178,3 +199,31 @@ async def test_join_and_leave_reach_the_hub_audit_and_board(site: tuple[Server, 
     assert [r.kind for r in records].count("joined") >= 2 and [r.kind for r in records].count("left") >= 2
     assert board.present(records) == []  # everyone who joined has left
     assert AuditLog(store).verify().ok
+    # who did it: the participant's device (never the policy); the actor is not left in the data
+    presence = [r for r in records if r.kind in ("joined", "left")]
+    actors = {r.actor for r in presence}
+    assert "device:P-FILE" in actors and all(a.startswith("device:") for a in actors), actors
+    assert all("actor" not in r.data for r in presence)
+    assert all(r.actor == "policy" for r in records if r.kind not in ("joined", "left"))
+
+
+async def test_a_device_the_server_drops_is_audited_as_left_by_the_system(
+    site: tuple[Server, Store],
+) -> None:
+    server, store = site
+    dropped = booking("dropped", "P-DROP")
+    import_booking(store, dropped)
+    device, joined = await join(server, join_links(store, dropped, server.base_url)[0]["url"])
+    assert joined["type"] == "joined"
+    call = server.calls.get("dropped")
+    assert call is not None
+    await call.close()  # the server lets go of the call (shutdown): it drops the device
+    await device.close()
+    for _ in range(50):
+        left = [r for r in AuditLog(store).for_call("dropped") if r.kind == "left"]
+        if left:
+            break
+        await asyncio.sleep(0.1)
+    assert [(r.actor, r.data["participant"]) for r in left] == [("system", "P-DROP")]
+    joins = [r.actor for r in AuditLog(store).for_call("dropped") if r.kind == "joined"]
+    assert joins == ["device:P-DROP"]

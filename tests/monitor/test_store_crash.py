@@ -21,7 +21,8 @@ SERVER = """
 import asyncio, dataclasses, sys, time
 from datetime import UTC, datetime, timedelta
 from monitor.admin import import_booking
-from monitor.audit import AuditLog, HubRecorder
+from monitor.audit import AuditLog
+from monitor.audit_recorder import HubRecorder
 from monitor.bookings import load_booking
 from monitor.call import Call, Calls
 from monitor.hub import Hub

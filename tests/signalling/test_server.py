@@ -18,12 +18,13 @@ import aioice.ice
 import numpy as np
 import pytest
 import pytest_asyncio
+from raw_ws import CLOSE, TEXT, RawWebSocket
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from monitor.bookings import load_booking
 from monitor.call import Call
-from monitor.serve import Server
+from monitor.serve import CLOSE_TIMEOUT_S, Server
 from policies.config import load_policy
 from signalling.client import ClipTrack, Device, ToneTrack, Watch, load_clip
 from signalling.server import MAX_ERRORS
@@ -127,6 +128,25 @@ async def test_a_client_that_only_sends_garbage_is_disconnected(server: Server) 
         with pytest.raises(ConnectionClosed) as info:
             await asyncio.wait_for(ws.recv(), 5)
         assert info.value.rcvd is not None and info.value.rcvd.code == 1008
+
+
+async def test_a_garbage_client_that_never_answers_the_close_is_dropped_within_the_close_timeout(
+    server: Server,
+) -> None:
+    """The last bad frame still gets its error frame, then the 1008 close; a peer that never
+    answers the close costs the server at most the close timeout (websockets' default: 10 s)."""
+    ws = await RawWebSocket.open("127.0.0.1", server.port, "/ws/call")
+    try:
+        for _ in range(MAX_ERRORS):
+            await ws.send("garbage")
+            reply = await ws.recv()
+            assert reply.opcode == TEXT and json.loads(reply.text)["code"] == "bad_json"
+        closing = await ws.recv()
+        assert closing.opcode == CLOSE and closing.close_code == 1008
+        held = await ws.until_dropped(timeout=8)
+        assert held <= CLOSE_TIMEOUT_S + 1.0, f"the server held the connection {held:.1f} s after closing"
+    finally:
+        ws.abort()
 
 
 async def test_a_frame_over_the_transport_limit_closes_with_1009(server: Server) -> None:

@@ -1,0 +1,81 @@
+"""Admin commands on the store: `monitor prisoner add`, `visitor add`, `book`, `staff add`, `audit verify`.
+
+Each prints what it did (one line, or one JSON line per join link for `book`); bad input raises a
+UserError that the CLI prints as one line with a non-zero exit. One module per command group:
+``people`` (prisoners, visitors and photo enrolment), ``booking`` (`monitor book`, join links),
+``staff`` (staff accounts, the demo account), ``audit`` (`audit verify`), ``imported`` (bookings
+that reach the store from files or the demo, and stored bookings read back for `monitor serve`),
+``common`` (``--db``). This module declares the subcommands; their handlers are imported when run.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from typing import Any
+
+from monitor.admin import audit, booking, people, staff
+from monitor.admin.booking import join_links
+from monitor.admin.imported import current_demo_call, import_booking, stored_booking
+from monitor.admin.staff import demo_staff
+
+Lazy = Callable[[str, str], Callable[[argparse.Namespace], int]]
+Declare = Callable[[argparse.ArgumentParser], None]
+
+
+def add_commands(commands: Any, lazy: Lazy) -> None:
+    """Declare the admin subcommands on the CLI's subparsers (handlers imported when run)."""
+    nouns: dict[str, tuple[str, list[tuple[str, str, Declare, str, str]]]] = {
+        "prisoner": (
+            "prisoners",
+            [("add", "add a prisoner", people.add_prisoner_add_arguments, "people", "run_prisoner_add")],
+        ),
+        "visitor": (
+            "visitors",
+            [
+                (
+                    "add",
+                    "add a visitor to a prisoner's visitor list, enrolling their photos",
+                    people.add_visitor_add_arguments,
+                    "people",
+                    "run_visitor_add",
+                )
+            ],
+        ),
+        "staff": (
+            "staff accounts",
+            [("add", "add a staff account", staff.add_staff_add_arguments, "staff", "run_staff_add")],
+        ),
+        "audit": (
+            "the audit log",
+            [
+                (
+                    "verify",
+                    "verify the audit hash chain",
+                    audit.add_audit_verify_arguments,
+                    "audit",
+                    "run_audit_verify",
+                )
+            ],
+        ),
+    }
+    for noun, (what, actions) in nouns.items():
+        parser = commands.add_parser(noun, help=f"manage {what}")
+        sub = parser.add_subparsers(dest=f"{noun}_command", metavar="ACTION", required=True)
+        for action, help_text, declare, module, handler in actions:
+            action_parser = sub.add_parser(action, help=help_text)
+            declare(action_parser)
+            action_parser.set_defaults(handler=lazy(f"monitor.admin.{module}", handler))
+    book = commands.add_parser("book", help="book a call from the store and print its join links")
+    booking.add_book_arguments(book)
+    book.set_defaults(handler=lazy("monitor.admin.booking", "run_book"))
+
+
+__all__ = [
+    "add_commands",
+    "current_demo_call",
+    "demo_staff",
+    "import_booking",
+    "join_links",
+    "stored_booking",
+]
