@@ -1,6 +1,6 @@
 """Capacity: concurrent calls through the relay, forwarding vs a naive re-encoding relay, same run.
 
-``python -m bench.capacity [--steps 1,2,4,6,8] [--seconds 15] [--modes forward,naive]``
+``python -m bench.capacity [--steps 1,2,3,4,5,6,8] [--seconds 15] [--modes forward,naive] [--no-pin]``
 
 Each call has two devices (visitor, prison side), each one aiortc peer that sends 640x480 30 fps
 VP8 from the real fixture clip and receives the other side's video back through the relay. The
@@ -22,6 +22,15 @@ received >= 28 fps, loop lag p99 <= 50 ms -- the max is reported too, but on a s
 growth). Calls per core = calls of the largest
 passing step / cores the relay used for them. Only one relay process (one event loop): spreading
 calls over several relay processes is not built.
+
+**One dedicated core.** By default the relay process and its analysis worker are pinned to the
+last CPU and the load generator to the others (``os.sched_setaffinity``; ``--no-pin`` lets both
+float). On a 2-core machine a floating relay and load generator compete for the same two cores,
+and the step where the *machine* runs out quantises the result; pinned, a step fails when the
+relay's own core does, and calls per core means one core. Both modes run pinned the same way
+(the naive relay's encoder threads share its one core too). The JSON says which CPUs were used.
+In forward mode the prison side's camera is only forwarded, never decoded (nothing reads it: it
+is not analysed, and the bench does not record), as in ``monitor serve`` without ``--record``.
 """
 
 from __future__ import annotations
@@ -40,7 +49,7 @@ from typing import Any
 
 import aioice.ice
 
-from bench import ROOT, machine, write_json
+from bench import ROOT, THREAD_VARS, machine, write_json
 from bench.relay import cpu_seconds, loop_lag
 
 CLIP = ROOT / "fixtures" / "clips" / "clean.webm"
@@ -155,7 +164,16 @@ async def _loadgen(conn: Any) -> None:
             return
 
 
-def loadgen_process(conn: Any) -> None:
+def pin(cpus: list[int] | None) -> None:
+    """Run this process (and the processes it starts) on ``cpus`` only (None: anywhere)."""
+    if cpus:
+        for name in THREAD_VARS:  # one thread per math library, as bench.pin_to_one_core does
+            os.environ[name] = "1"
+        os.sched_setaffinity(0, set(cpus))
+
+
+def loadgen_process(conn: Any, cpus: list[int] | None = None) -> None:
+    pin(cpus)
     asyncio.run(_loadgen(conn))
 
 
@@ -287,12 +305,14 @@ def backlog(relay: Relay) -> int:
     return total
 
 
-async def run_step(mode: str, calls: int, seconds: float) -> dict[str, Any]:
+async def run_step(
+    mode: str, calls: int, seconds: float, loadgen_cpus: list[int] | None = None
+) -> dict[str, Any]:
     """One relay process (this one) with ``calls`` calls; the devices in a spawned process."""
     loopback()
     ctx = mp.get_context("spawn")
     parent, child = ctx.Pipe()
-    gen = ctx.Process(target=loadgen_process, args=(child,), daemon=True)
+    gen = ctx.Process(target=loadgen_process, args=(child, loadgen_cpus), daemon=True)
     gen.start()
     loop = asyncio.get_running_loop()
     relay = Relay(mode, parent)
@@ -369,15 +389,25 @@ async def run_step(mode: str, calls: int, seconds: float) -> dict[str, Any]:
             gen.kill()
 
 
-def step_process(conn: Any, mode: str, calls: int, seconds: float) -> None:
-    conn.send(asyncio.run(run_step(mode, calls, seconds)))
+def step_process(conn: Any, mode: str, calls: int, seconds: float, cpus: dict[str, Any]) -> None:
+    pin(cpus["relay"])  # the relay and, inherited, its analysis worker
+    conn.send(asyncio.run(run_step(mode, calls, seconds, cpus["loadgen"])))
 
 
-def run_isolated(mode: str, calls: int, seconds: float) -> dict[str, Any]:
+def split_cpus(pinned: bool) -> dict[str, Any]:
+    """The relay (with its analysis worker) on one dedicated core, the load generator on the
+    others; with ``pinned`` False (or one CPU) everything runs anywhere."""
+    cpus = sorted(os.sched_getaffinity(0))
+    if not pinned or len(cpus) < 2:
+        return {"relay": None, "loadgen": None}
+    return {"relay": cpus[-1:], "loadgen": cpus[:-1]}
+
+
+def run_isolated(mode: str, calls: int, seconds: float, cpus: dict[str, Any]) -> dict[str, Any]:
     """Each step in a fresh relay process, so one step's leftovers never load the next."""
     ctx = mp.get_context("spawn")
     parent, child = ctx.Pipe()
-    process = ctx.Process(target=step_process, args=(child, mode, calls, seconds))
+    process = ctx.Process(target=step_process, args=(child, mode, calls, seconds, cpus))
     process.start()
     try:
         if not parent.poll(seconds + 180):
@@ -405,15 +435,20 @@ def summarise(steps: list[dict[str, Any]], mode: str) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", default="1,2,4,6,8", help="numbers of concurrent calls, ascending")
+    parser.add_argument("--steps", default="1,2,3,4,5,6,8", help="numbers of concurrent calls, ascending")
     parser.add_argument("--seconds", type=float, default=15.0, help="measuring window per step")
     parser.add_argument("--modes", default="forward,naive")
+    parser.add_argument(
+        "--no-pin", action="store_true", help="let the relay and the load generator use any core"
+    )
     parser.add_argument("--json", default=str(ROOT / "bench" / "results" / "capacity.json"))
     args = parser.parse_args(argv)
+    cpus = split_cpus(not args.no_pin)
+    measured_on = machine()  # before the steps: its load average is the one at the start
     steps: list[dict[str, Any]] = []
     for mode in args.modes.split(","):
         for calls in (int(x) for x in args.steps.split(",")):
-            result = run_isolated(mode, calls, args.seconds)
+            result = run_isolated(mode, calls, args.seconds, cpus)
             steps.append(result)
             lag = result["loop_lag_ms"]
             print(
@@ -425,7 +460,8 @@ def main(argv: list[str] | None = None) -> int:
             )
             if not result["passed"]:
                 break
-    report: dict[str, Any] = {"machine": machine(), "targets": TARGETS, "analysis_fps_cap": ANALYSIS_FPS}
+    report: dict[str, Any] = {"machine": measured_on, "targets": TARGETS, "analysis_fps_cap": ANALYSIS_FPS}
+    report["cpus"] = {"relay_and_analysis_worker": cpus["relay"], "load_generator": cpus["loadgen"]}
     report["steps"] = steps
     report["summary"] = {mode: summarise(steps, mode) for mode in args.modes.split(",")}
     f, n = report["summary"].get("forward"), report["summary"].get("naive")

@@ -150,9 +150,9 @@ class Device:
 
 
 class Call:
-    #: Forward received VP8 without re-encoding (monitor/forward.py). Off: on a starved host the
-    #: aiortc receivers of the in-process test devices lose the forwarded keyframe bursts and stall.
-    forward_video = False
+    #: Forward received VP8 without re-encoding (monitor/forward.py; losses: monitor/jitter.py).
+    #: False: decode and re-encode every frame (the naive relay, kept as the benchmark baseline).
+    forward_video = True
 
     def __init__(
         self,

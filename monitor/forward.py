@@ -3,21 +3,30 @@
 Theory of operation. aiortc's ``RTCRtpReceiver`` reassembles each received video frame in its jitter
 buffer and hands ``(codec, encoded frame)`` to its decoder thread through a ``queue.Queue``
 (``_RTCRtpReceiver__decoder_queue``). :meth:`EncodedSource.install` puts a :class:`_Tee` in place of
-that queue: every encoded frame is still decoded by aiortc's own thread (so the decoded track, its
-decode-error PLIs, the analysis tap and the recorder are unchanged), and the same bytes are also
-published, on the event loop, to every :class:`EncodedSubscription` of the feed. A
-:class:`ForwardedVideoTrack` returns those bytes to its ``RTCRtpSender`` as ``av.Packet`` s, which the
-sender packetizes without encoding (as it does for ``MediaPlayer(decode=False)``): the relay's cost
-per forwarded stream drops from a VP8 encode (~3 ms a frame) to a memcpy.
+that queue: the bytes are published, on the event loop, to every :class:`EncodedSubscription` of
+the feed, and a :class:`ForwardedVideoTrack` returns them to its ``RTCRtpSender`` as ``av.Packet`` s,
+which the sender packetizes without encoding (as it does for ``MediaPlayer(decode=False)``): the
+relay's cost per forwarded stream drops from a VP8 encode (~3 ms a frame) to a memcpy. aiortc's
+decoder thread gets the frames only once someone reads the feed's decoded frames
+(:meth:`~monitor.relay.Feed.subscribe`: the analysis tap, a recorder, a console watch), starting
+from a keyframe: a camera that is only forwarded is never decoded.
 
 VP8 frames depend on earlier ones, so the receiving decoder must start from a keyframe and never
-see a gap. The pause slates are pre-encoded VP8 *keyframes* (:func:`slate_packets`), so pausing
-switches on the next frame. Resuming, a new receiver, a dropped frame (a subscriber that fell more
-than ``SUBSCRIBER_LIMIT`` frames behind, or a sequence gap) all put the track in *waiting for a
-keyframe*: it asks the source for one (RTCP PLI, rate-limited), keeps sending the slate, drops
-delta frames, and forwards again from the first keyframe. A PLI that the receiving side sends to
-our sender is passed upstream the same way. Every packet is stamped from the call's one monotonic
-clock, so RTP timestamps stay continuous across slate/live switches; no renegotiation.
+see a gap. Each pause slate is pre-encoded as a keyframe plus a ~50-byte repeat frame
+(:func:`slate_packets`): switching to a slate sends its keyframe (so pausing lands on the next
+frame), then repeats, with the keyframe again every ``SLATE_KEY_S`` or when the receiver asks
+(PLI) -- no keyframe bursts at 15 fps while a call is paused. Resuming, a new receiver, a dropped
+frame (a subscriber that fell more than ``SUBSCRIBER_LIMIT`` frames behind, or a sequence gap)
+all put the track in *waiting for a keyframe*: it asks the source for one (RTCP PLI,
+rate-limited), keeps sending the slate, drops delta frames, and forwards again from the first
+keyframe. A PLI that the receiving side sends to our sender is passed upstream the same way: the
+relay has no encoder, so only the camera can make a keyframe. Every packet is stamped from the
+call's one monotonic clock, so RTP timestamps stay continuous across slate/live switches; no
+renegotiation.
+
+Losses on the way in are handled by :mod:`monitor.jitter` on every forwarded receiver: a hole that
+retransmission did not fill within 0.3 s is given up, delta frames are withheld until a keyframe,
+and the camera is asked for one -- plain aiortc would freeze the feed for 5-15 s instead.
 
 Only VP8 is forwarded; a feed whose source uses another codec has no encoded source, and the track
 falls back to the decode/re-encode path of :class:`~monitor.relay.GatedVideoTrack`.
@@ -40,6 +49,7 @@ from aiortc import RTCRtpReceiver, RTCRtpSender
 from aiortc.mediastreams import MediaStreamError
 from av import VideoFrame
 
+from monitor.jitter import vp8_keyframe, watch_losses
 from monitor.relay import (
     STALL_S,
     VIDEO_CLOCK,
@@ -57,6 +67,8 @@ SUBSCRIBER_LIMIT = 8
 #: At most one keyframe request upstream per this many seconds.
 PLI_INTERVAL_S = 0.25
 SLATE_BITRATE = 600_000
+#: A slate shown for longer is drawn again from its keyframe this often (a receiver that lost it).
+SLATE_KEY_S = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,26 +78,36 @@ class EncodedFrame:
     seq: int  # per source, consecutive
 
 
-def vp8_keyframe(data: bytes) -> bool:
-    """RFC 6386 9.1: bit 0 of the frame tag is 0 for a keyframe."""
-    return bool(data) and not data[0] & 1
+@dataclass(frozen=True, slots=True)
+class SlatePackets:
+    """A slate as VP8: a keyframe (~11 kB), and a delta frame of skipped blocks (~50 bytes) that
+    repeats the picture the keyframe drew (it never refreshes a reference with anything new, so
+    repeating it does not drift)."""
+
+    key: bytes
+    repeat: bytes
 
 
 @functools.cache
-def slate_packets() -> dict[SlateKind, bytes]:
-    """Each slate as one VP8 keyframe (encoded once per process)."""
-    out: dict[SlateKind, bytes] = {}
+def slate_packets() -> dict[SlateKind, SlatePackets]:
+    """Each slate encoded once per process."""
+    out: dict[SlateKind, SlatePackets] = {}
     for kind in SlateKind:
         codec = av.CodecContext.create("libvpx", "w")
         frame = render_slate(kind)
         codec.width, codec.height, codec.pix_fmt = frame.width, frame.height, "yuv420p"
         codec.time_base = fractions.Fraction(1, 30)
         codec.bit_rate = SLATE_BITRATE
-        frame.pts = 0
-        packets = [*codec.encode(frame), *codec.encode(None)]
-        data = bytes(packets[0])
-        assert vp8_keyframe(data)
-        out[kind] = data
+        # static-thresh: blocks that did not change are skipped (no residual), so the second frame
+        # of the same picture is a pure repeat of the first
+        codec.options = {"kf-max-dist": "100000", "lag-in-frames": "0", "static-thresh": "100000"}
+        packets: list[bytes] = []
+        for pts in range(2):
+            frame.pts = pts
+            packets += [bytes(p) for p in codec.encode(frame)]
+        packets += [bytes(p) for p in codec.encode(None)]
+        assert vp8_keyframe(packets[0]) and not vp8_keyframe(packets[1])
+        out[kind] = SlatePackets(packets[0], packets[1])
     return out
 
 
@@ -113,7 +135,8 @@ class EncodedSubscription:
         if not self._items and not self.source.ended and timeout > 0:
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout)
+                async with asyncio.timeout(timeout):  # no task per frame, unlike wait_for
+                    await self._wake.wait()
         return self._items.popleft() if self._items else None
 
     def close(self) -> None:
@@ -133,6 +156,10 @@ class EncodedSource:
         self.unsupported: str | None = None  # codec name when the source is not VP8
         self.keyframe_requests = 0
         self.losses = 0
+        #: aiortc's decoder thread gets frames only once someone reads decoded frames (analysis,
+        #: recorder, a console watch): forwarding alone needs no decoding.
+        self.decoding = False
+        self._decode_wanted = False
         self._last_pli = float("-inf")
         self._pending: set[asyncio.Task[None]] = set()
 
@@ -145,33 +172,39 @@ class EncodedSource:
             current = current.real
         source = cls(receiver)
         setattr(receiver, attr, _Tee(current, source))
-        buffer = receiver._RTCRtpReceiver__jitter_buffer  # type: ignore[attr-defined]
-        add = getattr(buffer, "_forward_add", buffer.add)
-
-        def add_watching_losses(packet: Any) -> Any:
-            pli, frame = add(packet)
-            if pli:  # the buffer dropped packets: the next frame may reference a lost one
-                source.lost()
-            return pli, frame
-
-        buffer._forward_add = add
-        buffer.add = add_watching_losses
+        watch_losses(receiver, on_loss=source.lost)
         return source
+
+    def want_decoded(self) -> None:
+        """Start feeding aiortc's decoder (from the next keyframe: VP8 cannot start elsewhere)."""
+        if not self.decoding and not self._decode_wanted:
+            self._decode_wanted = True
+            self.request_keyframe()
+
+    def should_decode(self, keyframe: bool) -> bool:
+        if not self.decoding and self._decode_wanted:
+            if keyframe or self.unsupported is not None:
+                self.decoding = True
+            else:
+                self.request_keyframe()  # rate-limited: asks again if the first request was lost
+        return self.decoding or self.unsupported is not None
 
     def subscribe(self) -> EncodedSubscription:
         sub = EncodedSubscription(self)
         self.subscribers.add(sub)
         return sub
 
-    def publish(self, codec: Any, data: bytes) -> None:
+    def publish(self, codec: Any, data: bytes) -> bool:
+        """Fan a received frame out; True if it is a keyframe."""
         if str(codec.mimeType).lower() != "video/vp8":
             self.unsupported = str(codec.mimeType)
-            return
+            return False
         self.seq += 1
         item = EncodedFrame(data, vp8_keyframe(data), self.seq)
         self.keyframes += item.keyframe
         for sub in self.subscribers:
             sub.push(item)
+        return item.keyframe
 
     def lost(self) -> None:
         """Frames were lost before reassembly: make a sequence gap so readers wait for a keyframe."""
@@ -210,10 +243,11 @@ class _Tee:
     def put(self, item: Any) -> None:
         if item is None:
             self.source.end()
-        else:
-            codec, encoded = item
-            self.source.publish(codec, encoded.data)
-        self.real.put(item)
+            self.real.put(item)
+            return
+        codec, encoded = item
+        if self.source.should_decode(self.source.publish(codec, encoded.data)):
+            self.real.put(item)
 
     def get(self, *args: Any, **kwargs: Any) -> Any:
         return self.real.get(*args, **kwargs)
@@ -246,6 +280,9 @@ class ForwardedVideoTrack(GatedVideoTrack):
         self._last_seq: int | None = None  # None: waiting for a keyframe
         self.skipped = 0  # delta frames dropped while waiting for a keyframe
         self._pts = -1
+        self._slate_keyed: SlateKind | None = None  # the slate whose keyframe was sent last
+        self._slate_key_at = 0.0
+        self.downstream_plis = 0
 
     def _encoded(self) -> EncodedSubscription | None:
         source = self.feed.encoded
@@ -257,13 +294,14 @@ class ForwardedVideoTrack(GatedVideoTrack):
             self._last_seq = None
         return self._esub
 
-    def _pass_downstream_pli(self, source: EncodedSource) -> None:
-        if self.sender is None:
-            return
+    def _take_downstream_pli(self) -> bool:
+        """Whether the receiving side asked our sender for a keyframe (RTCP PLI/FIR) since last time."""
         attr = "_RTCRtpSender__force_keyframe"
-        if getattr(self.sender, attr, False):
-            setattr(self.sender, attr, False)
-            source.request_keyframe()
+        if self.sender is None or not getattr(self.sender, attr, False):
+            return False
+        setattr(self.sender, attr, False)
+        self.downstream_plis += 1
+        return True
 
     async def recv(self) -> Any:  # av.Packet, or a VideoFrame on the fallback path
         if self.readyState != "live":
@@ -271,8 +309,11 @@ class ForwardedVideoTrack(GatedVideoTrack):
         sub = self._encoded()
         if self.feed.track is not None and (sub is None or sub.source.unsupported is not None):
             return await super().recv()  # a feed without encoded frames: decode/re-encode
+        if self._take_downstream_pli():
+            self._slate_keyed = None  # a slate starts again from its keyframe
+            if sub is not None:
+                sub.source.request_keyframe()  # live media: ask the source (the next keyframe)
         if sub is not None:
-            self._pass_downstream_pli(sub.source)
             if self.gate.is_open and self.feed.track is not None and not sub.source.ended:
                 packet = await self._forward(sub)
                 if packet is not None:
@@ -289,7 +330,16 @@ class ForwardedVideoTrack(GatedVideoTrack):
         await self._pace()
         self.showing = kind
         self.filled += 1
-        return self._packet(self.slate_data[kind])
+        return self._packet(self._slate(kind))
+
+    def _slate(self, kind: SlateKind) -> bytes:
+        """The slate's keyframe when switching to it (or again every ``SLATE_KEY_S``), else its
+        ~50-byte repeat: a paused call costs the network almost nothing, and no keyframe bursts."""
+        now = self.clock.elapsed()
+        if self._slate_keyed is kind and now - self._slate_key_at < SLATE_KEY_S:
+            return self.slate_data[kind].repeat
+        self._slate_keyed, self._slate_key_at = kind, now
+        return self.slate_data[kind].key
 
     async def _forward(self, sub: EncodedSubscription) -> av.Packet | None:
         """The next frame to forward, or None when a slate is due instead."""
@@ -310,7 +360,7 @@ class ForwardedVideoTrack(GatedVideoTrack):
             self._last_seq = item.seq
             if not self.gate.is_open:
                 return None
-            self.showing = None
+            self.showing = self._slate_keyed = None
             self.forwarded += 1
             return self._packet(item.data)
         return None

@@ -12,8 +12,10 @@ and no renegotiation is needed; the switch happens on the next frame the sender 
 
 Relayed frames are shared between subscribers and the encoder rewrites ``pts`` in place, so a
 gate never mutates a frame it did not create: it copies (cheap for audio, ~0.3 ms for 640x480
-video) when its feed is fanned out to several gates. This is the simple, correct relay (decode,
-re-encode); forwarding encoded packets instead is a drop-in replacement of the gated track.
+video) when its feed is fanned out to several gates. This is the simple relay (decode,
+re-encode): the benchmark's baseline, and the fallback for a camera that does not send VP8.
+``monitor serve`` forwards encoded VP8 instead (:mod:`monitor.forward`), a drop-in replacement
+of the gated video track.
 """
 
 from __future__ import annotations
@@ -142,7 +144,12 @@ class Feed:
         self.encoded = None
 
     def subscribe(self) -> MediaStreamTrack | None:
-        return None if self.track is None else self.relay.subscribe(self.track, buffered=False)
+        """A keep-latest subscription to the decoded frames (a forwarded feed starts decoding)."""
+        if self.track is None:
+            return None
+        if self.encoded is not None:
+            self.encoded.want_decoded()
+        return self.relay.subscribe(self.track, buffered=False)
 
     async def follow(self, on_new_source: Callable[[], None] | None = None) -> AsyncIterator[Any]:
         """Frames of whatever track this feed currently has, across reconnects: a new track (a
@@ -163,7 +170,8 @@ class Feed:
                     await asyncio.sleep(0.1)
                     continue
                 try:
-                    frame = await asyncio.wait_for(sub.recv(), 0.5)
+                    async with asyncio.timeout(0.5):  # no task per frame, unlike wait_for
+                        frame = await sub.recv()
                 except TimeoutError:
                     continue
                 except MediaStreamError:

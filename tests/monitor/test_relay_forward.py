@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aioice.ice
+import av
 import numpy as np
 import pytest
 from aiortc import MediaStreamTrack, RTCConfiguration, RTCPeerConnection
@@ -80,10 +81,19 @@ async def chain(clip: list[np.ndarray]) -> AsyncIterator[dict[str, object]]:
         watch.stop()
 
 
-def test_slates_are_vp8_keyframes() -> None:
+def test_slates_are_a_vp8_keyframe_and_a_tiny_repeat_that_does_not_drift() -> None:
     packets = slate_packets()
     assert set(packets) == set(SlateKind)
-    assert all(vp8_keyframe(data) for data in packets.values())
+    for kind, slate in packets.items():
+        assert vp8_keyframe(slate.key) and not vp8_keyframe(slate.repeat)
+        assert len(slate.repeat) < 200 < 5000 < len(slate.key)
+        decoder = av.CodecContext.create("libvpx", "r")
+        (first,) = decoder.decode(av.Packet(slate.key))
+        drawn = first.to_ndarray(format="bgr24").astype(int)
+        assert shows_slate(drawn.astype(np.uint8), PAUSED_BGR if kind is SlateKind.PAUSED else WAITING_BGR)
+        for _ in range(100):  # a paused call repeats it for minutes: the picture must not drift
+            (again,) = decoder.decode(av.Packet(slate.repeat))
+        assert np.abs(again.to_ndarray(format="bgr24").astype(int) - drawn).max() <= 12
 
 
 async def test_forwards_the_camera_without_re_encoding_and_slates_while_paused(
@@ -130,7 +140,7 @@ async def test_resume_never_forwards_a_delta_frame_first(chain: dict[str, object
         await asyncio.sleep(0.8)
         gate.is_open = False
         await asyncio.sleep(0.3)
-    slates = set(slate_packets().values())
+    slates = {data for slate in slate_packets().values() for data in (slate.key, slate.repeat)}
     live = [i for i, data in enumerate(sent) if data not in slates]
     assert live, "nothing was forwarded"
     for i in live:  # every live run starts with a keyframe
@@ -160,14 +170,25 @@ async def test_a_device_that_goes_away_shows_waiting_and_comes_back_on_the_same_
     await relay_in.close()
 
 
-async def test_analysis_still_gets_decoded_frames(chain: dict[str, object]) -> None:
-    feed = chain["feed"]
-    assert isinstance(feed, Feed)
-    sub = feed.subscribe()
+async def test_only_a_feed_someone_reads_decoded_is_decoded(
+    chain: dict[str, object], clip: list[np.ndarray]
+) -> None:
+    gate, feed = chain["gate"], chain["feed"]
+    assert isinstance(gate, Gate) and isinstance(feed, Feed)
+    gate.is_open = True
+    watch = chain["watch"]()  # type: ignore[operator]
+    await watch.until(is_clip(clip), timeout=5.0)
+    await asyncio.sleep(0.5)
+    # forwarding alone: aiortc's decoder thread gets nothing, the drain sees no decoded frame
+    assert feed.encoded is not None and feed.encoded.seq > 10
+    assert not feed.encoded.decoding and feed.frames == 0
+    sub = feed.subscribe()  # an analysis tap, a recorder or a console watch starts reading
     assert sub is not None
-    frame = await asyncio.wait_for(sub.recv(), 5.0)
+    frame = await asyncio.wait_for(sub.recv(), 5.0)  # from a keyframe the relay asked for
     sub.stop()
+    assert feed.encoded.decoding and feed.frames >= 1
     assert frame.width == 640 and frame.height == 480  # type: ignore[union-attr]
+    assert is_clip(clip)(frame.to_ndarray(format="bgr24"))  # type: ignore[operator,union-attr]
 
 
 async def test_unused_track_is_closed_cleanly(chain: dict[str, object]) -> None:
@@ -198,7 +219,7 @@ async def test_a_lost_frame_upstream_makes_the_gate_wait_for_a_keyframe(
     feed.encoded.lost()  # what the receiver's jitter buffer reports when it drops packets
     await asyncio.sleep(1.5)
     assert feed.encoded.keyframe_requests > requests
-    slates = set(slate_packets().values())
+    slates = {data for slate in slate_packets().values() for data in (slate.key, slate.repeat)}
     live = [data for data in sent if data not in slates]
     # delta frames after the gap were dropped until a keyframe came, then forwarding went on
     assert track.skipped > skipped and any(vp8_keyframe(data) for data in live)
