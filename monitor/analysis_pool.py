@@ -115,6 +115,8 @@ def _serve_worker(
 ) -> None:  # pragma: no cover - child process
     import cv2
 
+    from monitor.analysis.frame import Frame
+
     enrol_booking, frame_pipeline = _analysis_api()
     enrolments: dict[str, Any] = {}
     pipelines: dict[str, Any] = {}
@@ -161,8 +163,8 @@ def _serve_worker(
                 if key not in pipelines:
                     continue
                 started = time.perf_counter()
-                bgr = cv2.cvtColor(planes, cv2.COLOR_YUV2BGR_I420)
-                result = pipelines[key].process(bgr, t)
+                rgb = cv2.cvtColor(planes, cv2.COLOR_YUV2RGB_I420)  # what the models read
+                result = pipelines[key].process(Frame.from_rgb(rgb), t)
                 outbox.send(("result", key, result.observation, time.perf_counter() - started))
         except Exception as exc:
             key = message[1] if len(message) > 1 else ""

@@ -39,6 +39,10 @@ class TimedFrame:
     def bgr(self) -> Any:
         return self.frame.to_ndarray(format="bgr24")
 
+    def rgb(self) -> Any:
+        """The frame as RGB (what MediaPipe and dlib read); the same pixels as :meth:`bgr`, reversed."""
+        return self.frame.to_ndarray(format="rgb24")
+
     def luma_thumbnail(self, step: int = 8) -> np.ndarray:
         """Every ``step``-th luma pixel of every ``step``-th row (uint8), read straight from the
         decoded Y plane for 8-bit YUV frames (tens of microseconds, no colour conversion)."""

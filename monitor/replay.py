@@ -9,18 +9,18 @@ Timeline lines carry ``t`` from the first frame (``call_t`` too when an offset i
 offset, what fell due before the piece starts (the call going ``verifying`` at call time 0) is
 written first with its true, negative ``t``.
 
-Sampling. Every frame is decoded (VP8/H.264 need their reference frames), but only the frames
-the policy needs are converted to BGR and analysed; the rest are skipped on purpose
-(``monitor/cadence.py``): 6 frames a second (``ANALYSIS_FPS``, every 5th frame of a 30 fps clip)
-whenever the call is not live or anything in the picture is changing or uncertain, 2 a second
-(``CALM_FPS``) while the call is live and the last analysed frame was steady, plus at once any
-frame in which a cheap luma comparison sees the picture change. At 6 fps every finding stays
-continuous and every decision lands within 0.17 s of where per-frame analysis would put it; the
-calm pace only applies when nothing is happening, and the change gate brings the first frame of
-a change back to within a frame or two. The identity samples and face meshes follow media-time
-periods of their own but can only land on analysed frames: a new track's first samples every
-0.17 s, so the clean fixture goes live at about 2.3 s (target: 3 s). ``ReplayStats`` counts the
-frames analysed, those analysed while calm and those the change gate added; ``make bench``
+Sampling. Every frame is decoded (VP8/H.264 need their reference frames), but only the frames the
+policy needs are converted (straight to RGB, what the models read) and analysed; the rest are
+skipped on purpose (``monitor/cadence.py``): 6 frames a second (``ANALYSIS_FPS``, every 5th frame
+of a 30 fps clip) whenever the call is not live or anything in the picture is changing or
+uncertain, 2 a second (``CALM_FPS``) while the call is live and the last analysed frame was
+steady, plus at once any frame in which a cheap luma comparison sees the picture change. At 6 fps
+every finding stays continuous and every decision lands within 0.17 s of where per-frame analysis
+would put it; the calm pace only applies when nothing is happening, and the change gate brings the
+first frame of a change back to within a frame or two. The identity samples and face meshes follow
+media-time periods of their own but can only land on analysed frames: a new track's first samples
+every 0.17 s, so the clean fixture goes live at about 2.3 s (target: 3 s). ``ReplayStats`` counts
+the frames analysed, those analysed while calm and those the change gate added; ``make bench``
 measures the speed against the 20x real-time target.
 
 Order of events into the Session: a ``ParticipantJoined`` for the recording's device (the main
@@ -54,6 +54,7 @@ from typing import IO, Any
 
 import numpy as np
 
+from monitor.analysis.frame import Frame
 from monitor.cadence import CHANGE_THRESHOLD, Cadence
 from monitor.errors import UserError
 from monitor.media import Video
@@ -254,7 +255,7 @@ class _Seen:
     """An analysed frame kept for evidence."""
 
     t: float  # media time
-    bgr: np.ndarray
+    frame: Any  # monitor.analysis.frame.Frame (its BGR is converted only if evidence is drawn)
     result: Any
 
 
@@ -325,7 +326,7 @@ class Replay:
             seen = previous if (previous is not None and current is not None and t < current.t) else current
             if seen is None:
                 return None
-            return self.evidence.write(alert, t, seen.bgr, seen.result, seen.t)
+            return self.evidence.write(alert, t, seen.frame.bgr, seen.result, seen.t)
 
         def handle(event: Event) -> None:
             for decision in self.session.handle(event):
@@ -369,14 +370,14 @@ class Replay:
             if cadence.due(tf.t, step, live, tf.luma_thumbnail):
                 stats.analysed_calm += cadence.calm(live)
                 clock = time.perf_counter()
-                bgr = tf.bgr()
+                frame = Frame.from_rgb(tf.rgb())  # what the models read: no BGR round trip
                 stats.decode_s += time.perf_counter() - clock
-                result = self.pipeline.process(bgr, self.offset + tf.t)
+                result = self.pipeline.process(frame, self.offset + tf.t)
                 cadence.analysed(tf.t, step, bool(getattr(result, "steady", False)), tf.luma_thumbnail)
                 stats.analysed += 1
                 for stage, ms in result.timings_ms.items():
                     stats.stage_ms[stage] = stats.stage_ms.get(stage, 0.0) + ms
-                previous, current = current, _Seen(tf.t, bgr, result)
+                previous, current = current, _Seen(tf.t, frame, result)
                 handle(result.observation)
             if progress is not None:
                 progress(tf.t, stats)

@@ -80,14 +80,18 @@ class LandmarkStage:
         side = max(2, round(sq.w))
         sx0, sy0 = max(0, x0), max(0, y0)
         sx1, sy1 = min(frame.width, x0 + side), min(frame.height, y0 + side)
-        crop: np.ndarray = np.zeros((side, side, 3), np.uint8)
-        if sx1 > sx0 and sy1 > sy0:
-            crop[sy0 - y0 : sy1 - y0, sx0 - x0 : sx1 - x0] = frame.rgb[sy0:sy1, sx0:sx1]
+        crop: np.ndarray
+        if (sx0, sy0, sx1, sy1) == (x0, y0, x0 + side, y0 + side):
+            crop = frame.rgb[y0 : y0 + side, x0 : x0 + side]  # inside the frame: no padding, no copy
+        else:
+            crop = np.zeros((side, side, 3), np.uint8)
+            if sx1 > sx0 and sy1 > sy0:
+                crop[sy0 - y0 : sy1 - y0, sx0 - x0 : sx1 - x0] = frame.rgb[sy0:sy1, sx0:sx1]
         scale = 1.0
         if side > self.crop_px:
             scale = self.crop_px / side
             crop = cv2.resize(crop, (self.crop_px, self.crop_px), interpolation=cv2.INTER_AREA)
-        return crop, float(x0), float(y0), scale
+        return np.ascontiguousarray(crop), float(x0), float(y0), scale
 
     def landmarks(self, frame: Frame, box: Box) -> Landmarks | None:
         """The mesh of the face in ``box``, or None when there is no plausible face there."""

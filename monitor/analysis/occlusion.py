@@ -22,9 +22,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import cv2
 import numpy as np
 
+from monitor.analysis.frame import Frame
 from monitor.analysis.landmarks import Landmarks
 
 # mesh indices: forehead, nose, right cheek, left cheek, upper lip, chin, right jaw, left jaw,
@@ -34,9 +34,11 @@ BASELINE_FRAMES = 3
 _WEIGHTS = np.array([0.5, 1.0, 1.0], np.float32)  # L, a, b
 
 
-def signature(bgr: np.ndarray, lm: Landmarks) -> np.ndarray | None:
-    """(len(POINTS), 3) median Lab around each point, or None when a point is outside the frame."""
-    height, width = bgr.shape[:2]
+def signature(image: Frame | np.ndarray, lm: Landmarks) -> np.ndarray | None:
+    """(len(POINTS), 3) median Lab around each point, or None when a point is outside the frame.
+    ``image`` is a :class:`Frame` or a BGR array."""
+    frame = image if isinstance(image, Frame) else Frame(image)
+    height, width = frame.height, frame.width
     r = max(2, int(0.05 * lm.box.w))
     xy = np.round(lm.points[list(POINTS), :2]).astype(int)
     if (
@@ -48,7 +50,7 @@ def signature(bgr: np.ndarray, lm: Landmarks) -> np.ndarray | None:
         return None
     x0, y0 = xy.min(axis=0) - r
     x1, y1 = xy.max(axis=0) + r + 1
-    lab = cv2.cvtColor(bgr[y0:y1, x0:x1], cv2.COLOR_BGR2LAB).astype(np.float32)
+    lab = frame.lab(slice(y0, y1), slice(x0, x1)).astype(np.float32)
     patches = np.stack([lab[y - r : y + r + 1, x - r : x + r + 1] for x, y in xy - (x0, y0)])
     return np.asarray(np.median(patches.reshape(len(POINTS), -1, 3), axis=1), np.float32)
 

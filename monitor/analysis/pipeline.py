@@ -171,11 +171,13 @@ class FramePipeline:
         self._steady = False  # the previous frame was steady
         self._closed = False
 
-    def process(self, frame_bgr: np.ndarray, t: float) -> FrameResult:
+    def process(self, image: np.ndarray | Frame, t: float) -> FrameResult:
+        """Analyse one frame: a BGR array, or a :class:`Frame` (``Frame.from_rgb`` when the
+        source decodes to RGB, which saves the conversion MediaPipe and dlib would need)."""
         if self._closed:
             raise RuntimeError(f"analysis pipeline of {self.source} is closed")
         s = self.settings
-        frame = Frame(frame_bgr)
+        frame = image if isinstance(image, Frame) else Frame(image)
         ms: dict[str, float] = {}
         clock = self._clock()
 
@@ -322,7 +324,7 @@ class FramePipeline:
         if vis.visibility is not Visibility.FULL or light is not Lighting.OK:
             self._covered.pop(track, None)
             return vis
-        if fresh is not None and (sig := occlusion.signature(frame.bgr, fresh)) is not None:
+        if fresh is not None and (sig := occlusion.signature(frame, fresh)) is not None:
             frontal = vis.pose is not None and abs(vis.pose.yaw) <= self.settings.max_embed_yaw
             self._covered[track] = self._covers.update(track, sig, clean_view=frontal)
         if self._covered.get(track, False):

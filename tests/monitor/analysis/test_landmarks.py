@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import numpy as np
 from analysis_media import frame
 
 from monitor.analysis.box import Box
@@ -50,3 +51,17 @@ def test_moved_mesh_follows_the_box(detector: FaceDetector, mesh: LandmarkStage)
     moved = lm.moved(d.box, Box(d.box.x + 10, d.box.y - 5, d.box.w * 2, d.box.h * 2))
     assert abs(moved.box.w - 2 * lm.box.w) < 1.0
     assert abs(moved.box.cx - (lm.box.cx - d.box.cx) * 2 - d.box.cx - d.box.w / 2 - 10) < 1.0
+
+
+def test_crop_inside_the_frame_equals_the_padded_crop(detector: FaceDetector, mesh: LandmarkStage) -> None:
+    """The no-copy crop for a face well inside the frame is the same pixels as the padded one."""
+    f = frame("single_face.jpg")
+    (d,) = detector.detect(f)
+    inside = Box(d.box.cx - 60, d.box.cy - 60, 120, 120)  # square x1.8 = 216 px: inside 572x562
+    crop, x0, y0, scale = mesh._crop(f, inside)
+    side = round(inside.square(mesh.crop_scale).w)
+    assert crop.shape == (side, side, 3) and crop.flags.c_contiguous and scale == 1.0
+    assert np.array_equal(crop, f.rgb[round(y0) : round(y0) + side, round(x0) : round(x0) + side])
+    edge = Box(-20, 40, 200, 200)  # past the left edge: padded with black
+    padded, px0, _py0, _s = mesh._crop(f, edge)
+    assert px0 < 0 and padded.flags.c_contiguous and not padded[:, 0].any()

@@ -10,6 +10,7 @@ from analysis_media import MEDIA, image
 
 from monitor.analysis.enrol import enrol_photos
 from monitor.analysis.evidence import annotate
+from monitor.analysis.frame import Frame
 from monitor.analysis.gallery import Enrolment
 from monitor.analysis.pipeline import AnalysisSettings, FramePipeline, FrameResult
 from policies.events import Lighting, Observation, Role, Verdict, Visibility
@@ -130,6 +131,19 @@ def test_close_is_idempotent_and_final(man_clip: list) -> None:
     pipeline.close()
     with pytest.raises(RuntimeError, match="closed"):
         pipeline.process(man_clip[0][2], 0.0)
+
+
+def test_an_rgb_frame_gives_the_same_results_as_its_bgr_twin(man: Enrolment, man_clip: list) -> None:
+    """Replay hands the pipeline RGB frames (``Frame.from_rgb``), the live worker too; analysis
+    must not depend on the layout: same faces, boxes, verdicts, distances, steadiness."""
+    frames = [(t, bgr) for _i, t, bgr in man_clip[:30]]
+    rgb = [(t, Frame.from_rgb(np.ascontiguousarray(bgr[:, :, ::-1]))) for t, bgr in frames]
+    a = list(_run(man, frames))
+    b = list(_run(man, rgb))  # type: ignore[arg-type]
+    assert [r.observation for r in a] == [r.observation for r in b]
+    assert [r.steady for r in a] == [r.steady for r in b]
+    assert [[f.landmarks for f in r.faces] for r in a] == [[f.landmarks for f in r.faces] for r in b]
+    assert any(f.embedded for r in b for f in r.faces)
 
 
 def test_bad_frames_are_refused(man: Enrolment) -> None:
