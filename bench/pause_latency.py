@@ -1,27 +1,45 @@
-"""Pause latency: an intruder appears in the visitor's camera; how long until the prison side's
-gate shows the paused slate, and until the staff alert is published.
+"""Pause latency under load: an intruder appears in the visitor's camera; how long until the prison
+side's gate shows the paused slate, and until the staff alert arrives on a logged-in console.
 
-``python -m bench.pause_latency [--trials 20] [--forward] [--json bench/results/pause_latency.json]``
+``python -m bench.pause_latency [--trials 20] [--load-calls 2] [--reencode] [--json PATH]``
 
-The real server (signalling, relay, one analysis worker, default policy) runs in this process;
-the two devices run in a spawned process and switch the visitor's camera to the fixture clip in
-which a second, unbooked person is in view (frame 170 of ``unbooked_walk_in.webm`` onwards) at a
-known moment. Per trial: **gate** = switch -> first paused slate decoded on the prison device
-(includes both WebRTC hops); **decision** = switch -> the ``paused`` state record on the staff hub;
-**alert** = switch -> the first staff ``alert`` record on the staff hub (the console's WebSocket
-forwards hub records; its own hop is not included). CLOCK_MONOTONIC is shared by both processes.
-After each trial the clean clip returns and the call resumes after its recheck. The default
-policy's 1.0 s confirmation window is part of every figure. No capacity load runs meanwhile.
+The real server (``monitor.serve.Server`` with a SQLite store: signalling, relay, analysis worker,
+default policy, the staff console and its audit recorder) runs in this process. Three other
+processes are its clients:
+
+- **load** (``--load-calls`` calls): a prison device and a visitor device per call join through the
+  signalling WebSocket like any device and send the clean fixture clip as pre-encoded 640x480 30 fps
+  VP8 (``bench.capacity``'s cheap load generator); the relay decodes, analyses and relays them as
+  it does every call. Their received video is counted, so the load is known to flow.
+- **devices**: the measured call's prison and visitor devices (aiortc, decoding what they receive),
+  and a **console**: a member of staff logged in over HTTP, holding ``/console/ws`` open as the
+  staff page does. The visitor's camera switches to the fixture clip in which a second, unbooked
+  person is in view (frame 170 of ``unbooked_walk_in.webm`` onwards) at a known moment.
+
+Per trial, from the switch (the first intruder frame handed to the visitor's encoder): **gate** =
+until the first paused slate is decoded on the prison device (both WebRTC hops included);
+**console** = until the ``alert`` record of the measured call arrives on the console WebSocket;
+**decision** = until the call publishes its ``paused`` state on the server's hub. The server also
+splits each trial: *seen* = switch -> arrival at the relay of the first analysed frame that showed
+the finding (the finding's start: the alert's time minus its window), *window* = the policy's
+confirmation window (1.0 s by default), *fire* = from the window's end until the decision was
+published. CLOCK_MONOTONIC is shared by all processes. After each trial the clean clip returns and
+the call resumes after its recheck. Machine load (``/proc/loadavg``) is recorded at start and end,
+and so is whether the load was real: how many load calls were live at each trial, their state
+and the frames their analysis taps received by the end, and the frame rate their devices received.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import dataclasses
+import json
 import multiprocessing as mp
 import os
 import sys
+import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -30,124 +48,316 @@ from typing import Any
 import aioice.ice
 
 from bench import ROOT, machine, write_json
-from bench.relay import BOOKING, open_call, summary, wait_state
+from bench.capacity import _count, _make_packet_track, encode_clip
+from bench.console import PASSWORD, login, open_console
+from bench.relay import BOOKING, open_call, wait_state
 from monitor.relay import PAUSED_BGR
-from signalling.client import shows_slate
+from signalling.client import Device, ToneTrack, shows_slate
+
+MEASURED = "pause-bench"
+LEGS = ("gate_closed_on_prison_side_s", "alert_on_console_ws_s", "paused_decision_on_hub_s")
+SPLITS = ("split_seen_s", "split_window_s", "split_fire_s")
+
+
+def summary(values: list[float]) -> dict[str, float]:
+    """n, p50, p95 (nearest rank) and max, in seconds to the millisecond."""
+    if not values:
+        return {"n": 0}
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    p50 = ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+    p95 = ordered[min(len(ordered) - 1, max(0, -(-95 * len(ordered) // 100) - 1))]
+    return {"n": len(values), "p50": round(p50, 3), "p95": round(p95, 3), "max": round(ordered[-1], 3)}
+
+
+def _loopback() -> None:
+    aioice.ice.get_host_addresses = lambda use_ipv4, use_ipv6: ["127.0.0.1"]
+
+
+def _token(url: str) -> str:
+    return url.rsplit("/", 1)[1]
+
+
+# ---- load: other calls through the same relay (their own process) ------------------------------
+
+
+async def _load(conn: Any, port: int, calls: list[dict[str, str]]) -> None:
+    _loopback()
+    loop = asyncio.get_running_loop()
+    packets = encode_clip()
+    devices: list[Device] = []
+    counts: dict[str, int] = {}
+    tasks: list[asyncio.Task[None]] = []
+    for call in calls:
+        for role in ("prisoner", "visitor"):
+            device = Device(f"ws://127.0.0.1:{port}/ws/call")
+            await device.open()
+            joined = await device.join(call[role])
+            if joined["type"] != "joined":
+                raise RuntimeError(f"load device could not join: {joined}")
+            await device.call(_make_packet_track(packets), ToneTrack())
+            key = f"{call['call_id']}/{role}"
+            video, *others = device.received  # read every track (unread ones leak); count the video
+            tasks.append(asyncio.ensure_future(_count(video, counts, key)))
+            tasks += [asyncio.ensure_future(_count(t, {}, key)) for t in others]
+            devices.append(device)
+    live = 0
+    for device in devices[::2]:  # every load call's prison device: wait until its call is live
+        with contextlib.suppress(TimeoutError, RuntimeError):  # recorded per trial, not fatal
+            await wait_state(device, "live", 120)
+            live += 1
+    conn.send(("live", live))
+    while True:
+        message = await loop.run_in_executor(None, conn.recv)
+        if message[0] == "counts":
+            conn.send(("counts", {k: v for k, v in counts.items()}))
+        else:
+            break
+    for task in tasks:
+        task.cancel()
+    for device in devices:
+        with contextlib.suppress(Exception):
+            await device.close()
+    conn.send(("stopped",))
+
+
+def load_process(conn: Any, port: int, calls: list[dict[str, str]]) -> None:
+    asyncio.run(_load(conn, port, calls))
+
+
+# ---- the measured call and the console (their own process) -------------------------------------
+
+
+async def _console_listener(ws: Any, arrivals: list[tuple[float, dict[str, Any]]]) -> None:
+    with contextlib.suppress(Exception):
+        async for raw in ws:
+            at = time.monotonic()
+            message = json.loads(raw)
+            if message.get("type") == "records":
+                arrivals += [(at, r) for r in message["records"] if r.get("call_id") == MEASURED]
 
 
 async def devices(conn: Any, port: int, tokens: dict[str, str], trials: int) -> None:
+    cookie = await asyncio.to_thread(login, port)
+    console = await open_console(port, cookie, None)
+    arrivals: list[tuple[float, dict[str, Any]]] = []
+    listener = asyncio.ensure_future(_console_listener(console, arrivals))
     call = await open_call(port, tokens)
     prison, watch, cameras, clean, intruder = call.prison, call.watch, call.cameras, call.clean, call.intruder
     await wait_state(prison, "live", 180)
+    conn.send(("live",))
+    await asyncio.get_running_loop().run_in_executor(None, conn.recv)  # the load is running
     for _ in range(trials):
         await asyncio.sleep(1.5)
         switched = time.monotonic()
         cameras["visitor"].play(intruder)
         await watch.until(lambda image: shows_slate(image, PAUSED_BGR), timeout=120)
-        conn.send(("trial", switched, watch.at))
-        await asyncio.sleep(1.0)  # let the alert land before the intruder leaves
+        slate_at = watch.at
+        deadline = time.monotonic() + 10.0
+        alert_at = None
+        while alert_at is None and time.monotonic() < deadline:
+            alert_at = next((t for t, r in arrivals if t >= switched and r.get("kind") == "alert"), None)
+            await asyncio.sleep(0.01)
+        conn.send(("trial", switched, slate_at, alert_at))
         cameras["visitor"].play(clean)
         await wait_state(prison, "live", 180)
     conn.send(("done",))
+    listener.cancel()
+    await console.close()
     await call.close()
 
 
 def devices_process(conn: Any, port: int, tokens: dict[str, str], trials: int) -> None:
+    _loopback()
     asyncio.run(devices(conn, port, tokens, trials))
 
 
-async def run(trials: int, forward: bool) -> dict[str, Any]:
+# ---- the server (this process) ------------------------------------------------------------------
+
+
+def _booking(call_id: str) -> Any:
     from monitor.bookings import load_booking
-    from monitor.call import Call
-    from monitor.serve import Server
     from policies.config import load_policy
 
-    aioice.ice.get_host_addresses = lambda use_ipv4, use_ipv6: ["127.0.0.1"]
-    Call.forward_video = forward
-    config = load_policy()
-    base = load_booking(BOOKING, config)
+    base = load_booking(BOOKING, load_policy())
     start = datetime.now(UTC) - timedelta(seconds=1)
-    ends = start + timedelta(minutes=30)
-    booking = dataclasses.replace(base, call_id="pause-bench", starts_at=start, ends_at=ends)
-    server = Server([booking], config, port=0, analysis_workers=1)
+    return dataclasses.replace(base, call_id=call_id, starts_at=start, ends_at=start + timedelta(minutes=30))
+
+
+async def run(trials: int, reencode: bool, load_calls: int, workers: int, folder: Path) -> dict[str, Any]:
+    from monitor import auth
+    from monitor.call import Call
+    from monitor.serve import Server
+    from monitor.store import Store
+    from policies.config import load_policy
+
+    _loopback()
+    if reencode:
+        Call.forward_video = False
+    forward = Call.forward_video
+    config = load_policy()
+    window = config.pause_after(_reason("too_many_faces"))
+    bookings = [_booking(MEASURED)] + [_booking(f"load-{i + 1}") for i in range(load_calls)]
+    store = Store(folder / "monitor.db")
+    auth.add_staff(store, "officer", bookings[0].prison, PASSWORD)
+    server = Server(bookings, config, port=0, analysis_workers=workers, store=store)
     await server.start()
-    call = server.calls.get("pause-bench")
-    assert call is not None and server.hub is not None
+    links: dict[str, dict[str, str]] = {}
+    for line in server.links():
+        links.setdefault(line["call_id"], {"call_id": line["call_id"]})[line["role"]] = _token(line["url"])
+    measured = server.calls.get(MEASURED)
+    assert measured is not None and server.hub is not None
+    # call time -> CLOCK_MONOTONIC in this process
+    mono_of_call = bookings[0].starts_at.timestamp() - (time.time() - time.monotonic())
     records: list[tuple[float, dict[str, Any]]] = []
     subscription = server.hub.subscribe()
 
     async def listen() -> None:
         async for record in subscription:
-            records.append((time.monotonic(), record))
+            if record.get("call_id") == MEASURED:
+                records.append((time.monotonic(), record))
 
     listener = asyncio.ensure_future(listen())
-    tokens = {seat.role.value: token for token, seat in call.seats.items()}
     ctx = mp.get_context("spawn")
-    parent, child = ctx.Pipe()
-    process = ctx.Process(target=devices_process, args=(child, server.port, tokens, trials), daemon=True)
-    process.start()
     loop = asyncio.get_running_loop()
-    gate: list[float] = []
-    decision: list[float] = []
-    alert: list[float] = []
+    result: dict[str, Any] = {"trials": trials, "load_calls": load_calls, "analysis_workers": workers}
+    load_parent, load_child = ctx.Pipe()
+    load = ctx.Process(
+        target=load_process,
+        args=(load_child, server.port, [links[b.call_id] for b in bookings[1:]]),
+        daemon=True,
+    )
+    parent, child = ctx.Pipe()
+    process = ctx.Process(
+        target=devices_process, args=(child, server.port, links[MEASURED], trials), daemon=True
+    )
+    legs: dict[str, list[float]] = {k: [] for k in (*LEGS, *SPLITS)}
     reasons: dict[str, int] = {}
+    live_load: list[int] = []  # load calls live when each trial's result came in
     try:
+        # the measured call goes live, then the load calls (a process starting up starves the
+        # others for seconds), then the trials start
+        process.start()
+        if not await loop.run_in_executor(None, parent.poll, 240):
+            raise RuntimeError("the measured call did not go live")
+        parent.recv()
+        if load_calls:
+            load.start()
+            if not await loop.run_in_executor(None, load_parent.poll, 120 * load_calls + 120):
+                raise RuntimeError("the load generator did not start")
+            result["load_calls_live_at_start"] = load_parent.recv()[1]
+            load_parent.send(("counts",))
+            _, counts0 = await loop.run_in_executor(None, load_parent.recv)
+            load0 = time.monotonic()
+        result["load_average_before_trials"] = [round(x, 2) for x in os.getloadavg()]
+        parent.send(("go",))
         while True:
             message = await loop.run_in_executor(None, parent.recv)
             if message[0] == "done":
                 break
-            _, switched, slate_at = message
-            await asyncio.sleep(1.0)
-            gate.append(slate_at - switched)
+            _, switched, slate_at, alert_at = message
+            others = [c for c in server.calls if c.call_id != MEASURED]
+            live_load.append(sum(c.state.value == "live" for c in others))
+            await asyncio.sleep(0.5)
+            legs["gate_closed_on_prison_side_s"].append(slate_at - switched)
+            if alert_at is not None:
+                legs["alert_on_console_ws_s"].append(alert_at - switched)
             after = [(t, r) for t, r in records if t >= switched]
             states = [t for t, r in after if r.get("kind") == "state" and r.get("state") == "paused"]
             paused = states[0] if states else None
-            first_alert = next(((t, r) for t, r in after if r.get("kind") == "alert"), None)
             if paused is not None:
-                decision.append(paused - switched)
-            if first_alert is not None:
-                alert.append(first_alert[0] - switched)
-                reason = str(first_alert[1].get("reason"))
+                legs["paused_decision_on_hub_s"].append(paused - switched)
+            alert = next(((t, r) for t, r in after if r.get("kind") == "alert"), None)
+            if alert is not None:
+                reason = str(alert[1].get("reason"))
                 reasons[reason] = reasons.get(reason, 0) + 1
+                due = mono_of_call + float(alert[1]["t"])
+                seen = due - window
+                legs["split_seen_s"].append(seen - switched)
+                legs["split_window_s"].append(due - seen)
+                legs["split_fire_s"].append(alert[0] - due)
+        if load_calls:
+            load_parent.send(("counts",))
+            _, counts1 = await loop.run_in_executor(None, load_parent.recv)
+            wall = time.monotonic() - load0
+            result["load_calls_at_end"] = {
+                c.call_id: {
+                    "state": c.state.value,
+                    "reasons": [r.value for r in c.last_reasons],
+                    "tap_frames": {p: tap.seen for p, tap in c.taps.items()},
+                }
+                for c in server.calls
+                if c.call_id != MEASURED
+            }
+            fps = [(counts1.get(k, 0) - counts0.get(k, 0)) / wall for k in counts1]
+            result["load_received_fps"] = {
+                "streams": len(fps),
+                "min": round(min(fps), 1) if fps else None,
+                "mean": round(sum(fps) / len(fps), 1) if fps else None,
+            }
     finally:
         process.join(30)
         if process.is_alive():
             process.kill()
+        if load_calls:
+            with contextlib.suppress(Exception):
+                load_parent.send(("stop",))
+            load.join(30)
+            if load.is_alive():
+                load.kill()
         listener.cancel()
+        stats = server.pool.stats() if server.pool is not None else {}
         await server.stop()
-    return {
-        "trials": trials,
+        store.close()
+    result.update({
         "relay": "forward (no re-encoding)" if forward else "decode + re-encode",
-        "gate_closed_on_prison_side_s": summary(gate),
-        "paused_decision_on_hub_s": summary(decision),
-        "first_alert_on_hub_s": summary(alert),
+        **{key: summary(values) for key, values in legs.items()},
         "alert_reasons": reasons,
+        "load_calls_live_per_trial": live_load,
+        "policy_window_s": window,
+        "analysed_frames_per_source": {k: v["analysed"] for k, v in stats.items()},
         "target_p95_s": 1.5,
-        "load": "no capacity load (one call only)",
-    }
+        "target_met": all(
+            len(legs[k]) == trials and summary(legs[k]).get("p95", 99) <= 1.5 for k in LEGS[:2]
+        ),
+    })
+    return result
+
+
+def _reason(value: str) -> Any:
+    from policies.reasons import Reason
+
+    return Reason(value)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=20)
-    parser.add_argument("--forward", action="store_true", help="forward video without re-encoding")
+    parser.add_argument("--load-calls", type=int, default=2, help="other calls through the relay meanwhile")
+    parser.add_argument("--workers", type=int, default=1, help="analysis worker processes")
+    parser.add_argument(
+        "--reencode", action="store_true", help="decode and re-encode relayed video (default: as serve does)"
+    )
     parser.add_argument("--json", default=str(ROOT / "bench" / "results" / "pause_latency.json"))
     args = parser.parse_args(argv)
     report: dict[str, Any] = {"machine": machine()}
-    report["pause_latency"] = asyncio.run(run(args.trials, args.forward))
+    with tempfile.TemporaryDirectory(prefix="pause-bench-") as folder:
+        report["pause_latency"] = asyncio.run(
+            run(args.trials, args.reencode, args.load_calls, args.workers, Path(folder))
+        )
     report["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     p = report["pause_latency"]
-    report["table"] = [
-        [f"{key} {q}", p[key].get(q), "s"]
-        for key in ("gate_closed_on_prison_side_s", "paused_decision_on_hub_s", "first_alert_on_hub_s")
-        for q in ("p50", "p95")
-    ]
+    report["table"] = [[f"{key} {q}", p[key].get(q), "s"] for key in LEGS for q in ("p50", "p95")]
     write_json(Path(args.json), report)
+    load = p.get("load_received_fps")
+    print(f"{p['load_calls']} load calls (received fps {load}), {p['trials']} trials, relay {p['relay']}")
     print(f"{'what':42} {'p50':>6} {'p95':>6} {'max':>6}  n")
-    for key in ("gate_closed_on_prison_side_s", "paused_decision_on_hub_s", "first_alert_on_hub_s"):
+    for key in (*LEGS, *SPLITS):
         s = p[key]
         print(f"{key:42} {s.get('p50', '-'):>6} {s.get('p95', '-'):>6} {s.get('max', '-'):>6}  {s['n']}")
-    print(f"alert reasons: {p['alert_reasons']}; target p95 <= 1.5 s; saved {args.json}")
+    met = "met" if p["target_met"] else "NOT met"
+    print(f"alert reasons: {p['alert_reasons']}; target p95 <= 1.5 s (gate and console): {met}")
+    print(f"saved {args.json}")
     return 0
 
 

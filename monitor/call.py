@@ -10,7 +10,10 @@ clock), handled by the call's one ``Session``; its decisions are applied here an
 ``StateChanged`` opens or closes the shared gate (media flows only while ``live``) and is sent to
 every device; warnings go to the device they concern; every decision is published to the staff
 hub and appended to the live timeline. ``ended`` closes every device. A ticker feeds ``Tick`` so
-windows, fail-closed timeouts and the fixed end fire even when nothing else happens.
+windows, fail-closed timeouts and the fixed end fire even when nothing else happens; it wakes when
+the session's next window ends (``Session.next_due``), not up to a tick later. Analysed cameras
+are sampled on the replay's grid (``monitor/cadence.py``, 6 frames a second), so live and replay
+see the same kind of frames and a worker shared by several calls is not kept busy by steady ones.
 
 Recording failures (a full disk, a codec error) are not the policy's business: the policy judges
 who is in view, not the archive. So a call whose recording fails goes on, and the failure is never
@@ -24,7 +27,7 @@ import asyncio
 import contextlib
 import logging
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -34,10 +37,12 @@ from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSession
 from aiortc.contrib.media import MediaRelay
 
 from monitor.analysis_pool import AnalysisPool, frame_planes
+from monitor.cadence import THUMB_STEP, Cadence
 from monitor.forward import ForwardedVideoTrack, receiver_of
 from monitor.hub import Hub
 from monitor.recording import FeedRecorder
 from monitor.relay import Clock, Feed, FrameTap, Gate, GatedAudioTrack, GatedVideoTrack, make_slates
+from monitor.replay import ANALYSIS_FPS
 from monitor.timeline import decision_record, encode_line
 from policies.booking import Booking
 from policies.config import PolicyConfig
@@ -61,6 +66,8 @@ from signalling import messages
 log = logging.getLogger(__name__)
 
 TICK_S = 0.1
+#: Live camera frames are ~30 fps; frames within a quarter of this of an analysis slot are on it.
+FRAME_STEP_S = 1 / 30
 #: Ticks hold the session clock back to the oldest frame still being analysed (at most this much),
 #: so a finding is timed from the frame that showed it, not from when its analysis finished.
 ANALYSIS_HOLD_S = 1.0
@@ -107,6 +114,10 @@ class SessionLike(Protocol):
     def state(self) -> State: ...
 
     def handle(self, event: Event) -> tuple[Decision, ...]: ...
+
+    def next_due(self) -> float | None: ...
+
+    def firm_pause_due(self, pending: Mapping[str, float]) -> float | None: ...
 
 
 SessionFactory = Callable[[Booking, PolicyConfig], SessionLike]
@@ -190,6 +201,7 @@ class Call:
         self.audio: dict[str, Feed] = {}
         self.taps: dict[str, FrameTap] = {}
         self.analysed_frame: dict[str, Any] = {}  # participant -> last frame sent for analysis
+        self.cadences: dict[str, Cadence] = {}  # participant -> which of its frames to analyse
         for seat in self.seats.values():
             self.video[seat.participant] = Feed(self.relay, "video", f"{seat.participant}/video")
             self.audio[seat.participant] = Feed(self.relay, "audio", f"{seat.participant}/audio")
@@ -244,7 +256,15 @@ class Call:
         while self.state is not State.ENDED:
             await self.handle(Tick(self.tick_time()))
             self.check_recording()
-            await asyncio.sleep(TICK_S)
+            await asyncio.sleep(self.tick_wait())
+
+    def tick_wait(self) -> float:
+        """Seconds until the next tick: ``TICK_S``, or sooner when the session has work due sooner
+        (a window ending), so that it fires when due rather than up to a tick late."""
+        due, now = self.session.next_due(), self.now()
+        if due is None or due <= now:  # overdue: held back for a frame in analysis (its result ticks)
+            return TICK_S
+        return min(TICK_S, due - now + 0.001)
 
     def check_recording(self) -> None:
         """Publish each recording failure once (see the theory of operation)."""
@@ -265,13 +285,16 @@ class Call:
         """Call time for the next tick: now, or the time of the oldest frame still in analysis (held
         back at most ``ANALYSIS_HOLD_S``). Observations then arrive at or after the session's clock,
         as in replay, instead of being clamped forward by the analysis latency. The fixed end is
-        never held back."""
+        never held back, nor is a due pause that no frame in analysis can prevent
+        (``Session.firm_pause_due``)."""
         now = self.now()
         if self.pool is None or now >= self.booking.duration_s:
             return now
-        pending = [self.pool.in_flight_t(self.source_key(p)) for p in self.taps]
-        oldest = min((t for t in pending if t is not None), default=now)
-        return max(now - ANALYSIS_HOLD_S, min(now, oldest))
+        pending = {p: t for p in self.taps if (t := self.pool.in_flight_t(self.source_key(p))) is not None}
+        held = max(now - ANALYSIS_HOLD_S, min(now, min(pending.values(), default=now)))
+        # ... except for a due pause that no frame in analysis can prevent: it fires when due
+        firm = self.session.firm_pause_due(pending)
+        return firm if firm is not None and held < firm <= now else held
 
     # ---- policy --------------------------------------------------------------------------------
     async def handle(self, event: Event) -> None:
@@ -487,7 +510,9 @@ class Call:
         tap.start()
 
     def _pump(self, participant: str) -> None:
-        """Keep-latest: hand the newest frame to the worker whenever it is free."""
+        """Keep-latest: hand the newest frame to the worker when it is free and the frame is on the
+        analysis grid (``monitor/cadence.py``, the replay's busy pace: frames in between are
+        dropped, so a steady call leaves the worker idle for the frames that matter)."""
         if self.pool is None:
             return
         key = self.source_key(participant)
@@ -497,7 +522,12 @@ class Call:
         item = tap.take() if tap is not None else None
         if item is not None:
             frame, t = item
+            cadence = self.cadences.setdefault(participant, Cadence(ANALYSIS_FPS, None))
+            luma = lambda: frame_planes(frame)[: frame.height : THUMB_STEP, ::THUMB_STEP]  # noqa: E731
+            if not cadence.due(t, FRAME_STEP_S, self.state is State.LIVE, luma):
+                return
             if self.pool.submit(key, frame_planes(frame), t):
+                cadence.analysed(t, FRAME_STEP_S, False, None)
                 self.analysed_frame[participant] = frame  # what the next observation is about
                 recorder = self.analysis_recorders.get(participant)
                 if recorder is not None:
@@ -517,6 +547,7 @@ class Call:
     async def on_observation(self, participant: str, observation: Observation) -> None:
         await self.handle(observation)
         self._pump(participant)
+        await self.handle(Tick(self.tick_time()))  # work held back for this frame fires now
 
     async def on_analysis_failed(self, participant: str, detail: str) -> None:
         await self.handle(AnalysisFailed(self.now(), participant, detail))

@@ -17,7 +17,10 @@ clears, warnings, pauses, rechecks). Then the table ``TRANSITIONS[(state, event 
 the handler, ``IGNORE`` or ``ILLEGAL``; an illegal pair raises :class:`IllegalTransition` and the
 session is rolled back to exactly where it was (legality is judged after the advance, so a
 ``StaffResume`` is legal if the call has paused by the event's time). After the handler, whatever
-it made due at ``now`` fires too.
+it made due at ``now`` fires too. Two pure queries serve a live caller: :meth:`Session.next_due`
+(when to tick so that a window fires exactly when it ends) and :meth:`Session.firm_pause_due` (a
+due pause that no frame still in analysis can prevent, so the caller need not hold its clock back
+for that frame).
 
 Findings are kept per (source, reason) and computed from each Observation of that source
 (policies/findings.py): ``unbooked_face``, ``too_many_faces``, ``face_not_visible``, ``no_face``,
@@ -63,7 +66,7 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import Enum, IntEnum
 from typing import Any
@@ -224,6 +227,28 @@ class Session:
     @property
     def duration_s(self) -> float:
         return self._duration
+
+    def next_due(self) -> float | None:
+        """When the session next has timed work (a window ending, a time-out, a recheck, the
+        fixed end): a Tick stamped then makes it fire. None once ended. A pure query."""
+        due = self._next_due()
+        return None if due is None else due[0]
+
+    def firm_pause_due(self, pending: Mapping[str, float]) -> float | None:
+        """The time of the next timed work if it is a pause that no observation still being
+        analysed can prevent, else None. ``pending`` maps a source to the media time of its oldest
+        frame in analysis. A finding clears only after ``clear_after_s`` without being seen, so a
+        frame of its source stamped ``t`` cannot stop a pause due before ``t + clear_after_s``, and
+        frames of other sources cannot stop it at all: a caller that holds its clock back for
+        frames in analysis may advance it to this time at once. A pure query."""
+        due = self._next_due()
+        if due is None or due[1] is not _Due.PAUSE:
+            return None
+        at, _, (name, _) = due
+        oldest = pending.get(name)
+        if oldest is not None and oldest + self._config.clear_after_s <= at:
+            return None
+        return at
 
     @property
     def awaiting_staff(self) -> bool:
