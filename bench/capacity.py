@@ -101,6 +101,7 @@ def _make_packet_track(packets: list[bytes]) -> Any:
         def __init__(self) -> None:
             super().__init__()
             self.sent = 0
+            self.late_max = 0.0  # the most a frame was sent after its time (a starved process)
             self._start: float | None = None
 
         async def recv(self) -> Any:
@@ -109,6 +110,8 @@ def _make_packet_track(packets: list[bytes]) -> Any:
             wait = self._start + self.sent / 30 - time.monotonic()
             if wait > 0:
                 await asyncio.sleep(wait)
+            else:
+                self.late_max = max(self.late_max, -wait)
             packet = av.Packet(packets[self.sent % len(packets)])
             packet.pts = self.sent * 3000
             packet.time_base = fractions.Fraction(1, 90_000)

@@ -26,7 +26,11 @@ confirmation window (1.0 s by default), *fire* = from the window's end until the
 published. CLOCK_MONOTONIC is shared by all processes. After each trial the clean clip returns and
 the call resumes after its recheck. Machine load (``/proc/loadavg``) is recorded at start and end,
 and so is whether the load was real: how many load calls were live at each trial, their state
-and the frames their analysis taps received by the end, and the frame rate their devices received.
+and the frame rate their devices received; and why a load call's media stopped, if it did: per feed
+the relay's frames, losses and connection state (``load_calls_at_end``, ``load_feed_stalls``: when a
+feed first went quiet), aioice's "consent to send expired" lines on both sides, and the load
+senders' pacing (``load_generator_probe``). Every received track of every device is read (aiortc
+queues the decoded frames of an unread track without bound).
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ import asyncio
 import contextlib
 import dataclasses
 import json
+import logging
 import multiprocessing as mp
 import os
 import sys
@@ -51,6 +56,7 @@ from bench import ROOT, machine, write_json
 from bench.capacity import _count, _make_packet_track, encode_clip
 from bench.console import PASSWORD, login, open_console
 from bench.relay import BOOKING, open_call, wait_state
+from monitor.jitter import read_datagrams_in_batches
 from monitor.relay import PAUSED_BGR
 from signalling.client import Device, ToneTrack, shows_slate
 
@@ -72,10 +78,53 @@ def summary(values: list[float]) -> dict[str, float]:
 
 def _loopback() -> None:
     aioice.ice.get_host_addresses = lambda use_ipv4, use_ipv6: ["127.0.0.1"]
+    read_datagrams_in_batches()  # the devices' sockets too (monitor.jitter's theory)
 
 
 def _token(url: str) -> str:
     return url.rsplit("/", 1)[1]
+
+
+class _ConsentLog(logging.Handler):
+    """Collects aioice's "consent to send expired" lines (when and which connection)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.lines: list[tuple[float, str]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        if "onsent" in message:
+            self.lines.append((round(time.monotonic(), 2), message[:160]))
+
+
+def _watch_ice() -> _ConsentLog:
+    handler = _ConsentLog()
+    logger = logging.getLogger("aioice.ice")
+    logger.setLevel(logging.INFO)
+    logger.addHandler(handler)
+    return handler
+
+
+def _feed_probe(call: Any) -> dict[str, Any]:
+    """What the relay gets from each device of ``call``: frames, losses, connection state."""
+    now = time.monotonic()
+    out: dict[str, Any] = {}
+    for participant, feed in call.video.items():
+        device = call.devices.get(participant)
+        pc = device.pc if device is not None else None
+        source = feed.encoded
+        watch = getattr(source.receiver, "_loss_watch", None) if source is not None else None
+        out[participant] = {
+            "frames": feed.frames,
+            "quiet_s": round(now - feed.last_frame_at, 1) if feed.last_frame_at else None,
+            "encoded_seq": source.seq if source is not None else None,
+            "losses": source.losses if source is not None else None,
+            "skips": watch.skips if watch is not None else None,
+            "plis": watch.plis if watch is not None else None,
+            "pc": None if pc is None else f"{pc.connectionState}/{pc.iceConnectionState}",
+        }
+    return out
 
 
 # ---- load: other calls through the same relay (their own process) ------------------------------
@@ -88,6 +137,9 @@ async def _load(conn: Any, port: int, calls: list[dict[str, str]]) -> None:
     devices: list[Device] = []
     counts: dict[str, int] = {}
     tasks: list[asyncio.Task[None]] = []
+    cameras: dict[str, Any] = {}
+    events: list[tuple[float, str, str]] = []  # (when, device, connection state)
+    ice = _watch_ice()
     for call in calls:
         for role in ("prisoner", "visitor"):
             device = Device(f"ws://127.0.0.1:{port}/ws/call")
@@ -95,8 +147,11 @@ async def _load(conn: Any, port: int, calls: list[dict[str, str]]) -> None:
             joined = await device.join(call[role])
             if joined["type"] != "joined":
                 raise RuntimeError(f"load device could not join: {joined}")
-            await device.call(_make_packet_track(packets), ToneTrack())
+            camera = _make_packet_track(packets)
+            await device.call(camera, ToneTrack())
             key = f"{call['call_id']}/{role}"
+            cameras[key] = camera
+            _log_states(device, key, events)
             video, *others = device.received  # read every track (unread ones leak); count the video
             tasks.append(asyncio.ensure_future(_count(video, counts, key)))
             tasks += [asyncio.ensure_future(_count(t, {}, key)) for t in others]
@@ -111,6 +166,9 @@ async def _load(conn: Any, port: int, calls: list[dict[str, str]]) -> None:
         message = await loop.run_in_executor(None, conn.recv)
         if message[0] == "counts":
             conn.send(("counts", {k: v for k, v in counts.items()}))
+        elif message[0] == "probe":
+            pacing = {k: {"sent": c.sent, "late_max_s": round(c.late_max, 3)} for k, c in cameras.items()}
+            conn.send(("probe", {"states": events, "pacing": pacing, "ice": ice.lines[-40:]}))
         else:
             break
     for task in tasks:
@@ -119,6 +177,15 @@ async def _load(conn: Any, port: int, calls: list[dict[str, str]]) -> None:
         with contextlib.suppress(Exception):
             await device.close()
     conn.send(("stopped",))
+
+
+def _log_states(device: Device, key: str, events: list[tuple[float, str, str]]) -> None:
+    pc = device.pc
+    assert pc is not None
+
+    @pc.on("connectionstatechange")
+    def changed() -> None:
+        events.append((round(time.monotonic(), 2), key, pc.connectionState))
 
 
 def load_process(conn: Any, port: int, calls: list[dict[str, str]]) -> None:
@@ -144,6 +211,14 @@ async def devices(conn: Any, port: int, tokens: dict[str, str], trials: int) -> 
     listener = asyncio.ensure_future(_console_listener(console, arrivals))
     call = await open_call(port, tokens)
     prison, watch, cameras, clean, intruder = call.prison, call.watch, call.cameras, call.clean, call.intruder
+    # read every other received track too: unread, aiortc queues their decoded frames forever (this
+    # process grew to 4.8 GB and a full core in 5 minutes, starving the server and the load calls)
+    drains = [
+        asyncio.ensure_future(_count(track, {}, ""))
+        for device in call.devices.values()
+        for track in device.received
+        if track is not watch.track
+    ]
     await wait_state(prison, "live", 180)
     conn.send(("live",))
     await asyncio.get_running_loop().run_in_executor(None, conn.recv)  # the load is running
@@ -162,6 +237,8 @@ async def devices(conn: Any, port: int, tokens: dict[str, str], trials: int) -> 
         cameras["visitor"].play(clean)
         await wait_state(prison, "live", 180)
     conn.send(("done",))
+    for drain in drains:
+        drain.cancel()
     listener.cancel()
     await console.close()
     await call.close()
@@ -218,6 +295,22 @@ async def run(trials: int, reencode: bool, load_calls: int, workers: int, folder
                 records.append((time.monotonic(), record))
 
     listener = asyncio.ensure_future(listen())
+    ice = _watch_ice()
+    stalls: dict[str, dict[str, Any]] = {}  # load feed -> the probe when it first went quiet
+
+    async def probe() -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            for c in server.calls:
+                if c.call_id == MEASURED:
+                    continue
+                for participant, seen in _feed_probe(c).items():
+                    key = f"{c.call_id}/{participant}"
+                    if seen["frames"] and (seen["quiet_s"] or 0) > 2 and key not in stalls:
+                        stalls[key] = {"at": round(time.monotonic(), 2), **seen}
+                        print(f"load feed {key} quiet: {seen}", file=sys.stderr, flush=True)
+
+    prober = asyncio.ensure_future(probe())
     ctx = mp.get_context("spawn")
     loop = asyncio.get_running_loop()
     result: dict[str, Any] = {"trials": trials, "load_calls": load_calls, "analysis_workers": workers}
@@ -277,6 +370,10 @@ async def run(trials: int, reencode: bool, load_calls: int, workers: int, folder
                 legs["split_window_s"].append(due - seen)
                 legs["split_fire_s"].append(alert[0] - due)
         if load_calls:
+            load_parent.send(("probe",))
+            _, result["load_generator_probe"] = await loop.run_in_executor(None, load_parent.recv)
+            result["load_feed_stalls"] = stalls
+            result["server_ice_log"] = ice.lines[-40:]
             load_parent.send(("counts",))
             _, counts1 = await loop.run_in_executor(None, load_parent.recv)
             wall = time.monotonic() - load0
@@ -285,6 +382,7 @@ async def run(trials: int, reencode: bool, load_calls: int, workers: int, folder
                     "state": c.state.value,
                     "reasons": [r.value for r in c.last_reasons],
                     "tap_frames": {p: tap.seen for p, tap in c.taps.items()},
+                    "feeds": _feed_probe(c),
                 }
                 for c in server.calls
                 if c.call_id != MEASURED
@@ -306,6 +404,7 @@ async def run(trials: int, reencode: bool, load_calls: int, workers: int, folder
             if load.is_alive():
                 load.kill()
         listener.cancel()
+        prober.cancel()
         stats = server.pool.stats() if server.pool is not None else {}
         await server.stop()
         store.close()

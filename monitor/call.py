@@ -40,6 +40,7 @@ from monitor.analysis_pool import AnalysisPool, frame_planes
 from monitor.cadence import THUMB_STEP, Cadence
 from monitor.forward import ForwardedVideoTrack, receiver_of
 from monitor.hub import Hub
+from monitor.jitter import read_datagrams_in_batches
 from monitor.recording import FeedRecorder
 from monitor.relay import Clock, Feed, FrameTap, Gate, GatedAudioTrack, GatedVideoTrack, make_slates
 from monitor.replay import ANALYSIS_FPS
@@ -451,6 +452,7 @@ class Call:
             await self._close_pc(device)
         slots = self.slots(device.seat)
         servers = [RTCIceServer(**s) for s in self.ice_servers]
+        read_datagrams_in_batches()  # else a busy loop drains a socket slower than a camera fills it
         pc = RTCPeerConnection(RTCConfiguration(iceServers=servers))
         device.pc = pc
         participant = device.seat.participant
