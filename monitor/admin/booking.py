@@ -17,10 +17,10 @@ import sys
 from datetime import datetime, timedelta
 from typing import Any
 
-from monitor.admin.common import add_db_argument, open_store
+from monitor.admin.common import add_db_argument, booking_row, open_store
 from monitor.audit import AuditLog
 from monitor.errors import UserError
-from monitor.store import BookedVisitor, BookingRow, Store
+from monitor.store import Store
 from policies.booking import Booking, BookingError, parse_booking
 from policies.config import PolicyConfig, load_policy
 
@@ -103,19 +103,7 @@ def save_booking(store: Store, booking: Booking, document: dict[str, Any], confi
     """Check the store rules and insert, in one transaction (two admins cannot double-book)."""
     with store.transaction():
         store_rules(store, booking, config)
-        store.add_booking(
-            BookingRow(
-                booking.call_id,
-                booking.prisoner.id,
-                booking.prison,
-                booking.starts_at.timestamp(),
-                booking.ends_at.timestamp(),
-                booking.starts_at.isoformat(),
-                booking.ends_at.isoformat(),
-                json.dumps(document, sort_keys=True),
-                tuple(BookedVisitor(v.id, v.main_caller) for v in booking.participants),
-            )
-        )
+        store.add_booking(booking_row(booking, document))
 
 
 def join_links(

@@ -12,8 +12,9 @@ import json
 from pathlib import Path
 from typing import Any
 
+from monitor.admin.common import booking_row
 from monitor.errors import UserError
-from monitor.store import BookedVisitor, BookingRow, Photo, Prisoner, Store, Visitor
+from monitor.store import Photo, Prisoner, Store, Visitor
 from policies.booking import Booking, parse_booking
 from policies.config import PolicyConfig
 
@@ -72,19 +73,7 @@ def import_booking(store: Store, booking: Booking) -> bool:
                 raise UserError(f"{where}: visitor {v.id} is {visitor.name} in the store, not {v.name}")
             else:
                 store.approve_visitor(booking.prisoner.id, v.id)
-        store.add_booking(
-            BookingRow(
-                booking.call_id,
-                booking.prisoner.id,
-                booking.prison,
-                booking.starts_at.timestamp(),
-                booking.ends_at.timestamp(),
-                booking.starts_at.isoformat(),
-                booking.ends_at.isoformat(),
-                json.dumps(document_of(booking), sort_keys=True),
-                tuple(BookedVisitor(v.id, v.main_caller) for v in booking.participants),
-            )
-        )
+        store.add_booking(booking_row(booking, document_of(booking)))
     return True
 
 
