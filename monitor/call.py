@@ -39,6 +39,7 @@ from aiortc.contrib.media import MediaRelay
 from monitor.analysis_pool import AnalysisPool, frame_planes
 from monitor.cadence import THUMB_STEP, Cadence
 from monitor.forward import ForwardedVideoTrack, receiver_of
+from monitor.forward_audio import ForwardedAudioTrack
 from monitor.hub import Hub
 from monitor.jitter import read_datagrams_in_batches
 from monitor.recording import FeedRecorder
@@ -162,8 +163,9 @@ class Device:
 
 
 class Call:
-    #: Forward received VP8 without re-encoding (monitor/forward.py; losses: monitor/jitter.py).
-    #: False: decode and re-encode every frame (the naive relay, kept as the benchmark baseline).
+    #: Forward received VP8 and Opus without re-encoding (monitor/forward.py, monitor/forward_audio.py;
+    #: video losses: monitor/jitter.py). False: decode and re-encode every frame (the naive relay,
+    #: kept as the benchmark baseline).
     forward_video = True
 
     def __init__(
@@ -492,7 +494,12 @@ class Call:
                 else:
                     video = GatedVideoTrack(feed, self.gate, self.clock, self.slates)
                     pc.addTrack(video)
-                audio = GatedAudioTrack(self.audio[slot.participant], self.gate, self.clock)
+                audio_feed = self.audio[slot.participant]
+                audio = (
+                    ForwardedAudioTrack(audio_feed, self.gate, self.clock)
+                    if self.forward_video  # forwarding covers both kinds: Opus passes through too
+                    else GatedAudioTrack(audio_feed, self.gate, self.clock)
+                )
                 pc.addTrack(audio)
                 device.tracks += [video, audio]
             await pc.setLocalDescription(await pc.createAnswer())

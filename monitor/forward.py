@@ -64,6 +64,8 @@ from monitor.relay import (
 
 #: A subscriber further behind than this many frames loses them all and waits for a keyframe.
 SUBSCRIBER_LIMIT = 8
+#: The codec forwarded per kind of track; other codecs fall back to decode/re-encode.
+FORWARDED_CODEC = {"video": "video/vp8", "audio": "audio/opus"}
 #: At most one keyframe request upstream per this many seconds.
 PLI_INTERVAL_S = 0.25
 SLATE_BITRATE = 600_000
@@ -147,13 +149,14 @@ class EncodedSubscription:
 class EncodedSource:
     """The encoded frames of one received video track, fanned out to subscriptions."""
 
-    def __init__(self, receiver: RTCRtpReceiver) -> None:
+    def __init__(self, receiver: RTCRtpReceiver, kind: str = "video") -> None:
         self.receiver = receiver
+        self.kind = kind  # "video" (VP8: keyframes matter) or "audio" (Opus: every packet stands alone)
         self.subscribers: set[EncodedSubscription] = set()
         self.seq = 0
         self.keyframes = 0
         self.ended = False
-        self.unsupported: str | None = None  # codec name when the source is not VP8
+        self.unsupported: str | None = None  # codec name when the source is not VP8 (not Opus for audio)
         self.keyframe_requests = 0
         self.losses = 0
         #: aiortc's decoder thread gets frames only once someone reads decoded frames (analysis,
@@ -164,22 +167,24 @@ class EncodedSource:
         self._pending: set[asyncio.Task[None]] = set()
 
     @classmethod
-    def install(cls, receiver: RTCRtpReceiver) -> EncodedSource:
+    def install(cls, receiver: RTCRtpReceiver, kind: str = "video") -> EncodedSource:
         attr = "_RTCRtpReceiver__decoder_queue"
         current = getattr(receiver, attr)
         if isinstance(current, _Tee):
             current.source.ended = True
             current = current.real
-        source = cls(receiver)
+        source = cls(receiver, kind)
         setattr(receiver, attr, _Tee(current, source))
-        watch_losses(receiver, on_loss=source.lost)
+        if kind == "video":  # aiortc retransmits video only; a lost Opus packet is just a short gap
+            watch_losses(receiver, on_loss=source.lost)
         return source
 
     def want_decoded(self) -> None:
         """Start feeding aiortc's decoder (from the next keyframe: VP8 cannot start elsewhere)."""
         if not self.decoding and not self._decode_wanted:
             self._decode_wanted = True
-            self.request_keyframe()
+            if self.kind == "video":
+                self.request_keyframe()
 
     def should_decode(self, keyframe: bool) -> bool:
         if not self.decoding and self._decode_wanted:
@@ -196,11 +201,11 @@ class EncodedSource:
 
     def publish(self, codec: Any, data: bytes) -> bool:
         """Fan a received frame out; True if it is a keyframe."""
-        if str(codec.mimeType).lower() != "video/vp8":
+        if str(codec.mimeType).lower() != FORWARDED_CODEC[self.kind]:
             self.unsupported = str(codec.mimeType)
             return False
         self.seq += 1
-        item = EncodedFrame(data, vp8_keyframe(data), self.seq)
+        item = EncodedFrame(data, vp8_keyframe(data) if self.kind == "video" else True, self.seq)
         self.keyframes += item.keyframe
         for sub in self.subscribers:
             sub.push(item)
@@ -253,6 +258,33 @@ class _Tee:
         return self.real.get(*args, **kwargs)
 
 
+@dataclass(slots=True)
+class EncodedFollow:
+    """A gated track's subscription to its feed's current encoded source (a reconnect replaces the
+    source: the old subscription is closed and a new one taken)."""
+
+    source: EncodedSource | None = None
+    sub: EncodedSubscription | None = None
+    changed: bool = False  # the last follow_encoded() switched sources
+
+    def close(self) -> None:
+        if self.sub is not None:
+            self.sub.close()
+        self.source = self.sub = None
+
+
+def follow_encoded(track: Any) -> EncodedFollow:
+    """Bring ``track.esub`` (an :class:`EncodedFollow`) up to ``track.feed.encoded``."""
+    esub: EncodedFollow = track.esub
+    source = track.feed.encoded
+    esub.changed = source is not esub.source
+    if esub.changed:
+        esub.close()
+        esub.source = source
+        esub.sub = None if source is None else source.subscribe()
+    return esub
+
+
 def receiver_of(pc: Any, track: Any) -> RTCRtpReceiver | None:
     """The receiver of a remote ``track`` on peer connection ``pc``."""
     for transceiver in pc.getTransceivers():
@@ -275,8 +307,7 @@ class ForwardedVideoTrack(GatedVideoTrack):
         super().__init__(feed, gate, clock, slates)
         self.slate_data = slate_packets()
         self.sender = sender  # set after addTrack: its PLIs are passed upstream
-        self._esub: EncodedSubscription | None = None
-        self._esource: EncodedSource | None = None
+        self.esub = EncodedFollow()
         self._last_seq: int | None = None  # None: waiting for a keyframe
         self.skipped = 0  # delta frames dropped while waiting for a keyframe
         self._pts = -1
@@ -285,14 +316,10 @@ class ForwardedVideoTrack(GatedVideoTrack):
         self.downstream_plis = 0
 
     def _encoded(self) -> EncodedSubscription | None:
-        source = self.feed.encoded
-        if source is not self._esource:
-            if self._esub is not None:
-                self._esub.close()
-            self._esource = source
-            self._esub = None if source is None else source.subscribe()
+        esub = follow_encoded(self)
+        if esub.changed:
             self._last_seq = None
-        return self._esub
+        return esub.sub
 
     def _take_downstream_pli(self) -> bool:
         """Whether the receiving side asked our sender for a keyframe (RTCP PLI/FIR) since last time."""
@@ -374,7 +401,5 @@ class ForwardedVideoTrack(GatedVideoTrack):
         return packet
 
     def stop(self) -> None:
-        if self._esub is not None:
-            self._esub.close()
-            self._esub = None
+        self.esub.close()
         super().stop()

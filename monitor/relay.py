@@ -116,19 +116,19 @@ class Feed:
         self._drain: asyncio.Task[None] | None = None
         self.frames = 0  # frames received on the current track (drain)
         self.last_frame_at = 0.0
-        self.encoded: EncodedSource | None = None  # the track's encoded frames (video, see forward.py)
+        self.encoded: EncodedSource | None = None  # the track's encoded frames (see forward.py)
 
     def attach(self, track: MediaStreamTrack, receiver: Any = None) -> None:
         """Take ``track`` as this feed's source and start consuming it at once. With the track's
-        ``RTCRtpReceiver``, a video feed also publishes the received encoded frames (forwarding)."""
+        ``RTCRtpReceiver``, the feed also publishes the received encoded frames (forwarding)."""
         self.detach()
         self.track = track
         self.generation += 1
         self.frames = 0
-        if receiver is not None and self.kind == "video":
+        if receiver is not None:
             from monitor.forward import EncodedSource
 
-            self.encoded = EncodedSource.install(receiver)
+            self.encoded = EncodedSource.install(receiver, self.kind)
         sub = self.relay.subscribe(track, buffered=False)
         self._drain = asyncio.ensure_future(self._consume(sub, track))
 
