@@ -33,6 +33,8 @@ HELLO_TIMEOUT_S = 10.0
 RECENT_S = 12 * 3600.0  # a console that has seen nothing gets the last shift's records
 CLOSE_LOGIN = 4401
 CLOSE_ORIGIN = 4403
+#: Malformed frames in a row before the connection is closed (1008), as the signalling server does.
+MAX_BAD_FRAMES = 20
 
 
 class Feed:
@@ -64,6 +66,7 @@ class Feed:
 
     async def _hello(self, connection: ServerConnection) -> int | None:
         """The audit id to start after (-1: recent records), or None when the console gave up."""
+        bad = 0
         while True:
             try:
                 raw = await asyncio.wait_for(connection.recv(), HELLO_TIMEOUT_S)
@@ -73,8 +76,11 @@ class Feed:
             try:
                 message = messages.parse(raw)
             except messages.MessageError as exc:
-                await connection.send(messages.encode("error", message=str(exc)))
+                bad += 1
+                if not await self._bad_frame(connection, str(exc), bad):
+                    return None
                 continue
+            bad = 0
             if isinstance(message, messages.Hello):
                 return -1 if message.after is None else message.after
             await connection.send(messages.encode("error", message="send hello first", ref=message.ref))
@@ -90,11 +96,14 @@ class Feed:
             messages.encode("welcome", username=staff.username, prison=staff.prison, head=log.head_id())
         )
         pusher = asyncio.create_task(self._push(connection, staff, token, after))
+        bad = 0
         try:
             async for raw in connection:
                 if pusher.done():
                     break
-                await self._handle(connection, staff, token, raw)
+                bad = 0 if await self._handle(connection, staff, token, raw) else bad + 1
+                if bad and not await self._bad_frame(connection, None, bad):
+                    break
         finally:
             pusher.cancel()
             with contextlib.suppress(asyncio.CancelledError, ConnectionClosed):
@@ -140,23 +149,36 @@ class Feed:
         with contextlib.suppress(TimeoutError, StopAsyncIteration):
             await asyncio.wait_for(anext(subscription), POLL_S)
 
+    @staticmethod
+    async def _bad_frame(connection: ServerConnection, error: str | None, count: int) -> bool:
+        """Report a malformed frame (``error``: its message, unless sent already); False when it
+        was one too many and the connection is being closed."""
+        if error is not None:
+            await connection.send(messages.encode("error", message=error))
+        if count < MAX_BAD_FRAMES:
+            return True
+        await connection.close(1008, "too many bad messages")
+        return False
+
     async def _handle(
         self, connection: ServerConnection, staff: auth.Staff, token: str | None, raw: Any
-    ) -> None:
+    ) -> bool:
+        """Parse and act on one frame; False when the frame was malformed (its error sent)."""
         try:
             message = messages.parse(raw)
         except messages.MessageError as exc:
             await connection.send(messages.encode("error", message=str(exc)))
-            return
+            return False
         if self._staff(token) is None:
             await connection.close(CLOSE_LOGIN, "session ended")
-            return
+            return True
         try:
             text = await self._act(staff, message)
         except ActionRefused as exc:
             await connection.send(messages.encode("error", message=str(exc), ref=message.ref))
-            return
+            return True
         await connection.send(messages.encode("done", message=text, ref=message.ref))
+        return True
 
     async def _act(self, staff: auth.Staff, message: messages.ClientMessage) -> str:
         store, log, calls = self.console.store, self.console.log, self.console.calls

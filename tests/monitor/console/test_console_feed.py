@@ -147,6 +147,28 @@ async def test_bad_messages_get_one_clear_error_and_the_feed_goes_on(site: Site)
     await ws.close()
 
 
+async def test_a_console_that_keeps_sending_garbage_is_disconnected(site: Site) -> None:
+    from websockets.exceptions import ConnectionClosed
+
+    from monitor.console.feed import MAX_BAD_FRAMES
+
+    for said_hello in (False, True):
+        ws = await console(site) if said_hello else await site.ws(await site.login("alice"))
+        good = {"type": "resume", "call_id": "nope"} if said_hello else {"type": "ack", "audit_id": 1}
+        answer = "no such call" if said_hello else "send hello first"
+        for i in range(MAX_BAD_FRAMES + 5):
+            if i == 5:  # a well-formed frame in between starts the count again
+                await ws.send(json.dumps(good))
+                assert (await next_message(ws, "error"))["message"] == answer
+            await ws.send("not json")
+            assert "not valid JSON" in (await next_message(ws, "error"))["message"]
+        try:  # the last frame was the MAX_BAD_FRAMES-th bad one in a row
+            await asyncio.wait_for(ws.recv(), 5.0)
+            raise AssertionError("still connected after too many bad frames")
+        except ConnectionClosed as closed:
+            assert closed.rcvd is not None and closed.rcvd.code == 1008
+
+
 async def test_console_must_say_hello_first(site: Site) -> None:
     ws = await site.ws(await site.login("alice"))
     await ws.send(json.dumps({"type": "ack", "audit_id": 1}))
