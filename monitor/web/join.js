@@ -11,6 +11,18 @@ const token = decodeURIComponent(location.pathname.split("/").pop() || "");
 const $ = (id) => document.getElementById(id);
 const view = { state: "connecting", reasons: [], secondsLeft: null, received: 0, errors: [] };
 window.monitorCall = view; // read by tests and by kiosk wrappers
+// Totals of the audio received from the relay (the call's sound, or its silence while paused).
+view.audioReceived = async () => {
+  const out = { packets: 0, bytes: 0, energy: 0 };
+  if (!pc) return out;
+  (await pc.getStats()).forEach((r) => {
+    if (r.type !== "inbound-rtp" || r.kind !== "audio") return;
+    out.packets += r.packetsReceived || 0;
+    out.bytes += r.bytesReceived || 0;
+    out.energy += r.totalAudioEnergy || 0;
+  });
+  return out;
+};
 
 let ws = null;
 let pc = null;

@@ -1,5 +1,6 @@
 """End to end in headless Chromium: a browser prison terminal and a browser visitor make a call
-through the real server (relay, analysis worker, policy); the intruder clip pauses it.
+through the real server (relay, analysis worker, policy); the intruder clip pauses it. The prison
+side sees and hears the visitor while live, and the paused slate and silence while paused.
 
 Chromium's fake camera plays a y4m file made here from the fixture clips. A fake camera cannot
 switch clips mid-call, so the intruder arrives the way a real one would reach the relay: the
@@ -26,6 +27,7 @@ import pytest_asyncio
 
 from monitor.bookings import load_booking
 from monitor.call import Call
+from monitor.forward_audio import OPUS_SILENCE
 from monitor.relay import PAUSED_BGR
 from monitor.serve import Server
 from policies.config import load_policy
@@ -109,6 +111,14 @@ async def wait_state(page: Any, state: str, timeout_s: float) -> None:
     )
 
 
+async def audio_over(page: Any, seconds: float) -> dict[str, float]:
+    """What the page received as audio over ``seconds``: packets, bytes and energy."""
+    before = await page.evaluate("window.monitorCall.audioReceived()")
+    await asyncio.sleep(seconds)
+    after = await page.evaluate("window.monitorCall.audioReceived()")
+    return {k: after[k] - before[k] for k in after}
+
+
 def slate_in(png: bytes) -> bool:
     image = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR)
     corner = image[10:60, 10:90].reshape(-1, 3).astype(float)
@@ -143,6 +153,10 @@ async def test_browser_call_goes_live_and_the_intruder_pauses_it(
             assert not slate_in(await video.screenshot())
             await prison_page.screenshot(path=str(ARTIFACTS / "e2e-prison-live.png"))
             await visitor_page.screenshot(path=str(ARTIFACTS / "e2e-visitor-live.png"))
+            # ... and hears the visitor's microphone (Chromium's fake one beeps), forwarded as Opus
+            heard = await audio_over(prison_page, 3.0)
+            assert heard["packets"] >= 100 and heard["energy"] > 0.05, heard
+            assert heard["bytes"] / heard["packets"] > 20, heard
             left = await visitor_page.evaluate("window.monitorCall.secondsLeft")
             assert 0 < left <= call.booking.duration_s
 
@@ -163,6 +177,10 @@ async def test_browser_call_goes_live_and_the_intruder_pauses_it(
             else:
                 raise AssertionError("the prison side never showed the paused slate")
             await prison_page.screenshot(path=str(ARTIFACTS / "e2e-prison-paused.png"))
+            # paused: the sound goes on at the same pace, as the relay's 3-byte Opus silence
+            heard = await audio_over(prison_page, 3.0)
+            assert heard["packets"] >= 100 and heard["energy"] < 0.01, heard
+            assert heard["bytes"] / heard["packets"] <= len(OPUS_SILENCE), heard
             await wait_state(visitor_page, "paused", 10)
             await visitor_page.screenshot(path=str(ARTIFACTS / "e2e-visitor-paused.png"))
             assert call.state is State.PAUSED
