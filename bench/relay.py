@@ -34,14 +34,23 @@ from typing import Any
 
 import aioice.ice
 import numpy as np
-from aiortc import MediaStreamTrack, RTCConfiguration, RTCPeerConnection
+from aiortc import MediaStreamTrack
 from aiortc.contrib.media import MediaRelay
 
 from bench import ROOT, machine, write_json
 from monitor.call import Call
 from monitor.forward import ForwardedVideoTrack, receiver_of
 from monitor.relay import PAUSED_BGR, Clock, Feed, Gate, GatedVideoTrack, make_slates
-from signalling.client import ClipTrack, Device, ToneTrack, Watch, load_clip, shows_slate
+from signalling.client import (
+    ClipTrack,
+    Device,
+    ToneTrack,
+    Watch,
+    connect_peers,
+    load_clip,
+    loopback_peer,
+    shows_slate,
+)
 
 CLIPS = ROOT / "fixtures" / "clips"
 BOOKING = ROOT / "fixtures" / "bookings" / "clean" / "booking.json"
@@ -79,16 +88,6 @@ class StampedTrack(ClipTrack):
         return stamp(super().next_image(), number)
 
 
-def pc() -> RTCPeerConnection:
-    return RTCPeerConnection(RTCConfiguration(iceServers=[]))
-
-
-async def connect(offerer: RTCPeerConnection, answerer: RTCPeerConnection) -> None:
-    await offerer.setLocalDescription(await offerer.createOffer())
-    await answerer.setRemoteDescription(offerer.localDescription)
-    await answerer.setLocalDescription(await answerer.createAnswer())
-    await offerer.setRemoteDescription(answerer.localDescription)
-
 
 async def collect_latency(track: MediaStreamTrack, source: StampedTrack, seconds: float) -> list[float]:
     latencies: list[float] = []
@@ -106,12 +105,12 @@ async def collect_latency(track: MediaStreamTrack, source: StampedTrack, seconds
 
 async def forwarding(frames: list[np.ndarray], seconds: float) -> dict[str, Any]:
     # direct A -> B
-    a, b = pc(), pc()
+    a, b = loopback_peer(), loopback_peer()
     direct_source = StampedTrack(frames)
     a.addTrack(direct_source)
     got: asyncio.Future[MediaStreamTrack] = asyncio.get_running_loop().create_future()
     b.on("track", got.set_result)
-    await connect(a, b)
+    await connect_peers(a, b)
     direct = await collect_latency(await got, direct_source, seconds)
     await a.close()
     await b.close()
@@ -134,7 +133,7 @@ async def through_relay(frames: list[np.ndarray], seconds: float, forward: bool)
     (what ``monitor serve`` does)."""
     relay = MediaRelay()
     feed = Feed(relay, "video", "bench")
-    sender, relay_in, relay_out, receiver = pc(), pc(), pc(), pc()
+    sender, relay_in, relay_out, receiver = loopback_peer(), loopback_peer(), loopback_peer(), loopback_peer()
     source = StampedTrack(frames)
     sender.addTrack(source)
     relay_in.on("track", lambda t: feed.attach(t, receiver_of(relay_in, t) if forward else None))
@@ -146,8 +145,8 @@ async def through_relay(frames: list[np.ndarray], seconds: float, forward: bool)
         relay_out.addTrack(GatedVideoTrack(feed, gate, Clock(), make_slates()))
     got: asyncio.Future[MediaStreamTrack] = asyncio.get_running_loop().create_future()
     receiver.on("track", got.set_result)
-    await connect(sender, relay_in)
-    await connect(relay_out, receiver)
+    await connect_peers(sender, relay_in)
+    await connect_peers(relay_out, receiver)
     latencies = await collect_latency(await got, source, seconds)
     for peer in (sender, relay_in, relay_out, receiver):
         await peer.close()

@@ -85,6 +85,19 @@ class ClipTrack(MediaStreamTrack):
         return frame
 
 
+def loopback_peer() -> RTCPeerConnection:
+    """A peer connection without STUN/TURN servers, for peers in one process (tests, benchmarks)."""
+    return RTCPeerConnection(RTCConfiguration(iceServers=[]))
+
+
+async def connect_peers(offerer: RTCPeerConnection, answerer: RTCPeerConnection) -> None:
+    """Offer and answer between two in-process peers (aiortc puts its ICE candidates in the SDP)."""
+    await offerer.setLocalDescription(await offerer.createOffer())
+    await answerer.setRemoteDescription(offerer.localDescription)
+    await answerer.setLocalDescription(await answerer.createAnswer())
+    await offerer.setRemoteDescription(answerer.localDescription)
+
+
 class ToneTrack(MediaStreamTrack):
     """A quiet 440 Hz tone, 20 ms frames, real-time paced: a microphone that is never silent."""
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fractions
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -18,7 +17,7 @@ import aioice.ice
 import av
 import numpy as np
 import pytest
-from aiortc import AudioStreamTrack, MediaStreamTrack, RTCConfiguration, RTCPeerConnection
+from aiortc import MediaStreamTrack
 from aiortc.codecs import opus
 from aiortc.contrib.media import MediaRelay
 from aiortc.mediastreams import MediaStreamError
@@ -26,6 +25,7 @@ from aiortc.mediastreams import MediaStreamError
 from monitor.forward import receiver_of
 from monitor.forward_audio import OPUS_SILENCE, ForwardedAudioTrack, opus_samples
 from monitor.relay import AUDIO_RATE, Clock, Feed, Gate
+from signalling.client import ToneTrack, connect_peers, loopback_peer
 
 TONE_HZ = 440.0
 
@@ -33,26 +33,6 @@ TONE_HZ = 440.0
 @pytest.fixture(autouse=True)
 def loopback_ice(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(aioice.ice, "get_host_addresses", lambda use_ipv4, use_ipv6: ["127.0.0.1"])
-
-
-class ToneTrack(AudioStreamTrack):
-    """A microphone that hums: 20 ms frames of a 440 Hz sine, paced to real time."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.sent = 0
-        self.start = time.monotonic()
-
-    async def recv(self) -> av.AudioFrame:
-        due = self.start + self.sent / AUDIO_RATE
-        await asyncio.sleep(max(0.0, due - time.monotonic()))
-        t = (self.sent + np.arange(960)) / AUDIO_RATE
-        wave = (8000 * np.sin(2 * np.pi * TONE_HZ * t)).astype(np.int16)
-        frame = av.AudioFrame.from_ndarray(wave.reshape(1, -1), format="s16", layout="mono")
-        frame.sample_rate, frame.pts = AUDIO_RATE, self.sent
-        frame.time_base = fractions.Fraction(1, AUDIO_RATE)
-        self.sent += 960
-        return frame
 
 
 class Loudness:
@@ -80,16 +60,6 @@ class Loudness:
         raise AssertionError(f"no {'tone' if loud else 'silence'} within {timeout} s: {self.levels[-10:]}")
 
 
-def pc() -> RTCPeerConnection:
-    return RTCPeerConnection(RTCConfiguration(iceServers=[]))
-
-
-async def connect(offerer: RTCPeerConnection, answerer: RTCPeerConnection) -> None:
-    await offerer.setLocalDescription(await offerer.createOffer())
-    await answerer.setRemoteDescription(offerer.localDescription)
-    await answerer.setLocalDescription(await answerer.createAnswer())
-    await offerer.setRemoteDescription(answerer.localDescription)
-
 
 @pytest.fixture
 def encoders(monkeypatch: pytest.MonkeyPatch) -> set[int]:
@@ -108,7 +78,7 @@ def encoders(monkeypatch: pytest.MonkeyPatch) -> set[int]:
 @pytest.fixture
 async def chain() -> AsyncIterator[dict[str, Any]]:
     feed = Feed(MediaRelay(), "audio", "v1/audio")
-    sender, relay_in, relay_out, receiver = pc(), pc(), pc(), pc()
+    sender, relay_in, relay_out, receiver = loopback_peer(), loopback_peer(), loopback_peer(), loopback_peer()
     sender.addTrack(ToneTrack())
     relay_in.on("track", lambda track: feed.attach(track, receiver_of(relay_in, track)))
     gate = Gate()
@@ -116,8 +86,8 @@ async def chain() -> AsyncIterator[dict[str, Any]]:
     relay_sender = relay_out.addTrack(forwarded)
     heard: list[Loudness] = []
     receiver.on("track", lambda track: heard.append(Loudness(track)))
-    await connect(sender, relay_in)
-    await connect(relay_out, receiver)
+    await connect_peers(sender, relay_in)
+    await connect_peers(relay_out, receiver)
     yield {"gate": gate, "feed": feed, "track": forwarded, "heard": heard, "relay_sender": relay_sender}
     for peer in (sender, relay_in, relay_out, receiver):
         await peer.close()

@@ -21,14 +21,13 @@ from typing import Any
 import aioice.ice
 import numpy as np
 import pytest
-from aiortc import RTCConfiguration, RTCPeerConnection
 from aiortc.codecs.vpx import VpxPayloadDescriptor
 from aiortc.contrib.media import MediaRelay
 
 from monitor.forward import ForwardedVideoTrack, receiver_of
 from monitor.jitter import LossWatch, watch_losses
 from monitor.relay import Clock, Feed, Gate, make_slates
-from signalling.client import ClipTrack, Watch, load_clip
+from signalling.client import ClipTrack, Watch, connect_peers, load_clip, loopback_peer
 
 ROOT = Path(__file__).resolve().parents[2]
 CLIP = ROOT / "fixtures" / "clips" / "clean.webm"
@@ -82,16 +81,6 @@ class KeyframeDropper:
         return None
 
 
-def pc() -> RTCPeerConnection:
-    return RTCPeerConnection(RTCConfiguration(iceServers=[]))
-
-
-async def connect(offerer: RTCPeerConnection, answerer: RTCPeerConnection) -> None:
-    await offerer.setLocalDescription(await offerer.createOffer())
-    await answerer.setRemoteDescription(offerer.localDescription)
-    await answerer.setLocalDescription(await answerer.createAnswer())
-    await offerer.setRemoteDescription(answerer.localDescription)
-
 
 def is_clip(clip: list[np.ndarray]) -> Any:
     def check(image: np.ndarray) -> bool:
@@ -104,7 +93,7 @@ def is_clip(clip: list[np.ndarray]) -> Any:
 @pytest.fixture
 async def chain(clip: list[np.ndarray]) -> AsyncIterator[dict[str, Any]]:
     feed = Feed(MediaRelay(), "video", "v1/video")
-    sender, relay_in, relay_out, receiver = pc(), pc(), pc(), pc()
+    sender, relay_in, relay_out, receiver = loopback_peer(), loopback_peer(), loopback_peer(), loopback_peer()
     sender.addTrack(ClipTrack(clip))
     relay_in.on("track", lambda track: feed.attach(track, receiver_of(relay_in, track)))
     gate = Gate()
@@ -112,8 +101,8 @@ async def chain(clip: list[np.ndarray]) -> AsyncIterator[dict[str, Any]]:
     track.sender = relay_out.addTrack(track)
     received: dict[str, Watch] = {}
     receiver.on("track", lambda t: received.setdefault(t.kind, Watch(t)))
-    await connect(sender, relay_in)
-    await connect(relay_out, receiver)
+    await connect_peers(sender, relay_in)
+    await connect_peers(relay_out, receiver)
     yield {
         "gate": gate, "feed": feed, "track": track, "received": received,
         "relay_in": relay_in.getTransceivers()[0].receiver,

@@ -13,7 +13,7 @@ from pathlib import Path
 import aioice.ice
 import numpy as np
 import pytest
-from aiortc import MediaStreamTrack, RTCConfiguration, RTCPeerConnection
+from aiortc import MediaStreamTrack, RTCPeerConnection
 from aiortc.contrib.media import MediaRelay
 
 from monitor.relay import (
@@ -27,7 +27,15 @@ from monitor.relay import (
     GatedVideoTrack,
     make_slates,
 )
-from signalling.client import ClipTrack, ToneTrack, Watch, load_clip, shows_slate
+from signalling.client import (
+    ClipTrack,
+    ToneTrack,
+    Watch,
+    connect_peers,
+    load_clip,
+    loopback_peer,
+    shows_slate,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 CLIP = ROOT / "fixtures" / "clips" / "clean.webm"
@@ -42,16 +50,6 @@ def loopback_ice(monkeypatch: pytest.MonkeyPatch) -> None:
 def clip() -> list[np.ndarray]:
     return load_clip(CLIP, max_frames=60)
 
-
-def pc() -> RTCPeerConnection:
-    return RTCPeerConnection(RTCConfiguration(iceServers=[]))
-
-
-async def connect(offerer: RTCPeerConnection, answerer: RTCPeerConnection) -> None:
-    await offerer.setLocalDescription(await offerer.createOffer())
-    await answerer.setRemoteDescription(offerer.localDescription)
-    await answerer.setLocalDescription(await answerer.createAnswer())
-    await offerer.setRemoteDescription(answerer.localDescription)
 
 
 def is_slate(colour: tuple[int, int, int]) -> object:
@@ -78,7 +76,7 @@ def silent(samples: np.ndarray) -> bool:
 async def chain(clip: list[np.ndarray]) -> AsyncIterator[dict[str, object]]:
     relay = MediaRelay()
     video_feed, audio_feed = Feed(relay, "video", "v1/video"), Feed(relay, "audio", "v1/audio")
-    sender, relay_in, relay_out, receiver = pc(), pc(), pc(), pc()
+    sender, relay_in, relay_out, receiver = loopback_peer(), loopback_peer(), loopback_peer(), loopback_peer()
     camera = ClipTrack(clip)
     sender.addTrack(camera)
     sender.addTrack(ToneTrack())
@@ -98,8 +96,8 @@ async def chain(clip: list[np.ndarray]) -> AsyncIterator[dict[str, object]]:
     def on_out(track: MediaStreamTrack) -> None:
         received[track.kind] = Watch(track)
 
-    await connect(sender, relay_in)
-    await connect(relay_out, receiver)
+    await connect_peers(sender, relay_in)
+    await connect_peers(relay_out, receiver)
     yield {
         "gate": gate,
         "video": lambda: received["video"],
@@ -203,10 +201,10 @@ async def test_a_device_that_reconnects_is_forwarded_again_on_the_same_outgoing_
     # the device comes back on a new connection: its new track feeds the same gate, no renegotiation
     feeds = chain["feeds"]
     assert isinstance(feeds, tuple)
-    again, relay_in = pc(), pc()
+    again, relay_in = loopback_peer(), loopback_peer()
     again.addTrack(ClipTrack(clip))
     relay_in.on("track", lambda track: feeds[0].attach(track))
-    await connect(again, relay_in)
+    await connect_peers(again, relay_in)
     await video.until(is_clip(clip), timeout=10.0)
     await again.close()
     await relay_in.close()

@@ -15,12 +15,12 @@ import aioice.ice
 import av
 import numpy as np
 import pytest
-from aiortc import MediaStreamTrack, RTCConfiguration, RTCPeerConnection
+from aiortc import MediaStreamTrack, RTCPeerConnection
 from aiortc.contrib.media import MediaRelay
 
 from monitor.forward import ForwardedVideoTrack, receiver_of, slate_packets, vp8_keyframe
 from monitor.relay import PAUSED_BGR, WAITING_BGR, Clock, Feed, Gate, SlateKind, make_slates
-from signalling.client import ClipTrack, Watch, load_clip, shows_slate
+from signalling.client import ClipTrack, Watch, connect_peers, load_clip, loopback_peer, shows_slate
 
 ROOT = Path(__file__).resolve().parents[2]
 CLIP = ROOT / "fixtures" / "clips" / "clean.webm"
@@ -35,16 +35,6 @@ def loopback_ice(monkeypatch: pytest.MonkeyPatch) -> None:
 def clip() -> list[np.ndarray]:
     return load_clip(CLIP, max_frames=60)
 
-
-def pc() -> RTCPeerConnection:
-    return RTCPeerConnection(RTCConfiguration(iceServers=[]))
-
-
-async def connect(offerer: RTCPeerConnection, answerer: RTCPeerConnection) -> None:
-    await offerer.setLocalDescription(await offerer.createOffer())
-    await answerer.setRemoteDescription(offerer.localDescription)
-    await answerer.setLocalDescription(await answerer.createAnswer())
-    await offerer.setRemoteDescription(answerer.localDescription)
 
 
 def is_clip(clip: list[np.ndarray]) -> object:
@@ -62,7 +52,7 @@ def is_slate(colour: tuple[int, int, int]) -> object:
 @pytest.fixture
 async def chain(clip: list[np.ndarray]) -> AsyncIterator[dict[str, object]]:
     feed = Feed(MediaRelay(), "video", "v1/video")
-    sender, relay_in, relay_out, receiver = pc(), pc(), pc(), pc()
+    sender, relay_in, relay_out, receiver = loopback_peer(), loopback_peer(), loopback_peer(), loopback_peer()
     camera = ClipTrack(clip)
     sender.addTrack(camera)
     relay_in.on("track", lambda track: feed.attach(track, receiver_of(relay_in, track)))
@@ -71,8 +61,8 @@ async def chain(clip: list[np.ndarray]) -> AsyncIterator[dict[str, object]]:
     forwarded.sender = relay_out.addTrack(forwarded)
     received: dict[str, Watch] = {}
     receiver.on("track", lambda track: received.setdefault(track.kind, Watch(track)))
-    await connect(sender, relay_in)
-    await connect(relay_out, receiver)
+    await connect_peers(sender, relay_in)
+    await connect_peers(relay_out, receiver)
     yield {"gate": gate, "watch": lambda: received["video"], "feed": feed, "track": forwarded,
            "sender": sender, "relay_in": relay_in}
     for peer in (sender, relay_in, relay_out, receiver):
@@ -161,10 +151,10 @@ async def test_a_device_that_goes_away_shows_waiting_and_comes_back_on_the_same_
     await sender.close()
     await watch.until(is_slate(WAITING_BGR), timeout=10.0)
     assert feed.encoded is None
-    again, relay_in = pc(), pc()
+    again, relay_in = loopback_peer(), loopback_peer()
     again.addTrack(ClipTrack(clip))
     relay_in.on("track", lambda track: feed.attach(track, receiver_of(relay_in, track)))
-    await connect(again, relay_in)
+    await connect_peers(again, relay_in)
     await watch.until(is_clip(clip), timeout=10.0)
     await again.close()
     await relay_in.close()
