@@ -47,8 +47,9 @@ def block_change(a: np.ndarray, b: np.ndarray) -> float:
     rows, cols = h // k * k, w // k * k
     if rows == 0 or cols == 0:
         return float(np.abs(a.astype(np.int16) - b.astype(np.int16)).mean())
-    d = np.abs(a[:rows, :cols].astype(np.int16) - b[:rows, :cols].astype(np.int16))
-    return float(d.reshape(rows // k, k, cols // k, k).mean(axis=(1, 3)).max())
+    d = np.abs(np.subtract(a[:rows, :cols], b[:rows, :cols], dtype=np.int16))
+    # the largest block sum over the block size: the same value as the largest block mean, cheaper
+    return float(d.reshape(rows // k, k, cols // k, k).sum(axis=(1, 3)).max()) / (k * k)
 
 
 class Cadence:
@@ -68,6 +69,7 @@ class Cadence:
         self._next_slot = 0  # the first slot after the last analysed frame
         self._steady = False  # the last analysed frame was steady
         self._thumb: np.ndarray | None = None  # the last analysed frame's luma thumbnail
+        self._thumb_mean = 0.0  # ... and its mean (asked for on every calm frame)
         self.gated = 0  # frames analysed early because the change gate fired
 
     def calm(self, live: bool) -> bool:
@@ -86,7 +88,7 @@ class Cadence:
             current = thumb()
             if current.shape == self._thumb.shape and (
                 block_change(current, self._thumb) > self.change_threshold
-                or abs(float(current.mean()) - float(self._thumb.mean())) > BRIGHTNESS_THRESHOLD
+                or abs(float(current.mean()) - self._thumb_mean) > BRIGHTNESS_THRESHOLD
             ):
                 self.gated += 1
                 return True
@@ -99,6 +101,7 @@ class Cadence:
         self._steady = steady
         gate = steady and thumb is not None and self.change_threshold is not None
         self._thumb = thumb() if gate and thumb is not None else None
+        self._thumb_mean = float(self._thumb.mean()) if self._thumb is not None else 0.0
 
 
 __all__ = ["BRIGHTNESS_THRESHOLD", "CHANGE_THRESHOLD", "THUMB_STEP", "Cadence", "block_change"]

@@ -17,11 +17,27 @@ uncertain, 2 a second (``CALM_FPS``) while the call is live and the last analyse
 steady, plus at once any frame in which a cheap luma comparison sees the picture change. At 6 fps
 every finding stays continuous and every decision lands within 0.17 s of where per-frame analysis
 would put it; the calm pace only applies when nothing is happening, and the change gate brings the
-first frame of a change back to within a frame or two. The identity samples and face meshes follow
-media-time periods of their own but can only land on analysed frames: a new track's first samples
-every 0.17 s, so the clean fixture goes live at about 2.3 s (target: 3 s). ``ReplayStats`` counts
-the frames analysed, those analysed while calm and those the change gate added; ``make bench``
-measures the speed against the 20x real-time target.
+first frame of a change back to within a frame or two; such a frame is handed to the pipeline as
+``changed`` (it then also looks for a person without a visible face). The identity samples and
+face meshes follow media-time periods of their own but can only land on analysed frames: a new
+track's first samples every 0.17 s, so the clean fixture goes live at about 2.3 s (target: 3 s).
+``ReplayStats`` counts the frames analysed, those analysed while calm, those the change gate added
+and the model runs (meshes, embeddings, pose checks); ``make bench`` measures the speed against
+the 20x real-time target.
+
+Why the calm pace is 2 a second and not less. While calm the costly samplers already rest (a
+confident identity is re-checked every minute unless the face's look changes, a mesh every 3 s
+unless the look changes, pose every 30 s unless the picture changes: ``monitor/analysis``), so a
+calm frame costs little more than the face detector (~6 ms); the pace itself is what is left to
+trade. It is the backstop for an entrance the change gate cannot see (a face of 60-80 px, the
+smallest identity will embed, against a background of similar brightness changes no block enough),
+and it bounds the target "an unbooked face pauses within 2 s of appearing": seen at the next calm
+slot, three identity samples on the busy grid (0.33 s), then the 1 s the policy waits. At 2 a second
+the worst case is 0.5 + 0.33 + 1.0 = 1.83 s, one busy frame of slack for a sample lost to motion
+blur; at 1.5 it would be exactly 2.0 s and at 1 a second 2.33 s. Below 1/0.7 a second the calm
+frames would also be further apart than the tracker keeps an unseen face (0.7 s): every calm frame
+would open a new track and re-identify it, so such a pace is refused. ``make bench`` reports the
+steady-state speed at each pace.
 
 Order of events into the Session: a ``ParticipantJoined`` for the recording's device (the main
 caller, visitor side) at the first frame; then, in media-time order, injected ``--events`` and the
@@ -76,7 +92,8 @@ from policies.events import (
 ANALYSIS_FPS = 6.0
 """Frames analysed per second of media while anything is changing (busy). See the module doc."""
 CALM_FPS = 2.0
-"""Frames analysed per second of media while the call is live and steady (calm)."""
+"""Frames analysed per second of media while the call is live and steady (calm): see the module
+doc for why not fewer."""
 
 Record = dict[str, Any]
 
@@ -246,6 +263,7 @@ class ReplayStats:
     cpu_s: float = 0.0  # this process's CPU time in the loop (robust when the machine is shared)
     decode_s: float = 0.0  # decoding and BGR conversion (inside the replay loop)
     stage_ms: dict[str, float] = field(default_factory=dict)  # summed over analysed frames
+    work: dict[str, int] = field(default_factory=dict)  # model runs (meshes, embeddings, poses), summed
     ended_early: bool = False
     skipped_events: list[str] = field(default_factory=list)  # notes about events not applied
 
@@ -293,6 +311,19 @@ class Replay:
         if calm_fps is not None and not (calm_fps > 0):
             raise UserError(f"calm analysis rate must be positive, got {calm_fps!r}")
         self.cadence = Cadence(analysis_fps, calm_fps, change_threshold)
+        # the tracker forgets a face unseen for longer than this: a calm pace slower than that would
+        # make every calm frame a new, unidentified face (measured at 1 a second: 7x slower, not faster)
+        keep = getattr(getattr(pipeline, "settings", None), "track_max_missed_s", None)
+        if keep is None:
+            from monitor.analysis.pipeline import DEFAULT_SETTINGS
+
+            keep = DEFAULT_SETTINGS.track_max_missed_s
+        gap = self.cadence.calm_slots * self.cadence.period
+        if gap >= keep:
+            raise UserError(
+                f"calm analysis rate {calm_fps:g}/s leaves {gap:.2f} s between analysed frames; "
+                f"the tracker keeps an unseen face for {keep:g} s"
+            )
         self.source = booking.main_caller.id
         self.session = Session.for_booking(booking, config)
         if pipeline is None:
@@ -367,16 +398,20 @@ class Replay:
                 stats.ended_early = True
                 break
             live = self.session.state is State.LIVE
+            gated = cadence.gated
             if cadence.due(tf.t, step, live, tf.luma_thumbnail):
                 stats.analysed_calm += cadence.calm(live)
                 clock = time.perf_counter()
                 frame = Frame.from_rgb(tf.rgb())  # what the models read: no BGR round trip
                 stats.decode_s += time.perf_counter() - clock
-                result = self.pipeline.process(frame, self.offset + tf.t)
+                # a frame the change gate brought in: tell the pipeline the picture changed
+                result = self.pipeline.process(frame, self.offset + tf.t, changed=cadence.gated > gated)
                 cadence.analysed(tf.t, step, bool(getattr(result, "steady", False)), tf.luma_thumbnail)
                 stats.analysed += 1
                 for stage, ms in result.timings_ms.items():
                     stats.stage_ms[stage] = stats.stage_ms.get(stage, 0.0) + ms
+                for kind, n in getattr(result, "work", {}).items():
+                    stats.work[kind] = stats.work.get(kind, 0) + n
                 previous, current = current, _Seen(tf.t, frame, result)
                 handle(result.observation)
             if progress is not None:

@@ -5,12 +5,12 @@ until it has ``votes`` samples, every ``sample_period_uncertain_s`` while its ve
 or its latest sample disagrees with its verdict, every ``recheck_period_s`` once decided, and only
 every ``recheck_period_confident_s`` once *confidently* matched (matched, and the latest sample
 voted for that person too). A confident track that is *disturbed* (the pipeline saw a break: the
-track was missed or jumped, the face was partial or turned away) is due again at once; that is
-what catches one person taking another's place, since a swap in front of the camera breaks the
-track or the view. Samples are only taken when the face passes the quality gates
-(``quality.py``). At most one face is embedded per analysed frame (the most overdue), which
-bounds the cost of a frame. Each sample holds the distance to every booked person. Over the last
-``vote_window`` samples of the track:
+track was missed or jumped, the face was partial or turned away, or it no longer looks as it did
+at its latest sample) is due again at once; that is what catches one person taking another's
+place, since a swap in front of the camera breaks the track or the view or changes the look.
+Samples are only taken when the face passes the quality gates (``quality.py``). At most one face
+is embedded per analysed frame (the most overdue), which bounds the cost of a frame. Each sample
+holds the distance to every booked person. Over the last ``vote_window`` samples of the track:
 
 - a sample *votes for* person P when P is closest, at distance <= ``match_distance``, and the
   next booked person is at least ``match_margin`` further;
@@ -179,7 +179,7 @@ class IdentityBook:
         return self.state(track).decision
 
     def disturb(self, track: int) -> None:
-        """The pipeline saw a break in ``track`` (missed, jumped, partial or turned away)."""
+        """The pipeline saw a break in ``track`` (missed, jumped, partial, turned away, look changed)."""
         self.state(track).disturbed = True
 
     def settled(self, track: int) -> bool:

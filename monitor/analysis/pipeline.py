@@ -19,7 +19,19 @@ costly samplers slow down (pose every ``person_check_period_steady_s``, a confid
 every ``recheck_period_confident_s``, face meshes every ``mesh_period_steady_s``) and
 ``FrameResult.steady`` tells the caller it may analyse fewer frames (replay does: see
 ``monitor/replay.py``). Any break makes the frame unsteady and marks the track's identity
-disturbed, so the samplers speed up again at once.
+disturbed, so the samplers speed up again at once. A steady frame whose picture changed since the
+previous analysed frame (the cadence's block and brightness test on a grey thumbnail, or the
+caller saying so: ``process(..., changed=True)``) gets the person check at once: a body walking in
+behind a steady face changes the picture before any face stage notices.
+
+Why a confident identity may wait so long. A track is only *continuous* while its box overlaps its
+previous one on consecutive analysed frames, but a box can overlap while the person in it
+changes (one person leans in where the other was within one analysed interval; the cadence's
+change gate brings that frame in at once, but an analysed frame alone proves nothing). So each
+track also keeps its face's *look* (the 16 x 16 grey thumbnail the mesh gate uses) from its
+latest identity sample; a look that drifted more than ``identity_look_change`` from it disturbs
+the identity, which is then sampled again on the next frame that passes the quality gates. The
+same man over a 60 s call drifts by at most 10; two different faces differ by 27-56.
 """
 
 from __future__ import annotations
@@ -42,6 +54,7 @@ from monitor.analysis.persons import FacelessPersonCounter
 from monitor.analysis.runtime import limit_threads
 from monitor.analysis.settings import AnalysisSettings
 from monitor.analysis.track import TrackedDetection, Tracker
+from monitor.cadence import BRIGHTNESS_THRESHOLD, CHANGE_THRESHOLD, THUMB_STEP, block_change
 from policies.events import Face, Lighting, Observation, Role, Verdict, Visibility
 
 DEFAULT_SETTINGS = AnalysisSettings()
@@ -81,6 +94,9 @@ class FrameResult:
     rejected: tuple[Box, ...]  # detections with no plausible face mesh (not faces)
     timings_ms: dict[str, float] = field(default_factory=dict)  # stage -> ms on this frame (+ "total")
     steady: bool = False  # nothing changing or uncertain (see the module doc): fewer frames will do
+    # the costly model runs on this frame: "mesh" (fresh face meshes), "identity" (embeddings),
+    # "pose" (person checks); what benchmarks multiply by their unit costs
+    work: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,6 +175,7 @@ class FramePipeline:
         self._mesh = LandmarkStage(crop_scale=settings.mesh_crop_scale, refine=settings.refine_landmarks)
         self._last_mesh: dict[int, tuple[float, Box, Landmarks]] = {}  # track -> (t, box, mesh)
         self._mesh_look: dict[int, np.ndarray] = {}  # track -> face thumbnail when last meshed
+        self._sample_look: dict[int, np.ndarray] = {}  # track -> face thumbnail at its last identity sample
         self._persons = FacelessPersonCounter(period_s=settings.person_check_period_s)
         self._identities = identity.IdentityBook(enrolment, settings)
         self._embedder: Embedder | None = Embedder() if self._identities.enabled else None
@@ -169,11 +186,15 @@ class FramePipeline:
         self._covered: dict[int, bool] = {}  # track -> covered on its last fresh mesh
         self._previous_faces: tuple[int, ...] = ()  # face tracks in the previous frame's observation
         self._steady = False  # the previous frame was steady
+        self._thumb: np.ndarray | None = None  # the previous frame's grey thumbnail
         self._closed = False
 
-    def process(self, image: np.ndarray | Frame, t: float) -> FrameResult:
+    def process(self, image: np.ndarray | Frame, t: float, *, changed: bool = False) -> FrameResult:
         """Analyse one frame: a BGR array, or a :class:`Frame` (``Frame.from_rgb`` when the
-        source decodes to RGB, which saves the conversion MediaPipe and dlib would need)."""
+        source decodes to RGB, which saves the conversion MediaPipe and dlib would need).
+        ``changed``: the caller saw the picture change since the last analysed frame (replay's
+        change gate); the person check then runs on this frame even while steady, since what
+        changed may be someone whose face cannot be seen (the pipeline also looks for itself)."""
         if self._closed:
             raise RuntimeError(f"analysis pipeline of {self.source} is closed")
         s = self.settings
@@ -195,13 +216,17 @@ class FramePipeline:
         for tid in set(self._last_mesh) - set(live):
             del self._last_mesh[tid]
             self._mesh_look.pop(tid, None)
+        for tid in set(self._sample_look) - set(live):
+            del self._sample_look[tid]
         self._identities.forget_except(live)
         lap("track")
+        looks = {td.track: _face_look(frame, td.detection.box) for td in tracked}
         meshes = [
             self._landmarks(
                 frame,
                 td.track,
                 td.detection.box,
+                looks[td.track],
                 t,
                 steady=self._steady and td.continuous and self._covers.ready(td.track),
             )
@@ -227,7 +252,8 @@ class FramePipeline:
             lap("lighting")
             vis = self._cover_check(frame, td.track, lm if fresh else None, vis, light.lighting)
             lap("covered")
-            if not td.continuous or vis.visibility is not Visibility.FULL:
+            broken = not td.continuous or vis.visibility is not Visibility.FULL
+            if broken or self._look_drifted(td.track, looks):
                 self._identities.disturb(td.track)
             state = self._identities.state(td.track)
             due = self._identities.enabled and state.overdue(t, s) is not None
@@ -244,12 +270,15 @@ class FramePipeline:
             if embedded is not None:
                 box = next(w.detection.box for w in pending if w.track == embedded)
                 self._identities.add_embedding(embedded, self._embedder.embed(frame, box), t)
+                self._sample_look[embedded] = looks[embedded]
         lap("identity")
 
         faces = [w.result(frame.width, frame.height, w.track == embedded) for w in pending]
         calm = not rejected and self._calm(tracked, faces)
         self._previous_faces = tuple(f.face.track for f in faces)
-        period = s.person_check_period_steady_s if calm else None
+        changed = self._picture_changed(frame) or changed
+        period = (0.0 if changed else s.person_check_period_steady_s) if calm else None
+        checks = self._persons.checks
         faceless = self._persons.count(frame, t, tuple(f.box_px for f in faces), period)
         lap("persons")
         frame_light = lighting.assess_frame(frame.gray, s) if not faces else Lighting.OK
@@ -264,7 +293,12 @@ class FramePipeline:
         )
         ms["total"] = sum(ms.values())
         self._steady = calm and faceless == 0
-        return FrameResult(observation, tuple(faces), tuple(rejected), ms, steady=self._steady)
+        work = {
+            "mesh": sum(fresh for _, fresh in meshes),
+            "identity": int(embedded is not None),
+            "pose": self._persons.checks - checks,
+        }
+        return FrameResult(observation, tuple(faces), tuple(rejected), ms, steady=self._steady, work=work)
 
     def _calm(self, tracked: tuple[TrackedDetection, ...], faces: list[FaceResult]) -> bool:
         """Steady but for the faceless-person check (module doc): every face followed, booked,
@@ -286,8 +320,24 @@ class FramePipeline:
                 people.add(face.participant)
         return True
 
+    def _picture_changed(self, frame: Frame) -> bool:
+        """Whether the picture changed since the previous analysed frame, by the cadence's change
+        gate test on a grey thumbnail (``monitor/cadence.py``)."""
+        thumb = np.ascontiguousarray(frame.gray[::THUMB_STEP, ::THUMB_STEP])
+        before, self._thumb = self._thumb, thumb
+        if before is None or before.shape != thumb.shape:
+            return False
+        shift = abs(float(thumb.mean()) - float(before.mean()))
+        return block_change(thumb, before) > CHANGE_THRESHOLD or shift > BRIGHTNESS_THRESHOLD
+
+    def _look_drifted(self, track: int, looks: dict[int, np.ndarray]) -> bool:
+        """Whether the face no longer looks like it did at the track's latest identity sample
+        (module doc: a confident identity is only trusted for long while the look holds)."""
+        before = self._sample_look.get(track)
+        return before is not None and _look_change(before, looks[track]) > self.settings.identity_look_change
+
     def _landmarks(
-        self, frame: Frame, track: int, box: Box, t: float, *, steady: bool
+        self, frame: Frame, track: int, box: Box, look: np.ndarray, t: float, *, steady: bool
     ) -> tuple[Landmarks | None, bool]:
         """(mesh, fresh): a fresh mesh every ``mesh_period_s`` per confirmed track (always for
         unconfirmed ones); in between the last mesh carried along with the detection box. While
@@ -295,7 +345,6 @@ class FramePipeline:
         unless the face looks different from when it was last meshed (``mesh_look_change``: a
         hand or an object over it), so a cover is still judged on the frame it appears."""
         last = self._last_mesh.get(track)
-        look = _face_look(frame, box)
         if last is not None and 0 <= t - last[0] < self.settings.mesh_period_s:
             return last[2].moved(last[1], box), False
         if steady and last is not None and 0 <= t - last[0] < self.settings.mesh_period_steady_s:

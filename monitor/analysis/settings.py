@@ -19,10 +19,12 @@ class AnalysisSettings:
     min_detection_score: float = 0.5
     mesh_crop_scale: float = 1.8
     mesh_period_s: float = 0.2  # re-mesh a confirmed face this often; carry its mesh in between
-    mesh_period_steady_s: float = 1.0  # ... and this often while the frame is steady (pipeline doc),
+    mesh_period_steady_s: float = 3.0  # ... and this often while the frame is steady (pipeline doc),
     mesh_look_change: float = 15.0  # unless the face's 16x16 grey look changed more than this since
     # it was last meshed (grey levels, overall shift removed; measured: a talking head 3-9 over
-    # 0.5 s, a cover over the lower face 35)
+    # 0.5 s, a cover over the lower face 35). Between fresh meshes the last one is carried with the
+    # detection box, which keeps the frame-edge rule exact; a turn or a cover changes the look, so
+    # the steady period is only a backstop for changes too slow for the look gate
     refine_landmarks: bool = True  # 478 points (eyes and lips refined) instead of 468
     # tracking
     track_min_iou: float = 0.2
@@ -37,8 +39,10 @@ class AnalysisSettings:
     person_check_period_s: float = 1.0  # how often to look for bodies without a face (pose)
     # ... and how often while the frame is steady (every face booked, fully visible and well lit,
     # nothing changing): the booked person's own body is then what pose finds, so the check can
-    # only matter for someone behind them; pose is the costliest per-frame stage (~20 ms)
-    person_check_period_steady_s: float = 10.0
+    # only matter for someone behind them; pose is the costliest per-frame stage (~20 ms). Someone
+    # stepping in changes the picture, and a steady frame whose picture changed since the previous
+    # analysed one is always checked (pipeline doc), so this is the backstop for slower changes
+    person_check_period_steady_s: float = 30.0
     person_min_area: float = 0.04  # share of the frame a faceless person blob must cover
     # lighting (8-bit luma)
     dark_mean: float = 55.0
@@ -67,4 +71,9 @@ class AnalysisSettings:
     # been in view, fully visible and followed without a break since that sample)
     # this often; a break (a missed frame, a jump, a partial or turned-away view) makes it due
     # again as soon as the face passes the quality gates
-    recheck_period_confident_s: float = 10.0
+    recheck_period_confident_s: float = 60.0
+    # ... as long as the face still looks as it did at that sample: a 16x16 grey look (overall shift
+    # removed) that changed by more than this since makes the identity due again at once. Measured:
+    # the same man over a 60 s call at most 10 (median 8); different people 27-56 (the group
+    # photo's five faces pairwise, the man against the walk-in visitor 37-42)
+    identity_look_change: float = 20.0

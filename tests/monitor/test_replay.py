@@ -350,3 +350,59 @@ def test_progress_bar_when_stderr_is_a_terminal(tmp_path: Path) -> None:
     assert "\r[" in shown and "x" in shown  # the bar with its speed
     assert "W0000" not in shown and "INFO:" not in shown  # native model logs stay silenced
     assert out.exists()
+
+
+@pytest.mark.slow
+def test_frames_the_change_gate_brings_in_are_analysed_as_changed() -> None:
+    """The walk-in: while the call is calm, her entrance fires the change gate; each frame it brings
+    in reaches the (real) pipeline marked ``changed``, and those still steady get a person check at
+    once (an unsteady frame is on the busy pace, person check every second, anyway); the model runs
+    are counted."""
+    from monitor.analysis.enrol import enrol_booking
+    from monitor.analysis.pipeline import FramePipeline
+    from monitor.bookings import load_booking
+    from monitor.replay import Replay
+    from policies.config import load_policy
+    from policies.events import Role
+
+    config = load_policy()
+    booking = load_booking(WALK_IN_BOOKING, config)
+    visitors, _prisoner = enrol_booking(booking)
+    pipeline = FramePipeline(visitors, source=booking.main_caller.id, role=Role.VISITOR)
+    seen: list[tuple[bool, bool, dict[str, int]]] = []
+    process = pipeline.process
+
+    def recorded(frame: Any, t: float, *, changed: bool = False) -> Any:
+        result = process(frame, t, changed=changed)
+        seen.append((changed, result.steady, result.work))
+        return result
+
+    pipeline.process = recorded  # type: ignore[method-assign]
+    replay = Replay(booking, config, pipeline=pipeline)
+    try:
+        with Video(WALK_IN) as video:
+            stats = replay.run(video, (), lambda record: None)
+    finally:
+        replay.close()
+    changed = [(steady, work) for flag, steady, work in seen if flag]
+    assert stats.gated >= 1 and len(changed) == stats.gated
+    checked = [work["pose"] for steady, work in changed if steady]
+    assert checked and all(n == 1 for n in checked)  # her first frames: the face stages see nothing yet
+    assert len(seen) == stats.analysed
+    for kind in ("mesh", "identity", "pose"):
+        assert stats.work[kind] == sum(work[kind] for _flag, _steady, work in seen)
+    assert 3 <= stats.work["identity"] < stats.analysed  # sampled, not run on every analysed frame
+
+
+def test_a_calm_pace_slower_than_the_tracker_remembers_is_refused() -> None:
+    """At 1 calm frame a second the tracker (which forgets a face unseen for 0.7 s) would open a
+    new, unidentified track on every calm frame; 1.5 a second (0.67 s apart) is the slowest kept."""
+    from monitor.bookings import load_booking
+    from monitor.replay import Replay
+    from policies.config import load_policy
+
+    config = load_policy()
+    booking = load_booking(CLEAN_BOOKING, config)
+    with pytest.raises(UserError, match=r"calm analysis rate 1/s leaves 1\.00 s .* 0\.7 s"):
+        Replay(booking, config, calm_fps=1.0)
+    Replay(booking, config, calm_fps=1.5).close()

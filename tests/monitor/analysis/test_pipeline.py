@@ -175,3 +175,71 @@ def test_a_booked_face_settles_into_steady_frames_and_a_break_unsettles_them(
     gap = [*frames[: first + 5], blank, *frames[first + 6 :]]
     broken = list(_run(man, gap))
     assert broken[first + 4].steady and not broken[first + 5].steady and not broken[first + 6].steady
+
+
+def _face_over(bgr: np.ndarray, other: np.ndarray) -> np.ndarray:
+    """``bgr`` with its face (and a margin around it) replaced by the face of the photo ``other``,
+    scaled into the same place: another real person where the first one was."""
+    from monitor.analysis.detect import FaceDetector
+
+    detector = FaceDetector()
+    try:
+        theirs = detector.detect(Frame(other))[0].box.square(1.5)
+        ours = detector.detect(Frame(bgr))[0].box.square(1.5)
+    finally:
+        detector.close()
+    x0, y0, side = round(ours.x), round(ours.y), round(ours.w)
+    ox0, oy0, oside = round(theirs.x), round(theirs.y), round(theirs.w)
+    face = other[oy0 : oy0 + oside, ox0 : ox0 + oside]
+    patch = cv2.resize(face, (side, side), interpolation=cv2.INTER_AREA)
+    out = bgr.copy()
+    out[y0 : y0 + side, x0 : x0 + side] = patch
+    return out
+
+
+def test_a_face_swapped_in_place_is_identified_again_at_once(man: Enrolment, man_clip: list) -> None:
+    """A confident match is re-checked only every recheck_period_confident_s, and a track stays
+    continuous while its box overlaps, so another person appearing where the booked one was would
+    ride on the old verdict: only the face's changed look (identity_look_change) catches it."""
+    frames = [(t, bgr) for i, t, bgr in man_clip if i % 5 == 0]  # the 6 fps replay grid
+    swap_t = 2.0
+    other = image("biden.jpg")
+    swapped = [(t, _face_over(bgr, other) if t >= swap_t else bgr) for t, bgr in frames]
+    k = next(i for i, (t, _bgr) in enumerate(frames) if t >= swap_t)
+    results = list(_run(man, swapped))
+    assert results[k - 1].steady and results[k - 1].faces[0].face.verdict is Verdict.MATCH
+    at_swap = results[k].faces[0]
+    assert at_swap.face.track == results[k - 1].faces[0].face.track  # the tracker saw no break
+    assert at_swap.embedded and not results[k].steady  # ... the look did: sampled again at once
+    # without the look check the new face keeps the old verdict, steady, with no new sample
+    blind = list(_run(man, swapped, settings=AnalysisSettings(identity_look_change=float("inf"))))
+    assert all(r.steady and not r.faces[0].embedded for r in blind[k:])
+    # the booked man's own look over the same frames never triggers a re-check once steady
+    alone = list(_run(man, frames))
+    first = next(i for i, r in enumerate(alone) if r.steady)  # the sample that decided the match
+    assert all(r.steady and r.work["identity"] == 0 for r in alone[first + 1 :])
+
+
+def test_a_changed_picture_gets_a_person_check_even_while_steady(man: Enrolment, man_clip: list) -> None:
+    frames = [(t, bgr) for i, t, bgr in man_clip if i % 5 == 0]
+    pipeline = FramePipeline(man, source="cam1")
+    try:
+        results = [pipeline.process(bgr, t) for t, bgr in frames[:-2]]
+        assert results[-1].steady and results[-1].work["pose"] == 0  # steady: pose is not due
+        t, bgr = frames[-2]
+        assert pipeline.process(bgr, t).work["pose"] == 0
+        t, bgr = frames[-1]
+        changed = pipeline.process(bgr, t, changed=True)
+        assert changed.work["pose"] == 1 and changed.steady  # checked, and nobody faceless found
+        # the pipeline also sees a change by itself: a real scene (the ice-block photo) filling the
+        # right of the picture, behind the man, on the next frame
+        scenery = image("640px-IceBlockNearJoekullsarlon.jpg")
+        behind = bgr.copy()
+        h, w = behind.shape[:2]
+        behind[:, w * 3 // 4 :] = cv2.resize(scenery, (w - w * 3 // 4, h), interpolation=cv2.INTER_AREA)
+        assert pipeline.process(behind, t + 0.17).work["pose"] == 1
+        assert pipeline.process(behind, t + 0.33).work["pose"] == 0  # unchanged since: not again
+    finally:
+        pipeline.close()
+    assert sum(r.work["pose"] for r in results) >= 1 and sum(r.work["mesh"] for r in results) >= 1
+    assert sum(r.work["identity"] for r in results) == sum(f.embedded for r in results for f in r.faces)
