@@ -1,7 +1,11 @@
 """Pause latency under load: an intruder appears in the visitor's camera; how long until the prison
 side's gate shows the paused slate, and until the staff alert arrives on a logged-in console.
 
-``python -m bench.pause_latency [--trials 20] [--load-calls 2] [--reencode] [--json PATH]``
+``python -m bench.pause_latency [--trials 20] [--load-calls 2] [--workers 1] [--load-nice 10]
+[--reencode] [--json PATH]``; ``PAUSE_BENCH_TRACE=1`` prints, every second, the frames analysed per
+camera, the worker's time on them, their time waiting for the worker, and each call's state.
+A helper process that dies, reports an error or goes silent stops the bench with a message saying
+which and why (exit status 1).
 
 The real server (``monitor.serve.Server`` with a SQLite store: signalling, relay, analysis worker,
 default policy, the staff console and its audit recorder) runs in this process. Three other
@@ -14,9 +18,17 @@ processes are its clients:
 - **devices**: the measured call's prison and visitor devices (aiortc, decoding what they receive),
   and a **console**: a member of staff logged in over HTTP, holding ``/console/ws`` open as the
   staff page does. The visitor's camera switches to the fixture clip in which a second, unbooked
-  person is in view (frame 170 of ``unbooked_walk_in.webm`` onwards) at a known moment.
+  person is in view (frame 170 of ``unbooked_walk_in.webm`` onwards) at a known moment. The
+  devices' cameras send pre-encoded VP8 (each clip encoded once, starting with a keyframe, as a
+  real encoder sends a scene change): encoding two live cameras in this process took about a
+  fifth of a core each from the machine under test, which real devices never take from a server.
+  For the same reason the load generator runs at a lower scheduling priority (``--load-nice``, 10
+  by default; recorded as ``load_nice``): on this 2-core machine its 4 devices took ~45% of a
+  core, and the server's analysis worker, competing with it on equal terms, got ~25% and fell
+  behind. It still gets every cycle the server leaves (its received frame rate is recorded). The
+  measured devices keep the normal priority: niced too, they decoded the slate up to 0.5 s late.
 
-Per trial, from the switch (the first intruder frame handed to the visitor's encoder): **gate** =
+Per trial, from the switch (the first intruder frame handed to the visitor's sender): **gate** =
 until the first paused slate is decoded on the prison device (both WebRTC hops included);
 **console** = until the ``alert`` record of the measured call arrives on the console WebSocket;
 **decision** = until the call publishes its ``paused`` state on the server's hub. The server also
@@ -55,14 +67,41 @@ import aioice.ice
 from bench import ROOT, machine, write_json
 from bench.capacity import _count, _make_packet_track, encode_clip
 from bench.console import PASSWORD, login, open_console
-from bench.relay import BOOKING, open_call, wait_state
+from bench.relay import BOOKING, wait_state
 from monitor.jitter import read_datagrams_in_batches
 from monitor.relay import PAUSED_BGR
-from signalling.client import Device, ToneTrack, shows_slate
+from signalling.client import Device, ToneTrack, Watch, shows_slate
 
 MEASURED = "pause-bench"
+#: A trial's call must resume within this long after the intruder leaves.
+RESUME_S = 180.0
 LEGS = ("gate_closed_on_prison_side_s", "alert_on_console_ws_s", "paused_decision_on_hub_s")
 SPLITS = ("split_seen_s", "split_window_s", "split_fire_s")
+
+
+class BenchFailed(Exception):
+    """The benchmark cannot go on (a helper process died or went silent); the message says why."""
+
+
+async def _receive(conn: Any, process: Any, what: str, timeout: float) -> Any:
+    """The next message from the ``what`` process, or BenchFailed if it exits, reports an error or
+    says nothing for ``timeout`` seconds (instead of waiting forever)."""
+    loop = asyncio.get_running_loop()
+    deadline = time.monotonic() + timeout
+    while True:
+        if await loop.run_in_executor(None, conn.poll, 1.0):
+            try:
+                message = conn.recv()
+            except EOFError:
+                code = process.exitcode
+                raise BenchFailed(f"the {what} process closed its pipe (exit code {code})") from None
+            if message[0] == "error":
+                raise BenchFailed(f"the {what} process failed: {message[1]}")
+            return message
+        if not process.is_alive():
+            raise BenchFailed(f"the {what} process exited with code {process.exitcode}")
+        if time.monotonic() > deadline:
+            raise BenchFailed(f"no word from the {what} process for {timeout:.0f} s")
 
 
 def summary(values: list[float]) -> dict[str, float]:
@@ -188,11 +227,104 @@ def _log_states(device: Device, key: str, events: list[tuple[float, str, str]]) 
         events.append((round(time.monotonic(), 2), key, pc.connectionState))
 
 
-def load_process(conn: Any, port: int, calls: list[dict[str, str]]) -> None:
+def load_process(conn: Any, port: int, calls: list[dict[str, str]], nice: int = 0) -> None:
+    os.nice(nice)  # a device is not the server's: see the module's theory
     asyncio.run(_load(conn, port, calls))
 
 
 # ---- the measured call and the console (their own process) -------------------------------------
+
+
+def encode_frames(images: list[Any], gop: int = 30) -> list[bytes]:
+    """``images`` (BGR) as 640x480 30 fps VP8 packets, the first a keyframe (so a camera can switch
+    to them at any frame, as a real encoder does at a scene change)."""
+    import fractions
+
+    import av
+
+    codec = av.CodecContext.create("libvpx", "w")
+    codec.width, codec.height, codec.pix_fmt = 640, 480, "yuv420p"
+    codec.time_base = fractions.Fraction(1, 30)
+    codec.bit_rate = 1_000_000
+    codec.gop_size = gop
+    codec.options = {"kf-max-dist": str(gop), "kf-min-dist": str(gop)}
+    out: list[bytes] = []
+    for i, image in enumerate(images):
+        frame = av.VideoFrame.from_ndarray(image, format="bgr24").reformat(format="yuv420p")
+        frame.pts = i
+        out += [bytes(p) for p in codec.encode(frame)]
+    out += [bytes(p) for p in codec.encode(None)]
+    return out
+
+
+class PacketCamera:
+    """A camera sending pre-encoded VP8 at 30 fps in real time, looping its clip; ``play(clip)``
+    switches clip at the next frame (the clip starts with a keyframe). Encoding in the device
+    process would take a fifth of a core per camera on the machine under test."""
+
+    def __init__(self, packets: list[bytes]) -> None:
+        from aiortc import MediaStreamTrack
+
+        camera = self
+
+        class Track(MediaStreamTrack):
+            kind = "video"
+
+            async def recv(self) -> Any:
+                return await camera.next_packet()
+
+        self.track = Track()
+        self.packets = packets
+        self.index = 0
+        self.sent = 0
+        self._start: float | None = None
+
+    def play(self, packets: list[bytes]) -> None:
+        self.packets, self.index = packets, 0
+
+    async def next_packet(self) -> Any:
+        import fractions
+
+        import av
+
+        if self._start is None:
+            self._start = time.monotonic()
+        wait = self._start + self.sent / 30 - time.monotonic()
+        if wait > 0:
+            await asyncio.sleep(wait)
+        packet = av.Packet(self.packets[self.index % len(self.packets)])
+        packet.pts = self.sent * 3000
+        packet.time_base = fractions.Fraction(1, 90_000)
+        self.sent += 1
+        self.index += 1
+        return packet
+
+
+async def open_measured_call(port: int, tokens: dict[str, str]) -> tuple[dict[str, Device], dict[str, Any]]:
+    """The measured call's prison and visitor devices, joined and connected, with pre-encoded
+    cameras; and the clips: the booked visitor alone (``clean``) and with the walk-in (``intruder``,
+    frame 170 of ``unbooked_walk_in.webm`` on), each played forwards and back."""
+    from bench.relay import CLIPS
+    from signalling.client import load_clip
+
+    clean = load_clip(CLIPS / "clean.webm", max_frames=60)
+    intruder = load_clip(CLIPS / "unbooked_walk_in.webm", max_frames=240)[170:230]
+    clips = {
+        "clean": encode_frames(clean + clean[-2:0:-1]),
+        "intruder": encode_frames(intruder + intruder[-2:0:-1]),
+    }
+    devices: dict[str, Device] = {}
+    cameras: dict[str, PacketCamera] = {}
+    for role in ("prisoner", "visitor"):
+        device = Device(f"ws://127.0.0.1:{port}/ws/call")
+        await device.open()
+        joined = await device.join(tokens[role])
+        if joined["type"] != "joined":
+            raise RuntimeError(f"the measured call's {role} could not join: {joined}")
+        cameras[role] = PacketCamera(clips["clean"])
+        await device.call(cameras[role].track, ToneTrack())
+        devices[role] = device
+    return devices, {"cameras": cameras, **clips}
 
 
 async def _console_listener(ws: Any, arrivals: list[tuple[float, dict[str, Any]]]) -> None:
@@ -205,28 +337,40 @@ async def _console_listener(ws: Any, arrivals: list[tuple[float, dict[str, Any]]
 
 
 async def devices(conn: Any, port: int, tokens: dict[str, str], trials: int) -> None:
+    try:
+        await _devices(conn, port, tokens, trials)
+    except Exception as exc:  # the parent reports it and stops, rather than waiting for us forever
+        conn.send(("error", f"{type(exc).__name__}: {exc}"[:500]))
+
+
+async def _devices(conn: Any, port: int, tokens: dict[str, str], trials: int) -> None:
     cookie = await asyncio.to_thread(login, port)
     console = await open_console(port, cookie, None)
     arrivals: list[tuple[float, dict[str, Any]]] = []
     listener = asyncio.ensure_future(_console_listener(console, arrivals))
-    call = await open_call(port, tokens)
-    prison, watch, cameras, clean, intruder = call.prison, call.watch, call.cameras, call.clean, call.intruder
+    call_devices, media = await open_measured_call(port, tokens)
+    prison, cameras = call_devices["prisoner"], media["cameras"]
+    clean, intruder = media["clean"], media["intruder"]
+    watch = Watch(prison.received[0])  # what the prison device shows of the visitor
     # read every other received track too: unread, aiortc queues their decoded frames forever (this
     # process grew to 4.8 GB and a full core in 5 minutes, starving the server and the load calls)
     drains = [
         asyncio.ensure_future(_count(track, {}, ""))
-        for device in call.devices.values()
+        for device in call_devices.values()
         for track in device.received
         if track is not watch.track
     ]
     await wait_state(prison, "live", 180)
     conn.send(("live",))
     await asyncio.get_running_loop().run_in_executor(None, conn.recv)  # the load is running
-    for _ in range(trials):
+    for trial in range(trials):
         await asyncio.sleep(1.5)
         switched = time.monotonic()
         cameras["visitor"].play(intruder)
-        await watch.until(lambda image: shows_slate(image, PAUSED_BGR), timeout=120)
+        try:
+            await watch.until(lambda image: shows_slate(image, PAUSED_BGR), timeout=120)
+        except (AssertionError, TimeoutError):  # Watch.until raises AssertionError
+            raise TimeoutError(f"trial {trial + 1}: no paused slate within 120 s of the intruder") from None
         slate_at = watch.at
         deadline = time.monotonic() + 10.0
         alert_at = None
@@ -235,13 +379,19 @@ async def devices(conn: Any, port: int, tokens: dict[str, str], trials: int) -> 
             await asyncio.sleep(0.01)
         conn.send(("trial", switched, slate_at, alert_at))
         cameras["visitor"].play(clean)
-        await wait_state(prison, "live", 180)
+        try:
+            await wait_state(prison, "live", RESUME_S)
+        except TimeoutError:
+            late = f"trial {trial + 1}: the call did not resume within {RESUME_S:.0f} s"
+            raise TimeoutError(late) from None
     conn.send(("done",))
     for drain in drains:
         drain.cancel()
     listener.cancel()
+    watch.stop()
     await console.close()
-    await call.close()
+    for device in call_devices.values():
+        await device.close()
 
 
 def devices_process(conn: Any, port: int, tokens: dict[str, str], trials: int) -> None:
@@ -261,7 +411,9 @@ def _booking(call_id: str) -> Any:
     return dataclasses.replace(base, call_id=call_id, starts_at=start, ends_at=start + timedelta(minutes=30))
 
 
-async def run(trials: int, reencode: bool, load_calls: int, workers: int, folder: Path) -> dict[str, Any]:
+async def run(
+    trials: int, reencode: bool, load_calls: int, workers: int, folder: Path, load_nice: int = 0
+) -> dict[str, Any]:
     from monitor import auth
     from monitor.call import Call
     from monitor.serve import Server
@@ -298,9 +450,27 @@ async def run(trials: int, reencode: bool, load_calls: int, workers: int, folder
     ice = _watch_ice()
     stalls: dict[str, dict[str, Any]] = {}  # load feed -> the probe when it first went quiet
 
+    trace = bool(os.environ.get("PAUSE_BENCH_TRACE"))
+    last_analysed: dict[str, float] = {}  # per source: analysed, busy and waited so far
+
     async def probe() -> None:
         while True:
             await asyncio.sleep(1.0)
+            if trace and server.pool is not None:
+                stats = server.pool.stats()
+                fps = {
+                    k.split("/")[0]: (
+                        int(v["analysed"] - last_analysed.get(k, 0)),
+                        round(1000 * (v["busy_s"] - last_analysed.get(k + "busy", 0))),
+                        round(1000 * (v["waited_s"] - last_analysed.get(k + "waited", 0))),
+                    )
+                    for k, v in stats.items()
+                }
+                for k, v in stats.items():
+                    last_analysed.update({k: v["analysed"], k + "busy": v["busy_s"]})
+                    last_analysed[k + "waited"] = v["waited_s"]
+                states = {c.call_id: (c.state.value, [r.value for r in c.last_reasons]) for c in server.calls}
+                print(f"TRACE {time.monotonic():.1f} fps={fps} states={states}", file=sys.stderr, flush=True)
             for c in server.calls:
                 if c.call_id == MEASURED:
                     continue
@@ -312,12 +482,13 @@ async def run(trials: int, reencode: bool, load_calls: int, workers: int, folder
 
     prober = asyncio.ensure_future(probe())
     ctx = mp.get_context("spawn")
-    loop = asyncio.get_running_loop()
-    result: dict[str, Any] = {"trials": trials, "load_calls": load_calls, "analysis_workers": workers}
+    result: dict[str, Any] = {
+        "trials": trials, "load_calls": load_calls, "analysis_workers": workers, "load_nice": load_nice,
+    }
     load_parent, load_child = ctx.Pipe()
     load = ctx.Process(
         target=load_process,
-        args=(load_child, server.port, [links[b.call_id] for b in bookings[1:]]),
+        args=(load_child, server.port, [links[b.call_id] for b in bookings[1:]], load_nice),
         daemon=True,
     )
     parent, child = ctx.Pipe()
@@ -331,21 +502,18 @@ async def run(trials: int, reencode: bool, load_calls: int, workers: int, folder
         # the measured call goes live, then the load calls (a process starting up starves the
         # others for seconds), then the trials start
         process.start()
-        if not await loop.run_in_executor(None, parent.poll, 240):
-            raise RuntimeError("the measured call did not go live")
-        parent.recv()
+        await _receive(parent, process, "devices (measured call)", 240)  # the call is live
         if load_calls:
             load.start()
-            if not await loop.run_in_executor(None, load_parent.poll, 120 * load_calls + 120):
-                raise RuntimeError("the load generator did not start")
-            result["load_calls_live_at_start"] = load_parent.recv()[1]
+            live_at_start = await _receive(load_parent, load, "load generator", 120 * load_calls + 120)
+            result["load_calls_live_at_start"] = live_at_start[1]
             load_parent.send(("counts",))
-            _, counts0 = await loop.run_in_executor(None, load_parent.recv)
+            _, counts0 = await _receive(load_parent, load, "load generator", 60)
             load0 = time.monotonic()
         result["load_average_before_trials"] = [round(x, 2) for x in os.getloadavg()]
         parent.send(("go",))
         while True:
-            message = await loop.run_in_executor(None, parent.recv)
+            message = await _receive(parent, process, "devices (measured call)", 120 + 10 + RESUME_S + 60)
             if message[0] == "done":
                 break
             _, switched, slate_at, alert_at = message
@@ -371,11 +539,11 @@ async def run(trials: int, reencode: bool, load_calls: int, workers: int, folder
                 legs["split_fire_s"].append(alert[0] - due)
         if load_calls:
             load_parent.send(("probe",))
-            _, result["load_generator_probe"] = await loop.run_in_executor(None, load_parent.recv)
+            _, result["load_generator_probe"] = await _receive(load_parent, load, "load generator", 60)
             result["load_feed_stalls"] = stalls
             result["server_ice_log"] = ice.lines[-40:]
             load_parent.send(("counts",))
-            _, counts1 = await loop.run_in_executor(None, load_parent.recv)
+            _, counts1 = await _receive(load_parent, load, "load generator", 60)
             wall = time.monotonic() - load0
             result["load_calls_at_end"] = {
                 c.call_id: {
@@ -435,15 +603,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--load-calls", type=int, default=2, help="other calls through the relay meanwhile")
     parser.add_argument("--workers", type=int, default=1, help="analysis worker processes")
     parser.add_argument(
+        "--load-nice", type=int, default=10, help="scheduling niceness of the load generator (0: none)"
+    )
+    parser.add_argument(
         "--reencode", action="store_true", help="decode and re-encode relayed video (default: as serve does)"
     )
     parser.add_argument("--json", default=str(ROOT / "bench" / "results" / "pause_latency.json"))
     args = parser.parse_args(argv)
     report: dict[str, Any] = {"machine": machine()}
     with tempfile.TemporaryDirectory(prefix="pause-bench-") as folder:
-        report["pause_latency"] = asyncio.run(
-            run(args.trials, args.reencode, args.load_calls, args.workers, Path(folder))
-        )
+        try:
+            report["pause_latency"] = asyncio.run(
+                run(args.trials, args.reencode, args.load_calls, args.workers, Path(folder), args.load_nice)
+            )
+        except BenchFailed as exc:
+            print(f"pause_latency: {exc}", file=sys.stderr)
+            return 1
     report["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     p = report["pause_latency"]
     report["table"] = [[f"{key} {q}", p[key].get(q), "s"] for key in LEGS for q in ("p50", "p95")]

@@ -8,7 +8,34 @@ persist). The event loop never waits on a worker:
   I420 planes (1.5 bytes/pixel; the worker converts to BGR);
 - at most one frame per source is in flight; ``submit`` refuses while one is, and the caller keeps
   only its newest frame (keep-latest: frames are dropped, never queued);
-- results come back on a pipe watched with ``loop.add_reader``: small pickled messages.
+- results come back on a pipe watched with ``loop.add_reader``: small pickled messages (the
+  observation, and whether the frame was *steady*, which lets the caller slow down).
+
+Scheduling. A worker holds at most one frame at a time. A frame submitted while its worker is busy
+with another source's frame *waits* in the pool, one per source, and a newer frame of the same
+source replaces it (so what the worker gets is the newest, never one that aged in a queue). When
+the worker is free it takes the waiting frame that matters most (:func:`pick`):
+
+1. an *alarm* (the caller's flag: the picture of a live call changed, someone may have walked
+   in): the policy's confirmation window starts with the frame that shows it;
+2. one whose source still has its face tracks (*kept*: served less than ``TRACK_KEEP_S`` ago; the
+   tracker forgets a face unseen for 0.7 s) and is either steady or has been served in a row for
+   less than ``SETTLE_S`` (it is settling: a few more frames make it steady and cheap); of
+   those, the one closest to losing its tracks;
+3. one that has waited ``STARVING_S`` (every source is served inside the policy's 5 s fail-closed
+   window, whatever the others do);
+4. an *urgent* one (the caller's flag: the call is not live and its security check needs fresh
+   frames);
+5. the one whose source was served longest ago (fair between sources).
+
+Why 2: a source whose frames come further apart than the tracker's memory gets a new face track on
+every frame, and a new track is the costliest frame there is (identity samples: ~200 ms of CPU
+instead of ~10 ms). Served in turn, calls joining a busy worker made every source's frames that far
+apart, so every frame was new and costly, which kept them far apart: analysis fell to ~1 frame a
+second per source, no face was identified any more, and no security check could pass (calls stuck
+paused or verifying). Letting a source that still has its tracks go on until it settles, one
+source after another, gets every source back to steady, cheap frames; ``SETTLE_S`` stops a source
+that never settles from holding the worker.
 
 Warm start. A cold worker spends seconds importing and loading the models and running them for
 the first time; on a busy machine that exceeded the policy's fail-closed window (5 s without
@@ -46,6 +73,16 @@ from policies.events import Observation, Role
 log = logging.getLogger(__name__)
 
 HUNG_S = 20.0
+#: A frame that has waited this long for its worker goes before every other waiting frame: long
+#: enough for a source that still has its tracks to settle first (a few frames), short enough that
+#: the frame's own analysis still ends inside the policy's 5 s fail-closed window.
+STARVING_S = 3.0
+#: A source served less than this long ago still has its face tracks (the tracker's memory is
+#: ``AnalysisSettings.track_max_missed_s``, 0.7 s): its frames go before those of sources that lost them.
+TRACK_KEEP_S = 0.7
+#: ... while it is steady, or for at most this long of service in a row while it settles.
+SETTLE_S = 2.5
+URGENT, ALARM = 1, 2  # a waiting frame's flags
 #: An idle worker checks this often that the server that started it is still alive.
 PARENT_CHECK_S = 2.0
 #: A real face photo the workers warm up on (None or a missing file: models load, nothing runs).
@@ -160,12 +197,14 @@ def _serve_worker(
                 os._exit(70)
             elif kind == "frame":
                 _, key, t, planes = message
-                if key not in pipelines:
+                if key not in pipelines:  # not opened (its open failed and was reported)
+                    outbox.send(("skipped", key))
                     continue
                 started = time.perf_counter()
                 rgb = cv2.cvtColor(planes, cv2.COLOR_YUV2RGB_I420)  # what the models read
                 result = pipelines[key].process(Frame.from_rgb(rgb), t)
-                outbox.send(("result", key, result.observation, time.perf_counter() - started))
+                spent = time.perf_counter() - started
+                outbox.send(("result", key, result.observation, spent, bool(result.steady)))
         except Exception as exc:
             key = message[1] if len(message) > 1 else ""
             detail = f"{type(exc).__name__}: {exc}"
@@ -186,6 +225,49 @@ class _Source:
     in_flight_t: float | None = None  # media time of the frame being analysed
     analysed: int = 0
     busy_s: float = 0.0
+    steady: bool = False  # the latest result's frame was steady
+    waiting: tuple[np.ndarray, float, float, int] | None = None  # planes, t, since, priority
+    served_at: float = 0.0  # when its latest frame went to the worker
+    settling_since: float = 0.0  # when its current run of service in a row began
+    waited_s: float = 0.0  # total time its frames waited for the worker
+
+
+@dataclass(frozen=True, slots=True)
+class Waiting:
+    """A frame waiting for its worker, as :func:`pick` sees it."""
+
+    key: str
+    since: float  # when it was submitted (monotonic)
+    urgent: bool
+    served_at: float  # when its source last had a frame sent to the worker
+    kept: bool = False  # its source still has its tracks and is steady or settling
+    alarm: bool = False  # the picture of a live call changed
+
+
+def pick(waiting: list[Waiting], now: float, starving_s: float = STARVING_S) -> str | None:
+    """Which waiting frame the free worker takes (the module's theory, *Scheduling*): an alarm,
+    else a kept one (the one served longest ago first), else one that has waited ``starving_s``
+    (the longest waiting first), else an urgent one, else the one whose source was served longest
+    ago. None when nothing waits."""
+    if not waiting:
+        return None
+
+    def rank(w: Waiting) -> tuple[int, float, bool, float, float, str]:
+        if w.alarm:
+            return (0, w.since, False, 0.0, 0.0, w.key)
+        if w.kept:  # the one closest to losing its tracks first
+            return (1, w.served_at, False, 0.0, w.since, w.key)
+        if now - w.since >= starving_s:
+            return (2, w.since, False, 0.0, 0.0, w.key)
+        return (3, 0.0, not w.urgent, w.served_at, w.since, w.key)
+
+    return min(waiting, key=rank).key
+
+
+def kept(served_at: float, settling_since: float, steady: bool, now: float) -> bool:
+    """Whether a source's waiting frame ranks first: its tracks still hold and it is steady, or
+    has been served in a row for less than ``SETTLE_S``."""
+    return now - served_at < TRACK_KEEP_S and (steady or now - settling_since < SETTLE_S)
 
 
 @dataclass
@@ -209,6 +291,7 @@ class AnalysisPool:
         on_failure: OnFailure,
         *,
         warmup_photo: Path | None = WARMUP_PHOTO,
+        starving_s: float = STARVING_S,
     ) -> None:
         if workers < 1:
             raise ValueError("at least one analysis worker")
@@ -221,6 +304,7 @@ class AnalysisPool:
         self._watchdog: asyncio.Task[None] | None = None
         self._stopping = False
         self.warmup_photo = warmup_photo
+        self.starving_s = starving_s  # a frame waiting this long goes first (see pick)
         self.warmup_s: list[float] = []  # seconds each worker start spent warming up (-1: failed)
 
     # lifecycle
@@ -322,29 +406,90 @@ class AnalysisPool:
                 worker.inbox.put(("close", key))
 
     def busy(self, key: str) -> bool:
+        """True while a frame of ``key`` is with its worker (a frame waiting for the worker can
+        still be replaced by a newer one: submit it)."""
         entry = self._sources.get(key)
         return entry is None or entry.in_flight_since is not None
 
-    def submit(self, key: str, planes: np.ndarray, t: float) -> bool:
-        """Send one I420 frame (``planes``: (h*3/2, w) uint8) for analysis; False while busy."""
+    def submit(
+        self, key: str, planes: np.ndarray, t: float, urgent: bool = False, alarm: bool = False
+    ) -> bool:
+        """Hand one I420 frame (``planes``: (h*3/2, w) uint8) over for analysis; False while a frame
+        of ``key`` is with the worker. It goes to the worker at once if the worker is free, else it
+        waits (replacing a frame of ``key`` still waiting) until :func:`pick` chooses it.
+        ``urgent`` / ``alarm``: how much it matters (see :func:`pick`); a frame that replaces a
+        waiting one keeps the waiting one's flags too."""
         entry = self._sources.get(key)
         if entry is None or entry.in_flight_since is not None:
             return False
         worker = self._workers[entry.worker]
         if worker.inbox is None or not worker.ready.is_set():
             return False
-        entry.in_flight_since = time.monotonic()
-        entry.in_flight_t = t
-        worker.inbox.put(("frame", key, t, planes))
+        now = time.monotonic()
+        level = URGENT * urgent | ALARM * alarm
+        if entry.waiting is not None:  # replaced: it has waited since the first, with its flags
+            since, level = entry.waiting[2], level | entry.waiting[3]
+        else:
+            since = now
+        entry.waiting = (planes, t, since, level)
+        self._dispatch(worker)
         return True
 
+    def _dispatch(self, worker: _Worker) -> None:
+        """Send the worker the waiting frame that matters most, if the worker is free."""
+        if worker.inbox is None or not worker.ready.is_set():
+            return
+        mine = [s for s in self._sources.values() if s.worker == worker.index]
+        if any(s.in_flight_since is not None for s in mine):
+            return
+        now = time.monotonic()
+        waiting = [
+            Waiting(
+                s.key, w[2], bool(w[3] & URGENT), s.served_at,
+                kept(s.served_at, s.settling_since, s.steady, now), bool(w[3] & ALARM),
+            )
+            for s in mine
+            if (w := s.waiting) is not None
+        ]
+        key = pick(waiting, now, self.starving_s)
+        if key is None:
+            return
+        entry = self._sources[key]
+        assert entry.waiting is not None
+        planes, t, since, _ = entry.waiting
+        entry.waiting = None
+        if entry.steady or now - entry.served_at >= TRACK_KEEP_S:  # a new run of service begins
+            entry.settling_since = now
+        entry.in_flight_since = entry.served_at = now
+        entry.in_flight_t = t
+        entry.waited_s += now - since
+        worker.inbox.put(("frame", key, t, planes))
+
+    def _dispatch_soon(self, worker: _Worker) -> None:
+        """The worker is free: choose its next frame once the source it just served has had its
+        turn of the loop to hand in its next one (so :func:`pick` can keep a source that still
+        has its tracks going; the caller's result handling submits at once if it can)."""
+        asyncio.get_running_loop().call_soon(self._dispatch, worker)
+
     def in_flight_t(self, key: str) -> float | None:
-        """Media time of the frame of ``key`` being analysed now, if any."""
+        """Media time of the oldest frame of ``key`` that is being (or waiting to be) analysed."""
         entry = self._sources.get(key)
-        return None if entry is None or entry.in_flight_since is None else entry.in_flight_t
+        if entry is None:
+            return None
+        times = [entry.in_flight_t] if entry.in_flight_since is not None else []
+        times += [entry.waiting[1]] if entry.waiting is not None else []
+        return min((t for t in times if t is not None), default=None)
+
+    def steady(self, key: str) -> bool:
+        """Whether the latest analysed frame of ``key`` was steady (``FrameResult.steady``)."""
+        entry = self._sources.get(key)
+        return entry is not None and entry.steady
 
     def stats(self) -> dict[str, dict[str, float]]:
-        return {k: {"analysed": s.analysed, "busy_s": round(s.busy_s, 3)} for k, s in self._sources.items()}
+        return {
+            k: {"analysed": s.analysed, "busy_s": round(s.busy_s, 3), "waited_s": round(s.waited_s, 3)}
+            for k, s in self._sources.items()
+        }
 
     def crash_worker_of(self, key: str) -> None:
         """Make the worker hosting ``key`` die abruptly (fault tests and drills)."""
@@ -371,24 +516,34 @@ class AnalysisPool:
             self.warmup_s.append(float(message[1]) if len(message) > 1 else 0.0)
             worker.ready.set()
         elif kind == "result":
-            _, key, observation, spent = message
+            _, key, observation, spent, steady = message
             entry = self._sources.get(key)
             if entry is not None:
                 entry.in_flight_since = None
                 entry.analysed += 1
                 entry.busy_s += spent
+                entry.steady = steady
+            if entry is not None:
                 self.on_result(key, observation, spent)
+            self._dispatch_soon(worker)
+        elif kind == "skipped":
+            entry = self._sources.get(message[1])
+            if entry is not None:
+                entry.in_flight_since = None
+            self._dispatch_soon(worker)
         elif kind == "failed":
             _, what, key, detail, trace = message
             log.warning("analysis %s failed for %s: %s\n%s", what, key, detail, trace)
             entry = self._sources.get(key)
             if entry is not None:
                 entry.in_flight_since = None
+                entry.steady = False
                 self.on_failure(key, detail)
             elif what == "enrol":
                 for entry in self._sources.values():
                     if entry.call_id == key:
                         self.on_failure(entry.key, detail)
+            self._dispatch_soon(worker)
 
     def _restart(self, worker: _Worker, why: str) -> None:
         if self._stopping:
@@ -403,6 +558,8 @@ class AnalysisPool:
         victims = [s for s in self._sources.values() if s.worker == worker.index]
         for entry in victims:
             entry.in_flight_since = None
+            entry.waiting = None
+            entry.steady = False
             self.on_failure(entry.key, why)
         asyncio.get_running_loop().call_later(worker.backoff_s, self._respawn, worker)
 
@@ -439,4 +596,6 @@ def frame_planes(frame: Any) -> np.ndarray:
     return planes
 
 
-__all__ = ["AnalysisPool", "frame_planes"]
+__all__ = [
+    "SETTLE_S", "STARVING_S", "TRACK_KEEP_S", "AnalysisPool", "Waiting", "frame_planes", "kept", "pick",
+]

@@ -11,9 +11,18 @@ clock), handled by the call's one ``Session``; its decisions are applied here an
 every device; warnings go to the device they concern; every decision is published to the staff
 hub and appended to the live timeline. ``ended`` closes every device. A ticker feeds ``Tick`` so
 windows, fail-closed timeouts and the fixed end fire even when nothing else happens; it wakes when
-the session's next window ends (``Session.next_due``), not up to a tick later. Analysed cameras
-are sampled on the replay's grid (``monitor/cadence.py``, 6 frames a second), so live and replay
-see the same kind of frames and a worker shared by several calls is not kept busy by steady ones.
+the session's next window ends (``Session.next_due``), not up to a tick later.
+
+Analysed cameras are sampled with replay's cadence (``monitor/cadence.py``): 6 frames a second on
+replay's grid while the call is not live or the last analysed frame was not steady, replay's calm
+pace (2 a second) while it is live and steady, and at once when the picture changes (the change
+gate: a person walking in). So live and replay analyse the same kind of frames, and steady calls
+leave a shared worker free for the frames that matter. Whether a frame was steady comes back with
+its result (``AnalysisPool.steady``); until then the busy pace applies. A frame the change gate let
+through is an *alarm* and any frame of a call that is not live (its security check needs fresh
+observations) is *urgent*: the pool's scheduling puts them before other waiting frames
+(``monitor/analysis_pool.py``). The recording of an analysed camera holds every frame on the
+6 fps grid plus the analysed ones.
 
 Recording failures (a full disk, a codec error) are not the policy's business: the policy judges
 who is in view, not the archive. So a call whose recording fails goes on, and the failure is never
@@ -44,7 +53,7 @@ from monitor.hub import Hub
 from monitor.jitter import read_datagrams_in_batches
 from monitor.recording import FeedRecorder
 from monitor.relay import Clock, Feed, FrameTap, Gate, GatedAudioTrack, GatedVideoTrack, make_slates
-from monitor.replay import ANALYSIS_FPS
+from monitor.replay import ANALYSIS_FPS, CALM_FPS
 from monitor.timeline import decision_record, encode_line
 from policies.booking import Booking
 from policies.config import PolicyConfig
@@ -205,6 +214,7 @@ class Call:
         self.taps: dict[str, FrameTap] = {}
         self.analysed_frame: dict[str, Any] = {}  # participant -> last frame sent for analysis
         self.cadences: dict[str, Cadence] = {}  # participant -> which of its frames to analyse
+        self.record_grids: dict[str, Cadence] = {}  # participant -> which of its frames to archive
         for seat in self.seats.values():
             self.video[seat.participant] = Feed(self.relay, "video", f"{seat.participant}/video")
             self.audio[seat.participant] = Feed(self.relay, "audio", f"{seat.participant}/audio")
@@ -519,9 +529,9 @@ class Call:
         tap.start()
 
     def _pump(self, participant: str) -> None:
-        """Keep-latest: hand the newest frame to the worker when it is free and the frame is on the
-        analysis grid (``monitor/cadence.py``, the replay's busy pace: frames in between are
-        dropped, so a steady call leaves the worker idle for the frames that matter)."""
+        """Keep-latest: hand the newest frame to the pool when no frame of this camera is with the
+        worker and the cadence wants it (see the theory of operation); frames in between are
+        dropped, never queued."""
         if self.pool is None:
             return
         key = self.source_key(participant)
@@ -529,21 +539,37 @@ class Call:
             return
         tap = self.taps.get(participant)
         item = tap.take() if tap is not None else None
-        if item is not None:
-            frame, t = item
-            cadence = self.cadences.setdefault(participant, Cadence(ANALYSIS_FPS, None))
-            luma = lambda: frame_planes(frame)[: frame.height : THUMB_STEP, ::THUMB_STEP]  # noqa: E731
-            if not cadence.due(t, FRAME_STEP_S, self.state is State.LIVE, luma):
-                return
-            if self.pool.submit(key, frame_planes(frame), t):
-                cadence.analysed(t, FRAME_STEP_S, False, None)
-                self.analysed_frame[participant] = frame  # what the next observation is about
-                recorder = self.analysis_recorders.get(participant)
-                if recorder is not None:
-                    try:
-                        recorder.push(frame, t)
-                    except OSError as exc:
-                        self._recording_failed(participant, recorder.name, f"{type(exc).__name__}: {exc}")
+        if item is None:
+            return
+        frame, t = item
+        planes = _Planes(frame)
+        live = self.state is State.LIVE
+        cadence = self.cadences.setdefault(participant, Cadence(ANALYSIS_FPS, CALM_FPS))
+        grid = self.record_grids.setdefault(participant, Cadence(ANALYSIS_FPS, None, None))
+        gated = cadence.gated
+        analyse = cadence.due(t, FRAME_STEP_S, live, planes.luma)
+        alarm = live and cadence.gated > gated  # the picture changed: someone may have walked in
+        if analyse and self.pool.submit(key, planes.i420(), t, urgent=not live, alarm=alarm):
+            cadence.analysed(t, FRAME_STEP_S, False, None)  # steady or not: known with the result
+            self.analysed_frame[participant] = frame  # what the next observation is about
+        elif not grid.due(t, FRAME_STEP_S, False, planes.luma):
+            return
+        grid.analysed(t, FRAME_STEP_S, False, None)
+        recorder = self.analysis_recorders.get(participant)
+        if recorder is not None:
+            try:
+                recorder.push(frame, t)
+            except OSError as exc:
+                self._recording_failed(participant, recorder.name, f"{type(exc).__name__}: {exc}")
+
+    def _analysed(self, participant: str, t: float) -> None:
+        """The frame at ``t`` came back from analysis: the cadence learns whether it was steady."""
+        cadence = self.cadences.get(participant)
+        frame = self.analysed_frame.get(participant)
+        if self.pool is None or cadence is None or frame is None:
+            return
+        steady = self.pool.steady(self.source_key(participant))
+        cadence.analysed(t, FRAME_STEP_S, steady, _Planes(frame).luma)
 
     def evidence_jpeg(self, source: str) -> bytes | None:
         """The frame behind the latest analysis of ``source`` as JPEG (the console's evidence)."""
@@ -554,6 +580,7 @@ class Call:
         return bytes(data) if ok else None
 
     async def on_observation(self, participant: str, observation: Observation) -> None:
+        self._analysed(participant, observation.t)
         await self.handle(observation)
         self._pump(participant)
         await self.handle(Tick(self.tick_time()))  # work held back for this frame fires now
@@ -631,6 +658,23 @@ class Call:
             with contextlib.suppress(OSError):
                 self._timeline.close()
             self._timeline = None
+
+
+class _Planes:
+    """A decoded frame's I420 planes, converted once and only if asked for, and its luma thumbnail
+    (the change gate's, ``monitor/cadence.py``)."""
+
+    def __init__(self, frame: Any) -> None:
+        self.frame = frame
+        self._planes: Any = None
+
+    def i420(self) -> Any:
+        if self._planes is None:
+            self._planes = frame_planes(self.frame)
+        return self._planes
+
+    def luma(self) -> Any:
+        return self.i420()[: self.frame.height : THUMB_STEP, ::THUMB_STEP]
 
 
 async def _drain(track: Any) -> None:

@@ -150,7 +150,7 @@ async def test_booked_face_goes_live_intruder_pauses_with_slate_and_recheck_resu
         await wait_state(visitor, "live", timeout=120)
         await received.until(is_clip(clips["clean"]), timeout=10)
         # the archive goes on past the resume: replay needs a full clean recheck window of archived
-        # frames after it, and on a loaded machine the analysed (= archived) frames come sparse
+        # frames after it, and on a loaded machine the archived frames can come sparse
         await asyncio.sleep(6.0)
     finally:
         received.stop()
@@ -178,7 +178,8 @@ async def test_booked_face_goes_live_intruder_pauses_with_slate_and_recheck_resu
     folder = server.record_dir / call.call_id
     with av.open(str(folder / "v1.video.1.webm")) as video:
         frames = [f for f in video.decode(video=0)]
-    # the analysed camera's archive holds exactly the analysed frames, at their call times
+    # the analysed camera's archive holds the frames of replay's 6 fps grid and every analysed one,
+    # at their call times
     assert len(frames) > 5 and (frames[0].width, frames[0].height) == (640, 480)
     for mic in ("v1.audio.1.webm", "A1234BC.audio.1.webm"):
         with av.open(str(folder / mic)) as audio:
