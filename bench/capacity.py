@@ -20,8 +20,9 @@ each device received. A step passes when every stream meets the targets (analysi
 received >= 28 fps, loop lag p99 <= 50 ms -- the max is reported too, but on a shared
 2-core machine one scheduling hiccup exceeds 50 ms even with one call -- and no backlog
 growth). Calls per core = calls of the largest
-passing step / cores the relay used for them. Only one relay process (one event loop): spreading
-calls over several relay processes is not built.
+passing step / cores the relay used for them. The ``serve`` and ``workers`` modes measure the real
+``monitor serve`` server, in one process or with ``--relay-workers N`` worker processes
+(``bench/capacity_serve.py``; not in the default ``--modes``).
 
 **One dedicated core.** By default the relay process and its analysis worker are pinned to the
 last CPU and the load generator to the others (``os.sched_setaffinity``; ``--no-pin`` lets both
@@ -57,6 +58,8 @@ BOOKING = ROOT / "fixtures" / "bookings" / "clean" / "booking.json"
 ANALYSIS_FPS = 6.0
 WARM_S = 6.0
 TARGETS = {"analysis_fps": 5.0, "received_fps": 28.0, "loop_lag_p99_ms": 50.0}
+#: Modes that run the real `monitor serve` server (bench/capacity_serve.py).
+SERVE_MODES = ("serve", "workers")
 
 
 def loopback() -> None:
@@ -139,6 +142,7 @@ async def _loadgen(conn: Any) -> None:
     pcs: list[Any] = []
     counts: dict[str, int] = {}
     tasks: list[asyncio.Task[None]] = []
+    sockets: list[Any] = []
     conn.send(("ready",))
     while True:
         message = await loop.run_in_executor(None, conn.recv)
@@ -156,11 +160,27 @@ async def _loadgen(conn: Any) -> None:
             _, answer = await loop.run_in_executor(None, conn.recv)
             await pc.setRemoteDescription(RTCSessionDescription(answer, "answer"))
             pcs.append(pc)
+        elif message[0] == "join":  # ("join", key, ws_url, token): a device of `monitor serve`
+            from bench.capacity_serve import join_device
+
+            key = message[1]
+            try:
+                camera = _make_packet_track(packets)
+                pc, ws = await join_device(message[2], message[3], camera, counts, key, tasks)
+            except Exception as exc:  # the relay refused: the step reports it
+                conn.send(("joined", key, f"{type(exc).__name__}: {exc}"))
+            else:
+                pcs.append(pc)
+                sockets.append(ws)
+                conn.send(("joined", key, ""))
         elif message[0] == "counts":
             conn.send(("counts", dict(counts)))
         elif message[0] == "stop":
             for pc in pcs:
                 await pc.close()
+            for ws in sockets:
+                with contextlib.suppress(Exception):
+                    await ws.close()
             for task in tasks:
                 task.cancel()
             conn.send(("stopped",))
@@ -392,8 +412,15 @@ async def run_step(
             gen.kill()
 
 
-def step_process(conn: Any, mode: str, calls: int, seconds: float, cpus: dict[str, Any]) -> None:
-    pin(cpus["relay"])  # the relay and, inherited, its analysis worker
+def step_process(
+    conn: Any, mode: str, calls: int, seconds: float, cpus: dict[str, Any], relay_workers: int = 1
+) -> None:
+    pin(cpus["relay"])  # the relay and, inherited, its analysis worker (and relay workers)
+    if mode in SERVE_MODES:
+        from bench.capacity_serve import run_serve_step
+
+        conn.send(asyncio.run(run_serve_step(mode, calls, seconds, cpus["loadgen"], relay_workers)))
+        return
     conn.send(asyncio.run(run_step(mode, calls, seconds, cpus["loadgen"])))
 
 
@@ -406,14 +433,16 @@ def split_cpus(pinned: bool) -> dict[str, Any]:
     return {"relay": cpus[-1:], "loadgen": cpus[:-1]}
 
 
-def run_isolated(mode: str, calls: int, seconds: float, cpus: dict[str, Any]) -> dict[str, Any]:
+def run_isolated(
+    mode: str, calls: int, seconds: float, cpus: dict[str, Any], relay_workers: int = 1
+) -> dict[str, Any]:
     """Each step in a fresh relay process, so one step's leftovers never load the next."""
     ctx = mp.get_context("spawn")
     parent, child = ctx.Pipe()
-    process = ctx.Process(target=step_process, args=(child, mode, calls, seconds, cpus))
+    process = ctx.Process(target=step_process, args=(child, mode, calls, seconds, cpus, relay_workers))
     process.start()
     try:
-        if not parent.poll(seconds + 180):
+        if not parent.poll(seconds + (600 if mode in SERVE_MODES else 180)):
             raise RuntimeError(f"{mode} step with {calls} calls did not finish")
         result: dict[str, Any] = parent.recv()
         return result
@@ -440,7 +469,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", default="1,2,3,4,5,6,8", help="numbers of concurrent calls, ascending")
     parser.add_argument("--seconds", type=float, default=15.0, help="measuring window per step")
-    parser.add_argument("--modes", default="forward,naive")
+    parser.add_argument(
+        "--modes", default="forward,naive",
+        help="forward, naive (bench-built relay); serve, workers (monitor serve in one process / "
+        "with --relay-workers, bench/capacity_serve.py)",
+    )
+    parser.add_argument(
+        "--relay-workers", type=int, default=1, metavar="N", help="relay worker processes in mode workers"
+    )
     parser.add_argument(
         "--no-pin", action="store_true", help="let the relay and the load generator use any core"
     )
@@ -451,7 +487,7 @@ def main(argv: list[str] | None = None) -> int:
     steps: list[dict[str, Any]] = []
     for mode in args.modes.split(","):
         for calls in (int(x) for x in args.steps.split(",")):
-            result = run_isolated(mode, calls, args.seconds, cpus)
+            result = run_isolated(mode, calls, args.seconds, cpus, args.relay_workers)
             steps.append(result)
             lag = result["loop_lag_ms"]
             print(

@@ -168,9 +168,11 @@ class Metrics:
         calls: Iterable[Any] | None = None,
         pool: Any = None,
         hub: Any = None,
+        relay: Any = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.calls = calls
+        self.relay = relay  # monitor.relay_pool.RelayPool (links: alive, pid, calls, lag_ms, restarts)
         self.pool = pool
         self.hub = hub
         self.clock = clock
@@ -280,7 +282,28 @@ class Metrics:
         self._render_analysis(page, calls)
         self._render_loop(page)
         self._render_queues(page)
+        self._render_relay(page)
         return page.text()
+
+    def _render_relay(self, page: Exposition) -> None:
+        links = list(getattr(self.relay, "links", ()))
+        if not links:
+            return
+        page.family("monitor_relay_workers", "gauge", "Relay worker processes, by whether they are up.")
+        up = sum(1 for link in links if link.alive and link.ready.is_set())
+        page.sample("monitor_relay_workers", up, {"state": "up"})
+        page.sample("monitor_relay_workers", len(links) - up, {"state": "down"})
+        page.family("monitor_relay_worker_calls", "gauge", "Calls placed on each relay worker.")
+        for link in links:
+            running = sum(not c.ended.is_set() for c in link.calls.values())
+            page.sample("monitor_relay_worker_calls", running, {"worker": str(link.index)})
+        page.family("monitor_relay_worker_loop_lag_seconds", "gauge", "Relay worker loop lag (p99, 10 s).")
+        for link in links:
+            lag = round(link.lag_ms / 1000.0, 6)
+            page.sample("monitor_relay_worker_loop_lag_seconds", lag, {"worker": str(link.index)})
+        page.family("monitor_relay_worker_restarts_total", "counter", "Relay worker processes restarted.")
+        for link in links:
+            page.sample("monitor_relay_worker_restarts_total", link.restarts, {"worker": str(link.index)})
 
     def _render_calls(self, page: Exposition, calls: list[Any]) -> None:
         page.family("monitor_calls", "gauge", "Calls the server serves now, by state.")
@@ -443,7 +466,9 @@ def register_metrics(router: Router, registry: Metrics, token: str | None = None
 def register_server_metrics(server: Any) -> Metrics:
     """The hook ``monitor.serve.Server`` calls while registering its routes: a registry over its
     calls, pool and hub, started, with /metrics on its router (token: ``server.metrics_token``)."""
-    registry = Metrics(calls=server.calls, pool=server.pool, hub=server.hub)
+    relay = getattr(server, "relay", None)  # --relay-workers: the calls' analysis is in the workers
+    pool = server.pool if server.pool is not None else relay
+    registry = Metrics(calls=server.calls, pool=pool, hub=server.hub, relay=relay)
     token = getattr(server, "metrics_token", None) or os.environ.get(TOKEN_ENV) or None
     register_metrics(server.router, registry, token)
     registry.start()

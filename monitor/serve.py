@@ -31,7 +31,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from websockets.asyncio.server import Server as WsServer
 from websockets.asyncio.server import serve
@@ -134,6 +134,8 @@ class Server:
         ssl_context: ssl.SSLContext | None = None,
         store: Any = None,
         refresh_s: float = REFRESH_S,
+        relay_workers: int = 0,
+        ice_hosts: list[str] | None = None,
     ) -> None:
         self.bookings = bookings
         self.config = config
@@ -146,6 +148,9 @@ class Server:
         self.ssl_context = ssl_context
         self.store = store  # monitor.store.Store: booked calls, join tokens, the console and its audit
         self.refresh_s = refresh_s
+        self.relay_workers = relay_workers  # > 0: calls run in relay worker processes (relay_pool.py)
+        self.ice_hosts = ice_hosts  # their ICE host addresses (None: what aioice offers here)
+        self.relay: Any = None  # monitor.relay_pool.RelayPool when relay_workers > 0
         self.interrupted: list[str] = []  # calls a dead server left running (marked at start)
         self._console_recorder: Any = None
         self._refresher: asyncio.Task[None] | None = None
@@ -157,6 +162,10 @@ class Server:
         from monitor.capacity import Admission  # capacity hook: refuse new calls over capacity
 
         self.calls.admission = Admission()
+        if relay_workers > 0:  # each worker carries what one relay process does
+            from monitor.capacity import DEFAULT_MAX_CALLS, Limits
+
+            self.calls.admission = Admission(Limits(max_calls=DEFAULT_MAX_CALLS * relay_workers))
         self.router = Router()
         self.pool: AnalysisPool | None = None
         self._ws: WsServer | None = None
@@ -169,7 +178,16 @@ class Server:
         return f"{scheme}://{self.host}:{self.port}"
 
     async def start(self) -> None:
-        if self.analysis_workers > 0:
+        if self.relay_workers > 0:
+            from monitor.relay_pool import RelayPool
+
+            self.relay = RelayPool(
+                self.relay_workers, hub=self.hub, config=self.config, record_dir=self.record_dir,
+                ice_servers=self.ice_servers, analysis_workers=self.analysis_workers,
+                ice_hosts=self.ice_hosts,
+            )
+            await self.relay.start()
+        elif self.analysis_workers > 0:
             self.pool = AnalysisPool(self.analysis_workers, self.calls.on_result, self.calls.on_failure)
             await self.pool.start()
         if self.store is not None:
@@ -204,6 +222,15 @@ class Server:
             from monitor.admin import import_booking
 
             import_booking(self.store, booking)
+        if self.relay is not None:  # the call runs in a worker; this is its stand-in (remote_call.py)
+            from monitor.remote_call import RemoteCall
+
+            remote = RemoteCall(
+                booking, self.config, wall_clock=self.wall_clock, hub=self.hub, ice_servers=self.ice_servers
+            )
+            self.calls.add(cast(Call, remote), own_tokens=self.store is None)
+            self.relay.place(remote)
+            return cast(Call, remote)
         call = Call(
             booking,
             self.config,
@@ -355,6 +382,8 @@ class Server:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._ws.wait_closed(), 5)
         await self.calls.close()
+        if self.relay is not None:
+            await self.relay.stop()
         if self.pool is not None:
             await self.pool.stop()
         if self.metrics is not None:  # metrics hook
@@ -396,13 +425,17 @@ def run_serve(args: argparse.Namespace) -> int:
         raise UserError(f"--port {args.port}: must be 0..65535")
     if args.analysis_workers < 1:
         raise UserError("--analysis-workers: must be at least 1")
+    relay_workers = getattr(args, "relay_workers", 0)
+    if relay_workers < 0:
+        raise UserError(f"--relay-workers {relay_workers}: must be 0 (calls in this process) or more")
     record_dir = Path(args.record) if args.record else None
     if record_dir is not None:
         try:
             record_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise UserError(f"--record {record_dir}: cannot create the directory: {exc.strerror}") from None
-    set_ice_host_addresses(args.ice_host or _default_ice_hosts(args.host))
+    ice_hosts = args.ice_host or _default_ice_hosts(args.host)
+    set_ice_host_addresses(ice_hosts)
     from monitor.store import Store, default_db_path
 
     store = Store(args.db or default_db_path())
@@ -426,6 +459,8 @@ def run_serve(args: argparse.Namespace) -> int:
         analysis_workers=args.analysis_workers,
         ssl_context=_ssl_context(args),
         store=store,
+        relay_workers=relay_workers,
+        ice_hosts=ice_hosts,
     )
     server.metrics_token = getattr(args, "metrics_token", None)  # metrics hook: --metrics-token
     try:

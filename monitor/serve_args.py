@@ -27,7 +27,15 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         help="host addresses the relay offers as ICE candidates (default: every interface, plus 127.0.0.1 "
         "when listening on loopback)",
     )
-    parser.add_argument("--analysis-workers", type=int, default=max(1, (os.cpu_count() or 2) - 1))
+    parser.add_argument(
+        "--analysis-workers", type=int, default=max(1, (os.cpu_count() or 2) - 1),
+        help="analysis worker processes (per relay worker with --relay-workers)",
+    )
+    parser.add_argument(
+        "--relay-workers", type=int, default=0, metavar="N",
+        help="run the calls' media, policy and recording in N worker processes (e.g. one per core), "
+        "each call on the least-loaded one; 0 (default): everything in this process",
+    )
     parser.add_argument("--db", metavar="FILE", help="SQLite store (default $MONITOR_DB or ./monitor.db)")
     parser.add_argument("--certfile", help="TLS certificate (PEM) for HTTPS/WSS")
     parser.add_argument("--keyfile", help="TLS private key (PEM)")

@@ -106,34 +106,20 @@ class Watch:
             raise WatchRefused("no such call")
         calls = self.console.calls
         call = calls.get(call_id) if calls is not None else None
-        if call is None or str(call.state) == "ended" or not hasattr(call, "video"):
+        runs_here = hasattr(call, "video") or hasattr(call, "watch_peer")  # watch_peer: in a relay worker
+        if call is None or str(call.state) == "ended" or not runs_here:
             raise WatchRefused("this call is not running now")
         return call
 
     async def _offer(self, connection: ServerConnection, call: Any) -> tuple[Any, list[Any]]:
-        from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection
-
-        from monitor.relay import Gate, GatedAudioTrack, GatedVideoTrack
-
-        servers = list(getattr(call, "ice_servers", []) or [])
-        pc = RTCPeerConnection(RTCConfiguration(iceServers=[RTCIceServer(**s) for s in servers]))
-        always = Gate()
-        always.is_open = True
-        tracks: list[Any] = []
-        slots = []
-        for seat in call.seats.values():
-            participant = seat.participant
-            video = GatedVideoTrack(call.video[participant], always, call.clock, call.slates)
-            audio = GatedAudioTrack(call.audio[participant], always, call.clock)
-            pc.addTrack(video)
-            pc.addTrack(audio)
-            tracks += [video, audio]
-            slots.append({"participant": participant, "name": seat.name, "role": seat.role.value})
-        await pc.setLocalDescription(await pc.createOffer())
-        offer = pc.localDescription
-        await connection.send(
-            json.dumps({"type": "offer", "sdp": offer.sdp, "slots": slots, "ice_servers": servers})
-        )
+        remote = getattr(call, "watch_peer", None)
+        if callable(remote):  # a call in a relay worker process: the peer lives there (remote_call.py)
+            pc, sdp, slots, servers = await remote()
+            tracks: list[Any] = []
+        else:
+            pc, tracks, sdp, slots, servers = await watch_peer(call)
+        offer = {"type": "offer", "sdp": sdp, "slots": slots, "ice_servers": servers}
+        await connection.send(json.dumps(offer))
         return pc, tracks
 
     async def _until_done(self, connection: ServerConnection, call: Any, token: str | None) -> None:
@@ -150,3 +136,29 @@ class Watch:
                 raw = await asyncio.wait_for(connection.recv(), 1.0)
                 await connection.send(messages.encode("error", message="nothing more to send while watching"))
                 del raw
+
+
+async def watch_peer(call: Any) -> tuple[Any, list[Any], str, list[dict[str, str]], list[dict[str, Any]]]:
+    """A receive-only view of ``call`` (a ``monitor.call.Call`` in this process): the peer
+    connection with its offer made, its tracks, the offer SDP, the slots and the ICE servers."""
+    from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection
+
+    from monitor.relay import Gate, GatedAudioTrack, GatedVideoTrack
+
+    servers = list(getattr(call, "ice_servers", []) or [])
+    pc = RTCPeerConnection(RTCConfiguration(iceServers=[RTCIceServer(**s) for s in servers]))
+    always = Gate()
+    always.is_open = True
+    tracks: list[Any] = []
+    slots = []
+    for seat in call.seats.values():
+        participant = seat.participant
+        video = GatedVideoTrack(call.video[participant], always, call.clock, call.slates)
+        audio = GatedAudioTrack(call.audio[participant], always, call.clock)
+        pc.addTrack(video)
+        pc.addTrack(audio)
+        tracks += [video, audio]
+        slots.append({"participant": participant, "name": seat.name, "role": seat.role.value})
+    await pc.setLocalDescription(await pc.createOffer())
+    offer = pc.localDescription
+    return pc, tracks, str(offer.sdp), slots, servers

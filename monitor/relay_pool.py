@@ -1,0 +1,358 @@
+"""The front's side of ``--relay-workers N``: starts the relay worker processes, places calls on
+them, routes their messages, and restarts a worker that dies.
+
+Theory of operation. Each worker is ``python -m monitor.relay_worker``, spoken to over its
+stdin/stdout (``monitor/relay_ipc.py``); its stderr is the server's. A call is placed on the
+worker with the fewest calls when it is loaded, and stays there for its life (its peers, session
+and recordings are there). :class:`WorkerLink` reads one worker's messages in one task and hands
+them on: a ``reply`` to the request waiting for it, ``send``/``close`` to the device connection
+they name, ``hub`` records and snapshots to the call's :class:`~monitor.remote_call.RemoteCall`.
+
+A worker that dies (end of file on its stdout) is logged once; its pending requests fail, its
+calls fail closed (``RemoteCall.worker_died``) and are placed again: at once on another ready
+worker, else on this one once it is restarted (after a back-off that grows while it keeps dying
+young, so a broken worker cannot spin). ``stop`` asks every worker to stop, waits, then kills
+what is left: no orphan survives the server, and a worker whose front is killed exits by itself
+(end of file on its stdin).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from monitor import relay_ipc as ipc
+from monitor.remote_call import RemoteCall, RemoteDevice, RemoteError
+
+log = logging.getLogger(__name__)
+
+READY_TIMEOUT_S = 180.0
+REQUEST_TIMEOUT_S = 30.0
+STOP_TIMEOUT_S = 10.0
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class WorkerLink:
+    def __init__(self, pool: RelayPool, index: int) -> None:
+        self.pool = pool
+        self.index = index
+        self.process: asyncio.subprocess.Process | None = None
+        self.channel: ipc.Channel | None = None
+        self.ready = asyncio.Event()
+        self.alive = False
+        self.pid = 0
+        self.calls: dict[str, RemoteCall] = {}
+        self.conns: dict[int, RemoteDevice] = {}
+        self.lag_ms = 0.0
+        self.analysis_restarts = 0
+        self.restarts = 0
+        self.started_at = 0.0
+        self.backoff_s = 0.0
+        self._futures: dict[int, asyncio.Future[ipc.Message]] = {}
+        self._reader: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    async def spawn(self, hello: bytes) -> None:
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
+        self.process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "monitor.relay_worker",
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            env=env,
+            limit=ipc.MAX_LINE + 1,
+        )
+        assert self.process.stdout is not None and self.process.stdin is not None
+        self.channel = ipc.Channel(self.process.stdout, self.process.stdin)
+        self.ready = asyncio.Event()
+        self.alive = True
+        self.pid = self.process.pid
+        self.started_at = time.monotonic()
+        await self.channel.send(hello)
+        self._reader = asyncio.ensure_future(self._read())
+
+    # ---- what a RemoteCall uses ------------------------------------------------------------------------
+    def next_id(self) -> int:
+        return self.pool.next_id()
+
+    def attach(self, device: RemoteDevice) -> int:
+        conn = self.pool.next_id()
+        self.conns[conn] = device
+        return conn
+
+    def detach(self, conn: int) -> None:
+        self.conns.pop(conn, None)
+
+    async def request(self, kind: str, **fields: Any) -> dict[str, Any]:
+        if not self.alive or self.channel is None:
+            raise RemoteError(
+                "relay_unavailable", "the call server is restarting; please try again in a minute"
+            )
+        request_id = self.pool.next_id()
+        future: asyncio.Future[ipc.Message] = asyncio.get_running_loop().create_future()
+        self._futures[request_id] = future
+        try:
+            await self.channel.send(ipc.encode(kind, id=request_id, **fields))
+            answer = await asyncio.wait_for(future, REQUEST_TIMEOUT_S)
+        except (ConnectionError, RuntimeError):
+            raise RemoteError(
+                "relay_unavailable", "the call server is restarting; please try again"
+            ) from None
+        except TimeoutError:
+            raise RemoteError(
+                "relay_timeout", "the call server did not answer in time; please try again"
+            ) from None
+        finally:
+            self._futures.pop(request_id, None)
+        if not answer["ok"]:
+            raise RemoteError(answer["code"], answer["message"])
+        result: dict[str, Any] = answer["result"]
+        return result
+
+    async def notify(self, kind: str, **fields: Any) -> None:
+        if not self.alive or self.channel is None:
+            return
+        with contextlib.suppress(ConnectionError, RuntimeError):
+            await self.channel.send(ipc.encode(kind, **fields))
+
+    # ---- from the worker ---------------------------------------------------------------------------------
+    async def _read(self) -> None:
+        assert self.channel is not None
+        try:
+            while True:
+                message = await self.channel.recv()
+                if message is None:
+                    break
+                await self._dispatch(message)
+        except ipc.WireError as exc:
+            log.error("relay worker %d sent a bad message (%s): stopping it", self.index, exc)
+        except Exception:
+            log.exception("relay worker %d: handling its message failed", self.index)
+        await self.pool.died(self)
+
+    async def _dispatch(self, message: ipc.Message) -> None:
+        kind = message.kind
+        if kind == "reply":
+            future = self._futures.get(message["id"])
+            if future is not None and not future.done():
+                future.set_result(message)
+        elif kind == "send":
+            device = self.conns.get(message["conn"])
+            if device is not None:
+                with contextlib.suppress(Exception):  # a device gone: its handler cleans up
+                    await device.send(message["frame"])
+        elif kind == "close":
+            device = self.conns.pop(message["conn"], None)
+            if device is not None:  # not awaited here: closing waits for the client's close frame
+                self._later(device.close())
+        elif kind == "hub":
+            evidence = base64.b64decode(message["evidence"]) if message["evidence"] else None
+            call = self.calls.get(message["call"])
+            if call is not None:
+                call.on_record(message["record"], evidence)
+            else:
+                self.pool.hub.publish(message["call"], message["record"])
+        elif kind == "snapshot":
+            self.lag_ms = float(message["lag_ms"])
+            self.analysis_restarts = int(message["analysis_restarts"])
+            for call_id, snapshot in message["calls"].items():
+                call = self.calls.get(call_id)
+                if call is not None and isinstance(snapshot, dict):
+                    call.on_snapshot(snapshot)
+        elif kind == "ended":
+            call = self.calls.pop(message["call"], None)
+            if call is not None:
+                call.ended.set()
+        elif kind == "ready":
+            self.pid = int(message["pid"])
+            self.ready.set()
+
+    def _later(self, work: Any) -> None:
+        task = asyncio.ensure_future(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def fail_pending(self) -> None:
+        self.alive = False
+        for future in self._futures.values():
+            if not future.done():
+                future.set_exception(ConnectionError("relay worker died"))
+        self._futures = {}
+        self.conns = {}
+
+    async def stop(self) -> None:
+        process = self.process
+        if process is None:
+            return
+        await self.notify("stop")
+        with contextlib.suppress(Exception):
+            if self.channel is not None:
+                self.channel.close()
+        try:
+            await asyncio.wait_for(process.wait(), STOP_TIMEOUT_S)
+        except TimeoutError:
+            with contextlib.suppress(ProcessLookupError):
+                process.kill()
+            await process.wait()
+        if self._reader is not None:
+            self._reader.cancel()
+            with contextlib.suppress(BaseException):
+                await self._reader
+        self.alive = False
+        self.process = None
+
+
+class RelayPool:
+    def __init__(
+        self,
+        workers: int,
+        *,
+        hub: Any,
+        config: Any,
+        record_dir: Path | None,
+        ice_servers: list[dict[str, Any]],
+        analysis_workers: int,
+        ice_hosts: list[str] | None = None,
+    ) -> None:
+        if workers < 1:
+            raise ValueError("at least one relay worker")
+        self.hub = hub
+        self.links = [WorkerLink(self, i) for i in range(workers)]
+        self.orphans: list[RemoteCall] = []
+        self._ids = 0
+        self._stopping = False
+        self._tasks: set[asyncio.Task[Any]] = set()
+        if ice_hosts is None:  # what aioice offers in this process (tests patch it): the same there
+            import aioice.ice
+
+            ice_hosts = list(aioice.ice.get_host_addresses(use_ipv4=True, use_ipv6=True))
+        self._hello = ipc.encode(
+            "hello",
+            config=ipc.blob(config),
+            record_dir=str(record_dir) if record_dir else None,
+            ice_servers=ice_servers,
+            ice_hosts=ice_hosts,
+            analysis_workers=analysis_workers,
+        )
+
+    def next_id(self) -> int:
+        self._ids += 1
+        return self._ids
+
+    async def start(self, timeout: float = READY_TIMEOUT_S) -> None:
+        for link in self.links:
+            await link.spawn(self._hello)
+        await asyncio.wait_for(asyncio.gather(*(link.ready.wait() for link in self.links)), timeout)
+
+    @property
+    def pids(self) -> list[int]:
+        return [link.pid for link in self.links if link.alive]
+
+    @property
+    def restarts(self) -> int:
+        """Relay worker restarts plus the workers' analysis worker restarts."""
+        return sum(link.restarts + link.analysis_restarts for link in self.links)
+
+    # ---- placing calls -----------------------------------------------------------------------------------
+    def place(self, call: RemoteCall) -> None:
+        """Put ``call`` on the ready worker with the fewest calls (or keep it until one is ready)."""
+        ready = [link for link in self.links if link.alive and link.ready.is_set()]
+        if not ready:
+            if call not in self.orphans:
+                self.orphans.append(call)
+            return
+        link = min(ready, key=lambda x: (sum(not c.ended.is_set() for c in x.calls.values()), x.index))
+        link.calls[call.call_id] = call
+        self._later(self._add(link, call))
+
+    async def _add(self, link: WorkerLink, call: RemoteCall) -> None:
+        try:
+            await link.request("add_call", call=call.call_id, booking=ipc.blob(call.booking))
+        except RemoteError as exc:
+            if link.alive:  # the worker refused the call: it cannot be served
+                log.error("call %s could not be placed on relay worker %d: %s", call.call_id, link.index, exc)
+                link.calls.pop(call.call_id, None)
+            return  # a worker that died meanwhile has put the call back among the orphans
+        await call.placed_on(link)
+
+    async def died(self, link: WorkerLink) -> None:
+        if not link.alive:
+            return
+        link.fail_pending()
+        if self._stopping:
+            return
+        code = link.process.returncode if link.process is not None else None
+        if link.process is not None and code is None:
+            with contextlib.suppress(ProcessLookupError):
+                link.process.kill()
+            code = await link.process.wait()
+        calls = [c for c in link.calls.values() if not c.ended.is_set()]
+        young = time.monotonic() - link.started_at < 30.0
+        link.backoff_s = min(30.0, max(1.0, 2 * link.backoff_s)) if young else 0.0
+        log.error(
+            "relay worker %d (pid %d) died (exit code %s); its %d call(s) paused; restarting it in %.0f s",
+            link.index,
+            link.pid,
+            code,
+            len(calls),
+            link.backoff_s,
+        )
+        link.calls = {}
+        link.process = None
+        for call in calls:
+            await call.worker_died()
+            self.place(call)  # on another ready worker now, else an orphan until one is ready
+        link.restarts += 1
+        await asyncio.sleep(link.backoff_s)
+        if self._stopping:
+            return
+        try:
+            await link.spawn(self._hello)
+            await asyncio.wait_for(link.ready.wait(), READY_TIMEOUT_S)
+        except (OSError, TimeoutError):
+            log.error("relay worker %d did not come back", link.index)
+            return
+        orphans, self.orphans = self.orphans, []
+        for call in orphans:
+            if not call.ended.is_set():
+                self.place(call)
+
+    def _later(self, work: Any) -> None:
+        task = asyncio.ensure_future(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # ---- what /metrics reads (as it reads an AnalysisPool) ---------------------------------------------
+    def stats(self) -> dict[str, dict[str, float]]:
+        found: dict[str, dict[str, float]] = {}
+        for link in self.links:
+            for call in link.calls.values():
+                for participant, analysed in call.analysed.items():
+                    found[call.source_key(participant)] = {"analysed": analysed}
+        return found
+
+    def in_flight_t(self, key: str) -> float | None:
+        call_id, _, participant = key.rpartition("/")
+        for link in self.links:
+            call = link.calls.get(call_id)
+            if call is not None:
+                return call.in_flight.get(participant)
+        return None
+
+    async def stop(self) -> None:
+        self._stopping = True
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*(link.stop() for link in self.links), return_exceptions=True)
+
+
+__all__ = ["RelayPool", "WorkerLink"]
