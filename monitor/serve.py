@@ -306,8 +306,15 @@ class Server:
             raise JoinRefused("bad_token", "this join link is not valid")
         return call, grant.participant
 
+    def _link_refusal(self, token: str) -> tuple[str, str] | None:
+        """Why a joined device's store link no longer works (withdrawn, expired), else None."""
+        assert self.store is not None
+        _, status = self.store.join_token_status(token)
+        return TOKEN_REFUSALS.get(status)
+
     def _routes(self) -> None:
-        signalling = SignallingServer(self.calls)
+        link_refusal = self._link_refusal if self.store is not None else None
+        self.signalling = signalling = SignallingServer(self.calls, link_refusal)
         self.router.ws("/ws/call", signalling.handle)
         self.router.get("/join/", self._join_page)
         self.router.get("/web/", self._web_file)

@@ -472,6 +472,16 @@ class Store:
             return grant, "expired"
         return grant, "ok"
 
+    def revoke_join_tokens(self, call_id: str, participant: str) -> int:
+        """Withdraw every working join token of one person on one call; how many there were."""
+        with self.transaction() as db:
+            cursor = db.execute(
+                "UPDATE join_tokens SET revoked_at = ? WHERE call_id = ? AND participant = ?"
+                " AND revoked_at IS NULL AND not_after > ?",
+                (self.clock(), call_id, participant, self.clock()),
+            )
+            return cursor.rowcount
+
     def revoke_join_token(self, token: str) -> bool:
         with self.transaction() as db:
             cursor = db.execute(

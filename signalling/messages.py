@@ -21,6 +21,9 @@ MAX_MESSAGE_BYTES = 64 * 1024
 MAX_FRAME_BYTES = 1024 * 1024
 MAX_TOKEN_CHARS = 128
 MAX_DETAIL_CHARS = 500
+#: The server re-checks the join link of every connected device this often (seconds): a device whose
+#: link was withdrawn since it joined gets a ``bad_token`` error frame and is disconnected.
+LINK_RECHECK_S = 5.0
 
 
 class ProtocolError(ValueError):

@@ -3,10 +3,12 @@
 A connection must ``join`` with its link's token first; then it may ``offer`` (answered with the
 relay's SDP), report ``capture_attempt``, ``ping`` or ``leave``. Every bad frame gets an ``error``
 frame naming the problem and the connection stays usable; too many bad frames in a row, or a
-connection that never joins, is closed (its last error frame first); a client that then never
-answers the close frame is dropped after the server's close timeout (``monitor.serve.CLOSE_TIMEOUT_S``,
-1 s, not websockets' 10 s). Nothing a client sends can disturb another connection:
-each handler only touches its own device, and every failure is caught here.
+connection that never joins, is closed (its last error frame first). A device whose join link is
+withdrawn while it is connected gets a ``bad_token`` error and is closed at the next link re-check
+(every ``LINK_RECHECK_S``). A client that then never answers the close frame is dropped after the
+server's close timeout (``monitor.serve.CLOSE_TIMEOUT_S``, 1 s, not websockets' 10 s). Nothing a
+client sends can disturb another connection: each handler only touches its own device, and every
+failure is caught here.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from websockets.asyncio.server import ServerConnection
@@ -21,7 +24,7 @@ from websockets.exceptions import ConnectionClosed
 
 from monitor.call import Call, Calls, Device, JoinRefused
 from signalling import messages
-from signalling.messages import CaptureAttemptMsg, Join, Leave, Offer, Ping, ProtocolError
+from signalling.messages import LINK_RECHECK_S, CaptureAttemptMsg, Join, Leave, Offer, Ping, ProtocolError
 
 log = logging.getLogger(__name__)
 
@@ -32,8 +35,48 @@ JOIN_TIMEOUT_S = 30.0
 
 
 class SignallingServer:
-    def __init__(self, calls: Calls) -> None:
+    """``link_refusal``: what a joined device's link gets now (None while it still works, else the
+    error frame's code and message); with it, every joined link is re-checked every
+    ``LINK_RECHECK_S`` and a device whose link was withdrawn is told so and disconnected."""
+
+    def __init__(
+        self,
+        calls: Calls,
+        link_refusal: Callable[[str], tuple[str, str] | None] | None = None,
+        recheck_s: float = LINK_RECHECK_S,
+    ) -> None:
         self.calls = calls
+        self.link_refusal = link_refusal
+        self.recheck_s = recheck_s
+        self.joined: dict[ServerConnection, str] = {}  # connection -> the link token it joined with
+        self._rechecker: asyncio.Task[None] | None = None
+
+    async def recheck_links(self) -> int:
+        """Disconnect every device whose link no longer works; how many were."""
+        dropped = 0
+        for ws, token in list(self.joined.items()):
+            refusal = self.link_refusal(token) if self.link_refusal is not None else None
+            if refusal is None or self.joined.pop(ws, None) is None:
+                continue
+            dropped += 1
+            with contextlib.suppress(Exception):  # it may be closing already
+                await ws.send(messages.encode(messages.error(*refusal)))
+                await ws.close(1008, "join link withdrawn")
+        return dropped
+
+    async def _recheck_forever(self) -> None:
+        while self.joined:
+            await asyncio.sleep(self.recheck_s)
+            try:
+                await self.recheck_links()
+            except Exception:  # a store hiccup must not stop the re-checks
+                log.exception("re-checking join links failed")
+        self._rechecker = None
+
+    def _joined(self, ws: ServerConnection, token: str) -> None:
+        self.joined[ws] = token
+        if self.link_refusal is not None and self._rechecker is None:
+            self._rechecker = asyncio.ensure_future(self._recheck_forever())
 
     async def handle(self, ws: ServerConnection) -> None:
         call: Call | None = None
@@ -77,6 +120,7 @@ class SignallingServer:
                     try:
                         call, seat = self.calls.seat_for(message.token)
                         device = await call.join(seat, send, close)
+                        self._joined(ws, message.token)
                     except JoinRefused as exc:
                         await fail(exc.code, exc.message)
                     continue
@@ -103,5 +147,6 @@ class SignallingServer:
                 await send(messages.error("internal", "internal error; please reconnect"))
                 await ws.close(1011, "internal error")
         finally:
+            self.joined.pop(ws, None)
             if call is not None and device is not None:
                 await call.leave(device)

@@ -1,11 +1,13 @@
-"""Admin commands on the store: `monitor prisoner add`, `visitor add`, `book`, `staff add`, `audit verify`.
+"""Admin commands on the store: `monitor prisoner add`, `visitor add`, `book`, `link revoke|reissue`,
+`staff add`, `audit verify`.
 
 Each prints what it did (one line, or one JSON line per join link for `book`); bad input raises a
 UserError that the CLI prints as one line with a non-zero exit. One module per command group:
 ``people`` (prisoners, visitors and photo enrolment), ``booking`` (`monitor book`, join links),
-``staff`` (staff accounts, the demo account), ``audit`` (`audit verify`), ``imported`` (bookings
-that reach the store from files or the demo, and stored bookings read back for `monitor serve`),
-``common`` (``--db``). This module declares the subcommands; their handlers are imported when run.
+``links`` (withdrawing and reissuing join links), ``staff`` (staff accounts, the demo account),
+``audit`` (`audit verify`), ``imported`` (bookings that reach the store from files or the demo,
+and stored bookings read back for `monitor serve`), ``common`` (``--db``). This module declares the
+subcommands; their handlers are imported when run.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import argparse
 from collections.abc import Callable
 from typing import Any
 
-from monitor.admin import audit, booking, people, staff
+from monitor.admin import audit, booking, links, people, staff
 from monitor.admin.booking import join_links
 from monitor.admin.imported import current_demo_call, import_booking, stored_booking
 from monitor.admin.staff import demo_staff
@@ -45,6 +47,25 @@ def add_commands(commands: Any, lazy: Lazy) -> None:
         "staff": (
             "staff accounts",
             [("add", "add a staff account", staff.add_staff_add_arguments, "staff", "run_staff_add")],
+        ),
+        "link": (
+            "join links",
+            [
+                (
+                    "revoke",
+                    "withdraw a person's join links of a call (connected devices are disconnected)",
+                    links.add_link_revoke_arguments,
+                    "links",
+                    "run_link_revoke",
+                ),
+                (
+                    "reissue",
+                    "give a person a new join link of a call (earlier links stop working)",
+                    links.add_link_reissue_arguments,
+                    "links",
+                    "run_link_reissue",
+                ),
+            ],
         ),
         "audit": (
             "the audit log",

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from monitor.audit import AuditLog
 from monitor.cli import main
 from monitor.store import Store
 
@@ -446,3 +447,35 @@ def test_import_booking_puts_a_booking_file_on_the_board(db: Path) -> None:
         again = stored_booking(store, booking.call_id, load_policy())
         assert again.participants[0].reference_photos == booking.participants[0].reference_photos
         assert again.starts_at == booking.starts_at
+
+
+def test_link_revoke_and_reissue(db: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    start = "2099-12-01T14:00:00+00:00"
+    assert book(db, "--visitor", "v1", "--visitor", "v2", "--start", start, "--call-id", "c9") == 0
+    links = map(json.loads, capsys.readouterr().out.splitlines())
+    first = {x["participant"]: x["url"].rsplit("/", 1)[1] for x in links}
+    reissue = ["link", "reissue", "--call", "c9", "--participant", "v2", "--base-url", "https://x.org"]
+    assert run(db, *reissue) == 0
+    out = capsys.readouterr()
+    new = json.loads(out.out)
+    assert new["url"].startswith("https://x.org/join/")
+    assert (new["role"], new["participant"]) == ("visitor", "v2")
+    assert "earlier links of v2 no longer work" in out.err
+    assert run(db, "link", "revoke", "--call", "c9", "--participant", "v1") == 0
+    assert "withdrew 1 join link of v1 on c9" in capsys.readouterr().out
+    assert run(db, "link", "revoke", "--call", "c9", "--participant", "v1") == 0
+    assert "had no working join link" in capsys.readouterr().out
+    with Store(db, clock=lambda: 4_099_816_000.0) as store:  # inside the slot's join window
+        statuses = {p: store.join_token_status(t)[1] for p, t in first.items()}
+        assert statuses == {"A1234BC": "ok", "v1": "revoked", "v2": "revoked"}
+        assert store.join_token_status(new["url"].rsplit("/", 1)[1])[1] == "ok"
+        kinds = [r.kind for r in AuditLog(store).since("HMP Example", 0, 100)]
+        assert kinds.count("link_revoked") == 2 and kinds.count("link_issued") == 1
+    for argv, expected in (
+        (["--call", "nope", "--participant", "v1"], "--call nope: no such booked call"),
+        (["--call", "c9", "--participant", "v5"], "not booked on c9 (booked: A1234BC, v1, v2)"),
+    ):
+        for action in ("revoke", "reissue"):
+            assert run(db, "link", action, *argv) != 0
+            err = capsys.readouterr().err
+            assert err.strip().endswith(expected) and "Traceback" not in err, err

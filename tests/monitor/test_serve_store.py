@@ -227,3 +227,32 @@ async def test_a_device_the_server_drops_is_audited_as_left_by_the_system(
     assert [(r.actor, r.data["participant"]) for r in left] == [("system", "P-DROP")]
     joins = [r.actor for r in AuditLog(store).for_call("dropped") if r.kind == "joined"]
     assert joins == ["device:P-DROP"]
+
+
+async def test_withdrawing_a_link_disconnects_the_device_joined_with_it(site: tuple[Server, Store]) -> None:
+    from monitor.cli import main
+    from signalling.messages import LINK_RECHECK_S
+
+    server, store = site
+    withdrawn = booking("withdrawn-link", "P-WITHDRAWN")
+    import_booking(store, withdrawn)
+    links = {x["participant"]: x["url"] for x in join_links(store, withdrawn, server.base_url)}
+    visitor, _ = await join(server, links["v1"])
+    prisoner, _ = await join(server, links["P-WITHDRAWN"])
+    try:
+        revoke = ["link", "revoke", "--call", "withdrawn-link", "--participant", "v1"]
+        assert main([*revoke, "--db", str(store.path)]) == 0
+        started = asyncio.get_running_loop().time()
+        told = await visitor.expect_any(("error",), timeout=LINK_RECHECK_S + 5)
+        assert told["type"] == "error" and told["code"] == "bad_token", told
+        assert "withdrawn" in str(told["message"])
+        assert (await visitor.expect_any(("closed",), timeout=5))["type"] == "closed"
+        assert asyncio.get_running_loop().time() - started <= LINK_RECHECK_S + 2
+        call = server.calls.get("withdrawn-link")
+        assert call is not None and "v1" not in call.devices and "P-WITHDRAWN" in call.devices
+        assert (await _refusal(server, links["v1"]))["code"] == "bad_token"  # and it cannot come back
+        with pytest.raises(TimeoutError):  # the other device, whose link still works, stays
+            await prisoner.expect_any(("error", "closed"), timeout=0.5)
+    finally:
+        await visitor.close()
+        await prisoner.close()
