@@ -7,9 +7,9 @@ recorder encodes and muxes (VP8 / Opus in WebM). A full queue drops the frame an
 (``dropped``) rather than delaying the loop or growing memory: the call always wins over its
 archive. Microphones are recorded whole (Opus is cheap). Re-encoding 30 fps video costs more than
 analysing it on this hardware, so cameras are archived at a lower rate: an *analysed* camera
-records exactly the frames the analysis saw (pushed by the call with the same call time), which is
-what lets ``monitor replay`` of the archive reach the live decisions; other cameras are sampled at
-``max_fps``. Each connection of
+records every frame the analysis saw plus the frames on replay's 6 fps grid (pushed by the call
+with the same call time), so ``monitor replay`` of the archive sees what the live analysis saw and
+reaches the live decisions; other cameras are sampled at ``max_fps``. Each connection of
 the device (each new track on the feed) is a new *part*: ``<participant>.<kind>.<part>.webm``,
 with a sidecar ``.json`` naming the call time of its first frame, so ``monitor replay --offset``
 puts the recording's decisions on the live call's clock. Video streams use a 1/90000 time base
