@@ -106,6 +106,7 @@ function slotFigure(index, name) {
 }
 
 async function startCall(joined) {
+  stopMedia(); // a rejoin starts from a fresh camera and connection
   local = await navigator.mediaDevices.getUserMedia({
     video: { width: 640, height: 480, frameRate: 30 }, audio: true,
   });
@@ -149,17 +150,33 @@ function stopMedia() {
 }
 
 // --- signalling ---
+// A dropped connection (network, a relay restart) rejoins by itself with the same link, backing off
+// up to 10 s; the call's security check then runs again. Errors that no retry can fix end it.
+const FINAL_ERRORS = new Set(["bad_token", "call_over", "too_early", "over_capacity"]);
+let rejoinDelay = 1000;
+let finalError = false;
+
 function connect() {
   const scheme = location.protocol === "https:" ? "wss" : "ws";
   ws = new WebSocket(`${scheme}://${location.host}/ws/call`);
   ws.onopen = () => send({ type: "join", token });
   ws.onclose = () => {
-    if (view.state !== "ended") setState("ended", "Disconnected from the call. Reload the page to rejoin.");
+    if (view.state === "ended") return;
+    stopMedia();
+    if (finalError) {
+      setState("ended", `${$("notice").textContent} Reload the page to try again.`);
+      return;
+    }
+    view.rejoins = (view.rejoins || 0) + 1;
+    setState("connecting", "Connection lost. Reconnecting…");
+    setTimeout(connect, rejoinDelay);
+    rejoinDelay = Math.min(rejoinDelay * 2, 10000);
   };
   ws.onmessage = async (event) => {
     const m = JSON.parse(event.data);
     switch (m.type) {
       case "joined":
+        rejoinDelay = 1000;
         $("who").textContent = `${m.name} (${m.role})`;
         setDeadline(m.seconds_left);
         setState(m.state, "Starting your camera…");
@@ -198,6 +215,7 @@ function connect() {
         break;
       case "error":
         view.errors.push(m.code);
+        finalError = FINAL_ERRORS.has(m.code);
         $("notice").textContent = m.message;
         break;
       default:

@@ -160,6 +160,15 @@ async def test_browser_call_goes_live_and_the_intruder_pauses_it(
             left = await visitor_page.evaluate("window.monitorCall.secondsLeft")
             assert 0 < left <= call.booking.duration_s
 
+            # the visitor's connection drops (the server side closes it): the page rejoins by itself
+            # with the same link, and the security check puts the call live again
+            token = link(server, "visitor").rsplit("/", 1)[1]
+            dropped = next(ws for ws, joined in server.signalling.joined.items() if joined == token)
+            await dropped.close(1011, "test: the network dropped")
+            await visitor_page.wait_for_function("window.monitorCall.rejoins >= 1", timeout=10_000)
+            await wait_state(visitor_page, "live", 60)
+            await wait_state(prison_page, "live", 10)
+
             # the visitor's device comes back with a camera that shows a second, unbooked person
             await visitor.close()
             visitor = await browser(playwright, tmp_path / "visitor2", cameras["intruder"])
