@@ -71,12 +71,17 @@ def loopback() -> None:
 
 def encode_clip(frames: int = 60, gop: int = 30) -> list[bytes]:
     """The fixture clip as ping-pong VP8 at 640x480, a keyframe every ``gop`` frames."""
-    import av
-
     from signalling.client import load_clip
 
     images = load_clip(CLIP, max_frames=frames)
-    images = images + images[-2:0:-1]
+    return encode_frames(images + images[-2:0:-1], gop)
+
+
+def encode_frames(images: list[Any], gop: int = 30) -> list[bytes]:
+    """``images`` (BGR) as 640x480 30 fps VP8 packets, the first a keyframe (so a camera can switch
+    to them at any frame, as a real encoder does at a scene change), then one every ``gop``."""
+    import av
+
     codec = av.CodecContext.create("libvpx", "w")
     codec.width, codec.height, codec.pix_fmt = 640, 480, "yuv420p"
     codec.time_base = fractions.Fraction(1, 30)

@@ -65,7 +65,7 @@ from typing import Any
 import aioice.ice
 
 from bench import ROOT, machine, write_json
-from bench.capacity import _count, _make_packet_track, encode_clip
+from bench.capacity import _count, _make_packet_track, encode_clip, encode_frames
 from bench.console import PASSWORD, login, open_console
 from bench.relay import BOOKING, wait_state
 from monitor.jitter import read_datagrams_in_batches
@@ -233,28 +233,6 @@ def load_process(conn: Any, port: int, calls: list[dict[str, str]], nice: int = 
 
 
 # ---- the measured call and the console (their own process) -------------------------------------
-
-
-def encode_frames(images: list[Any], gop: int = 30) -> list[bytes]:
-    """``images`` (BGR) as 640x480 30 fps VP8 packets, the first a keyframe (so a camera can switch
-    to them at any frame, as a real encoder does at a scene change)."""
-    import fractions
-
-    import av
-
-    codec = av.CodecContext.create("libvpx", "w")
-    codec.width, codec.height, codec.pix_fmt = 640, 480, "yuv420p"
-    codec.time_base = fractions.Fraction(1, 30)
-    codec.bit_rate = 1_000_000
-    codec.gop_size = gop
-    codec.options = {"kf-max-dist": str(gop), "kf-min-dist": str(gop)}
-    out: list[bytes] = []
-    for i, image in enumerate(images):
-        frame = av.VideoFrame.from_ndarray(image, format="bgr24").reformat(format="yuv420p")
-        frame.pts = i
-        out += [bytes(p) for p in codec.encode(frame)]
-    out += [bytes(p) for p in codec.encode(None)]
-    return out
 
 
 class PacketCamera:
