@@ -19,7 +19,7 @@ the worker is free it takes the waiting frame that matters most (:func:`pick`):
 1. an *alarm* (the caller's flag: the picture of a live call changed, someone may have walked
    in): the policy's confirmation window starts with the frame that shows it;
 2. one whose source still has its face tracks (*kept*: served less than ``TRACK_KEEP_S`` ago; the
-   tracker forgets a face unseen for 0.7 s) and is either steady or has been served in a row for
+   tracker forgets a face unseen for 2.0 s) and is either steady or has been served in a row for
    less than ``SETTLE_S`` (it is settling: a few more frames make it steady and cheap); of
    those, the one closest to losing its tracks;
 3. one that has waited ``STARVING_S`` (every source is served inside the policy's 5 s fail-closed
@@ -68,6 +68,7 @@ from typing import Any
 
 import numpy as np
 
+from monitor.analysis.settings import AnalysisSettings
 from policies.events import Observation, Role
 
 log = logging.getLogger(__name__)
@@ -77,9 +78,9 @@ HUNG_S = 20.0
 #: enough for a source that still has its tracks to settle first (a few frames), short enough that
 #: the frame's own analysis still ends inside the policy's 5 s fail-closed window.
 STARVING_S = 3.0
-#: A source served less than this long ago still has its face tracks (the tracker's memory is
-#: ``AnalysisSettings.track_max_missed_s``, 0.7 s): its frames go before those of sources that lost them.
-TRACK_KEEP_S = 0.7
+#: A source served less than this long ago still has its face tracks (the tracker's memory,
+#: ``AnalysisSettings.track_max_missed_s``): its frames go before those of sources that lost them.
+TRACK_KEEP_S = AnalysisSettings().track_max_missed_s
 #: ... while it is steady, or for at most this long of service in a row while it settles.
 SETTLE_S = 2.5
 URGENT, ALARM = 1, 2  # a waiting frame's flags

@@ -34,9 +34,10 @@ smallest identity will embed, against a background of similar brightness changes
 and it bounds the target "an unbooked face pauses within 2 s of appearing": seen at the next calm
 slot, three identity samples on the busy grid (0.33 s), then the 1 s the policy waits. At 2 a second
 the worst case is 0.5 + 0.33 + 1.0 = 1.83 s, one busy frame of slack for a sample lost to motion
-blur; at 1.5 it would be exactly 2.0 s and at 1 a second 2.33 s. Below 1/0.7 a second the calm
-frames would also be further apart than the tracker keeps an unseen face (0.7 s): every calm frame
-would open a new track and re-identify it, so such a pace is refused. ``make bench`` reports the
+blur; at 1.5 it would be exactly 2.0 s and at 1 a second 2.33 s. Below 1/2 a second the calm
+frames would also be further apart than the tracker keeps an unseen face (2.0 s, and past 0.7 s
+only a face that still looks the same): every calm frame would open a new track and re-identify
+it, so such a pace is refused. ``make bench`` reports the
 steady-state speed at each pace.
 
 Order of events into the Session: a ``ParticipantJoined`` for the recording's device (the main

@@ -54,6 +54,7 @@ from monitor.analysis.persons import FacelessPersonCounter
 from monitor.analysis.runtime import limit_threads
 from monitor.analysis.settings import AnalysisSettings
 from monitor.analysis.track import TrackedDetection, Tracker
+from monitor.analysis.track import look_change as _look_change
 from monitor.cadence import BRIGHTNESS_THRESHOLD, CHANGE_THRESHOLD, THUMB_STEP, block_change
 from policies.events import Face, Lighting, Observation, Role, Verdict, Visibility
 
@@ -146,12 +147,6 @@ def _face_look(frame: Frame, box: Box) -> np.ndarray:
     return cv2.resize(face, (16, 16), interpolation=cv2.INTER_AREA).astype(np.int16)
 
 
-def _look_change(a: np.ndarray, b: np.ndarray) -> float:
-    """Mean absolute grey-level change between two face looks, after removing the overall shift."""
-    d = (a - b).astype(np.float32)
-    return float(np.abs(d - d.mean()).mean())
-
-
 class FramePipeline:
     def __init__(
         self,
@@ -171,7 +166,12 @@ class FramePipeline:
         self.role = role
         self.settings = settings
         self._detector = FaceDetector(min_score=settings.min_detection_score)
-        self._tracker = Tracker(min_iou=settings.track_min_iou, max_missed_s=settings.track_max_missed_s)
+        self._tracker = Tracker(
+            min_iou=settings.track_min_iou,
+            max_missed_s=settings.track_max_missed_s,
+            position_only_s=settings.track_position_only_s,
+            max_look_change=settings.identity_look_change,
+        )
         self._mesh = LandmarkStage(crop_scale=settings.mesh_crop_scale, refine=settings.refine_landmarks)
         self._last_mesh: dict[int, tuple[float, Box, Landmarks]] = {}  # track -> (t, box, mesh)
         self._mesh_look: dict[int, np.ndarray] = {}  # track -> face thumbnail when last meshed
@@ -210,7 +210,8 @@ class FramePipeline:
 
         detections = self._detector.detect(frame)
         lap("detect")
-        tracked = self._tracker.update(detections, t)
+        det_looks = tuple(_face_look(frame, d.box) for d in detections)
+        tracked = self._tracker.update(detections, t, det_looks)
         live = self._tracker.live_ids
         self._confirmed &= set(live)
         for tid in set(self._last_mesh) - set(live):
@@ -220,7 +221,7 @@ class FramePipeline:
             del self._sample_look[tid]
         self._identities.forget_except(live)
         lap("track")
-        looks = {td.track: _face_look(frame, td.detection.box) for td in tracked}
+        looks = {td.track: look for td, look in zip(tracked, det_looks, strict=True)}
         meshes = [
             self._landmarks(
                 frame,

@@ -28,7 +28,12 @@ class AnalysisSettings:
     refine_landmarks: bool = True  # 478 points (eyes and lips refined) instead of 468
     # tracking
     track_min_iou: float = 0.2
-    track_max_missed_s: float = 0.7
+    # a face unseen this long (media time) is forgotten: long enough that a face analysed sparsely
+    # (a starved live worker, a 1 fps calm replay) or missed for a moment keeps its track and its
+    # identity votes (a new track pays 200-300 ms of identity samples per frame); a face re-found
+    # after a longer gap than this must still look as it did when last seen (``track.py``)
+    track_max_missed_s: float = 2.0
+    track_position_only_s: float = 0.7  # ... shorter gaps are bridged by position alone, as before
     # visibility
     partial_inside_fraction: float = 0.92  # less of the face box inside the frame: partial
     partial_landmarks_outside: float = 0.04  # more mesh points outside the frame: partial

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 import cv2
 import numpy as np
 import pytest
-from analysis_media import MEDIA, image
+from analysis_media import MEDIA, face_over, image
 
 from monitor.analysis.enrol import enrol_photos
 from monitor.analysis.evidence import annotate
@@ -177,26 +177,6 @@ def test_a_booked_face_settles_into_steady_frames_and_a_break_unsettles_them(
     assert broken[first + 4].steady and not broken[first + 5].steady and not broken[first + 6].steady
 
 
-def _face_over(bgr: np.ndarray, other: np.ndarray) -> np.ndarray:
-    """``bgr`` with its face (and a margin around it) replaced by the face of the photo ``other``,
-    scaled into the same place: another real person where the first one was."""
-    from monitor.analysis.detect import FaceDetector
-
-    detector = FaceDetector()
-    try:
-        theirs = detector.detect(Frame(other))[0].box.square(1.5)
-        ours = detector.detect(Frame(bgr))[0].box.square(1.5)
-    finally:
-        detector.close()
-    x0, y0, side = round(ours.x), round(ours.y), round(ours.w)
-    ox0, oy0, oside = round(theirs.x), round(theirs.y), round(theirs.w)
-    face = other[oy0 : oy0 + oside, ox0 : ox0 + oside]
-    patch = cv2.resize(face, (side, side), interpolation=cv2.INTER_AREA)
-    out = bgr.copy()
-    out[y0 : y0 + side, x0 : x0 + side] = patch
-    return out
-
-
 def test_a_face_swapped_in_place_is_identified_again_at_once(man: Enrolment, man_clip: list) -> None:
     """A confident match is re-checked only every recheck_period_confident_s, and a track stays
     continuous while its box overlaps, so another person appearing where the booked one was would
@@ -204,7 +184,7 @@ def test_a_face_swapped_in_place_is_identified_again_at_once(man: Enrolment, man
     frames = [(t, bgr) for i, t, bgr in man_clip if i % 5 == 0]  # the 6 fps replay grid
     swap_t = 2.0
     other = image("biden.jpg")
-    swapped = [(t, _face_over(bgr, other) if t >= swap_t else bgr) for t, bgr in frames]
+    swapped = [(t, face_over(bgr, other) if t >= swap_t else bgr) for t, bgr in frames]
     k = next(i for i, (t, _bgr) in enumerate(frames) if t >= swap_t)
     results = list(_run(man, swapped))
     assert results[k - 1].steady and results[k - 1].faces[0].face.verdict is Verdict.MATCH
@@ -243,3 +223,62 @@ def test_a_changed_picture_gets_a_person_check_even_while_steady(man: Enrolment,
         pipeline.close()
     assert sum(r.work["pose"] for r in results) >= 1 and sum(r.work["mesh"] for r in results) >= 1
     assert sum(r.work["identity"] for r in results) == sum(f.embedded for r in results for f in r.faces)
+
+
+def test_a_face_analysed_once_every_1_5_s_keeps_its_track_and_is_matched(
+    man: Enrolment, man_clip: list
+) -> None:
+    """A starved live worker (or a calm replay) analyses a camera about once a second: the face must
+    keep its track, be matched from its first few samples, and then cost no more samples."""
+    sparse = [(1.5 * k, bgr) for k, (_i, _t, bgr) in enumerate(man_clip[::10])]
+    results = list(_run(man, sparse))
+    assert all([f.face.track for f in r.faces] == [1] for r in results)
+    verdicts = [r.faces[0].face.verdict for r in results]
+    assert verdicts[2] is Verdict.MATCH and set(verdicts[2:]) == {Verdict.MATCH}
+    assert [r.faces[0].embedded for r in results] == [True] * 3 + [False] * (len(results) - 3)
+    # the former 0.7 s memory: every analysed frame a new face, sampled again, never identified
+    short = list(_run(man, sparse, settings=AnalysisSettings(track_max_missed_s=0.7)))
+    assert [r.faces[0].face.track for r in short] == list(range(1, len(short) + 1))
+    assert all(r.faces[0].embedded and r.faces[0].face.verdict is Verdict.PENDING for r in short)
+
+
+def _matched_then_gone(man_clip: list, gap_s: float) -> tuple[list[tuple[float, np.ndarray]], int, float]:
+    """The man at 6 fps until well matched (1 s), then an empty picture (camera covered) until
+    ``gap_s`` after he was last seen: (frames, how many show him, when he was last seen)."""
+    frames = [(t, bgr) for i, t, bgr in man_clip if i % 5 == 0 and t <= 1.0]
+    seen, last = len(frames), frames[-1][0]
+    blank = np.zeros_like(man_clip[0][2])
+    frames += [(last + k / 6, blank) for k in range(1, round(gap_s * 6))]
+    return frames, seen, last
+
+
+def test_a_face_unseen_for_1_5_s_keeps_its_track_and_verdict(man: Enrolment, man_clip: list) -> None:
+    frames, seen, last = _matched_then_gone(man_clip, 1.5)
+    back = [(last + 1.5 + t, bgr) for i, t, bgr in man_clip if i % 5 == 0 and t <= 1.0]
+    results = list(_run(man, frames + back))
+    before = results[seen - 1].faces[0]
+    assert before.face.verdict is Verdict.MATCH and before.face.track == 1
+    assert all(r.faces == () for r in results[seen : len(frames)])  # gone for 1.5 s
+    returned = results[len(frames) :]
+    assert all([f.face.track for f in r.faces] == [1] for r in returned)  # the same track ...
+    assert all(r.faces[0].face.verdict is Verdict.MATCH for r in returned)  # ... and verdict
+    # the break makes one re-check due at once; a new track would take three samples
+    assert sum(r.work["identity"] for r in returned) == 1 and returned[0].faces[0].embedded
+
+
+def test_another_person_where_the_booked_face_was_after_a_gap_is_identified_afresh(
+    man: Enrolment, man_clip: list
+) -> None:
+    frames, seen, last = _matched_then_gone(man_clip, 1.0)
+    other = image("biden.jpg")
+    walk_in = [(last + 1.0 + t, face_over(bgr, other)) for i, t, bgr in man_clip if i % 10 == 0 and t <= 1.0]
+    results = list(_run(man, frames + walk_in))
+    assert results[0].faces[0].face.track == 1
+    assert results[seen - 1].faces[0].face.verdict is Verdict.MATCH
+    theirs = [r.faces[0] for r in results[len(frames) :]]
+    assert all(f.face.track == 2 for f in theirs)  # a new track: the man's verdict is not inherited
+    assert theirs[0].embedded and all(f.face.verdict is not Verdict.MATCH for f in theirs)
+    # with the look checks off, the man's track and verdict would carry over to the other person
+    blind = list(_run(man, frames + walk_in, settings=AnalysisSettings(identity_look_change=float("inf"))))
+    assert blind[len(frames)].faces[0].face.track == 1
+    assert blind[len(frames)].faces[0].face.verdict is Verdict.MATCH
