@@ -249,3 +249,28 @@ def status_of(reply: bytes) -> int | None:
     assert status < 500, f"server error for fuzzed input: {reply[:300]!r}"
     assert b"Traceback" not in reply
     return status
+
+
+async def join_device(
+    server: Server, call: Call, role: str, frames: list[Any]
+) -> tuple[Device, ClipTrack]:
+    """A device that joins ``call`` as ``role`` (with a store link when the server has a store) and
+    sends ``frames`` as its camera and a tone as its microphone."""
+    dev = Device(f"ws://127.0.0.1:{server.port}/ws/call")
+    await dev.open()
+    joined = await dev.join(join_token(server, call, role))
+    assert joined["type"] == "joined", joined
+    camera = ClipTrack(frames)
+    await dev.call(camera, ToneTrack())
+    return dev, camera
+
+
+async def wait_state(dev: Device, state: str, timeout: float = 30.0) -> dict[str, Any]:
+    """The device's next ``state`` frame with that state (``ended`` also matches the ended frame)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        frame = await dev.expect_any(("state", "ended"), timeout=max(0.1, deadline - time.monotonic()))
+        if frame["type"] == "closed":
+            raise AssertionError(f"closed while waiting for {state}")
+        if frame.get("state") == state or (state == "ended" and frame["type"] == "ended"):
+            return frame

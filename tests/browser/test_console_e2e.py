@@ -23,7 +23,7 @@ import aioice.ice
 import numpy as np
 import pytest
 import pytest_asyncio
-from live_server import join_token
+from live_server import join_device
 
 from monitor import auth
 from monitor.admin import import_booking
@@ -33,7 +33,7 @@ from monitor.serve import Server
 from monitor.store import Store
 from policies.config import load_policy
 from policies.decisions import State
-from signalling.client import ClipTrack, Device, ToneTrack, load_clip
+from signalling.client import load_clip
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.asyncio(loop_scope="module")]
 
@@ -96,16 +96,6 @@ def book(server: Server) -> Call:
     return server.add_booking(booking)
 
 
-async def device(server: Server, call: Call, role: str, frames: list[np.ndarray]) -> tuple[Device, ClipTrack]:
-    dev = Device(f"ws://127.0.0.1:{server.port}/ws/call")
-    await dev.open()
-    token = join_token(server, call, role)  # a store token: the server has a store
-    assert (await dev.join(token))["type"] == "joined"
-    camera = ClipTrack(frames)
-    await dev.call(camera, ToneTrack())
-    return dev, camera
-
-
 async def until(check: Any, timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
     while not check():
@@ -121,8 +111,8 @@ async def test_staff_console_in_chromium(
 
     ARTIFACTS.mkdir(exist_ok=True)
     call = book(server)
-    prison, _ = await device(server, call, "prisoner", clips["clean"])
-    visitor, camera = await device(server, call, "visitor", clips["clean"])
+    prison, _ = await join_device(server, call, "prisoner", clips["clean"])
+    visitor, camera = await join_device(server, call, "visitor", clips["clean"])
     async with async_playwright() as p:
         browser = await p.chromium.launch_persistent_context(
             str(tmp_path / "profile"),

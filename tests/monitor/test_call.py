@@ -13,7 +13,6 @@ import json
 import shutil
 import subprocess
 import sys
-import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -23,7 +22,7 @@ import av
 import numpy as np
 import pytest
 import pytest_asyncio
-from live_server import join_token
+from live_server import join_device, join_token, wait_state
 
 from monitor.audit import AuditLog
 from monitor.bookings import load_booking
@@ -35,7 +34,7 @@ from policies.booking import Booking
 from policies.config import load_policy
 from policies.decisions import Alert, State
 from policies.reasons import Reason
-from signalling.client import ClipTrack, Device, ToneTrack, Watch, load_clip, shows_slate
+from signalling.client import Device, Watch, load_clip, shows_slate
 
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.slow]
 
@@ -86,26 +85,6 @@ def token_of(server: Server, call: Call, role: str) -> str:
     return join_token(server, call, role)  # a store token: the server has a store
 
 
-async def device(server: Server, call: Call, role: str, frames: list[np.ndarray]) -> tuple[Device, ClipTrack]:
-    dev = Device(f"ws://127.0.0.1:{server.port}/ws/call")
-    await dev.open()
-    joined = await dev.join(token_of(server, call, role))
-    assert joined["type"] == "joined", joined
-    camera = ClipTrack(frames)
-    await dev.call(camera, ToneTrack())
-    return dev, camera
-
-
-async def wait_state(dev: Device, state: str, timeout: float = 30.0) -> dict[str, object]:
-    deadline = time.monotonic() + timeout
-    while True:
-        frame = await dev.expect_any(("state", "ended"), timeout=max(0.1, deadline - time.monotonic()))
-        if frame["type"] == "closed":
-            raise AssertionError(f"closed while waiting for {state}")
-        if frame.get("state") == state or (state == "ended" and frame["type"] == "ended"):
-            return frame
-
-
 def is_clip(clip: list[np.ndarray]) -> object:
     samples = clip[:: max(1, len(clip) // 30)]
 
@@ -120,8 +99,8 @@ async def test_booked_face_goes_live_intruder_pauses_with_slate_and_recheck_resu
     server: Server, clips: dict[str, list[np.ndarray]]
 ) -> None:
     call = book(server, "call-intruder")
-    prison, _ = await device(server, call, "prisoner", clips["clean"])
-    visitor, camera = await device(server, call, "visitor", clips["clean"])
+    prison, _ = await join_device(server, call, "prisoner", clips["clean"])
+    visitor, camera = await join_device(server, call, "visitor", clips["clean"])
     received = Watch(prison.received[0])  # the prisoner's view of visitor v1
     try:
         # before the check passes, the prisoner sees the paused slate, never the visitor
@@ -251,8 +230,8 @@ async def test_capture_attempt_pauses_until_staff_resume(
     server: Server, clips: dict[str, list[np.ndarray]]
 ) -> None:
     call = book(server, "call-capture")
-    prison, _ = await device(server, call, "prisoner", clips["clean"])
-    visitor, _ = await device(server, call, "visitor", clips["clean"])
+    prison, _ = await join_device(server, call, "prisoner", clips["clean"])
+    visitor, _ = await join_device(server, call, "visitor", clips["clean"])
     staff = server.hub.subscribe()
     try:
         await wait_state(visitor, "live", timeout=120)
@@ -280,8 +259,8 @@ async def test_time_up_ends_the_call_and_closes_the_devices(
     server: Server, clips: dict[str, list[np.ndarray]]
 ) -> None:
     call = book(server, "call-timeup", ends_in=8.0)
-    prison, _ = await device(server, call, "prisoner", clips["clean"])
-    visitor, _ = await device(server, call, "visitor", clips["clean"])
+    prison, _ = await join_device(server, call, "prisoner", clips["clean"])
+    visitor, _ = await join_device(server, call, "visitor", clips["clean"])
     try:
         ended = await visitor.expect("ended", timeout=20)
         assert ended["reasons"] == ["time_up"]

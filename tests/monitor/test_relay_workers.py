@@ -27,7 +27,7 @@ import numpy as np
 import pytest
 import pytest_asyncio
 from aiortc import RTCPeerConnection, RTCSessionDescription
-from live_server import join_token
+from live_server import join_device, wait_state
 from websockets.asyncio.client import connect
 
 from monitor import auth
@@ -38,7 +38,7 @@ from monitor.relay import PAUSED_BGR
 from monitor.serve import Server
 from monitor.store import Store
 from policies.config import load_policy
-from signalling.client import ClipTrack, Device, ToneTrack, Watch, load_clip, shows_slate
+from signalling.client import Watch, load_clip, shows_slate
 
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.slow]
 
@@ -96,26 +96,6 @@ async def placed(call: Any, timeout: float = 60.0) -> int:
     """The pid of the worker process the call runs in."""
     await asyncio.wait_for(call.placed.wait(), timeout)
     return int(call.link.pid)
-
-
-async def device(server: Server, call: Call, role: str, frames: list[np.ndarray]) -> tuple[Device, ClipTrack]:
-    dev = Device(f"ws://127.0.0.1:{server.port}/ws/call")
-    await dev.open()
-    joined = await dev.join(join_token(server, call, role))
-    assert joined["type"] == "joined", joined
-    camera = ClipTrack(frames)
-    await dev.call(camera, ToneTrack())
-    return dev, camera
-
-
-async def wait_state(dev: Device, state: str, timeout: float = 30.0) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
-        frame = await dev.expect_any(("state", "ended"), timeout=max(0.1, deadline - time.monotonic()))
-        if frame["type"] == "closed":
-            raise AssertionError(f"closed while waiting for {state}")
-        if frame.get("state") == state:
-            return frame
 
 
 async def hub_until(subscription: Any, predicate: Any, timeout: float = 60.0) -> list[dict[str, Any]]:
@@ -178,8 +158,8 @@ async def test_calls_run_on_different_workers_and_media_goes_straight_to_them(
     first, second = book(server, "relay-a"), book(server, "relay-b")
     pid_a, pid_b = await placed(first), await placed(second)
     assert pid_a != pid_b and {pid_a, pid_b} == set(server.relay.pids) and os.getpid() not in (pid_a, pid_b)
-    prison, _ = await device(server, first, "prisoner", clips["clean"])
-    visitor, camera = await device(server, first, "visitor", clips["clean"])
+    prison, _ = await join_device(server, first, "prisoner", clips["clean"])
+    visitor, camera = await join_device(server, first, "visitor", clips["clean"])
     CALLS.update(first=first, second=second, prison=prison, visitor=visitor, camera=camera)
     # the relay's ICE candidates in the answer are UDP ports of the worker process, not of the front
     answer = prison.pc.remoteDescription.sdp  # type: ignore[union-attr]
@@ -194,7 +174,7 @@ async def test_calls_run_on_different_workers_and_media_goes_straight_to_them(
     finally:
         received.stop()
     assert str(first.state) == "live"
-    other, _ = await device(server, second, "prisoner", clips["clean"])
+    other, _ = await join_device(server, second, "prisoner", clips["clean"])
     CALLS["other"] = other
     for _ in range(100):  # the worker's snapshots tell the front the media is connected
         if (
@@ -341,13 +321,13 @@ async def test_a_killed_worker_pauses_its_calls_visibly_and_a_restarted_worker_s
         await asyncio.sleep(0.1)
     assert len(server.relay.pids) == 2 and dead not in server.relay.pids
     await placed(second)
-    back, _ = await device(server, second, "prisoner", clips["clean"])
+    back, _ = await join_device(server, second, "prisoner", clips["clean"])
     await back.close()
     # a call booked now goes to the least-loaded worker: the restarted one
     third = book(server, "relay-c")
     new_pid = await placed(third)
     assert new_pid not in (dead, CALLS["first"].link.pid) and new_pid in server.relay.pids
-    late, _ = await device(server, third, "prisoner", clips["clean"])
+    late, _ = await join_device(server, third, "prisoner", clips["clean"])
     await late.close()
     assert str(CALLS["first"].state) == "live"  # the other worker's call went on
     logged = [r for r in caplog.records if r.name.startswith("monitor")]
