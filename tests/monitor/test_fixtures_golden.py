@@ -189,6 +189,25 @@ def intent_group(r: tuple[Record, ...]) -> None:
     assert sorted(p for _, p in matched) == ["v1", "v2"], matched
 
 
+def intent_back_of_head(r: tuple[Record, ...]) -> None:
+    live_within(r, 3.0)
+    # 4-12 s: only a man with his back to the camera (real footage): the persons rule (pose, a body
+    # with no face) must say so at once, not the slower "nobody in view" (no_face)
+    warning = of_kind(r, "warning", "face_not_visible")
+    assert warning and 4.0 <= warning[0]["t"] <= 5.0, warning
+    assert "back to the camera" in warning[0]["guidance"], warning
+    assert not of_kind(r, "warning", "no_face"), of_kind(r, "warning")
+    paused = [s for s in states(r) if s[1] == "paused"]
+    assert len(paused) == 1 and paused[0][2] == ("face_not_visible",), paused
+    assert warning[0]["t"] + 4.5 <= paused[0][0] <= 12.0, (warning, paused)
+    alert = of_kind(r, "alert", "face_not_visible")
+    assert alert and "(person)" in alert[0]["detail"], alert
+    # the booked man is back from 12 s: a passed recheck puts the call back live
+    resumed = [s for s in states(r) if s[1] == "live" and s[0] > paused[0][0]]
+    assert resumed and 12.0 <= resumed[0][0] <= 16.0, states(r)
+    assert final_state(r) == "live"
+
+
 def intent_staff_actions(r: tuple[Record, ...]) -> None:
     live_within(r, 3.0)
     assert [(s[1], s[2]) for s in states(r)] == [

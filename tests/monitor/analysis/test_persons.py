@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from analysis_media import frame
@@ -8,7 +9,10 @@ from analysis_media import frame
 from monitor.analysis.box import Box
 from monitor.analysis.detect import FaceDetector
 from monitor.analysis.frame import Frame
+from monitor.analysis.media import video_frames
 from monitor.analysis.persons import FacelessPersonCounter
+
+BACK_OF_HEAD = Path(__file__).resolve().parents[3] / "fixtures" / "clips" / "back_of_head.webm"
 
 
 @pytest.fixture(scope="module")
@@ -30,6 +34,19 @@ def test_a_person_whose_face_is_seen_is_not_faceless(
 def test_a_person_with_no_checkable_face_is_counted(counter: FacelessPersonCounter, man_clip: list) -> None:
     """The same frames when the face stage has nothing: the body is a person without a face."""
     assert [counter.count(Frame(bgr), t, ()) for _i, t, bgr in man_clip[::12]] == [1] * 6
+
+
+def test_a_man_with_his_back_to_the_camera_is_counted(
+    counter: FacelessPersonCounter, detector: FaceDetector
+) -> None:
+    """Real footage of a man turned fully away (back_of_head.webm 4-12 s, pose2sim's cam04; see
+    fixtures/SOURCES.md): there is no face to detect, and pose finds a person without one."""
+    frames = list(video_frames(BACK_OF_HEAD, start=120, stop=360, step=20))
+    assert len(frames) == 12
+    for _i, t, bgr in frames:
+        f = Frame(bgr)
+        assert detector.detect(f) == ()
+        assert counter.count(f, t, ()) == 1, t
 
 
 def test_no_person_in_a_landscape_or_a_cartoon(counter: FacelessPersonCounter, cartoon_clip: list) -> None:
