@@ -5,9 +5,12 @@
 Each call has two devices (visitor, prison side), each one aiortc peer that sends 640x480 30 fps
 VP8 from the real fixture clip and receives the other side's video back through the relay. The
 devices run in a load-generator process and send *pre-encoded* packets (the clip is encoded once),
-so the generator costs little; the relay runs in its own process (one event loop) with the
-analysis of every visitor camera (the booked side; the fixture's prison side has no reference
-photo, as in a real call) at up to ``ANALYSIS_FPS`` frames per second:
+so the generator costs little; in the ``serve`` and ``workers`` modes each device also sends
+pre-encoded Opus at 50 packets a second, as a real device's microphone does, which the server forwards
+to the other side (``--no-audio``: video only; the bench-built modes are video only); the relay
+runs in its own process (one event loop) with the analysis of every visitor camera (the booked
+side; the fixture's prison side has no reference photo, as in a real call) at up to
+``ANALYSIS_FPS`` frames per second:
 
 - **forward**: the relay as ``monitor serve`` runs it: received VP8 forwarded without re-encoding
   (``monitor.forward.ForwardedVideoTrack``), analysis in a worker process (``AnalysisPool``).
@@ -97,6 +100,62 @@ def encode_frames(images: list[Any], gop: int = 30) -> list[bytes]:
     return out
 
 
+def encode_speech(seconds: float = 4.0) -> list[bytes]:
+    """Speech-like audio as 20 ms Opus packets, encoded once by aiortc's own ``OpusEncoder`` (48 kHz
+    stereo, 96 kbit/s, voip: what an aiortc device such as ``signalling.client.ToneTrack``'s sends):
+    a voiced sound (a 110-190 Hz gliding pitch with its harmonics) in syllables, about four a
+    second, with a short pause every two seconds, so the encoder sees speech-like changes rather
+    than one steady tone. Looping the packets replays it at no encoding cost."""
+    import numpy as np
+    from aiortc.codecs.opus import OpusEncoder
+    from av import AudioFrame
+
+    encoder, rate, n = OpusEncoder(), 48_000, 960
+    t = np.arange(int(seconds * rate)) / rate
+    pitch = 150 + 40 * np.sin(2 * np.pi * 0.6 * t)
+    phase = 2 * np.pi * np.cumsum(pitch) / rate
+    voice = sum(np.sin(k * phase) / k for k in (1, 2, 3, 4))
+    syllables = np.sin(np.pi * 4 * t) ** 2 * ((t % 2.0) < 1.6)
+    wave = (6000 * voice * syllables).astype(np.int16)
+    packets: list[bytes] = []
+    for i in range(len(t) // n):
+        chunk = wave[i * n : (i + 1) * n]
+        frame = AudioFrame.from_ndarray(np.repeat(chunk, 2).reshape(1, -1), format="s16", layout="stereo")
+        frame.sample_rate, frame.pts, frame.time_base = rate, i * n, fractions.Fraction(1, rate)
+        packets += encoder.encode(frame)[0]
+    return packets
+
+
+def _make_opus_track(packets: list[bytes]) -> Any:
+    import av
+    from aiortc import MediaStreamTrack
+
+    class OpusPacketTrack(MediaStreamTrack):
+        """Paced pre-encoded Opus, 50 packets a second, looping: a microphone that costs nothing
+        to encode (aiortc's sender sends an ``av.Packet`` as it is, ``OpusEncoder.pack``)."""
+
+        kind = "audio"
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.sent = 0
+            self._start: float | None = None
+
+        async def recv(self) -> Any:
+            if self._start is None:
+                self._start = time.monotonic()
+            wait = self._start + self.sent / 50 - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            packet = av.Packet(packets[self.sent % len(packets)])
+            packet.pts = self.sent * 960
+            packet.time_base = fractions.Fraction(1, 48_000)
+            self.sent += 1
+            return packet
+
+    return OpusPacketTrack()
+
+
 def _make_packet_track(packets: list[bytes]) -> Any:
     import av
     from aiortc import MediaStreamTrack
@@ -138,12 +197,13 @@ async def _count(track: Any, counts: dict[str, int], key: str) -> None:
         return
 
 
-async def _loadgen(conn: Any) -> None:
+async def _loadgen(conn: Any, audio: bool = True) -> None:
     from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 
     loopback()
     loop = asyncio.get_running_loop()
     packets = encode_clip()
+    speech = encode_speech() if audio else []
     pcs: list[Any] = []
     counts: dict[str, int] = {}
     tasks: list[asyncio.Task[None]] = []
@@ -171,7 +231,8 @@ async def _loadgen(conn: Any) -> None:
             key = message[1]
             try:
                 camera = _make_packet_track(packets)
-                pc, ws = await join_device(message[2], message[3], camera, counts, key, tasks)
+                microphone = _make_opus_track(speech) if speech else None
+                pc, ws = await join_device(message[2], message[3], camera, counts, key, tasks, microphone)
             except Exception as exc:  # the relay refused: the step reports it
                 conn.send(("joined", key, f"{type(exc).__name__}: {exc}"))
             else:
@@ -200,9 +261,9 @@ def pin(cpus: list[int] | None) -> None:
         os.sched_setaffinity(0, set(cpus))
 
 
-def loadgen_process(conn: Any, cpus: list[int] | None = None) -> None:
+def loadgen_process(conn: Any, cpus: list[int] | None = None, audio: bool = True) -> None:
     pin(cpus)
-    asyncio.run(_loadgen(conn))
+    asyncio.run(_loadgen(conn, audio))
 
 
 # ---- relay -------------------------------------------------------------------------------------
@@ -418,13 +479,20 @@ async def run_step(
 
 
 def step_process(
-    conn: Any, mode: str, calls: int, seconds: float, cpus: dict[str, Any], relay_workers: int = 1
+    conn: Any,
+    mode: str,
+    calls: int,
+    seconds: float,
+    cpus: dict[str, Any],
+    relay_workers: int = 1,
+    audio: bool = True,
 ) -> None:
     pin(cpus["relay"])  # the relay and, inherited, its analysis worker (and relay workers)
     if mode in SERVE_MODES:
         from bench.capacity_serve import run_serve_step
 
-        conn.send(asyncio.run(run_serve_step(mode, calls, seconds, cpus["loadgen"], relay_workers)))
+        step = run_serve_step(mode, calls, seconds, cpus["loadgen"], relay_workers, audio)
+        conn.send(asyncio.run(step))
         return
     conn.send(asyncio.run(run_step(mode, calls, seconds, cpus["loadgen"])))
 
@@ -439,12 +507,14 @@ def split_cpus(pinned: bool) -> dict[str, Any]:
 
 
 def run_isolated(
-    mode: str, calls: int, seconds: float, cpus: dict[str, Any], relay_workers: int = 1
+    mode: str, calls: int, seconds: float, cpus: dict[str, Any], relay_workers: int = 1, audio: bool = True
 ) -> dict[str, Any]:
     """Each step in a fresh relay process, so one step's leftovers never load the next."""
     ctx = mp.get_context("spawn")
     parent, child = ctx.Pipe()
-    process = ctx.Process(target=step_process, args=(child, mode, calls, seconds, cpus, relay_workers))
+    process = ctx.Process(
+        target=step_process, args=(child, mode, calls, seconds, cpus, relay_workers, audio)
+    )
     process.start()
     try:
         if not parent.poll(seconds + (600 if mode in SERVE_MODES else 180)):
@@ -485,6 +555,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--no-pin", action="store_true", help="let the relay and the load generator use any core"
     )
+    parser.add_argument(
+        "--no-audio", action="store_true",
+        help="serve/workers modes: devices send video only (by default each also sends Opus at 50 "
+        "packets/s, as real devices do)",
+    )
     parser.add_argument("--json", default=str(ROOT / "bench" / "results" / "capacity.json"))
     args = parser.parse_args(argv)
     cpus = split_cpus(not args.no_pin)
@@ -492,7 +567,7 @@ def main(argv: list[str] | None = None) -> int:
     steps: list[dict[str, Any]] = []
     for mode in args.modes.split(","):
         for calls in (int(x) for x in args.steps.split(",")):
-            result = run_isolated(mode, calls, args.seconds, cpus, args.relay_workers)
+            result = run_isolated(mode, calls, args.seconds, cpus, args.relay_workers, not args.no_audio)
             steps.append(result)
             lag = result["loop_lag_ms"]
             print(
@@ -505,6 +580,8 @@ def main(argv: list[str] | None = None) -> int:
             if not result["passed"]:
                 break
     report: dict[str, Any] = {"machine": measured_on, "targets": TARGETS, "analysis_fps_cap": ANALYSIS_FPS}
+    if any(mode in SERVE_MODES for mode in args.modes.split(",")):
+        report["devices_send_audio"] = not args.no_audio
     report["cpus"] = {"relay_and_analysis_worker": cpus["relay"], "load_generator": cpus["loadgen"]}
     report["steps"] = steps
     report["summary"] = {mode: summarise(steps, mode) for mode in args.modes.split(",")}

@@ -6,7 +6,10 @@ analysis; no signalling, no policy session, no store). These two modes run the p
 ``monitor.serve.Server`` with a store, every call booked in it, each device joining with its store
 link over the signalling WebSocket and sending pre-encoded VP8 of the fixture clip (the visitor is
 the booked face, so the call goes live after the security check; the prison side has no reference
-photo and is only forwarded). ``serve`` is the server with every call in its one process (and one
+photo and is only forwarded) and pre-encoded speech-like Opus at 50 packets a second (a real
+device's microphone; the server forwards it to the other side; ``--no-audio``: none). Admission is
+set not to limit (no call or lag limit): the step measures what the server carries, not what it
+would admit. ``serve`` is the server with every call in its one process (and one
 analysis worker); ``workers`` is the front plus ``--relay-workers N`` worker processes, each with
 its own analysis worker. The step's process is pinned like the other modes (the relay core), and
 every process the server starts inherits that pinning, so "cores" means the same thing.
@@ -48,10 +51,17 @@ SERVE_ANALYSIS_FPS = 1.8
 
 
 async def join_device(
-    url: str, token: str, camera: Any, counts: dict[str, int], key: str, tasks: list[Any]
+    url: str,
+    token: str,
+    camera: Any,
+    counts: dict[str, int],
+    key: str,
+    tasks: list[Any],
+    microphone: Any = None,
 ) -> tuple[Any, Any]:
-    """One device of the load generator: join with ``token``, offer ``camera`` plus a microphone
-    slot, count the video frames it receives under ``key``. Returns (peer, WebSocket)."""
+    """One device of the load generator: join with ``token``, offer ``camera`` and ``microphone``
+    (None: a receive-only microphone slot), count the video frames it receives under ``key`` and
+    the audio packets under ``audio:key``. Returns (peer, WebSocket)."""
     from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
     from websockets.asyncio.client import connect
 
@@ -70,7 +80,8 @@ async def join_device(
     pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
     for i in range(max(1, len(joined["slots"]))):
         pc.addTransceiver(camera if i == 0 else "video", direction="sendrecv" if i == 0 else "recvonly")
-        pc.addTransceiver("audio", direction="recvonly")
+        sends = i == 0 and microphone is not None
+        pc.addTransceiver(microphone if sends else "audio", direction="sendrecv" if sends else "recvonly")
 
     def on_track(track: Any) -> None:
         from bench.capacity import _count
@@ -117,11 +128,17 @@ def _cpu(pids: list[int]) -> dict[int, float]:
 
 
 async def run_serve_step(
-    mode: str, calls: int, seconds: float, loadgen_cpus: list[int] | None, relay_workers: int
+    mode: str,
+    calls: int,
+    seconds: float,
+    loadgen_cpus: list[int] | None,
+    relay_workers: int,
+    audio: bool = True,
 ) -> dict[str, Any]:
     from bench.capacity import BOOKING, TARGETS, loadgen_process, loopback
     from monitor.bookings import load_booking
     from monitor.call import JOIN_EARLY_S
+    from monitor.capacity import Limits
     from monitor.serve import Server
     from monitor.store import Store
     from policies.config import load_policy
@@ -129,13 +146,17 @@ async def run_serve_step(
     loopback()
     ctx = mp.get_context("spawn")
     parent, child = ctx.Pipe()
-    gen = ctx.Process(target=loadgen_process, args=(child, loadgen_cpus), daemon=True)
+    gen = ctx.Process(target=loadgen_process, args=(child, loadgen_cpus, audio), daemon=True)
     gen.start()
     loop = asyncio.get_running_loop()
     folder = Path(tempfile.mkdtemp(prefix="bench-capacity-"))
     store = Store(folder / "bench.db")
     workers = relay_workers if mode == "workers" else 0
-    server = Server([], load_policy(), port=0, analysis_workers=1, store=store, relay_workers=workers)
+    # admission must not cap what is measured: no call limit, no lag limit (what passes is decided here)
+    unlimited = Limits(max_calls=10_000, max_loop_lag_ms=1e9)
+    server = Server(
+        [], load_policy(), port=0, analysis_workers=1, store=store, relay_workers=workers, limits=unlimited
+    )
     try:
         await loop.run_in_executor(None, parent.recv)
         await server.start()
@@ -195,6 +216,7 @@ async def run_serve_step(
         stats = pool.stats()
         analysed = {k: (v["analysed"] - analysed0.get(k, 0)) / wall for k, v in stats.items()}
         received = {k: (counts1.get(k, 0) - counts0.get(k, 0)) / wall for k in counts1 if ":" not in k}
+        heard = {k: (counts1.get(k, 0) - counts0.get(k, 0)) / wall for k in counts1 if k.startswith("audio:")}
         ordered = sorted(lags)
         front_lag = {
             "p50": round(statistics.median(ordered), 1),
@@ -232,6 +254,8 @@ async def run_serve_step(
             "analysed_fps_min": round(min_analysed, 1),
             "received_fps_min": round(min_received, 1),
             "received_fps_mean": round(statistics.mean(received.values()), 1) if received else 0.0,
+            "devices_send_audio": audio,
+            "audio_received_pps_min": round(min(heard.values(), default=0.0), 1),
             "loop_lag_ms": {**front_lag, "p99": calls_lag_p99, "front_p99": front_lag["p99"]},
             "worker_lag_p99_ms_samples": [round(x, 1) for x in worker_lags],
             "processes": 1 + len(tree),

@@ -283,7 +283,23 @@ class Metrics:
         self._render_loop(page)
         self._render_queues(page)
         self._render_relay(page)
+        self._render_admission(page)
         return page.text()
+
+    def _render_admission(self, page: Exposition) -> None:
+        """Admission's answers to devices that would start a call (monitor/capacity.py)."""
+        admission = getattr(self.calls, "admission", None)
+        if admission is None:
+            return
+        page.family(
+            "monitor_call_starts_total", "counter", "Devices that would start a call, by admission's answer."
+        )
+        page.sample("monitor_call_starts_total", int(admission.admitted), {"result": "admitted"})
+        page.sample("monitor_call_starts_total", int(admission.refused), {"result": "over_capacity"})
+        limits = getattr(admission, "limits", None)
+        if limits is not None:
+            page.family("monitor_max_calls", "gauge", "Calls one relay process may run (per relay worker).")
+            page.sample("monitor_max_calls", int(limits.max_calls))
 
     def _render_relay(self, page: Exposition) -> None:
         links = list(getattr(self.relay, "links", ()))

@@ -2,11 +2,20 @@
 them, routes their messages, and restarts a worker that dies.
 
 Theory of operation. Each worker is ``python -m monitor.relay_worker``, spoken to over its
-stdin/stdout (``monitor/relay_ipc.py``); its stderr is the server's. A call is placed on the
-worker with the fewest calls when it is loaded, and stays there for its life (its peers, session
-and recordings are there). :class:`WorkerLink` reads one worker's messages in one task and hands
-them on: a ``reply`` to the request waiting for it, ``send``/``close`` to the device connection
-they name, ``hub`` records and snapshots to the call's :class:`~monitor.remote_call.RemoteCall`.
+stdin/stdout (``monitor/relay_ipc.py``); its stderr is the server's. A call is placed on the worker
+with the fewest calls when it is loaded (so the console can watch it and it ends on time). When its
+first device joins, :class:`WorkerAdmission` decides where it runs
+(``monitor.capacity.choose_worker``: the fewest running calls among the workers under the call
+limit and the lag limit) and moves it there if it is elsewhere, or refuses the device with
+``over_capacity``. Only a call nobody has joined yet is moved (state ``waiting``, or ``verifying``
+once its start time has passed; its worker holds nothing of it but a session that has seen no
+device: the new worker starts a fresh one, whose first state record is published again); a call
+paused by staff before anyone joined stays where its pause is. From then on the call stays on that
+worker for its life (its peers, session and recordings are there) and counts as running there until
+it ends, devices or not, so that its devices can always come back. :class:`WorkerLink` reads one
+worker's messages in one task and hands them on: a ``reply`` to the request waiting for it,
+``send``/``close`` to the device connection they name, ``hub`` records and snapshots to the call's
+:class:`~monitor.remote_call.RemoteCall`.
 
 A worker that dies (end of file on its stdout) is logged once; its pending requests fail, its
 calls fail closed (``RemoteCall.worker_died``) and are placed again: at once on another ready
@@ -25,11 +34,14 @@ import logging
 import os
 import sys
 import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 from monitor import relay_ipc as ipc
+from monitor.capacity import Limits, OverCapacity, WorkerLoad, choose_worker
 from monitor.remote_call import RemoteCall, RemoteDevice, RemoteError
+from policies.decisions import State
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +63,8 @@ class WorkerLink:
         self.calls: dict[str, RemoteCall] = {}
         self.conns: dict[int, RemoteDevice] = {}
         self.lag_ms = 0.0
+        self.snapshot_at: float | None = None  # time.monotonic() of its latest snapshot
+        self.ready_at = 0.0
         self.analysis_restarts = 0
         self.restarts = 0
         self.started_at = 0.0
@@ -75,6 +89,7 @@ class WorkerLink:
         self.channel = ipc.Channel(self.process.stdout, self.process.stdin)
         self.ready = asyncio.Event()
         self.alive = True
+        self.lag_ms, self.snapshot_at = 0.0, None  # what the previous process reported is gone
         self.pid = self.process.pid
         self.started_at = time.monotonic()
         await self.channel.send(hello)
@@ -163,6 +178,7 @@ class WorkerLink:
                 self.pool.hub.publish(message["call"], message["record"])
         elif kind == "snapshot":
             self.lag_ms = float(message["lag_ms"])
+            self.snapshot_at = time.monotonic()
             self.analysis_restarts = int(message["analysis_restarts"])
             for call_id, snapshot in message["calls"].items():
                 call = self.calls.get(call_id)
@@ -170,16 +186,37 @@ class WorkerLink:
                     call.on_snapshot(snapshot)
         elif kind == "ended":
             call = self.calls.pop(message["call"], None)
+            self.pool.started.discard(message["call"])
             if call is not None:
                 call.ended.set()
         elif kind == "ready":
             self.pid = int(message["pid"])
+            self.ready_at = time.monotonic()
             self.ready.set()
 
     def _later(self, work: Any) -> None:
         task = asyncio.ensure_future(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    def running(self, started: Iterable[str]) -> int:
+        """Calls running here: admitted (``started``) or with a device, and not ended."""
+        begun = set(started)
+        return sum(
+            1 for c in self.calls.values() if not c.ended.is_set() and (c.call_id in begun or c.devices)
+        )
+
+    def load(self, started: Iterable[str], call: RemoteCall, now: float) -> WorkerLoad:
+        """This worker as admission sees it when ``call`` asks to start (``now``: time.monotonic())."""
+        heard = self.snapshot_at if self.snapshot_at is not None else self.ready_at
+        return WorkerLoad(
+            index=self.index,
+            ready=self.alive and self.ready.is_set(),
+            running=self.running(started),
+            lag_ms=self.lag_ms if self.snapshot_at is not None else None,
+            quiet_s=max(0.0, now - heard),
+            holds_call=self.calls.get(call.call_id) is call,
+        )
 
     def fail_pending(self) -> None:
         self.alive = False
@@ -228,6 +265,7 @@ class RelayPool:
         self.hub = hub
         self.links = [WorkerLink(self, i) for i in range(workers)]
         self.orphans: list[RemoteCall] = []
+        self.started: set[str] = set()  # calls admitted (a device let in to start them), until they end
         self._ids = 0
         self._stopping = False
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -278,11 +316,38 @@ class RelayPool:
         try:
             await link.request("add_call", call=call.call_id, booking=ipc.blob(call.booking))
         except RemoteError as exc:
-            if link.alive:  # the worker refused the call: it cannot be served
+            if link.alive and link.calls.get(call.call_id) is call:  # refused: it cannot be served
                 log.error("call %s could not be placed on relay worker %d: %s", call.call_id, link.index, exc)
                 link.calls.pop(call.call_id, None)
             return  # a worker that died meanwhile has put the call back among the orphans
+        if link.calls.get(call.call_id) is not call:  # moved away meanwhile (admission): not here
+            await link.notify("close_call", call=call.call_id)
+            return
         await call.placed_on(link)
+
+    def loads(self, call: RemoteCall) -> list[WorkerLoad]:
+        now = time.monotonic()
+        return [link.load(self.started, call, now) for link in self.links]
+
+    def start_call(self, call: RemoteCall, index: int) -> None:
+        """Admission chose worker ``index`` for ``call``, whose first device is joining: it runs
+        there from now on (moved there first if it was placed elsewhere or not at all)."""
+        self.started.add(call.call_id)
+        target = self.links[index]
+        if target.calls.get(call.call_id) is call:
+            return
+        for link in self.links:
+            if link.calls.get(call.call_id) is call:
+                del link.calls[call.call_id]
+                if link.alive:  # its waiting session there is closed (nothing else of it is there)
+                    self._later(link.notify("close_call", call=call.call_id))
+        if call in self.orphans:
+            self.orphans.remove(call)
+        log.info("call %s moved to relay worker %d, the one admission chose", call.call_id, index)
+        call.link = None
+        call.placed.clear()  # the join waits for the new place (RemoteCall._link)
+        target.calls[call.call_id] = call
+        self._later(self._add(target, call))
 
     async def died(self, link: WorkerLink) -> None:
         if not link.alive:
@@ -355,4 +420,33 @@ class RelayPool:
         await asyncio.gather(*(link.stop() for link in self.links), return_exceptions=True)
 
 
-__all__ = ["RelayPool", "WorkerLink"]
+class WorkerAdmission:
+    """``Calls.admission`` of a server with relay workers: the same ``admit(call_id, running)``
+    as ``monitor.capacity.Admission``, deciding per worker (see the theory of operation).
+    ``lookup`` finds a call by id (the server's ``Calls.get``)."""
+
+    def __init__(self, pool: RelayPool, limits: Limits, lookup: Callable[[str], Any]) -> None:
+        self.pool = pool
+        self.limits = limits
+        self.lookup = lookup
+        self.refused = 0
+        self.admitted = 0
+
+    def admit(self, call_id: str, running: Iterable[str]) -> None:
+        """Return if ``call_id`` may have a device join (placing it); raise ``OverCapacity`` if not."""
+        if call_id in self.pool.started or call_id in set(running):
+            return  # never break a call already under way
+        call = self.lookup(call_id)
+        if not isinstance(call, RemoteCall) or call.ended.is_set():
+            return  # nothing to place: the join itself says what is wrong
+        try:
+            movable = call.state in (State.WAITING, State.VERIFYING)  # nobody has joined it yet
+            index = choose_worker(self.pool.loads(call), self.limits, movable=movable)
+        except OverCapacity:
+            self.refused += 1
+            raise
+        self.pool.start_call(call, index)
+        self.admitted += 1
+
+
+__all__ = ["RelayPool", "WorkerAdmission", "WorkerLink"]

@@ -136,6 +136,7 @@ class Server:
         refresh_s: float = REFRESH_S,
         relay_workers: int = 0,
         ice_hosts: list[str] | None = None,
+        limits: Any = None,
     ) -> None:
         self.bookings = bookings
         self.config = config
@@ -159,13 +160,12 @@ class Server:
         self._links: list[dict[str, str]] | None = None
         self.hub = Hub()
         self.calls = Calls(resolver=self._resolve_token if store is not None else None)
-        from monitor.capacity import Admission  # capacity hook: refuse new calls over capacity
+        from monitor.capacity import Admission, Limits  # capacity hook: refuse new calls over capacity
 
-        self.calls.admission = Admission()
-        if relay_workers > 0:  # each worker carries what one relay process does
-            from monitor.capacity import DEFAULT_MAX_CALLS, Limits
-
-            self.calls.admission = Admission(Limits(max_calls=DEFAULT_MAX_CALLS * relay_workers))
+        # monitor.capacity.Limits: max_calls is per relay process (per worker with relay workers,
+        # whose admission, monitor.relay_pool.WorkerAdmission, is set once the workers are started)
+        self.limits: Limits = limits or Limits()
+        self.calls.admission = Admission(self.limits)
         self.router = Router()
         self.pool: AnalysisPool | None = None
         self._ws: WsServer | None = None
@@ -187,6 +187,9 @@ class Server:
                 ice_hosts=self.ice_hosts,
             )
             await self.relay.start()
+            from monitor.relay_pool import WorkerAdmission  # capacity hook: admission per worker
+
+            self.calls.admission = WorkerAdmission(self.relay, self.limits, self.calls.get)
         elif self.analysis_workers > 0:
             self.pool = AnalysisPool(self.analysis_workers, self.calls.on_result, self.calls.on_failure)
             await self.pool.start()
@@ -435,6 +438,11 @@ def run_serve(args: argparse.Namespace) -> int:
     relay_workers = getattr(args, "relay_workers", 0)
     if relay_workers < 0:
         raise UserError(f"--relay-workers {relay_workers}: must be 0 (calls in this process) or more")
+    from monitor.capacity import DEFAULT_MAX_CALLS, Limits
+
+    max_calls = getattr(args, "max_calls", DEFAULT_MAX_CALLS)
+    if max_calls < 1:
+        raise UserError(f"--max-calls {max_calls}: must be at least 1 (calls per relay process)")
     record_dir = Path(args.record) if args.record else None
     if record_dir is not None:
         try:
@@ -468,6 +476,7 @@ def run_serve(args: argparse.Namespace) -> int:
         store=store,
         relay_workers=relay_workers,
         ice_hosts=ice_hosts,
+        limits=Limits(max_calls=max_calls),
     )
     server.metrics_token = getattr(args, "metrics_token", None)  # metrics hook: --metrics-token
     try:

@@ -36,6 +36,14 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         help="run the calls' media, policy and recording in N worker processes (e.g. one per core), "
         "each call on the least-loaded one; 0 (default): everything in this process",
     )
+    from monitor.capacity import DEFAULT_MAX_CALLS  # cheap: no imports of its own
+
+    parser.add_argument(
+        "--max-calls", type=int, default=DEFAULT_MAX_CALLS, metavar="N",
+        help=f"calls one relay process carries (per relay worker with --relay-workers; default "
+        f"{DEFAULT_MAX_CALLS}, measured by bench/capacity.py on one core); a device that would start "
+        "one more is refused with over_capacity",
+    )
     parser.add_argument("--db", metavar="FILE", help="SQLite store (default $MONITOR_DB or ./monitor.db)")
     parser.add_argument("--certfile", help="TLS certificate (PEM) for HTTPS/WSS")
     parser.add_argument("--keyfile", help="TLS private key (PEM)")
