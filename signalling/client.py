@@ -36,6 +36,8 @@ def load_clip(
     """Decode up to ``max_frames`` frames of ``path`` as BGR arrays resized to ``size``."""
     frames: list[np.ndarray] = []
     with av.open(str(path)) as container:
+        if not container.streams.video:
+            raise ValueError(f"{path}: no video stream")
         for frame in container.decode(video=0):
             image: np.ndarray = frame.to_ndarray(format="bgr24")
             if (image.shape[1], image.shape[0]) != size:
@@ -262,10 +264,39 @@ def write_y4m(path: str | Path, frames: list[np.ndarray], fps: int = 30) -> Path
     return out_path
 
 
-if __name__ == "__main__":  # python -m signalling.client CLIP OUT.y4m [FRAMES]: a fake camera file
+def main(argv: list[str]) -> int:
+    """``python -m signalling.client CLIP OUT.y4m [FRAMES]``: a looping fake camera file for Chromium
+    (``--use-file-for-fake-video-capture``) from the first FRAMES (90) frames of CLIP, played forwards
+    then backwards so that the loop has no jump. Bad input: one line on stderr, exit 1."""
     import sys
 
-    if len(sys.argv) not in (3, 4):
-        sys.exit("usage: python -m signalling.client CLIP OUT.y4m [FRAMES]")
-    clip = load_clip(sys.argv[1], max_frames=int(sys.argv[3]) if len(sys.argv) == 4 else 90)
-    print(write_y4m(sys.argv[2], clip + clip[-2:0:-1]))
+    def fail(message: str) -> int:
+        print(f"python -m signalling.client: error: {message}", file=sys.stderr)
+        return 1
+
+    if len(argv) not in (2, 3):
+        print("usage: python -m signalling.client CLIP OUT.y4m [FRAMES]", file=sys.stderr)
+        return 2
+    clip_path, out_path = argv[0], argv[1]
+    count = argv[2] if len(argv) == 3 else "90"
+    if not count.isdigit() or int(count) < 1:
+        return fail(f"FRAMES must be a whole number of frames, at least 1, got {count!r}")
+    if not Path(clip_path).is_file():
+        return fail(f"{clip_path}: video file not found")
+    try:
+        clip = load_clip(clip_path, max_frames=int(count))
+    except av.error.FFmpegError as exc:
+        return fail(f"{clip_path}: cannot read video: {exc.strerror or exc}")
+    except ValueError as exc:  # no video stream, no frames
+        return fail(str(exc))
+    try:
+        print(write_y4m(out_path, clip + clip[-2:0:-1]))
+    except OSError as exc:
+        return fail(f"{out_path}: cannot write: {exc.strerror or exc}")
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main(sys.argv[1:]))

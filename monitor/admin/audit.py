@@ -10,7 +10,7 @@ from monitor.audit import AuditLog
 
 
 def run_audit_verify(args: argparse.Namespace) -> int:
-    with open_store(args) as store:
+    with open_store(args, must_exist=True) as store:
         result = AuditLog(store).verify()
     if not result.ok:
         print(f"monitor: audit chain broken: {result.problem}", file=sys.stderr)

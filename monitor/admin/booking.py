@@ -17,7 +17,7 @@ import sys
 from datetime import datetime, timedelta
 from typing import Any
 
-from monitor.admin.common import add_db_argument, booking_row, open_store
+from monitor.admin.common import add_db_argument, booking_row, join_base_url, open_store
 from monitor.audit import AuditLog
 from monitor.errors import UserError
 from monitor.store import Store
@@ -127,7 +127,8 @@ def join_links(
 def run_book(args: argparse.Namespace) -> int:
     config = load_policy(args.policy)
     starts_at = _start(args.start)
-    with open_store(args) as store:
+    links_base = join_base_url(args.base_url)
+    with open_store(args, must_exist=True) as store:
         document = booking_document(store, args, starts_at)
         if args.main is not None and args.main not in args.visitor:
             raise UserError(f"--main {args.main}: must be one of the --visitor ids")
@@ -150,7 +151,7 @@ def run_book(args: argparse.Namespace) -> int:
             f"from {document['starts_at']} to {document['ends_at']}",
             file=sys.stderr,
         )
-        for link in join_links(store, booking, args.base_url):
+        for link in join_links(store, booking, links_base):
             print(json.dumps(link))
     return 0
 
@@ -166,6 +167,8 @@ def add_book_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--call-id", help="call id (default: generated)")
     parser.add_argument("--policy", help="policy TOML file overriding policies/default.toml")
     parser.add_argument(
-        "--base-url", default="http://127.0.0.1:8080", help="server address for the join links"
+        "--base-url",
+        default="http://127.0.0.1:8080",
+        help="server address for the join links (default http://127.0.0.1:8080)",
     )
     add_db_argument(parser)

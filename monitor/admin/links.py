@@ -14,7 +14,7 @@ import json
 import sys
 
 from monitor.admin.booking import JOIN_EARLY_S
-from monitor.admin.common import add_db_argument, open_store
+from monitor.admin.common import add_db_argument, join_base_url, open_store
 from monitor.audit import AuditLog
 from monitor.errors import UserError
 from monitor.store import Store
@@ -37,7 +37,7 @@ def _role(store: Store, call_id: str, participant: str) -> tuple[str, str, float
 
 
 def run_link_revoke(args: argparse.Namespace) -> int:
-    with open_store(args) as store:
+    with open_store(args, must_exist=True) as store:
         _, prison, _, _ = _role(store, args.call, args.participant)
         count = store.revoke_join_tokens(args.call, args.participant)
         AuditLog(store).append(
@@ -59,7 +59,8 @@ def run_link_revoke(args: argparse.Namespace) -> int:
 
 
 def run_link_reissue(args: argparse.Namespace) -> int:
-    with open_store(args) as store:
+    links_base = join_base_url(args.base_url)
+    with open_store(args, must_exist=True) as store:
         role, prison, opens, closes = _role(store, args.call, args.participant)
         call = store.call(args.call)
         if closes <= store.clock() or (call is not None and call.state == "ended"):
@@ -77,7 +78,7 @@ def run_link_reissue(args: argparse.Namespace) -> int:
         f"{args.participant} no longer work",
         file=sys.stderr,
     )
-    url = f"{args.base_url.rstrip('/')}/join/{token}"
+    url = f"{links_base}/join/{token}"
     print(json.dumps({"call_id": args.call, "role": role, "participant": args.participant, "url": url}))
     return 0
 
@@ -87,7 +88,9 @@ def add_link_arguments(parser: argparse.ArgumentParser, *, base_url: bool) -> No
     parser.add_argument("--participant", required=True, help="the booked person's id (visitor or prisoner)")
     if base_url:
         parser.add_argument(
-            "--base-url", default="http://127.0.0.1:8080", help="server address for the join link"
+            "--base-url",
+            default="http://127.0.0.1:8080",
+            help="server address for the join link (default http://127.0.0.1:8080)",
         )
     add_db_argument(parser)
 

@@ -152,21 +152,35 @@ function stopMedia() {
 // --- signalling ---
 // A dropped connection (network, a relay restart) rejoins by itself with the same link, backing off
 // up to 10 s; the call's security check then runs again. Errors that no retry can fix end it.
-const FINAL_ERRORS = new Set(["bad_token", "call_over", "too_early", "over_capacity"]);
+// Errors that no retry can fix: the badge names the problem and the notice says what to do.
+const FINAL_ERRORS = {
+  bad_token: ["Link not valid", ""],
+  call_over: ["Call ended", ""],
+  too_early: ["Not open yet", "Open this link again then."],
+  over_capacity: ["Server busy", "Please try again in a few minutes."],
+};
 let rejoinDelay = 1000;
 let finalError = false;
+
+function refuse(code, message) {
+  finalError = true;
+  deadline = null;
+  $("left").textContent = "";
+  stopMedia();
+  const sentence = message ? message.charAt(0).toUpperCase() + message.slice(1).replace(/([^.!?])$/, "$1.") : "";
+  const [badge, next] = FINAL_ERRORS[code];
+  setState("ended", [sentence, next].filter(Boolean).join(" "));
+  $("badge").textContent = badge;
+  if (ws) ws.close();
+}
 
 function connect() {
   const scheme = location.protocol === "https:" ? "wss" : "ws";
   ws = new WebSocket(`${scheme}://${location.host}/ws/call`);
   ws.onopen = () => send({ type: "join", token });
   ws.onclose = () => {
-    if (view.state === "ended") return;
+    if (view.state === "ended" || finalError) return;
     stopMedia();
-    if (finalError) {
-      setState("ended", `${$("notice").textContent} Reload the page to try again.`);
-      return;
-    }
     view.rejoins = (view.rejoins || 0) + 1;
     setState("connecting", "Connection lost. Reconnecting…");
     setTimeout(connect, rejoinDelay);
@@ -215,8 +229,8 @@ function connect() {
         break;
       case "error":
         view.errors.push(m.code);
-        finalError = FINAL_ERRORS.has(m.code);
-        $("notice").textContent = m.message;
+        if (Object.hasOwn(FINAL_ERRORS, m.code)) refuse(m.code, m.message);
+        else $("notice").textContent = m.message;
         break;
       default:
         break;

@@ -397,20 +397,67 @@ def test_audit_verify_reports_the_first_broken_record(db: Path, capsys: pytest.C
 def test_db_default_is_monitor_db_env_or_cwd(tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     env.pop("MONITOR_DB", None)
-    args = [sys.executable, "-m", "monitor.cli", "audit", "verify"]
-    subprocess.run(args, cwd=tmp_path, env=env, check=True, capture_output=True)
+    args = [sys.executable, "-m", "monitor.cli", "staff", "add", "alice", "--prison", "HMP Example"]
+    password = "correct horse battery\n"
+    subprocess.run(args, cwd=tmp_path, env=env, check=True, capture_output=True, input=password, text=True)
     assert (tmp_path / "monitor.db").is_file()
     env["MONITOR_DB"] = str(tmp_path / "elsewhere.db")
-    subprocess.run(args, cwd=tmp_path, env=env, check=True, capture_output=True)
+    subprocess.run(args, cwd=tmp_path, env=env, check=True, capture_output=True, input=password, text=True)
     assert (tmp_path / "elsewhere.db").is_file()
     missing_dir = subprocess.run(
-        [*args, "--db", str(tmp_path / "no" / "m.db")], cwd=tmp_path, env=env, capture_output=True, text=True
+        [*args, "--db", str(tmp_path / "no" / "m.db")],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        input=password,
     )
     assert (
         missing_dir.returncode == 1
         and missing_dir.stderr.count("\n") == 1
         and "does not exist" in missing_dir.stderr
     )
+
+
+def test_commands_on_what_is_stored_refuse_a_missing_database(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A mistyped --db must not become a new, empty store: `audit verify` would call it intact."""
+    missing = tmp_path / "typo.db"
+    commands = [
+        ["audit", "verify"],
+        ["link", "revoke", "--call", "c1", "--participant", "v1"],
+        ["link", "reissue", "--call", "c1", "--participant", "v1"],
+        ["book", "--prisoner", "A1234BC", "--visitor", "v1", "--start", "2026-12-01T14:00:00+00:00"],
+    ]
+    for argv in commands:
+        assert run(missing, *argv) == 1, argv
+        err = capsys.readouterr().err
+        assert err == (
+            f"monitor: error: {missing}: no such database (give --db or set $MONITOR_DB; "
+            "`monitor prisoner add` or `monitor serve --demo` creates one)\n"
+        ), argv
+        assert not missing.exists(), argv
+
+
+def test_a_base_url_that_cannot_make_a_join_link_is_refused(
+    db: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    start = ["--visitor", "v1", "--start", "2099-12-01T14:00:00+00:00"]
+    for bad in ("notaurl", "ftp://calls.example.org", "https://", "http://host:port", "https://x.org/?a=1"):
+        assert book(db, *start, "--base-url", bad) == 1, bad
+        err = capsys.readouterr().err
+        assert err == (
+            f"monitor: error: --base-url {bad!r}: must be the server's address, e.g. https://calls.example.org\n"
+        )
+    with Store(db) as store:
+        assert store.bookings_between(0, 5e9) == []  # nothing was booked
+    assert book(db, *start, "--call-id", "c1", "--base-url", "http://10.0.0.5:8443/") == 0
+    urls = [json.loads(line)["url"] for line in capsys.readouterr().out.splitlines()]
+    assert all(url.startswith("http://10.0.0.5:8443/join/") for url in urls), urls
+    reissue = ["link", "reissue", "--call", "c1", "--participant", "v1", "--base-url", "calls.example.org"]
+    assert run(db, *reissue) == 1
+    assert "--base-url 'calls.example.org': must be the server's address" in capsys.readouterr().err
 
 
 def test_demo_staff_account_gets_a_fresh_password_each_start(db: Path) -> None:

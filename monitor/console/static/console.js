@@ -264,7 +264,13 @@ function send(message) {
 }
 
 // -- call view --------------------------------------------------------------------------------------
-function describe(r) {
+function personText(call, id) {
+  if (call.prisoner.id === id) return `${call.prisoner.name} (${id})`;
+  const visitor = call.visitors.find((v) => v.id === id);
+  return visitor ? `${visitor.name} (${id})` : id || "";
+}
+
+function describe(r, call) {
   const d = r.data;
   switch (r.kind) {
     case "state": return [`${d.previous || "?"} → ${d.state}`, (d.reasons || []).map(reasonText).join(", ")];
@@ -275,7 +281,11 @@ function describe(r) {
     case "recheck": return ["security check passed", d.awaiting_staff ? "waiting for staff approval" : ""];
     case "staff_action": return [`staff: ${String(d.action).replace("_", " ")}`, `${r.actor.replace("staff:", "")}${d.note ? ": " + d.note : ""}${d.alert_id ? ` (alert ${d.alert_id})` : ""}`];
     case "recording_failed": return ["recording failed", `${d.file || ""}: ${d.error || ""}`];
-    case "joined": case "left": return [r.kind, `${d.participant || ""} ${d.role ? "(" + d.role + ")" : ""} ${d.source || ""}`];
+    case "joined": case "left": {
+      const side = { prisoner: "prison side", visitor: "visitor side" }[d.role] || "";
+      const dropped = r.kind === "left" && r.actor === "system" ? "disconnected by the server" : "";
+      return [r.kind, [personText(call, d.participant || d.source), side, dropped].filter(Boolean).join(", ")];
+    }
     default: return [r.kind, JSON.stringify(d)];
   }
 }
@@ -321,7 +331,7 @@ async function openCall(callId, scroll = true) {
   renderRecordings(call.recordings || []);
   const body = $("timeline-body");
   body.replaceChildren(...call.records.map((rec) => {
-    const [what, details] = describe(rec);
+    const [what, details] = describe(rec, call);
     const evidence = el("td");
     if (rec.evidence) evidence.append(el("img", { src: `/console/api/evidence/${rec.evidence}.jpg`, alt: "evidence frame" }));
     return el("tr", { class: `kind-${rec.kind}` },

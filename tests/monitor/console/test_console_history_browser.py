@@ -1,0 +1,64 @@
+"""Chromium reads a call's history in the console: devices joining and leaving are named the way
+staff know the people (name, id, side), and a device the server dropped says so."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from console_site import PASSWORD, Site, next_message, records_until
+
+pytestmark = [pytest.mark.browser]
+CHROMIUM = "/usr/bin/chromium"
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-sync",
+]
+
+if not os.path.exists(CHROMIUM):
+    pytest.skip(f"{CHROMIUM} is not installed (make system installs it)", allow_module_level=True)
+
+
+async def test_history_names_who_joined_and_left(site: Site, tmp_path: Path) -> None:
+    from playwright.async_api import async_playwright, expect
+
+    ws = await site.ws(await site.login("alice"))
+    await ws.send(json.dumps({"type": "hello"}))
+    await next_message(ws, "welcome")
+    presence = [  # as monitor.call.Call._presence publishes them
+        {"kind": "joined", "t": 1.5, "source": "A1234BC", "participant": "A1234BC", "role": "prisoner"},
+        {"kind": "joined", "t": 2.0, "source": "v1", "participant": "v1", "role": "visitor"},
+        {"kind": "left", "t": 9.0, "source": "v1", "participant": "v1", "role": "visitor", "actor": "system"},
+    ]
+    for record in presence:
+        site.hub.publish("call-ex", {"actor": "device", **record})
+    await records_until(ws, lambda r: r["kind"] == "left")
+    await ws.close()
+
+    async with async_playwright() as p:
+        browser = await p.chromium.launch_persistent_context(
+            str(tmp_path / "profile"), executable_path=CHROMIUM, headless=True, args=ARGS
+        )
+        try:
+            page = browser.pages[0] if browser.pages else await browser.new_page()
+            page.set_default_timeout(15_000)
+            await page.goto(f"http://127.0.0.1:{site.port}/console")
+            await page.fill("#login-user", "alice")
+            await page.fill("#login-password", PASSWORD)
+            await page.click("#login-button")
+            await page.locator('#board-body tr[data-call="call-ex"]').click()
+            rows = page.locator("#timeline-body tr.kind-joined, #timeline-body tr.kind-left")
+            await expect(rows).to_have_count(3)
+            details = [text.split("\t") for text in await rows.all_inner_texts()]
+            assert [(row[2], row[3]) for row in details] == [
+                ("joined", "John Smith (A1234BC), prison side"),
+                ("joined", "Daniel Park (v1), visitor side"),
+                ("left", "Daniel Park (v1), visitor side, disconnected by the server"),
+            ], details
+        finally:
+            await browser.close()
