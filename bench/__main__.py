@@ -45,6 +45,14 @@ def print_table(name: str, rows: list[list[Any]]) -> None:
 
 def main(argv: list[str]) -> int:
     known = discover()
+    if any(a in ("-h", "--help") for a in argv):
+        print(
+            "usage: python -m bench [NAME ...]\n\nRuns every benchmark, or the named ones, prints a "
+            "table per benchmark and saves JSON under bench/results/.\n"
+            f"benchmarks: {', '.join(known)}\n"
+            "Each also runs alone with its own options: python -m bench.NAME --help"
+        )
+        return 0
     wanted = argv or known
     unknown = [n for n in wanted if n not in known]
     if unknown:

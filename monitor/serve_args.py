@@ -13,7 +13,12 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         "--booking", action="append", default=[], metavar="FILE", help="booking JSON (repeatable)"
     )
     parser.add_argument("--policy", help="policy TOML file overriding policies/default.toml")
-    parser.add_argument("--record", metavar="DIR", help="write DIR/<call_id>/timeline.jsonl live")
+    parser.add_argument(
+        "--record",
+        metavar="DIR",
+        help="record every incoming camera and microphone (WebM) and write the timeline live, "
+        "under DIR/<call_id>/",
+    )
     parser.add_argument(
         "--demo", action="store_true", help="serve a demo call from the fixture media, starting now"
     )

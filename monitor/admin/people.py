@@ -117,8 +117,20 @@ def run_visitor_add(args: argparse.Namespace) -> int:
             raise UserError(
                 f"--prisoner {args.prisoner}: no such prisoner (add it with `monitor prisoner add`)"
             )
-        if args.id and store.visitor(args.id) is not None and not args.photo:
-            store.approve_visitor(prisoner.id, args.id)
+        existing = store.visitor(args.id) if args.id else None
+        if existing is not None and not args.photo:
+            # approving an existing visitor must not look as if it changed who they are
+            if args.name is not None and args.name.strip() != existing.name:
+                raise UserError(
+                    f"--name {args.name!r}: visitor {existing.id} is {existing.name!r}; "
+                    "omit --name to approve them, or use a new --id for a different person"
+                )
+            if args.dob is not None and _date(args.dob, "--dob") != existing.date_of_birth:
+                raise UserError(
+                    f"--dob {args.dob}: visitor {existing.id} was born on {existing.date_of_birth}; "
+                    "omit --dob to approve them, or use a new --id for a different person"
+                )
+            store.approve_visitor(prisoner.id, existing.id)
             print(f"approved existing visitor {args.id} for prisoner {prisoner.id}")
             return 0
         if not args.photo:

@@ -188,6 +188,27 @@ def test_existing_visitor_can_be_approved_for_another_prisoner(
         assert store.visitor_list("B7654CD") == ("v1", "v5")
 
 
+def test_approving_an_existing_visitor_refuses_a_different_name_or_birth_date(
+    db: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with Store(db) as store:
+        v1 = store.visitor("v1")
+    assert v1 is not None
+    for argv, needle in (
+        (("--name", "Someone Else"), f"visitor v1 is {v1.name!r}"),
+        (("--dob", "1999-09-09"), f"visitor v1 was born on {v1.date_of_birth}"),
+    ):
+        assert run(db, "visitor", "add", "--prisoner", "B7654CD", "--id", "v1", *argv) == 1
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and needle in err, err
+    with Store(db) as store:
+        assert store.visitor_list("B7654CD") == ("v5",)  # nothing approved
+    # the same name and birth date are a plain approval
+    argv = ("--name", v1.name, "--dob", v1.date_of_birth)
+    assert run(db, "visitor", "add", "--prisoner", "B7654CD", "--id", "v1", *argv) == 0
+    assert "approved existing visitor v1" in capsys.readouterr().out
+
+
 def book(db: Path, *argv: str) -> int:
     return run(db, "book", "--prisoner", "A1234BC", *argv)
 
