@@ -208,6 +208,26 @@ def intent_back_of_head(r: tuple[Record, ...]) -> None:
     assert final_state(r) == "live"
 
 
+def intent_back_beside(r: tuple[Record, ...]) -> None:
+    live_within(r, 3.0)
+    # 4-13 s: beside the booked man (whose face stays in view), another man with his back to the
+    # camera (real footage) slides in at 4-5 s and out at 12-13 s: pose alone finds the booked man,
+    # so the persons rule must also search beside him, and hold the finding between its samples
+    warning = of_kind(r, "warning", "face_not_visible")
+    assert warning and 4.0 <= warning[0]["t"] <= 6.0, warning
+    assert "back to the camera" in warning[0]["guidance"], warning
+    assert [w["reason"] for w in of_kind(r, "warning")] == ["face_not_visible"], of_kind(r, "warning")
+    paused = [s for s in states(r) if s[1] == "paused"]
+    assert len(paused) == 1 and paused[0][2] == ("face_not_visible",), paused
+    assert warning[0]["t"] + 4.5 <= paused[0][0] <= 12.0, (warning, paused)
+    alert = of_kind(r, "alert", "face_not_visible")
+    assert alert and "(person)" in alert[0]["detail"], alert
+    # he has gone by 13 s: a passed recheck puts the call back live, and it stays live
+    resumed = [s for s in states(r) if s[1] == "live" and s[0] > paused[0][0]]
+    assert resumed and 13.0 <= resumed[0][0] <= 17.0, states(r)
+    assert final_state(r) == "live"
+
+
 def intent_staff_actions(r: tuple[Record, ...]) -> None:
     live_within(r, 3.0)
     assert [(s[1], s[2]) for s in states(r)] == [
