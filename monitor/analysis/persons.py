@@ -16,8 +16,10 @@ cam04, a man with his back to the camera, cut in beside the booked caller: back_
 whole frame counted him on 0 of 70 samples. So the side strips left and right of that person's head
 and shoulders are searched once more when at least ``min_strip_width`` of the frame wide (room for
 a body with shoulders of ``min_shoulder_width`` and some air; the booked man in the middle of
-clean.webm leaves at most 0.25, so a centred caller costs no second search), and a faceless person
-there counts too, unless they touch the frame's side (``min_edge_gap``, see ``_inside``): 66 of 70
+clean.webm leaves at most 0.25, so a centred caller costs no second search) and holding no
+confirmed face (pose would most likely find that face's person again, who does not count; this
+keeps an intruder's first frames, already paying for identity, cheap), and a faceless person there
+counts too, unless they touch the frame's side (``min_edge_gap``, see ``_inside``): 66 of 70
 samples. Masking the found person out (grey over their landmarks' box) and searching the whole
 frame again found 34 of 70: the caller's landmarks often reach into the other body. A person
 found beside the caller is *held* for ``hold_checks`` further checks that miss them (each a fresh
@@ -105,8 +107,11 @@ class FacelessPersonCounter:
             return 0 if found is None else 1
         beside = 0
         strips = ((0, found.x0), (found.x1, frame.width))
+        centres = [box.x + box.w / 2 for box in face_boxes]
         for a, b in strips:
-            if b - a >= self.min_strip_width * frame.width:
+            # a strip with a face in it is skipped: pose there finds one person, most likely the one
+            # with the face, who does not count (a new face in view already costs its identity work)
+            if b - a >= self.min_strip_width * frame.width and not any(a <= c < b for c in centres):
                 other = self._search(frame.rgb[:, a:b], a, frame.width, face_boxes)
                 beside += other is not None and not other.has_face and self._inside(other, frame.width)
         if beside:

@@ -141,3 +141,21 @@ def test_a_caller_in_the_middle_leaves_no_strip_to_search(detector: FaceDetector
             assert counter.runs - before == 1, t
     finally:
         counter.close()
+
+
+def test_a_strip_holding_a_face_is_not_searched(detector: FaceDetector) -> None:
+    """unbooked_walk_in 6-9 s: the booked man on the left, the unbooked woman's face in the wide strip
+    beside him. Pose there would find her, a person with a face, who does not count, so the strip is
+    not searched: an intruder's first frames, already paying for identity, pay for one pose run only."""
+    counter = FacelessPersonCounter(period_s=0.0)
+    try:
+        for _i, t, bgr in video_frames(CLIPS / "unbooked_walk_in.webm", start=180, stop=270, step=30):
+            f, faces = _faces(detector, bgr)
+            assert len(faces) == 2, t
+            whole = counter._search(f.rgb, 0, f.width, faces)
+            assert whole is not None and whole.has_face and f.width - whole.x1 >= 0.3 * f.width, t
+            before = counter.runs
+            assert counter.count(f, t, faces) == 0
+            assert counter.runs - before == 1, t
+    finally:
+        counter.close()
