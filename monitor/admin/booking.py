@@ -138,6 +138,11 @@ def run_book(args: argparse.Namespace) -> int:
             ids = [p["id"] for p in document["participants"]]
             text = re.sub(r"participants\[(\d+)\]", lambda m: f"--visitor {ids[int(m.group(1))]}", str(exc))
             raise BookingError(text.replace("ends_at:", "--minutes:")) from None
+        if booking.ends_at.timestamp() <= store.clock():
+            raise UserError(
+                f"--start: the slot {document['starts_at']} to {document['ends_at']} has already ended; "
+                "book a time in the future"
+            )
         save_booking(store, booking, document, config)
         AuditLog(store).append(
             "booked",

@@ -46,7 +46,7 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     visitors = (
         ("v1", "Barack Obama", "1961-08-04", "A1234BC", [OBAMA, OBAMA2]),
         ("v2", "Grace Hopper", "1906-12-09", "A1234BC", [HOPPER]),
-        ("v3", "Eileen Collins", "2015-05-01", "A1234BC", [ASTRONAUT]),  # a child on this list
+        ("v3", "Eileen Collins", "2025-05-01", "A1234BC", [ASTRONAUT]),  # a child on this list
         ("v5", "Joe Biden", "1942-11-20", "B7654CD", [BIDEN]),
     )
     for vid, name, dob, prisoner, photos in visitors:
@@ -214,7 +214,7 @@ def book(db: Path, *argv: str) -> int:
 
 
 def test_book_prints_join_links_bound_to_each_person(db: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    start = "2026-12-01T14:00:00+00:00"
+    start = "2036-12-01T14:00:00+00:00"
     assert (
         book(
             db,
@@ -242,7 +242,7 @@ def test_book_prints_join_links_bound_to_each_person(db: Path, capsys: pytest.Ca
     tokens = {x["url"].rsplit("/", 1)[1] for x in links}
     assert len(tokens) == 3 and all(len(t) >= 40 for t in tokens)
     assert "booked c1" in out.err
-    with Store(db, clock=lambda: 1_796_133_600.0 - 60) as store:  # 2026-12-01T13:59 UTC
+    with Store(db, clock=lambda: 2_111_752_800.0 - 60) as store:  # 2036-12-01T13:59 UTC
         booking = store.booking("c1")
         assert booking is not None and [v.visitor_id for v in booking.visitors] == ["v1", "v3"]
         assert booking.visitors[0].main_caller and not booking.visitors[1].main_caller
@@ -254,50 +254,50 @@ def test_book_prints_join_links_bound_to_each_person(db: Path, capsys: pytest.Ca
         }
         call = store.call("c1")
         assert call is not None and call.state == "waiting"
-    with Store(db, clock=lambda: 1_796_133_600.0 + 1800) as store:  # the slot is over
+    with Store(db, clock=lambda: 2_111_752_800.0 + 1800) as store:  # the slot is over
         assert all(store.join_token(t) is None for t in tokens)
 
 
 def test_book_rules(db: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    base = ["--start", "2026-12-01T14:00:00+00:00"]
+    base = ["--start", "2036-12-01T14:00:00+00:00"]
     assert book(db, "--visitor", "v1", *base, "--call-id", "first") == 0
     capsys.readouterr()
     cases = [
         (
-            ["--visitor", "v5", "--start", "2026-12-02T10:00:00+00:00"],
+            ["--visitor", "v5", "--start", "2036-12-02T10:00:00+00:00"],
             "--visitor v5: not on prisoner A1234BC's visitor list",
         ),
         (
-            ["--visitor", "v2", "--start", "2026-12-01T14:15:00+00:00"],
+            ["--visitor", "v2", "--start", "2036-12-01T14:15:00+00:00"],
             "--start: prisoner A1234BC already has call first at that time",
         ),
         (
-            ["--visitor", "v3", "--start", "2026-12-03T10:00:00+00:00"],
-            "--visitor v3.date_of_birth: main caller must be 18 or older on 2026-12-03, is 11",
+            ["--visitor", "v3", "--start", "2036-12-03T10:00:00+00:00"],
+            "--visitor v3.date_of_birth: main caller must be 18 or older on 2036-12-03, is 11",
         ),
         (
-            ["--visitor", "v1", "--visitor", "v3", "--main", "v2", "--start", "2026-12-03T10:00:00+00:00"],
+            ["--visitor", "v1", "--visitor", "v3", "--main", "v2", "--start", "2036-12-03T10:00:00+00:00"],
             "--main v2: must be one of the --visitor ids",
         ),
         (
-            ["--visitor", "v1", "--start", "2026-12-03T10:00:00+00:00", "--minutes", "45"],
+            ["--visitor", "v1", "--start", "2036-12-03T10:00:00+00:00", "--minutes", "45"],
             "--minutes: a 45-minute slot is not allowed (allowed minutes: 30, 60)",
         ),
         (
-            ["--visitor", "v1", "--start", "2026-12-03T10:00:00"],
-            "--start: '2026-12-03T10:00:00' has no timezone",
+            ["--visitor", "v1", "--start", "2036-12-03T10:00:00"],
+            "--start: '2036-12-03T10:00:00' has no timezone",
         ),
         (["--visitor", "v1", "--start", "tomorrow"], "--start: must be an ISO 8601 time with a timezone"),
         (
-            ["--visitor", "nobody", "--start", "2026-12-03T10:00:00+00:00"],
+            ["--visitor", "nobody", "--start", "2036-12-03T10:00:00+00:00"],
             "--visitor nobody: no such visitor",
         ),
         (
-            ["--visitor", "v1", "--visitor", "v1", "--start", "2026-12-03T10:00:00+00:00"],
+            ["--visitor", "v1", "--visitor", "v1", "--start", "2036-12-03T10:00:00+00:00"],
             "--visitor v1: given more than once",
         ),
         (
-            ["--visitor", "v1", "--start", "2026-12-05T10:00:00+00:00", "--call-id", "first"],
+            ["--visitor", "v1", "--start", "2036-12-05T10:00:00+00:00", "--call-id", "first"],
             "call first is already booked",
         ),
     ]
@@ -306,7 +306,17 @@ def test_book_rules(db: Path, capsys: pytest.CaptureFixture[str]) -> None:
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and message in err, (argv, err)
     with Store(db) as store:
-        assert [b.call_id for b in store.bookings_between(0, 2e9)] == ["first"]
+        assert [b.call_id for b in store.bookings_between(0, 3e9)] == ["first"]
+
+
+def test_a_slot_that_has_already_ended_is_refused(db: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Links for a call in the past would be dead on arrival; nothing is stored."""
+    assert book(db, "--visitor", "v1", "--start", "2020-12-03T10:00:00+00:00") == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--start: the slot 2020-12-03T10:00:00+00:00 to" in err, err
+    assert "has already ended" in err
+    with Store(db) as store:
+        assert store.bookings_between(0, 3e9) == []
 
 
 def test_more_than_four_visitors_is_refused(db: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -323,14 +333,14 @@ def test_more_than_four_visitors_is_refused(db: Path, capsys: pytest.CaptureFixt
             "--name",
             "Tom Smith",
             "--dob",
-            "2012-02-02",
+            "2022-02-02",
             "--photo",
             str(OBAMA2),
         )
         == 0
     )
     visitors = ["--visitor", "v1", "--visitor", "v2", "--visitor", "v3", "--visitor", "v4", "--visitor", "v5"]
-    assert book(db, *visitors, "--start", "2026-12-01T14:00:00+00:00") == 1
+    assert book(db, *visitors, "--start", "2036-12-01T14:00:00+00:00") == 1
     assert "participants: 1 to 4 visitors must be booked, got 5" in capsys.readouterr().err
 
 
@@ -339,11 +349,11 @@ def test_monthly_allowance_from_the_policy_file(
 ) -> None:
     policy = tmp_path / "policy.toml"
     policy.write_text("[booking]\nmonthly_allowance = 2\n")
-    for day in ("2026-12-01", "2026-12-31"):
+    for day in ("2036-12-01", "2036-12-31"):
         assert book(db, "--visitor", "v1", "--start", f"{day}T10:00:00+00:00", "--policy", str(policy)) == 0
     capsys.readouterr()
-    assert book(db, "--visitor", "v1", "--start", "2026-12-15T10:00:00+00:00", "--policy", str(policy)) == 1
-    assert "has used the monthly allowance of 2 calls in 2026-12" in capsys.readouterr().err
+    assert book(db, "--visitor", "v1", "--start", "2036-12-15T10:00:00+00:00", "--policy", str(policy)) == 1
+    assert "has used the monthly allowance of 2 calls in 2036-12" in capsys.readouterr().err
     assert book(db, "--visitor", "v1", "--start", "2027-01-01T10:00:00+00:00", "--policy", str(policy)) == 0
     # the other prisoner's allowance is their own
     assert (
@@ -355,7 +365,7 @@ def test_monthly_allowance_from_the_policy_file(
             "--visitor",
             "v5",
             "--start",
-            "2026-12-15T10:00:00+00:00",
+            "2036-12-15T10:00:00+00:00",
             "--policy",
             str(policy),
         )
@@ -397,7 +407,7 @@ def test_staff_add(db: Path, capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_audit_verify_reports_the_first_broken_record(db: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert book(db, "--visitor", "v1", "--start", "2026-12-01T14:00:00+00:00", "--call-id", "c1") == 0
+    assert book(db, "--visitor", "v1", "--start", "2036-12-01T14:00:00+00:00", "--call-id", "c1") == 0
     assert run(db, "staff", "add", "alice", "--prison", "HMP Example", stdin="correct horse battery\n") == 0
     capsys.readouterr()
     assert run(db, "audit", "verify") == 0
@@ -449,7 +459,7 @@ def test_commands_on_what_is_stored_refuse_a_missing_database(
         ["audit", "verify"],
         ["link", "revoke", "--call", "c1", "--participant", "v1"],
         ["link", "reissue", "--call", "c1", "--participant", "v1"],
-        ["book", "--prisoner", "A1234BC", "--visitor", "v1", "--start", "2026-12-01T14:00:00+00:00"],
+        ["book", "--prisoner", "A1234BC", "--visitor", "v1", "--start", "2036-12-01T14:00:00+00:00"],
     ]
     for argv in commands:
         assert run(missing, *argv) == 1, argv
@@ -511,7 +521,7 @@ def test_import_booking_puts_a_booking_file_on_the_board(db: Path) -> None:
     with Store(db.with_name("fresh.db")) as store:
         assert import_booking(store, booking) and not import_booking(store, booking)
         assert store.visitor_list(booking.prisoner.id) == ("v1",)
-        assert [b.call_id for b in store.bookings_between(0, 2e9, booking.prison)] == [booking.call_id]
+        assert [b.call_id for b in store.bookings_between(0, 3e9, booking.prison)] == [booking.call_id]
         again = stored_booking(store, booking.call_id, load_policy())
         assert again.participants[0].reference_photos == booking.participants[0].reference_photos
         assert again.starts_at == booking.starts_at
