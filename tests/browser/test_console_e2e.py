@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import os
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -23,6 +22,7 @@ import aioice.ice
 import numpy as np
 import pytest
 import pytest_asyncio
+from chromium import ARGS, CHROMIUM, require_chromium
 from live_server import join_device
 
 from monitor import auth
@@ -41,21 +41,10 @@ ROOT = Path(__file__).resolve().parents[2]
 CLIPS = ROOT / "fixtures" / "clips"
 BOOKING = ROOT / "fixtures" / "bookings" / "clean" / "booking.json"
 ARTIFACTS = ROOT / "test-artifacts"
-CHROMIUM = "/usr/bin/chromium"
 PASSWORD = "correct horse battery"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--autoplay-policy=no-user-gesture-required",
-]
+CHROMIUM_ARGS = [*ARGS, "--autoplay-policy=no-user-gesture-required"]
 
-if not os.path.exists(CHROMIUM):
-    pytest.skip(f"{CHROMIUM} is not installed (make system installs it)", allow_module_level=True)
+require_chromium()
 
 
 def ping_pong(frames: list[np.ndarray]) -> list[np.ndarray]:

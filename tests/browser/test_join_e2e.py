@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import os
 import shutil
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -24,6 +23,7 @@ import cv2
 import numpy as np
 import pytest
 import pytest_asyncio
+from chromium import ARGS, CHROMIUM, FAKE_MEDIA, require_chromium
 
 from monitor.bookings import load_booking
 from monitor.call import Call
@@ -40,10 +40,7 @@ ROOT = Path(__file__).resolve().parents[2]
 CLIPS = ROOT / "fixtures" / "clips"
 BOOKING = ROOT / "fixtures" / "bookings" / "clean" / "booking.json"
 ARTIFACTS = ROOT / "test-artifacts"
-CHROMIUM = "/usr/bin/chromium"
-
-if not os.path.exists(CHROMIUM):
-    pytest.skip(f"{CHROMIUM} is not installed (make system installs it)", allow_module_level=True)
+require_chromium()
 
 
 def ping_pong(frames: list[np.ndarray]) -> list[np.ndarray]:
@@ -89,18 +86,7 @@ async def browser(playwright: Any, profile: Path, camera: Path) -> Any:
         str(profile),
         executable_path=CHROMIUM,
         headless=True,
-        args=[
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--use-fake-ui-for-media-stream",
-            "--use-fake-device-for-media-stream",
-            f"--use-file-for-fake-video-capture={camera}",
-        ],
+        args=[*ARGS, *FAKE_MEDIA, f"--use-file-for-fake-video-capture={camera}"],
         viewport={"width": 1100, "height": 700},
     )
 

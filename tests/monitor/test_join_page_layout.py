@@ -4,15 +4,13 @@ the elements join.js makes for each booked person on the other side)."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
+from chromium import ARGS, CHROMIUM, require_chromium
 
 pytestmark = [pytest.mark.browser]
-CHROMIUM = "/usr/bin/chromium"
 WEB = Path(__file__).resolve().parents[2] / "monitor" / "web"
-ARGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"]
 ADD_SLOT = """n => {
   const figure = document.createElement("figure");
   figure.dataset.slot = String(n);
@@ -23,8 +21,7 @@ ADD_SLOT = """n => {
   document.getElementById("remote").append(figure);
 }"""
 
-if not os.path.exists(CHROMIUM):
-    pytest.skip(f"{CHROMIUM} is not installed (make system installs it)", allow_module_level=True)
+require_chromium()
 
 
 @pytest.mark.parametrize("width,height", [(1100, 700), (1366, 768), (1920, 1080)])

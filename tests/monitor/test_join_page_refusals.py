@@ -5,7 +5,6 @@ valid) and its notice says what to do, in sentences."""
 from __future__ import annotations
 
 import dataclasses
-import os
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -14,6 +13,8 @@ from typing import Any
 import aioice.ice
 import pytest
 import pytest_asyncio
+from chromium import ARGS as BASE_ARGS
+from chromium import CHROMIUM, FAKE_MEDIA, require_chromium
 
 from monitor.bookings import load_booking
 from monitor.serve import Server
@@ -22,18 +23,8 @@ from policies.config import load_policy
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="module")]
 ROOT = Path(__file__).resolve().parents[2]
 BOOKING = ROOT / "fixtures" / "bookings" / "clean" / "booking.json"
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--use-fake-ui-for-media-stream",
-    "--use-fake-device-for-media-stream",
-]
-
-if not os.path.exists(CHROMIUM):
-    pytest.skip(f"{CHROMIUM} is not installed (make system installs it)", allow_module_level=True)
+ARGS = [*BASE_ARGS, *FAKE_MEDIA]
+require_chromium()
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")

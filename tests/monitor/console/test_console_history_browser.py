@@ -4,24 +4,14 @@ staff know the people (name, id, side), and a device the server dropped says so.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
+from chromium import ARGS, CHROMIUM, require_chromium
 from console_site import PASSWORD, Site, next_message, records_until
 
 pytestmark = [pytest.mark.browser]
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-sync",
-]
-
-if not os.path.exists(CHROMIUM):
-    pytest.skip(f"{CHROMIUM} is not installed (make system installs it)", allow_module_level=True)
+require_chromium()
 
 
 async def test_history_names_who_joined_and_left(site: Site, tmp_path: Path) -> None:

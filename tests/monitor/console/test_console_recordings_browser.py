@@ -2,26 +2,16 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
+from chromium import ARGS, CHROMIUM, require_chromium
 from console_site import PASSWORD, Site
 from test_console_recordings import record
 
 pytestmark = [pytest.mark.browser]
-CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parents[3] / "test-artifacts"
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-sync",
-]
-
-if not os.path.exists(CHROMIUM):
-    pytest.skip(f"{CHROMIUM} is not installed (make system installs it)", allow_module_level=True)
+require_chromium()
 
 
 async def test_history_view_plays_the_recordings(site: Site, tmp_path: Path) -> None:
