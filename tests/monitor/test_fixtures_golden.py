@@ -189,43 +189,41 @@ def intent_group(r: tuple[Record, ...]) -> None:
     assert sorted(p for _, p in matched) == ["v1", "v2"], matched
 
 
-def intent_back_of_head(r: tuple[Record, ...]) -> None:
+def faceless_person_paused(
+    r: tuple[Record, ...], warned: tuple[float, float], resumed_in: tuple[float, float]
+) -> dict[str, Any]:
+    """A person without a face (back to the camera) warns within ``warned`` with the plain-word
+    guidance, pauses the call once for face_not_visible ~5 s later with a person alert, and a
+    passed recheck puts it back live within ``resumed_in``, where it stays. Returns the warning."""
     live_within(r, 3.0)
-    # 4-12 s: only a man with his back to the camera (real footage): the persons rule (pose, a body
-    # with no face) must say so at once, not the slower "nobody in view" (no_face)
     warning = of_kind(r, "warning", "face_not_visible")
-    assert warning and 4.0 <= warning[0]["t"] <= 5.0, warning
+    assert warning and warned[0] <= warning[0]["t"] <= warned[1], warning
     assert "back to the camera" in warning[0]["guidance"], warning
-    assert not of_kind(r, "warning", "no_face"), of_kind(r, "warning")
     paused = [s for s in states(r) if s[1] == "paused"]
     assert len(paused) == 1 and paused[0][2] == ("face_not_visible",), paused
     assert warning[0]["t"] + 4.5 <= paused[0][0] <= 12.0, (warning, paused)
     alert = of_kind(r, "alert", "face_not_visible")
     assert alert and "(person)" in alert[0]["detail"], alert
-    # the booked man is back from 12 s: a passed recheck puts the call back live
     resumed = [s for s in states(r) if s[1] == "live" and s[0] > paused[0][0]]
-    assert resumed and 12.0 <= resumed[0][0] <= 16.0, states(r)
+    assert resumed and resumed_in[0] <= resumed[0][0] <= resumed_in[1], states(r)
     assert final_state(r) == "live"
+    return warning[0]
+
+
+def intent_back_of_head(r: tuple[Record, ...]) -> None:
+    # 4-12 s: only a man with his back to the camera (real footage): the persons rule (pose, a body
+    # with no face) must say so at once, not the slower "nobody in view" (no_face); the booked man
+    # is back from 12 s
+    faceless_person_paused(r, warned=(4.0, 5.0), resumed_in=(12.0, 16.0))
+    assert not of_kind(r, "warning", "no_face"), of_kind(r, "warning")
 
 
 def intent_back_beside(r: tuple[Record, ...]) -> None:
-    live_within(r, 3.0)
     # 4-13 s: beside the booked man (whose face stays in view), another man with his back to the
     # camera (real footage) slides in at 4-5 s and out at 12-13 s: pose alone finds the booked man,
     # so the persons rule must also search beside him, and hold the finding between its samples
-    warning = of_kind(r, "warning", "face_not_visible")
-    assert warning and 4.0 <= warning[0]["t"] <= 6.0, warning
-    assert "back to the camera" in warning[0]["guidance"], warning
+    faceless_person_paused(r, warned=(4.0, 6.0), resumed_in=(13.0, 17.0))
     assert [w["reason"] for w in of_kind(r, "warning")] == ["face_not_visible"], of_kind(r, "warning")
-    paused = [s for s in states(r) if s[1] == "paused"]
-    assert len(paused) == 1 and paused[0][2] == ("face_not_visible",), paused
-    assert warning[0]["t"] + 4.5 <= paused[0][0] <= 12.0, (warning, paused)
-    alert = of_kind(r, "alert", "face_not_visible")
-    assert alert and "(person)" in alert[0]["detail"], alert
-    # he has gone by 13 s: a passed recheck puts the call back live, and it stays live
-    resumed = [s for s in states(r) if s[1] == "live" and s[0] > paused[0][0]]
-    assert resumed and 13.0 <= resumed[0][0] <= 17.0, states(r)
-    assert final_state(r) == "live"
 
 
 def intent_staff_actions(r: tuple[Record, ...]) -> None:

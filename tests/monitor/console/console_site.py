@@ -11,6 +11,7 @@ import http.client
 import json
 import time
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -180,3 +181,23 @@ async def site(tmp_path: Path) -> AsyncIterator[Site]:
             recorder.stop()
         await calls.close()
         store.close()
+
+
+@asynccontextmanager
+async def console_page(playwright: Any, site: Site, profile: Path, user: str = "alice") -> AsyncIterator[Any]:
+    """Chromium logged in to the site's console as ``user`` (through the login form), on the board."""
+    from chromium import ARGS, CHROMIUM
+
+    browser = await playwright.chromium.launch_persistent_context(
+        str(profile), executable_path=CHROMIUM, headless=True, args=ARGS
+    )
+    try:
+        page = browser.pages[0] if browser.pages else await browser.new_page()
+        page.set_default_timeout(15_000)
+        await page.goto(f"http://127.0.0.1:{site.port}/console")
+        await page.fill("#login-user", user)
+        await page.fill("#login-password", PASSWORD)
+        await page.click("#login-button")
+        yield page
+    finally:
+        await browser.close()

@@ -7,8 +7,8 @@ import json
 from pathlib import Path
 
 import pytest
-from chromium import ARGS, CHROMIUM, require_chromium
-from console_site import PASSWORD, Site, next_message, records_until
+from chromium import require_chromium
+from console_site import Site, console_page, next_message, records_until
 
 pytestmark = [pytest.mark.browser]
 require_chromium()
@@ -30,25 +30,13 @@ async def test_history_names_who_joined_and_left(site: Site, tmp_path: Path) -> 
     await records_until(ws, lambda r: r["kind"] == "left")
     await ws.close()
 
-    async with async_playwright() as p:
-        browser = await p.chromium.launch_persistent_context(
-            str(tmp_path / "profile"), executable_path=CHROMIUM, headless=True, args=ARGS
-        )
-        try:
-            page = browser.pages[0] if browser.pages else await browser.new_page()
-            page.set_default_timeout(15_000)
-            await page.goto(f"http://127.0.0.1:{site.port}/console")
-            await page.fill("#login-user", "alice")
-            await page.fill("#login-password", PASSWORD)
-            await page.click("#login-button")
-            await page.locator('#board-body tr[data-call="call-ex"]').click()
-            rows = page.locator("#timeline-body tr.kind-joined, #timeline-body tr.kind-left")
-            await expect(rows).to_have_count(3)
-            details = [text.split("\t") for text in await rows.all_inner_texts()]
-            assert [(row[2], row[3]) for row in details] == [
-                ("joined", "John Smith (A1234BC), prison side"),
-                ("joined", "Daniel Park (v1), visitor side"),
-                ("left", "Daniel Park (v1), visitor side, disconnected by the server"),
-            ], details
-        finally:
-            await browser.close()
+    async with async_playwright() as p, console_page(p, site, tmp_path / "profile") as page:
+        await page.locator('#board-body tr[data-call="call-ex"]').click()
+        rows = page.locator("#timeline-body tr.kind-joined, #timeline-body tr.kind-left")
+        await expect(rows).to_have_count(3)
+        details = [text.split("\t") for text in await rows.all_inner_texts()]
+        assert [(row[2], row[3]) for row in details] == [
+            ("joined", "John Smith (A1234BC), prison side"),
+            ("joined", "Daniel Park (v1), visitor side"),
+            ("left", "Daniel Park (v1), visitor side, disconnected by the server"),
+        ], details

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from chromium import ARGS, CHROMIUM, require_chromium
-from console_site import PASSWORD, Site
+from chromium import require_chromium
+from console_site import Site, console_page
 from test_console_recordings import record
 
 pytestmark = [pytest.mark.browser]
@@ -19,36 +19,20 @@ async def test_history_view_plays_the_recordings(site: Site, tmp_path: Path) -> 
 
     assert site.record_dir is not None
     await record(site.record_dir / "call-ex", "v1", video_frames=30)
-    async with async_playwright() as p:
-        browser = await p.chromium.launch_persistent_context(
-            str(tmp_path / "profile"), executable_path=CHROMIUM, headless=True, args=ARGS
+    async with async_playwright() as p, console_page(p, site, tmp_path / "profile") as page:
+        await page.locator('#board-body tr[data-call="call-ex"]').click()
+        await expect(page.locator("#recordings figure")).to_have_count(2)
+        await expect(page.locator("#recordings figure").first).to_contain_text("v1 video, part 1 from 3.5 s")
+        video, audio = page.locator("#recordings video"), page.locator("#recordings audio")
+        await expect(video).to_have_attribute("src", "/console/api/recordings/call-ex/v1.video.1.webm")
+        await page.wait_for_function(
+            "() => { const v = document.querySelector('#recordings video'); return v.readyState >= 1; }"
         )
-        try:
-            page = browser.pages[0] if browser.pages else await browser.new_page()
-            page.set_default_timeout(15_000)
-            await page.goto(f"http://127.0.0.1:{site.port}/console")
-            await page.fill("#login-user", "alice")
-            await page.fill("#login-password", PASSWORD)
-            await page.click("#login-button")
-            await page.locator('#board-body tr[data-call="call-ex"]').click()
-            await expect(page.locator("#recordings figure")).to_have_count(2)
-            await expect(page.locator("#recordings figure").first).to_contain_text(
-                "v1 video, part 1 from 3.5 s"
-            )
-            video, audio = page.locator("#recordings video"), page.locator("#recordings audio")
-            await expect(video).to_have_attribute("src", "/console/api/recordings/call-ex/v1.video.1.webm")
-            await page.wait_for_function(
-                "() => { const v = document.querySelector('#recordings video'); return v.readyState >= 1; }"
-            )
-            width, height, duration = await video.evaluate("v => [v.videoWidth, v.videoHeight, v.duration]")
-            assert (width, height) == (640, 480) and 0.8 < duration < 1.2
-            await video.evaluate("v => { v.muted = true; return v.play(); }")
-            await page.wait_for_function(
-                "() => document.querySelector('#recordings video').currentTime > 0.3"
-            )
-            await page.wait_for_function("() => document.querySelector('#recordings audio').readyState >= 1")
-            assert 0.4 < await audio.evaluate("a => a.duration") < 0.6
-            ARTIFACTS.mkdir(exist_ok=True)
-            await page.locator("#call-view").screenshot(path=str(ARTIFACTS / "console-recordings.png"))
-        finally:
-            await browser.close()
+        width, height, duration = await video.evaluate("v => [v.videoWidth, v.videoHeight, v.duration]")
+        assert (width, height) == (640, 480) and 0.8 < duration < 1.2
+        await video.evaluate("v => { v.muted = true; return v.play(); }")
+        await page.wait_for_function("() => document.querySelector('#recordings video').currentTime > 0.3")
+        await page.wait_for_function("() => document.querySelector('#recordings audio').readyState >= 1")
+        assert 0.4 < await audio.evaluate("a => a.duration") < 0.6
+        ARTIFACTS.mkdir(exist_ok=True)
+        await page.locator("#call-view").screenshot(path=str(ARTIFACTS / "console-recordings.png"))
