@@ -63,6 +63,7 @@ class Link(Protocol):
     """One relay worker as a call sees it (``monitor.relay_pool.WorkerLink``)."""
 
     alive: bool
+    restarts: int  # times its process was restarted
 
     async def request(self, kind: str, **fields: Any) -> dict[str, Any]: ...
 
@@ -356,6 +357,12 @@ class RemoteWatchPeer:
     def __init__(self, link: Link, watch: int) -> None:
         self.link = link
         self.watch = watch
+        self._generation = link.restarts  # the worker process this watch's peer lives in
+
+    @property
+    def lost(self) -> bool:
+        """The worker holding the peer died (restarted or not): no media will come any more."""
+        return not self.link.alive or self.link.restarts != self._generation
 
     async def setRemoteDescription(self, description: Any) -> None:
         try:

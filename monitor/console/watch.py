@@ -29,6 +29,10 @@ if TYPE_CHECKING:
 CLOSE_LOGIN = 4401
 CLOSE_ORIGIN = 4403
 ANSWER_TIMEOUT_S = 30.0
+MEDIA_RESTARTED = (
+    "the call's media was restarted on the server (the call is paused for its security check); "
+    "press Watch to see it again"
+)
 
 
 class WatchRefused(Exception):
@@ -74,7 +78,7 @@ class Watch:
                 actor=f"staff:{staff.username}",
             )
             await connection.send(messages.encode("watching", call_id=message.call_id))
-            await self._until_done(connection, call, token)
+            await self._until_done(connection, call, token, pc)
         except WatchRefused as exc:
             with contextlib.suppress(ConnectionClosed):
                 await connection.send(messages.encode("error", message=str(exc)))
@@ -122,11 +126,15 @@ class Watch:
         await connection.send(json.dumps(offer))
         return pc, tracks
 
-    async def _until_done(self, connection: ServerConnection, call: Any, token: str | None) -> None:
+    async def _until_done(self, connection: ServerConnection, call: Any, token: str | None, pc: Any) -> None:
         ended = getattr(call, "ended", None)
         while True:
             if auth.session_staff(self.console.store, token) is None:
                 await connection.close(CLOSE_LOGIN, "session ended")
+                return
+            if getattr(pc, "lost", False):  # its relay worker died: the view would freeze silently
+                await connection.send(messages.encode("error", message=MEDIA_RESTARTED))
+                await connection.close(1011, "media restarted")
                 return
             if str(call.state) == "ended" or (ended is not None and ended.is_set()):
                 await connection.send(messages.encode("ended"))

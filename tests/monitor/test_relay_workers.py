@@ -29,6 +29,7 @@ import pytest_asyncio
 from aiortc import RTCPeerConnection, RTCSessionDescription
 from live_server import join_device, wait_state
 from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
 
 from monitor import auth
 from monitor.audit import AuditLog
@@ -233,6 +234,33 @@ async def _console(server: Server) -> tuple[Any, str]:
     return origin, cookie.group(1)
 
 
+@contextlib.asynccontextmanager
+async def console_watch(
+    server: Server, call_id: str
+) -> AsyncIterator[tuple[Any, RTCPeerConnection, dict[str, Any]]]:
+    """A logged-in console watching ``call_id`` (/console/watch, a receive-only aiortc peer): the
+    watch socket, the peer and the server's offer, once the server said ``watching``."""
+    origin, cookie = await _console(server)
+    async with connect(
+        f"ws://127.0.0.1:{server.port}/console/watch",
+        origin=origin,
+        additional_headers={"Cookie": f"monitor_session={cookie}"},
+        max_size=2**20,  # type: ignore[arg-type]
+    ) as watch:
+        await watch.send(json.dumps({"type": "watch", "call_id": call_id}))
+        offer = json.loads(await asyncio.wait_for(watch.recv(), 20))
+        assert offer["type"] == "offer", offer
+        pc = RTCPeerConnection()
+        try:
+            await pc.setRemoteDescription(RTCSessionDescription(offer["sdp"], "offer"))
+            await pc.setLocalDescription(await pc.createAnswer())
+            await watch.send(json.dumps({"type": "answer", "sdp": pc.localDescription.sdp}))
+            assert json.loads(await asyncio.wait_for(watch.recv(), 20))["type"] == "watching"
+            yield watch, pc, offer
+        finally:
+            await pc.close()
+
+
 async def test_staff_pause_from_the_front_pauses_the_call_in_its_worker_and_watch_works(
     server: Server, clips: dict[str, list[np.ndarray]]
 ) -> None:
@@ -251,31 +279,13 @@ async def test_staff_pause_from_the_front_pauses_the_call_in_its_worker_and_watc
         assert "staff_pause" in paused["reasons"]
         assert str(first.state) == "paused"
         # a console watches the call: the receive-only peer is made in the worker
-        async with connect(
-            f"ws://127.0.0.1:{server.port}/console/watch",
-            origin=origin,
-            additional_headers=headers,
-            max_size=2**20,  # type: ignore[arg-type]
-        ) as watch:
-            await watch.send(json.dumps({"type": "watch", "call_id": "relay-a"}))
-            offer = json.loads(await asyncio.wait_for(watch.recv(), 20))
-            assert offer["type"] == "offer" and [s["participant"] for s in offer["slots"]] == [
-                "A1234BC",
-                "v1",
-            ]
-            pc = RTCPeerConnection()
-            try:
-                await pc.setRemoteDescription(RTCSessionDescription(offer["sdp"], "offer"))
-                await pc.setLocalDescription(await pc.createAnswer())
-                await watch.send(json.dumps({"type": "answer", "sdp": pc.localDescription.sdp}))
-                assert json.loads(await asyncio.wait_for(watch.recv(), 20))["type"] == "watching"
-                staff_view = Watch(pc.getTransceivers()[2].receiver.track)  # the visitor's camera
-                try:  # staff see the visitor while the call is paused for the participants
-                    await staff_view.until(is_clip(clips["clean"]), timeout=20)
-                finally:
-                    staff_view.stop()
+        async with console_watch(server, "relay-a") as (_watch, pc, offer):
+            assert [s["participant"] for s in offer["slots"]] == ["A1234BC", "v1"]
+            staff_view = Watch(pc.getTransceivers()[2].receiver.track)  # the visitor's camera
+            try:  # staff see the visitor while the call is paused for the participants
+                await staff_view.until(is_clip(clips["clean"]), timeout=20)
             finally:
-                await pc.close()
+                staff_view.stop()
         await ws.send(json.dumps({"type": "resume", "call_id": "relay-a", "ref": "r1"}))
         while (reply := json.loads(await asyncio.wait_for(ws.recv(), 10)))["type"] not in ("done", "error"):
             pass
@@ -293,13 +303,22 @@ async def test_a_killed_worker_pauses_its_calls_visibly_and_a_restarted_worker_s
     subscription = server.hub.subscribe()
     caplog.set_level(logging.WARNING)
     try:
-        os.kill(dead, signal.SIGKILL)
-        paused = await wait_state(other, "paused", timeout=10)
-        assert paused["reasons"] == ["analysis_error"]
-        error = await other.expect("error", timeout=5)
-        assert error["code"] == "relay_restarted"
-        assert (await other.expect_any(("closed",), timeout=5))["type"] == "closed"
-        seen = await hub_until(subscription, lambda r: r["call_id"] == "relay-b" and r["kind"] == "alert", 10)
+        async with console_watch(server, "relay-b") as (watch, _pc, _offer):  # staff watching it
+            os.kill(dead, signal.SIGKILL)
+            paused = await wait_state(other, "paused", timeout=10)
+            assert paused["reasons"] == ["analysis_error"]
+            error = await other.expect("error", timeout=5)
+            assert error["code"] == "relay_restarted"
+            assert (await other.expect_any(("closed",), timeout=5))["type"] == "closed"
+            seen = await hub_until(
+                subscription, lambda r: r["call_id"] == "relay-b" and r["kind"] == "alert", 10
+            )
+            # the watch's peer died with the worker: the console is told, not left on a frozen view
+            told = json.loads(await asyncio.wait_for(watch.recv(), 10))
+            assert told["type"] == "error" and "media was restarted" in told["message"], told
+            with pytest.raises(ConnectionClosed):
+                await asyncio.wait_for(watch.recv(), 10)
+            assert watch.close_code == 1011
     finally:
         subscription.close()  # type: ignore[attr-defined]
     state = next(r for r in seen if r["call_id"] == "relay-b" and r["kind"] == "state")
