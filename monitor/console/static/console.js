@@ -9,10 +9,11 @@ const REASONS = {
   capture_attempt: "Recording / screenshot attempt", staff_pause: "Paused by staff",
   analysis_error: "Analysis failed", time_up: "Time up", staff_end: "Ended by staff",
 };
+const RESULT_SHOWN_MS = 8000;  // how long an action's reply stays under the buttons
 const $ = (id) => document.getElementById(id);
 const state = {
   me: null, ws: null, lastId: 0, calls: new Map(), records: [], acked: new Set(), open: null,
-  retry: 500, audio: null, clockSkew: 0, boardTimer: null, watch: null,
+  retry: 500, audio: null, clockSkew: 0, boardTimer: null, watch: null, resultTimer: null,
 };
 
 function el(tag, attrs = {}, ...children) {
@@ -247,6 +248,10 @@ function connect() {
     } else if (msg.type === "done" || msg.type === "error") {
       $("action-result").textContent = msg.message;
       $("action-result").className = msg.type === "error" ? "error" : "muted";
+      // a reply ("pause sent to …") is about the moment it was sent: it goes after a while, so it
+      // is never read as the call's state (the state pill and the history say that)
+      clearTimeout(state.resultTimer);
+      state.resultTimer = setTimeout(() => { $("action-result").textContent = ""; }, RESULT_SHOWN_MS);
       if (msg.type === "done") scheduleBoard();
     }
   };
