@@ -127,6 +127,8 @@ def join_links(
 def run_book(args: argparse.Namespace) -> int:
     config = load_policy(args.policy)
     starts_at = _start(args.start)
+    if args.minutes < 1:
+        raise UserError(f"--minutes {args.minutes}: the slot length must be a positive number of minutes")
     links_base = join_base_url(args.base_url)
     with open_store(args, must_exist=True) as store:
         document = booking_document(store, args, starts_at)

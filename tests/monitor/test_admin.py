@@ -309,6 +309,14 @@ def test_book_rules(db: Path, capsys: pytest.CaptureFixture[str]) -> None:
         assert [b.call_id for b in store.bookings_between(0, 3e9)] == ["first"]
 
 
+def test_a_slot_length_that_is_not_positive_is_refused(db: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    for minutes in ("0", "-30"):
+        assert book(db, "--visitor", "v1", "--start", "2036-12-03T10:00:00+00:00", "--minutes", minutes) == 1
+        err = capsys.readouterr().err
+        expected = f"--minutes {minutes}: the slot length must be a positive number of minutes"
+        assert err == f"monitor: error: {expected}\n", err
+
+
 def test_a_slot_that_has_already_ended_is_refused(db: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """Links for a call in the past would be dead on arrival; nothing is stored."""
     assert book(db, "--visitor", "v1", "--start", "2020-12-03T10:00:00+00:00") == 1
