@@ -37,6 +37,21 @@ ROOT = Path(__file__).resolve().parents[1]
 BOOKING = ROOT / "fixtures" / "bookings" / "clean" / "booking.json"
 CLEAN_CLIP = ROOT / "fixtures" / "clips" / "clean.webm"
 
+WALK_IN_CLIP = ROOT / "fixtures" / "clips" / "unbooked_walk_in.webm"
+
+
+def ping_pong(frames: list[Any]) -> list[Any]:
+    """A clip that loops without a jump (the same arrays, no extra memory)."""
+    return frames + frames[-2:0:-1]
+
+
+def call_clips() -> dict[str, list[Any]]:
+    """The cameras the call tests send: the booked man alone ("clean"), and him with the unbooked
+    woman in view ("intruder", walk-in frames 170-229: both people in view), each ping-ponged."""
+    walk_in = load_clip(WALK_IN_CLIP, max_frames=240)[170:230]
+    return {"clean": ping_pong(load_clip(CLEAN_CLIP, max_frames=60)), "intruder": ping_pong(walk_in)}
+
+
 T = TypeVar("T")
 STATUS = re.compile(rb"^HTTP/1\.1 (\d{3}) [^\r\n]*\r\n")
 

@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 import pytest_asyncio
 from chromium import ARGS, CHROMIUM, require_chromium
-from live_server import join_device
+from live_server import call_clips, join_device
 
 from monitor import auth
 from monitor.admin import import_booking
@@ -33,12 +33,10 @@ from monitor.serve import Server
 from monitor.store import Store
 from policies.config import load_policy
 from policies.decisions import State
-from signalling.client import load_clip
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.asyncio(loop_scope="module")]
 
 ROOT = Path(__file__).resolve().parents[2]
-CLIPS = ROOT / "fixtures" / "clips"
 BOOKING = ROOT / "fixtures" / "bookings" / "clean" / "booking.json"
 ARTIFACTS = ROOT / "test-artifacts"
 PASSWORD = "correct horse battery"
@@ -47,17 +45,9 @@ CHROMIUM_ARGS = [*ARGS, "--autoplay-policy=no-user-gesture-required"]
 require_chromium()
 
 
-def ping_pong(frames: list[np.ndarray]) -> list[np.ndarray]:
-    return frames + frames[-2:0:-1]
-
-
 @pytest.fixture(scope="module")
 def clips() -> dict[str, list[np.ndarray]]:
-    walk_in = load_clip(CLIPS / "unbooked_walk_in.webm", max_frames=240)[170:230]  # both people in view
-    return {
-        "clean": ping_pong(load_clip(CLIPS / "clean.webm", max_frames=60)),
-        "intruder": ping_pong(walk_in),
-    }
+    return call_clips()
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")

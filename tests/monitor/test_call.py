@@ -22,7 +22,7 @@ import av
 import numpy as np
 import pytest
 import pytest_asyncio
-from live_server import join_device, join_token, wait_state
+from live_server import call_clips, join_device, join_token, wait_state
 
 from monitor.audit import AuditLog
 from monitor.bookings import load_booking
@@ -34,26 +34,17 @@ from policies.booking import Booking
 from policies.config import load_policy
 from policies.decisions import Alert, State
 from policies.reasons import Reason
-from signalling.client import Device, Watch, load_clip, shows_slate
+from signalling.client import Device, Watch, shows_slate
 
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[2]
-CLIPS = ROOT / "fixtures" / "clips"
 BOOKING = ROOT / "fixtures" / "bookings" / "clean" / "booking.json"
-
-
-def ping_pong(frames: list[np.ndarray]) -> list[np.ndarray]:
-    return frames + frames[-2:0:-1]  # loops without a jump (the same arrays, no extra memory)
 
 
 @pytest.fixture(scope="module")
 def clips() -> dict[str, list[np.ndarray]]:
-    walk_in = load_clip(CLIPS / "unbooked_walk_in.webm", max_frames=240)[170:230]  # both people in view
-    return {
-        "clean": ping_pong(load_clip(CLIPS / "clean.webm", max_frames=60)),
-        "intruder": ping_pong(walk_in),
-    }
+    return call_clips()
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")

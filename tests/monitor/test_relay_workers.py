@@ -27,7 +27,7 @@ import numpy as np
 import pytest
 import pytest_asyncio
 from aiortc import RTCPeerConnection, RTCSessionDescription
-from live_server import join_device, wait_state
+from live_server import call_clips, join_device, wait_state
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
@@ -39,27 +39,18 @@ from monitor.relay import PAUSED_BGR
 from monitor.serve import Server
 from monitor.store import Store
 from policies.config import load_policy
-from signalling.client import Watch, load_clip, shows_slate
+from signalling.client import Watch, shows_slate
 
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[2]
-CLIPS = ROOT / "fixtures" / "clips"
 BOOKING = ROOT / "fixtures" / "bookings" / "clean" / "booking.json"
 PASSWORD = "correct horse battery"
 
 
-def ping_pong(frames: list[np.ndarray]) -> list[np.ndarray]:
-    return frames + frames[-2:0:-1]
-
-
 @pytest.fixture(scope="module")
 def clips() -> dict[str, list[np.ndarray]]:
-    walk_in = load_clip(CLIPS / "unbooked_walk_in.webm", max_frames=240)[170:230]  # both people in view
-    return {
-        "clean": ping_pong(load_clip(CLIPS / "clean.webm", max_frames=60)),
-        "intruder": ping_pong(walk_in),
-    }
+    return call_clips()
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
