@@ -9,7 +9,6 @@ filesystem (a 512 KiB tmpfs) under the recordings. Each test is bounded by expli
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import json
 import os
 import shutil
@@ -26,11 +25,10 @@ import aioice.ice
 import numpy as np
 import pytest
 import pytest_asyncio
-from live_server import join_token
+from live_server import booking_now, join_token
 
 from monitor.admin import import_booking
 from monitor.audit import AuditLog
-from monitor.bookings import load_booking
 from monitor.call import Call
 from monitor.console import board
 from monitor.serve import Server
@@ -66,11 +64,7 @@ async def server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Serv
 
 
 def book(server: Server, call_id: str) -> Call:
-    base = load_booking(BOOKING, server.config)
-    starts = datetime.now(UTC) - timedelta(seconds=1)
-    booking = dataclasses.replace(
-        base, call_id=call_id, starts_at=starts, ends_at=starts + (base.ends_at - base.starts_at)
-    )
+    booking = booking_now(call_id)
     assert server.store is not None
     import_booking(server.store, booking)  # on the console board, with a calls row
     return server.add_booking(booking)

@@ -4,23 +4,21 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import re
 import time
 import urllib.error
 import urllib.request
 from collections import Counter
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import aioice.ice
 import pytest
 import pytest_asyncio
+from live_server import booking_now
 from websockets.datastructures import Headers
 
-from monitor.bookings import load_booking
 from monitor.call import Call
 from monitor.http import HttpRequest, Router
 from monitor.metrics import CONTENT_TYPE, Exposition, LoopLag, Metrics, is_loopback, register_metrics
@@ -30,7 +28,6 @@ from policies.decisions import State, StateChanged
 from signalling.client import ClipTrack, Device, ToneTrack, load_clip
 
 ROOT = Path(__file__).resolve().parents[2]
-BOOKING = ROOT / "fixtures" / "bookings" / "clean" / "booking.json"
 CLIP = ROOT / "fixtures" / "clips" / "clean.webm"
 TOKEN = "s3cret-metrics-token"
 
@@ -210,11 +207,7 @@ async def server() -> AsyncIterator[Server]:
 
 
 def book(server: Server, name: str) -> Call:
-    base = load_booking(BOOKING, server.config)
-    starts = datetime.now(UTC) - timedelta(seconds=1)
-    ends = starts + (base.ends_at - base.starts_at)
-    booking = dataclasses.replace(base, call_id=name, starts_at=starts, ends_at=ends)
-    return server.add_booking(booking)
+    return server.add_booking(booking_now(name))
 
 
 def scrape(port: int, token: str | None = TOKEN) -> tuple[int, str, str]:

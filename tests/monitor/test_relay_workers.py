@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import dataclasses
 import json
 import logging
 import os
@@ -18,7 +17,6 @@ import re
 import signal
 import time
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -27,13 +25,12 @@ import numpy as np
 import pytest
 import pytest_asyncio
 from aiortc import RTCPeerConnection, RTCSessionDescription
-from live_server import call_clips, join_device, wait_state
+from live_server import booking_now, call_clips, join_device, wait_state
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from monitor import auth
 from monitor.audit import AuditLog
-from monitor.bookings import load_booking
 from monitor.call import Call
 from monitor.relay import PAUSED_BGR
 from monitor.serve import Server
@@ -43,8 +40,6 @@ from signalling.client import Watch, shows_slate
 
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.slow]
 
-ROOT = Path(__file__).resolve().parents[2]
-BOOKING = ROOT / "fixtures" / "bookings" / "clean" / "booking.json"
 PASSWORD = "correct horse battery"
 
 
@@ -76,12 +71,7 @@ async def server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Serv
 
 
 def book(server: Server, name: str) -> Call:
-    base = load_booking(BOOKING, server.config)
-    starts = datetime.now(UTC) - timedelta(seconds=1)
-    booking = dataclasses.replace(
-        base, call_id=name, starts_at=starts, ends_at=starts + (base.ends_at - base.starts_at)
-    )
-    return server.add_booking(booking)
+    return server.add_booking(booking_now(name))
 
 
 async def placed(call: Any, timeout: float = 60.0) -> int:
