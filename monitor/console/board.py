@@ -54,6 +54,37 @@ def acknowledged(records: list[AuditRecord]) -> set[int]:
     }
 
 
+def resume_route(records: list[AuditRecord]) -> str | None:
+    """How a paused call can go live again, from its records (None when it is not paused):
+
+    - ``automatic``: only the security check; staff approval is neither needed nor possible;
+    - ``needs_staff``: a reason needs staff approval and the check has not passed yet (staff may
+      approve now: the call then resumes when the check passes);
+    - ``awaiting_staff``: the check passed; the call resumes when staff approve.
+
+    Mirrors the policy core (``policies/session.py``): every pause reason restarts the check, a
+    reason in ``staff_approval_reasons`` needs an approval given after it."""
+    paused = needs = passed = False
+    for record in records:
+        if record.kind == "state":
+            was = paused
+            paused = record.data.get("state") == "paused"
+            if paused and not was:
+                needs = passed = False
+        elif record.kind == "alert" and paused:
+            needs = needs or bool(record.data.get("needs_staff"))
+            passed = False
+        elif record.kind == "recheck" and paused and record.data.get("passed"):
+            passed = True
+        elif record.kind == "staff_action" and record.data.get("action") == "approve_resume":
+            needs = False
+    if not paused:
+        return None
+    if needs:
+        return "awaiting_staff" if passed else "needs_staff"
+    return "automatic"
+
+
 def live_present(call: Any) -> list[dict[str, Any]]:
     """Devices connected to a running call (``monitor.call.Call.devices``)."""
     devices = getattr(call, "devices", None) or {}
@@ -80,6 +111,7 @@ def call_summary(
         "ends_at": booking.ends_at,
         "state": str(live.state) if live is not None else (call.state if call else "waiting"),
         "reasons": list(last_state.data.get("reasons", [])) if last_state else [],
+        "resume": resume_route(records),
         "interrupted": bool(call and call.interrupted),
         "time_left_s": max(0.0, booking.ends_at - max(now, booking.starts_at)),
         "present": live_present(live) if live is not None else present(records),

@@ -22,7 +22,7 @@ from monitor import auth
 from monitor.audit import AuditLog
 from monitor.console import messages
 from monitor.console.app import origin_allowed, session_token
-from monitor.console.board import ALERT_KINDS
+from monitor.console.board import ALERT_KINDS, resume_route
 
 if TYPE_CHECKING:
     from monitor.console.app import Console
@@ -210,6 +210,10 @@ class Feed:
         elif isinstance(message, messages.Resume):
             if str(call.state) != "paused":
                 raise ActionRefused("the call is not paused")
+            if resume_route(log.for_call(message.call_id)) == "automatic":
+                raise ActionRefused(
+                    "nothing to approve: the call resumes by itself when the security check passes"
+                )
             action, data = "approve_resume", {}
         else:
             action, data = "end", {"note": message.note}

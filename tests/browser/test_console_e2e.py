@@ -147,6 +147,12 @@ async def test_staff_console_in_chromium(
             assert int(await page.locator("#alert-badge").inner_text()) >= 1
             assert int(await page.evaluate("document.body.dataset.beeps || '0'")) >= 1
             await expect(row.locator(".pill")).to_have_text("paused")
+            # an automatic pause needs no approval: staff are told it resumes by itself
+            await expect(page.locator("#resume-hint")).to_contain_text(
+                "Resumes by itself when the security check passes."
+            )
+            await expect(page.locator("#resume-button")).to_be_disabled()
+            await expect(page.locator("#pause-button")).to_be_enabled()  # to hold it for approval
             await page.screenshot(path=str(ARTIFACTS / "console-3-alert.png"), full_page=True)
             await page.click("#unwatch-button")  # staff saw the intruder while the participants were paused
             await expect(page.locator("#watch-videos video")).to_have_count(0)
@@ -169,7 +175,9 @@ async def test_staff_console_in_chromium(
             assert call.state is State.PAUSED
             await page.screenshot(path=str(ARTIFACTS / "console-4-staff-pause.png"))
 
-            # approve the resume: the recheck passes (clean camera) and the call goes live
+            # the recheck passes (clean camera), then staff approve the resume and the call goes live
+            hint = page.locator("#resume-hint")
+            await expect(hint).to_contain_text("Security check passed", timeout=30_000)
             await page.click("#resume-button")
             await expect(page.locator("#call-state")).to_have_text("live", timeout=30_000)
             await until(lambda: call.state is State.LIVE, 10, "the call to be live")

@@ -308,6 +308,12 @@ function renderRecordings(files) {
   }));
 }
 
+const RESUME_HINTS = {
+  automatic: "Resumes by itself when the security check passes. Pause it yourself to hold it for your approval.",
+  needs_staff: "Needs your approval: you may approve now; it resumes once the security check also passes.",
+  awaiting_staff: "Security check passed: waiting for your approval to resume.",
+};
+
 async function openCall(callId, scroll = true) {
   if (state.open !== callId) { stopWatching(); $("watch-status").textContent = ""; }
   const r = await fetch(`/console/api/calls/${encodeURIComponent(callId)}`, { credentials: "same-origin" });
@@ -329,8 +335,12 @@ async function openCall(callId, scroll = true) {
       call.reasons.length ? ` ${call.reasons.map(reasonText).join(", ")}` : ""),
   );
   const running = call.running && call.state !== "ended";
-  $("pause-button").disabled = !running || call.state === "paused";
-  $("resume-button").disabled = !running || call.state !== "paused";
+  const route = running && call.state === "paused" ? call.resume : null;
+  // a pause that resumes by itself can still be held for staff approval with a staff pause
+  $("pause-button").disabled = !running || (call.state === "paused" && route !== "automatic");
+  // staff can approve only a pause that needs them; the others resume by themselves
+  $("resume-button").disabled = route !== "needs_staff" && route !== "awaiting_staff";
+  $("resume-hint").textContent = RESUME_HINTS[route] || "";
   $("end-button").disabled = !running;
   $("watch-button").disabled = !running;
   renderRecordings(call.recordings || []);

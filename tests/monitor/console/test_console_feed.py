@@ -89,6 +89,15 @@ async def test_staff_pause_approve_resume_and_end(site: Site) -> None:
     assert got[-1]["data"]["action"] == "approve_resume" or any(
         r["kind"] == "staff_action" and r["data"]["action"] == "approve_resume" for r in got
     )
+    # approved before the security check passed (nobody is on camera here): the call stays paused
+    # and resumes by itself once the check passes, so a second approval is refused
+    assert str(call.state) == "paused"
+    cookie = await site.login("alice")
+    opened = (await site.get("/console/api/calls/call-ex", cookie)).json()
+    assert opened["resume"] == "automatic"
+    await ws.send(json.dumps({"type": "resume", "call_id": "call-ex", "ref": "r2"}))
+    refused = await next_message(ws, "error")
+    assert refused["ref"] == "r2" and "nothing to approve" in refused["message"], refused
 
     await ws.send(json.dumps({"type": "end", "call_id": "call-ex", "note": "ended by staff"}))
     await next_message(ws, "done")
