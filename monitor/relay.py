@@ -112,7 +112,6 @@ class Feed:
         self.name = name
         self.track: MediaStreamTrack | None = None
         self.generation = 0
-        self.fanout = 0  # gates reading this feed
         self._drain: asyncio.Task[None] | None = None
         self.frames = 0  # frames received on the current track (drain)
         self.last_frame_at = 0.0
@@ -213,7 +212,6 @@ class _GatedTrack(MediaStreamTrack):
         self._generation = -1
         self.forwarded = 0
         self.filled = 0
-        feed.fanout += 1
 
     def _subscription(self) -> MediaStreamTrack | None:
         if self._generation != self.feed.generation:
@@ -233,8 +231,6 @@ class _GatedTrack(MediaStreamTrack):
             return None
 
     def stop(self) -> None:
-        if self.readyState == "live":
-            self.feed.fanout -= 1
         super().stop()
         if self._sub is not None:
             self._sub.stop()
@@ -257,7 +253,7 @@ class GatedVideoTrack(_GatedTrack):
             frame = await self._next_source_frame(STALL_S)
             if frame is not None and self.gate.is_open:
                 assert isinstance(frame, VideoFrame)
-                out = self._own(frame)
+                out = self._copy(frame)  # relayed frames are shared: stamp a copy, never the frame
                 self.showing = None
                 self.forwarded += 1
                 return self._stamp(out)
@@ -275,9 +271,6 @@ class GatedVideoTrack(_GatedTrack):
         if wait > 0:
             await asyncio.sleep(wait)
         self._next_filler_at = max(now, self._next_filler_at) + 1.0 / SLATE_FPS
-
-    def _own(self, frame: VideoFrame) -> VideoFrame:
-        return self._copy(frame) if self.feed.fanout > 1 else frame
 
     @staticmethod
     def _copy(frame: VideoFrame) -> VideoFrame:
