@@ -52,6 +52,7 @@ from monitor.forward_audio import ForwardedAudioTrack
 from monitor.hub import Hub
 from monitor.jitter import read_datagrams_in_batches
 from monitor.recording import FeedRecorder
+from monitor.recording_encoded import CameraRecorder
 from monitor.relay import Clock, Feed, FrameTap, Gate, GatedAudioTrack, GatedVideoTrack, make_slates
 from monitor.replay import ANALYSIS_FPS, CALM_FPS
 from monitor.timeline import decision_record, encode_line
@@ -225,7 +226,7 @@ class Call:
         self._last_t = float("-inf")
         self._timeline = None
         self._recording_reported: set[str] = set()
-        self.recorders: list[FeedRecorder] = []
+        self.recorders: list[FeedRecorder | CameraRecorder] = []
         self.analysis_recorders: dict[str, FeedRecorder] = {}
         if record_dir is not None:
             folder = record_dir / self.call_id
@@ -239,6 +240,8 @@ class Call:
                     video, folder, f"{participant}.video", self.now, max_fps=RECORD_FPS, pushed=pushed
                 )
                 self.recorders.append(camera)
+                # the camera as received, at full rate, for people to watch (no decoding)
+                self.recorders.append(CameraRecorder(video, folder, f"{participant}.camera", self.now))
                 self.recorders.append(FeedRecorder(audio, folder, f"{participant}.audio", self.now))
                 if pushed:
                     self.analysis_recorders[participant] = camera

@@ -2,7 +2,8 @@
 
 Theory of operation
 -------------------
-``monitor.recording`` writes ``DIR/<call_id>/<participant>.<video|audio>.<part>.webm`` plus a
+``monitor.recording`` writes ``DIR/<call_id>/<participant>.<video|audio>.<part>.webm`` and
+``monitor.recording_encoded`` ``<participant>.camera.<part>.webm``, each with a
 sidecar ``.json`` naming the call time of the part's first frame. The console lists those files
 in a call's history and serves them to staff of the call's prison. A requested name is never
 joined onto a path as given: it must equal, character for character, a name found by listing
@@ -26,9 +27,11 @@ from typing import Any
 from urllib.parse import quote
 
 MAX_SERVE_BYTES = 200 * 1024 * 1024
-_MEDIA = re.compile(r"^(?P<source>.+)\.(?P<kind>video|audio)\.(?P<part>[0-9]+)\.webm$")
+_MEDIA = re.compile(r"^(?P<source>.+)\.(?P<kind>video|camera|audio)\.(?P<part>[0-9]+)\.webm$")
 _RANGE = re.compile(r"^bytes=(?P<start>[0-9]*)-(?P<end>[0-9]*)$")
-CONTENT_TYPES = {"video": "video/webm", "audio": "audio/webm"}
+CONTENT_TYPES = {"video": "video/webm", "camera": "video/webm", "audio": "audio/webm"}
+#: the full-rate camera first (to watch), then the analysed frames (what replay reproduces), then sound
+KIND_ORDER = {"camera": 0, "video": 1, "audio": 2}
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,7 +39,7 @@ class RecordedFile:
     path: Path
     name: str
     source: str
-    kind: str  # "video" or "audio"
+    kind: str  # "camera" (full rate, as received), "video" (the analysed frames) or "audio"
     part: int
     size: int
     first_frame_call_t: float | None
@@ -100,7 +103,7 @@ def list_files(record_dir: Path | None, call_id: str) -> list[RecordedFile]:
                 _first_frame_t(folder, entry.name),
             )
         )
-    return sorted(found, key=lambda f: (f.source, f.kind != "video", f.part))
+    return sorted(found, key=lambda f: (f.source, KIND_ORDER[f.kind], f.part))
 
 
 def find(record_dir: Path | None, call_id: str, name: str) -> RecordedFile | None:

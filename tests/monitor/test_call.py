@@ -156,6 +156,11 @@ async def test_booked_face_goes_live_intruder_pauses_with_slate_and_recheck_resu
             assert sum(f.samples for f in audio.decode(audio=0)) > 48_000
     sidecar = json.loads((folder / "v1.video.1.json").read_text())
     assert 0 < sidecar["first_frame_call_t"] < 30
+    # ... and both cameras at their full rate, as received (muxed, never decoded): several times
+    # the analysed archive's frames
+    for camera in ("v1.camera.1.webm", "A1234BC.camera.1.webm"):
+        with av.open(str(folder / camera)) as full:
+            assert sum(1 for _ in full.decode(video=0)) > 2 * len(frames), camera
 
     # replaying the archive of the analysed camera reaches the live call's decisions
     document = json.loads(BOOKING.read_text())
