@@ -286,9 +286,10 @@ class RelayWorker:
 def keep_earlier_parts(folder: Path) -> int:
     """Rename the recording parts an earlier process left in a call's folder (a worker that died,
     a server that was killed) so the call's new recorders, which number their parts from 1 again,
-    do not overwrite them: ``v1.video.1.webm`` becomes ``v1-before-restart-1.video.1.webm`` (and its
-    sidecar likewise); the console lists them as a source of their own. Returns files renamed."""
-    media = re.compile(r"^(?P<source>.+?)\.(?P<rest>(?:video|audio)\.[0-9]+\.(?:webm|json))$")
+    do not overwrite them: ``v1.video.1.webm`` becomes ``v1-before-restart-1.video.1.webm`` (the
+    ``camera`` and ``audio`` parts and the sidecars likewise); the console lists them as a source of
+    their own. Returns files renamed."""
+    media = re.compile(r"^(?P<source>.+?)\.(?P<rest>(?:video|camera|audio)\.[0-9]+\.(?:webm|json))$")
     try:
         names = [p.name for p in folder.iterdir() if p.is_file()]
     except OSError:

@@ -66,12 +66,19 @@ def test_a_booking_and_a_policy_cross_exactly() -> None:
 
 
 def test_a_replaced_worker_keeps_the_recordings_of_the_one_before(tmp_path: Path) -> None:
-    for name in ("v1.video.1.webm", "v1.video.1.json", "A1234BC.audio.1.webm", "timeline.jsonl"):
+    for name in (
+        "v1.video.1.webm",
+        "v1.video.1.json",
+        "A1234BC.audio.1.webm",
+        "A1234BC.camera.1.webm",
+        "timeline.jsonl",
+    ):
         (tmp_path / name).write_text(name)
-    assert keep_earlier_parts(tmp_path) == 3
+    assert keep_earlier_parts(tmp_path) == 4
     names = sorted(p.name for p in tmp_path.iterdir())
     assert names == [
         "A1234BC-before-restart-1.audio.1.webm",
+        "A1234BC-before-restart-1.camera.1.webm",
         "timeline.jsonl",  # appended to by the new call, never renamed
         "v1-before-restart-1.video.1.json",
         "v1-before-restart-1.video.1.webm",
