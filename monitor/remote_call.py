@@ -276,6 +276,10 @@ class RemoteCall:
     def on_record(self, record: dict[str, Any], evidence: bytes | None) -> None:
         kind = record.get("kind")
         if kind == "state":
+            if record.get("state") == self._state.value:
+                # a call moved before anyone joined: the new worker's fresh session announces the
+                # start again; the front already published it, and a state is only news if it changes
+                return
             with contextlib.suppress(ValueError):
                 self._state = State(str(record.get("state")))
             self.last_reasons = tuple(str(r) for r in record.get("reasons", []) or [])

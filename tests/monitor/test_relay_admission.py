@@ -22,6 +22,7 @@ from monitor.capacity import Limits
 from monitor.relay_pool import WorkerAdmission
 from monitor.serve import Server
 from policies.config import load_policy
+from policies.decisions import State
 from signalling.client import Device, load_clip
 
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.slow]
@@ -59,6 +60,12 @@ async def test_a_new_call_goes_to_a_worker_with_room_and_is_refused_when_every_w
         await asyncio.wait_for(call.placed.wait(), 60)
     a, b, c = calls["a"], calls["b"], calls["c"]
     assert (a.link, b.link, c.link) == (links[0], links[1], links[0])  # fewest calls when loaded
+    for _ in range(300):  # c's session on worker 0 has started (published waiting -> verifying)
+        if c.state is State.VERIFYING:
+            break
+        await asyncio.sleep(0.1)
+    assert c.state is State.VERIFYING
+    published = server.hub.subscribe()
     frames = load_clip(CLEAN_CLIP, max_frames=30)
     devices: list[Device] = []
     try:
@@ -92,6 +99,11 @@ async def test_a_new_call_goes_to_a_worker_with_room_and_is_refused_when_every_w
         assert 'monitor_call_starts_total{result="over_capacity"} 1' in page
         assert 'monitor_call_starts_total{result="admitted"} 2' in page
         assert "monitor_max_calls 1" in page
+        # the move did not announce c's start a second time (staff and the audit log saw it once)
+        seen = []
+        while not published.queue.empty():  # type: ignore[attr-defined]
+            seen.append(await anext(published))
+        assert seen and not [r for r in seen if r["call_id"] == "c" and r["kind"] == "state"], seen
     finally:
         for device in devices:
             await device.close()
