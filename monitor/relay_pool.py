@@ -9,10 +9,11 @@ first device joins, :class:`WorkerAdmission` decides where it runs
 limit and the lag limit) and moves it there if it is elsewhere, or refuses the device with
 ``over_capacity``. Only a call nobody has joined yet is moved (state ``waiting``, or ``verifying``
 once its start time has passed; its worker holds nothing of it but a session that has seen no
-device: the new worker starts a fresh one, whose first state record is published again); a call
-paused by staff before anyone joined stays where its pause is. From then on the call stays on that
-worker for its life (its peers, session and recordings are there) and counts as running there until
-it ends, devices or not, so that its devices can always come back. :class:`WorkerLink` reads one
+device: the new worker starts a fresh one, whose first state record the front drops, having
+published that start already); a call paused by staff before anyone joined stays where its pause
+is. From then on the call stays on that worker for its life (its peers, session and recordings
+are there) and counts as running there until it ends, devices or not, so that its devices can
+always come back. :class:`WorkerLink` reads one
 worker's messages in one task and hands them on: a ``reply`` to the request waiting for it,
 ``send``/``close`` to the device connection they name, ``hub`` records and snapshots to the call's
 :class:`~monitor.remote_call.RemoteCall`.
