@@ -3,7 +3,9 @@
 `websockets` parses every request on the port. ``process_request`` answers plain HTTP requests
 (pages, JSON, images; GET or body-less POST such as a login carrying an ``Authorization`` header)
 from the route table; a request that is a WebSocket upgrade on a registered WebSocket path goes on
-to the handshake and is then handed to that path's handler. Anything else gets 404. Handlers are
+to the handshake and is then handed to that path's handler, unless the path's admission check
+(``Router.ws(..., admit=)``) answers it instead: a refused client gets a plain HTTP 401/403 and no
+WebSocket at all. Anything else gets 404. Handlers are
 registered by the parts of the server (signalling, console) so this module knows none of them.
 """
 
@@ -32,6 +34,9 @@ class HttpRequest:
 
 HttpHandler = Callable[[HttpRequest], Awaitable[Response]]
 WsHandler = Callable[[ServerConnection], Awaitable[None]]
+#: Decides a WebSocket upgrade before the handshake: None lets it through, a Response (401, 403)
+#: refuses it with that HTTP answer, so a refused client never gets a WebSocket at all.
+WsAdmit = Callable[[HttpRequest], Awaitable[Response | None]]
 
 ONCE_HEADERS = ("Host", "Origin", "Authorization", "Cookie")
 SECURITY_HEADERS = (
@@ -64,12 +69,32 @@ def error_response(status: int, message: str | None = None) -> Response:
     return json_response(status, {"error": message or HTTPStatus(status).phrase.lower()})
 
 
+def origin_allowed(
+    headers: Headers, origins: tuple[str, ...], secure: bool, *, required: bool = True
+) -> bool:
+    """The one Origin rule of the server (console and participant WebSockets, console POSTs).
+
+    ``origins``: the allowed values (e.g. ``("https://calls.example.org",)``); empty means the
+    server's own origin as the client reached it: ``http(s)://`` + its ``Host`` header (a browser
+    omits a default port from both). ``required=False``: a request without an Origin header (a
+    native app, a test client: not a browser page) is allowed; one that sends any other Origin,
+    ``null`` included, never is."""
+    origin = headers.get("Origin")
+    if origin is None:
+        return not required
+    if origins:
+        return origin in origins
+    host = headers.get("Host", "")
+    return bool(host) and origin.lower() == f"{'https' if secure else 'http'}://{host}".lower()
+
+
 @dataclass
 class Router:
     """Route table: exact paths or path prefixes (ending in '/') to handlers."""
 
     http: dict[tuple[str, str], HttpHandler] = field(default_factory=dict)
     websocket: dict[str, WsHandler] = field(default_factory=dict)
+    admit: dict[str, WsAdmit] = field(default_factory=dict)  # WebSocket path -> its handshake check
 
     def get(self, path: str, handler: HttpHandler) -> None:
         self.http[("GET", path)] = handler
@@ -77,8 +102,10 @@ class Router:
     def post(self, path: str, handler: HttpHandler) -> None:
         self.http[("POST", path)] = handler
 
-    def ws(self, path: str, handler: WsHandler) -> None:
+    def ws(self, path: str, handler: WsHandler, admit: WsAdmit | None = None) -> None:
         self.websocket[path] = handler
+        if admit is not None:
+            self.admit[path] = admit
 
     @staticmethod
     def _match(table: dict[Any, Any], key: Any, path: str) -> Any:
@@ -104,21 +131,29 @@ class Router:
         path = parts.path
         if any(len(request.headers.get_all(name)) > 1 for name in ONCE_HEADERS):  # ambiguous: refuse
             return error_response(400, "Host, Origin, Authorization and Cookie may each be sent once")
+        remote = connection.remote_address[0] if connection.remote_address else ""
+        http_request = HttpRequest(request.method, path, parse_qs(parts.query), request.headers, str(remote))
         is_upgrade = any("websocket" in value.lower() for value in request.headers.get_all("Upgrade"))
         if is_upgrade:
-            if request.method == "GET" and self.ws_handler(path) is not None:
-                return None  # go on with the WebSocket handshake
-            return error_response(404)
+            if request.method != "GET" or self.ws_handler(path) is None:
+                return error_response(404)
+            admit: WsAdmit | None = self._match(self.admit, path, path)
+            # no check, or the check lets it through (None): go on with the WebSocket handshake
+            return None if admit is None else await self._answer(connection, admit, http_request)
         handler: HttpHandler | None = self._match(self.http, (request.method, path), path)
         if handler is None:
             known_path = any(p == path or (p.endswith("/") and path.startswith(p)) for _, p in self.http)
             return error_response(405 if known_path else 404)
-        remote = connection.remote_address[0] if connection.remote_address else ""
-        http_request = HttpRequest(request.method, path, parse_qs(parts.query), request.headers, str(remote))
+        return await self._answer(connection, handler, http_request)
+
+    @staticmethod
+    async def _answer(
+        connection: ServerConnection, handler: WsAdmit, request: HttpRequest
+    ) -> Response | None:
         try:
-            return await handler(http_request)
-        except Exception:  # a bug in one handler must not take the port down
-            connection.logger.exception("HTTP handler failed for %s %s", request.method, path)
+            return await handler(request)
+        except Exception:  # a bug in one handler must not take the port down (a check fails closed)
+            connection.logger.exception("HTTP handler failed for %s %s", request.method, request.path)
             return error_response(500)
 
     async def handle_websocket(self, connection: ServerConnection) -> None:

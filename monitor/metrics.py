@@ -31,6 +31,10 @@ Access (:func:`register_metrics`): without a token, only loopback clients (127.0
 IPv4-mapped loopback) get the page, others 403. With a token (``--metrics-token`` or
 ``MONITOR_METRICS_TOKEN``), every client, loopback included, must send ``Authorization: Bearer
 <token>`` (else 401): behind a reverse proxy on the same host, every client looks like loopback.
+Only a client that presented the configured token gets the series labelled with call ids and
+participant ids (frames forwarded per device, analysis per stream: ``render(detail=True)``); a
+loopback client of a server without a token gets the rest (``render(detail=False)``): counts by
+state, reason, role, worker and queue, and the all-streams totals, which name nobody.
 """
 
 from __future__ import annotations
@@ -64,8 +68,9 @@ def add_metrics_arguments(parser: argparse.ArgumentParser) -> None:
         "--metrics-token",
         default=os.environ.get(TOKEN_ENV) or None,
         metavar="TOKEN",
-        help=f"require 'Authorization: Bearer TOKEN' on /metrics from every client (default ${TOKEN_ENV}; "
-        "without a token /metrics answers loopback clients only)",
+        help=f"require 'Authorization: Bearer TOKEN' on /metrics from every client (default ${TOKEN_ENV}); "
+        "only with it are per-call series (call and participant ids) served. Without a token /metrics "
+        "answers loopback clients only, with figures that name no call or person",
     )
 
 
@@ -274,12 +279,14 @@ class Metrics:
         return result
 
     # the page
-    def render(self) -> str:
+    def render(self, detail: bool = True) -> str:
+        """The page; ``detail=False`` leaves out every series labelled with a call or participant
+        id (for a client that did not present the metrics token)."""
         page = Exposition()
         calls = list(self.calls) if self.calls is not None else []
-        self._render_calls(page, calls)
+        self._render_calls(page, calls, detail)
         self._render_policy(page)
-        self._render_analysis(page, calls)
+        self._render_analysis(page, calls, detail)
         self._render_loop(page)
         self._render_queues(page)
         self._render_relay(page)
@@ -321,7 +328,7 @@ class Metrics:
         for link in links:
             page.sample("monitor_relay_worker_restarts_total", link.restarts, {"worker": str(link.index)})
 
-    def _render_calls(self, page: Exposition, calls: list[Any]) -> None:
+    def _render_calls(self, page: Exposition, calls: list[Any], detail: bool = True) -> None:
         page.family("monitor_calls", "gauge", "Calls the server serves now, by state.")
         states = Counter(str(getattr(c, "state", "unknown")) for c in calls)
         for state in dict.fromkeys((*STATES, *sorted(states))):  # every known state, even at 0
@@ -343,6 +350,8 @@ class Metrics:
         for role, count in sorted(roles.items()):
             page.sample("monitor_peers", count, {"role": role})
         page.sample("monitor_peers_media_connected", media)
+        if not detail:  # per call and device: names who is on which call
+            return
         page.family("monitor_forwarded_frames_total", "counter", "Frames sent to devices, live or slate.")
         for call in calls:
             for participant, device in dict(getattr(call, "devices", {})).items():
@@ -374,15 +383,20 @@ class Metrics:
         for name, count in sorted(self.errors.items()):
             page.sample("monitor_events_total", count, {"event": name})
 
-    def _render_analysis(self, page: Exposition, calls: list[Any]) -> None:
+    def _render_analysis(self, page: Exposition, calls: list[Any], detail: bool = True) -> None:
         stats = self._pool_stats()
         in_flight = getattr(self.pool, "in_flight_t", None)
         page.family("monitor_analysis_frames_total", "counter", "Frames analysed, all streams since start.")
         page.sample("monitor_analysis_frames_total", self.analysed_total)
-        page.family("monitor_analysis_fps", "gauge", f"Frames analysed per second over {FPS_WINDOW_S:g} s.")
-        page.family("monitor_analysis_stream_frames_total", "counter", "Frames analysed, per live stream.")
-        page.family("monitor_analysis_seen_frames_total", "counter", "Frames offered to analysis (tap).")
-        page.family("monitor_analysis_dropped_frames_total", "counter", "Frames skipped by keep-latest.")
+        per_stream = (
+            ("monitor_analysis_fps", "gauge", f"Frames analysed per second over {FPS_WINDOW_S:g} s."),
+            ("monitor_analysis_stream_frames_total", "counter", "Frames analysed, per live stream."),
+            ("monitor_analysis_seen_frames_total", "counter", "Frames offered to analysis (tap)."),
+            ("monitor_analysis_dropped_frames_total", "counter", "Frames skipped by keep-latest."),
+        )
+        if detail:  # labelled with call and participant ids
+            for family in per_stream:
+                page.family(*family)
         page.family("monitor_analysis_in_flight", "gauge", "Streams with a frame in a worker now.")
         total_fps = 0.0
         busy = 0
@@ -399,6 +413,8 @@ class Metrics:
                     dropped = max(0, seen - analysed - flying)
                 fps = self.fps(key)
                 total_fps += fps
+                if not detail:
+                    continue
                 page.sample("monitor_analysis_fps", round(fps, 3), labels)
                 page.sample("monitor_analysis_stream_frames_total", analysed, labels)
                 page.sample("monitor_analysis_seen_frames_total", seen, labels)
@@ -472,9 +488,11 @@ def register_metrics(router: Router, registry: Metrics, token: str | None = None
                     "application/json",
                     (("WWW-Authenticate", 'Bearer realm="metrics"'),),
                 )
-        elif not is_loopback(request.remote):
+            return response(200, registry.render(detail=True), CONTENT_TYPE)
+        if not is_loopback(request.remote):
             return error_response(403, "metrics are served to loopback clients only (or set --metrics-token)")
-        return response(200, registry.render(), CONTENT_TYPE)
+        # no token was configured, so nobody proved who they are: nothing that names a call or person
+        return response(200, registry.render(detail=False), CONTENT_TYPE)
 
     router.get("/metrics", metrics_page)
 

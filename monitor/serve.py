@@ -137,6 +137,7 @@ class Server:
         relay_workers: int = 0,
         ice_hosts: list[str] | None = None,
         limits: Any = None,
+        origins: tuple[str, ...] = (),
     ) -> None:
         self.bookings = bookings
         self.config = config
@@ -147,6 +148,8 @@ class Server:
         self.analysis_workers = analysis_workers
         self.wall_clock = wall_clock
         self.ssl_context = ssl_context
+        # browser origins allowed on the WebSockets (empty: the server's own, scheme://Host)
+        self.origins = origins
         self.store = store  # monitor.store.Store: booked calls, join tokens, the console and its audit
         self.refresh_s = refresh_s
         self.relay_workers = relay_workers  # > 0: calls run in relay worker processes (relay_pool.py)
@@ -317,8 +320,11 @@ class Server:
 
     def _routes(self) -> None:
         link_refusal = self._link_refusal if self.store is not None else None
-        self.signalling = signalling = SignallingServer(self.calls, link_refusal)
-        self.router.ws("/ws/call", signalling.handle)
+        secure = self.ssl_context is not None
+        self.signalling = signalling = SignallingServer(
+            self.calls, link_refusal, origins=self.origins, secure=secure
+        )
+        self.router.ws("/ws/call", signalling.handle, signalling.admit)  # another Origin: HTTP 403
         self.router.get("/join/", self._join_page)
         self.router.get("/web/", self._web_file)
         self.router.get("/", self._index)
@@ -331,11 +337,10 @@ class Server:
             console = None
         register = getattr(console, "register", None)
         if register is not None and self.store is not None:  # /console routes on the same port
-            secure = self.ssl_context is not None
             # the console writes every record published on the hub to the audit log
             self._console_recorder = register(
                 self.router, store=self.store, hub=self.hub, calls=self.calls, secure=secure,
-                record_dir=self.record_dir,
+                record_dir=self.record_dir, origins=self.origins,
             )
 
     async def _index(self, request: HttpRequest) -> Any:
@@ -418,6 +423,25 @@ def _ssl_context(args: argparse.Namespace) -> ssl.SSLContext | None:
     return context
 
 
+def origins_from(values: list[str]) -> tuple[str, ...]:
+    """``--origin`` values: exactly what a browser sends as ``Origin`` (scheme://host[:port])."""
+    from urllib.parse import urlsplit
+
+    origins = []
+    for value in values:
+        parts = urlsplit(value)
+        try:
+            port_ok = parts.port is None or parts.port > 0
+        except ValueError:
+            port_ok = False
+        if parts.scheme not in ("http", "https") or not parts.hostname or not port_ok or (
+            parts.path not in ("", "/") or parts.query or parts.fragment or parts.username
+        ):
+            raise UserError(f"--origin {value!r}: expected http(s)://HOST[:PORT], e.g. https://calls.example.org")
+        origins.append(f"{parts.scheme}://{parts.netloc.lower()}")
+    return tuple(origins)
+
+
 def _default_ice_hosts(listen_host: str) -> list[str]:
     import aioice.ice
 
@@ -449,6 +473,7 @@ def run_serve(args: argparse.Namespace) -> int:
             record_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise UserError(f"--record {record_dir}: cannot create the directory: {exc.strerror}") from None
+    origins = origins_from(getattr(args, "origin", None) or [])
     ice_hosts = args.ice_host or _default_ice_hosts(args.host)
     set_ice_host_addresses(ice_hosts)
     from monitor.store import Store, default_db_path
@@ -477,6 +502,7 @@ def run_serve(args: argparse.Namespace) -> int:
         relay_workers=relay_workers,
         ice_hosts=ice_hosts,
         limits=Limits(max_calls=max_calls),
+        origins=origins,
     )
     server.metrics_token = getattr(args, "metrics_token", None)  # metrics hook: --metrics-token
     try:

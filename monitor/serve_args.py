@@ -50,5 +50,11 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         "one more is refused with over_capacity",
     )
     parser.add_argument("--db", metavar="FILE", help="SQLite store (default $MONITOR_DB or ./monitor.db)")
+    parser.add_argument(
+        "--origin", action="append", default=[], metavar="URL",
+        help="browser origin allowed on the join and console WebSockets, e.g. https://calls.example.org "
+        "(repeatable; default: the server's own, http(s)://HOST as the browser reached it). Give it "
+        "behind a proxy that terminates TLS",
+    )
     parser.add_argument("--certfile", help="TLS certificate (PEM) for HTTPS/WSS")
     parser.add_argument("--keyfile", help="TLS private key (PEM)")

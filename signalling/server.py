@@ -9,6 +9,11 @@ withdrawn while it is connected gets a ``bad_token`` error and is closed at the 
 server's close timeout (``monitor.serve.CLOSE_TIMEOUT_S``, 1 s, not websockets' 10 s). Nothing a
 client sends can disturb another connection: each handler only touches its own device, and every
 failure is caught here.
+
+Before any of that, :meth:`SignallingServer.admit` checks the handshake: a browser page of another
+origin (any ``Origin`` header but the server's own, see ``monitor.http.origin_allowed``) gets an
+HTTP 403 and no WebSocket, so a page elsewhere cannot use a link token it got hold of. A client
+that sends no ``Origin`` (a native app, ``signalling.client``) is let through: the token decides.
 """
 
 from __future__ import annotations
@@ -21,8 +26,10 @@ from typing import Any
 
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Response
 
 from monitor.call import Call, Calls, Device, JoinRefused
+from monitor.http import HttpRequest, error_response, origin_allowed
 from signalling import messages
 from signalling.messages import LINK_RECHECK_S, CaptureAttemptMsg, Join, Leave, Offer, Ping, ProtocolError
 
@@ -37,19 +44,32 @@ JOIN_TIMEOUT_S = 30.0
 class SignallingServer:
     """``link_refusal``: what a joined device's link gets now (None while it still works, else the
     error frame's code and message); with it, every joined link is re-checked every
-    ``LINK_RECHECK_S`` and a device whose link was withdrawn is told so and disconnected."""
+    ``LINK_RECHECK_S`` and a device whose link was withdrawn is told so and disconnected.
+    ``origins``/``secure``: the allowed browser origins (empty: the server's own) and whether the
+    server is reached over TLS, as for the console."""
 
     def __init__(
         self,
         calls: Calls,
         link_refusal: Callable[[str], tuple[str, str] | None] | None = None,
         recheck_s: float = LINK_RECHECK_S,
+        *,
+        origins: tuple[str, ...] = (),
+        secure: bool = False,
     ) -> None:
         self.calls = calls
         self.link_refusal = link_refusal
         self.recheck_s = recheck_s
+        self.origins = origins
+        self.secure = secure
         self.joined: dict[ServerConnection, str] = {}  # connection -> the link token it joined with
         self._rechecker: asyncio.Task[None] | None = None
+
+    async def admit(self, request: HttpRequest) -> Response | None:
+        """The handshake of ``/ws/call``: a page of another origin gets an HTTP 403 (nothing else)."""
+        if not origin_allowed(request.headers, self.origins, self.secure, required=False):
+            return error_response(403, "origin not allowed")
+        return None
 
     async def recheck_links(self) -> int:
         """Disconnect every device whose link no longer works; how many were."""

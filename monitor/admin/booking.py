@@ -145,14 +145,15 @@ def run_book(args: argparse.Namespace) -> int:
                 f"--start: the slot {document['starts_at']} to {document['ends_at']} has already ended; "
                 "book a time in the future"
             )
-        save_booking(store, booking, document, config)
-        AuditLog(store).append(
-            "booked",
-            {"visitors": list(booking.visitor_ids), "starts_at": document["starts_at"]},
-            prison=booking.prison,
-            call_id=booking.call_id,
-            actor="admin",
-        )
+        with store.transaction():  # the booking and its audit record, or neither
+            save_booking(store, booking, document, config)
+            AuditLog(store).append(
+                "booked",
+                {"visitors": list(booking.visitor_ids), "starts_at": document["starts_at"]},
+                prison=booking.prison,
+                call_id=booking.call_id,
+                actor="admin",
+            )
         print(
             f"booked {booking.call_id}: prisoner {booking.prisoner.id} with {', '.join(booking.visitor_ids)} "
             f"from {document['starts_at']} to {document['ends_at']}",

@@ -2,7 +2,11 @@
 
 Reference photos are enrolled (face found, embedding computed) before anything is written, and
 copied into the database's data directory under their SHA-256 so the store does not depend on files
-it does not own.
+it does not own. Each change is written to the audit log in the same transaction as the change
+itself (actor ``admin``, like the other admin commands): ``prisoner_added``, ``visitor_added``
+(a new visitor put on a prisoner's list) and ``visitor_approved`` (an existing visitor put on
+another prisoner's list), with the ids and the SHA-256 of each enrolled photo; names and dates of
+birth stay in their tables, out of a log that can never be edited.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from datetime import date
 from pathlib import Path
 
 from monitor.admin.common import add_db_argument, nonempty, open_store
+from monitor.audit import AuditLog
 from monitor.errors import UserError
 from monitor.store import Photo, Prisoner, Store, Visitor
 
@@ -94,8 +99,14 @@ def run_prisoner_add(args: argparse.Namespace) -> int:
         nonempty(args.id, "ID"), nonempty(args.name, "--name"), nonempty(args.prison, "--prison")
     )
     photos = enrol(prisoner.id, args.photo) if args.photo else ()
-    with open_store(args) as store:
+    with open_store(args) as store, store.transaction():  # the change and its audit record, or neither
         store.add_prisoner(prisoner, keep_photos(store, photos))
+        AuditLog(store).append(
+            "prisoner_added",
+            {"prisoner": prisoner.id, "photos": [p.sha256 for p in photos]},
+            prison=prisoner.prison,
+            actor="admin",
+        )
     print(
         f"added prisoner {prisoner.id} ({prisoner.name}) at {prisoner.prison}, "
         f"{len(photos)} reference photo(s)"
@@ -130,7 +141,17 @@ def run_visitor_add(args: argparse.Namespace) -> int:
                     f"--dob {args.dob}: visitor {existing.id} was born on {existing.date_of_birth}; "
                     "omit --dob to approve them, or use a new --id for a different person"
                 )
-            store.approve_visitor(prisoner.id, existing.id)
+            if existing.id in store.visitor_list(prisoner.id):
+                print(f"visitor {existing.id} is already on the visitor list of prisoner {prisoner.id}")
+                return 0
+            with store.transaction():
+                store.approve_visitor(prisoner.id, existing.id)
+                AuditLog(store).append(
+                    "visitor_approved",
+                    {"visitor": existing.id, "prisoner": prisoner.id},
+                    prison=prisoner.prison,
+                    actor="admin",
+                )
             print(f"approved existing visitor {args.id} for prisoner {prisoner.id}")
             return 0
         if not args.photo:
@@ -144,7 +165,14 @@ def run_visitor_add(args: argparse.Namespace) -> int:
         if store.visitor(visitor_id) is not None:
             raise UserError(f"--id {visitor_id}: visitor already exists (omit --photo to approve them)")
         photos = keep_photos(store, enrol(visitor_id, args.photo))
-        store.add_visitor(Visitor(visitor_id, nonempty(args.name, "--name"), dob, photos), prisoner.id)
+        with store.transaction():
+            store.add_visitor(Visitor(visitor_id, nonempty(args.name, "--name"), dob, photos), prisoner.id)
+            AuditLog(store).append(
+                "visitor_added",
+                {"visitor": visitor_id, "prisoner": prisoner.id, "photos": [p.sha256 for p in photos]},
+                prison=prisoner.prison,
+                actor="admin",
+            )
     print(
         f"added visitor {visitor_id} ({args.name}) for prisoner {prisoner.id}, "
         f"{len(photos)} reference photo(s)"

@@ -7,9 +7,11 @@ Everything lives on the server's one port (``monitor.http.Router``). Pages and s
 (``/console/api/...``) and the WebSockets ``/console/ws`` (feed and actions) and
 ``/console/watch`` (receive-only WebRTC view of a call, ``watch.py``) need a session cookie from
 ``POST /console/login`` (an ``Authorization: Basic`` header, because the server cannot read bodies);
-without one they answer 401 (WebSocket: close code 4401) and nothing else. A member of staff sees
-only their own prison: a call, evidence frame or recording of another prison answers 404, the same
-as one that does not exist. WebSockets and state-changing POSTs must come from an allowed ``Origin``.
+without one they answer 401 and nothing else (a WebSocket is refused at its handshake with a plain
+HTTP 401; one whose session ends while open is closed with 4401). A member of staff sees only
+their own prison: a call, evidence frame or recording of another prison answers 404, the same as
+one that does not exist. WebSockets and state-changing POSTs must come from an allowed ``Origin``
+(else 403; ``monitor.http.origin_allowed`` is the one rule).
 
 The alert feed is read from the store, never from memory: the audit log is the record of what
 happened, so a console that reconnects says which audit id it saw last and gets what it missed.

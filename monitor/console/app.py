@@ -19,7 +19,7 @@ from websockets.http11 import Response
 from monitor import auth
 from monitor.audit import AuditLog
 from monitor.console import board, recordings
-from monitor.http import HttpRequest, Router, error_response, json_response, response
+from monitor.http import HttpRequest, Router, error_response, json_response, origin_allowed, response
 from monitor.store import Store
 
 if TYPE_CHECKING:
@@ -50,16 +50,6 @@ def session_token(headers: Headers) -> str | None:
         return None
     morsel = jar.get(COOKIE)
     return morsel.value if morsel else None
-
-
-def origin_allowed(headers: Headers, origins: tuple[str, ...], secure: bool) -> bool:
-    origin = headers.get("Origin")
-    if origin is None:
-        return False
-    if origins:
-        return origin in origins
-    host = headers.get("Host", "")
-    return bool(host) and origin == f"{'https' if secure else 'http'}://{host}"
 
 
 class Console:
@@ -95,8 +85,8 @@ class Console:
         router.get("/console/api/calls/", self.call_history)
         router.get("/console/api/evidence/", self.evidence)
         router.get("/console/api/recordings/", self.recording)
-        router.ws("/console/ws", Feed(self).run)
-        router.ws("/console/watch", Watch(self).run)
+        router.ws("/console/ws", Feed(self).run, self.admit_ws)
+        router.ws("/console/watch", Watch(self).run, self.admit_ws)
 
     # -- helpers ------------------------------------------------------------------------------
 
@@ -109,6 +99,16 @@ class Console:
             "Set-Cookie",
             f"{COOKIE}={value}; HttpOnly; SameSite=Strict; Path=/console; Max-Age={max_age}{secure}",
         )
+
+    async def admit_ws(self, request: HttpRequest) -> Response | None:
+        """The handshake of /console/ws and /console/watch: another Origin gets 403, no valid
+        session 401, as plain HTTP answers (no WebSocket is opened, nothing is learnt). A session
+        that ends while the socket is open is closed with 4401 by the socket's handler."""
+        if not origin_allowed(request.headers, self.origins, self.secure):
+            return error_response(403, "origin not allowed")
+        if self.staff(request) is None:
+            return error_response(401, "login required")
+        return None
 
     # -- public -------------------------------------------------------------------------------
 
@@ -129,7 +129,7 @@ class Console:
         return response(200, file.read_bytes(), STATIC_TYPES[suffix], (("Content-Security-Policy", CSP),))
 
     async def login(self, request: HttpRequest) -> Response:
-        if "Origin" in request.headers and not origin_allowed(request.headers, self.origins, self.secure):
+        if not origin_allowed(request.headers, self.origins, self.secure, required=False):
             return error_response(403, "origin not allowed")
         header = request.headers.get("Authorization", "")
         scheme, _, encoded = header.partition(" ")

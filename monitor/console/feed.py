@@ -1,12 +1,14 @@
 """/console/ws: the live alert feed and the staff actions of one console.
 
-One connection: check Origin and session (else close 4403 / 4401 before sending anything), wait for
-``hello``, send ``welcome`` and the records missed since the client's last audit id, then two
-loops: *push* sends new audit records of the staff member's prison whenever the server's audit
-writer commits one (without a writer thread: whenever the hub publishes), and at least every
-``POLL_S`` (records written by other processes), reading them from the store; *read* validates and
-executes the console's messages. The session is re-checked before every action and on every push,
-so a logout or a disabled account ends the feed at once.
+One connection: the handshake was admitted by ``Console.admit_ws`` (a client from another Origin got
+an HTTP 403, one without a valid session a 401, and no WebSocket); the session is checked once more
+(it may have ended in between: close 4401 before sending anything), then wait for ``hello``, send
+``welcome`` and the records missed since the client's last audit id, then two loops: *push* sends
+new audit records of the staff member's prison whenever the server's audit writer commits one
+(without a writer thread: whenever the hub publishes), and at least every ``POLL_S`` (records
+written by other processes), reading them from the store; *read* validates and executes the
+console's messages. The session is re-checked before every action and on every push, so a logout or
+a disabled account ends the feed at once.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from websockets.exceptions import ConnectionClosed
 from monitor import auth
 from monitor.audit import AuditLog
 from monitor.console import messages
-from monitor.console.app import origin_allowed, session_token
+from monitor.console.app import session_token
 from monitor.console.board import ALERT_KINDS, resume_route
 
 if TYPE_CHECKING:
@@ -31,8 +33,7 @@ POLL_S = 0.5
 BATCH = 500  # records per message
 HELLO_TIMEOUT_S = 10.0
 RECENT_S = 12 * 3600.0  # a console that has seen nothing gets the last shift's records
-CLOSE_LOGIN = 4401
-CLOSE_ORIGIN = 4403
+CLOSE_LOGIN = 4401  # the session ended while connected (a refused handshake is an HTTP 401/403)
 #: Malformed frames in a row before the connection is closed (1008), as the signalling server does.
 MAX_BAD_FRAMES = 20
 
@@ -48,13 +49,10 @@ class Feed:
         request = connection.request
         if request is None:
             return
-        if not origin_allowed(request.headers, self.console.origins, self.console.secure):
-            await connection.close(CLOSE_ORIGIN, "origin not allowed")
-            return
         token = session_token(request.headers)
         staff = self._staff(token)
-        if staff is None:
-            await connection.close(CLOSE_LOGIN, "login required")
+        if staff is None:  # admitted at the handshake, ended since
+            await connection.close(CLOSE_LOGIN, "session ended")
             return
         try:
             after = await self._hello(connection)

@@ -1,12 +1,13 @@
 """/console/watch: a member of staff watches and listens to a running call (receive-only WebRTC).
 
-One WebSocket, one peer connection. After the same Origin and session checks as the feed, the
-console sends ``watch`` with a call id of its prison; the server offers one video and one audio
-track per booked seat (prisoner first, then the visitors, in booking order), read from the call's
-relay feeds through a gate of its own that is always open: staff see and hear the call also while
-it is paused for the participants, and a seat with no device shows the waiting slate. The console
-answers; the watch is audited. The peer connection closes when the socket closes or the call ends.
-The relayed frames are only read (the gated tracks copy them), never changed.
+One WebSocket, one peer connection. Admitted at the handshake like the feed (another Origin: HTTP
+403, no valid session: 401; a session ended since: close 4401), the console sends ``watch`` with a
+call id of its prison; the server offers one video and one audio track per booked seat (prisoner
+first, then the visitors, in booking order), read from the call's relay feeds through a gate of its
+own that is always open: staff see and hear the call also while it is paused for the participants,
+and a seat with no device shows the waiting slate. The console answers; the watch is audited. The
+peer connection closes when the socket closes or the call ends. The relayed frames are only read
+(the gated tracks copy them), never changed.
 """
 
 from __future__ import annotations
@@ -21,13 +22,12 @@ from websockets.exceptions import ConnectionClosed
 
 from monitor import auth
 from monitor.console import messages
-from monitor.console.app import origin_allowed, session_token
+from monitor.console.app import session_token
 
 if TYPE_CHECKING:
     from monitor.console.app import Console
 
-CLOSE_LOGIN = 4401
-CLOSE_ORIGIN = 4403
+CLOSE_LOGIN = 4401  # the session ended while connected (a refused handshake is an HTTP 401/403)
 ANSWER_TIMEOUT_S = 30.0
 MEDIA_RESTARTED = (
     "the call's media was restarted on the server (the call is paused for its security check); "
@@ -47,13 +47,10 @@ class Watch:
         request = connection.request
         if request is None:
             return
-        if not origin_allowed(request.headers, self.console.origins, self.console.secure):
-            await connection.close(CLOSE_ORIGIN, "origin not allowed")
-            return
         token = session_token(request.headers)
         staff = auth.session_staff(self.console.store, token)
-        if staff is None:
-            await connection.close(CLOSE_LOGIN, "login required")
+        if staff is None:  # admitted at the handshake, ended since
+            await connection.close(CLOSE_LOGIN, "session ended")
             return
         pc: Any = None
         tracks: list[Any] = []

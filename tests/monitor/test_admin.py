@@ -419,18 +419,68 @@ def test_audit_verify_reports_the_first_broken_record(db: Path, capsys: pytest.C
     assert run(db, "staff", "add", "alice", "--prison", "HMP Example", stdin="correct horse battery\n") == 0
     capsys.readouterr()
     assert run(db, "audit", "verify") == 0
-    assert capsys.readouterr().out.startswith("ok: 2 audit records, chain intact, head ")
+    # 2 prisoners and 4 visitors added by the template, then the booking and the staff account
+    assert capsys.readouterr().out.startswith("ok: 8 audit records, chain intact, head ")
+    with Store(db) as store:
+        booked = next(r.id for r in AuditLog(store).since("HMP Example", 0, 100) if r.kind == "booked")
     raw = sqlite3.connect(db)
     raw.executescript(
-        'DROP TRIGGER audit_no_update; UPDATE audit SET data = \'{"visitors":["v2"]}\' WHERE id = 1;'
+        "DROP TRIGGER audit_no_update; "
+        f"UPDATE audit SET data = '{{\"visitors\":[\"v2\"]}}' WHERE id = {booked};"
     )
     raw.close()
     assert run(db, "audit", "verify") == 2
     err = capsys.readouterr().err
     assert (
-        err == "monitor: audit chain broken: audit record 1 (booked, c1): contents do not match its hash "
-        "(the record was altered)\n"
+        err == f"monitor: audit chain broken: audit record {booked} (booked, c1): contents do not match its "
+        "hash (the record was altered)\n"
     )
+
+
+def admin_records(db: Path) -> list[tuple[str, str, dict[str, object]]]:
+    """(kind, prison, data) of every audit record written by the admin commands, in order."""
+    with Store(db) as store:
+        assert AuditLog(store).verify().ok
+        rows = store.db.execute("SELECT kind, prison, actor, data FROM audit ORDER BY id").fetchall()
+    assert {row["actor"] for row in rows} <= {"admin"}
+    return [(row["kind"], row["prison"], json.loads(row["data"])) for row in rows]
+
+
+def test_adding_people_and_approving_visitors_is_audited(
+    db: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with Store(db) as store:
+        v1 = store.visitor("v1")
+    assert v1 is not None
+    records = admin_records(db)
+    assert [(kind, prison) for kind, prison, _ in records] == [
+        ("prisoner_added", "HMP Example"),
+        ("prisoner_added", "HMP Example"),
+        *[("visitor_added", "HMP Example")] * 4,
+    ]
+    assert records[0][2] == {"prisoner": "A1234BC", "photos": []}
+    # what was enrolled is named by the photos' hashes; names and birth dates stay out of the log
+    assert records[2][2] == {"visitor": "v1", "prisoner": "A1234BC", "photos": [p.sha256 for p in v1.photos]}
+    assert records[5][2]["prisoner"] == "B7654CD"
+    with Store(db) as store:
+        text = " ".join(str(row[0]) for row in store.db.execute("SELECT data FROM audit"))
+    assert "Obama" not in text and "1961-08-04" not in text
+
+    assert run(db, "visitor", "add", "--prisoner", "B7654CD", "--id", "v1") == 0
+    approved = {"visitor": "v1", "prisoner": "B7654CD"}
+    assert admin_records(db)[6:] == [("visitor_approved", "HMP Example", approved)]
+    # approving again changes nothing, so writes nothing
+    assert run(db, "visitor", "add", "--prisoner", "B7654CD", "--id", "v1") == 0
+    assert "already on the visitor list of prisoner B7654CD" in capsys.readouterr().out
+    # refused commands write nothing either
+    assert run(db, "prisoner", "add", "A1234BC", "--name", "Again", "--prison", "HMP Example") == 1
+    assert run(db, "visitor", "add", "--prisoner", "A1234BC", "--id", "v1", "--name", "Someone Else") == 1
+    assert len(admin_records(db)) == 7
+    assert run(db, "prisoner", "add", "C5555EF", "--name", "Carl Example", "--prison", "HMP Other") == 0
+    assert admin_records(db)[7:] == [("prisoner_added", "HMP Other", {"prisoner": "C5555EF", "photos": []})]
+    capsys.readouterr()
+    assert run(db, "audit", "verify") == 0
+    assert capsys.readouterr().out.startswith("ok: 8 audit records, chain intact")
 
 
 def test_db_default_is_monitor_db_env_or_cwd(tmp_path: Path) -> None:

@@ -177,6 +177,27 @@ async def test_without_a_token_only_loopback_clients_are_served() -> None:
     assert status == 403 and "loopback" in body and "monitor_calls" not in body
 
 
+PER_CALL_FAMILIES = (  # the families whose series are labelled with call and participant ids
+    "monitor_forwarded_frames_total",
+    "monitor_analysis_fps",
+    "monitor_analysis_stream_frames_total",
+    "monitor_analysis_seen_frames_total",
+    "monitor_analysis_dropped_frames_total",
+)
+
+
+async def test_without_a_token_the_page_has_no_per_call_families() -> None:
+    router = Router()
+    register_metrics(router, Metrics())
+    status, body = await _get(router, "127.0.0.1")
+    assert status == 200
+    for family in PER_CALL_FAMILIES:
+        assert f"# TYPE {family} " not in body, family
+        assert f"# TYPE {family} " in Metrics().render(detail=True), family
+    names = {name for name, _ in parse(body)}
+    assert {"monitor_calls", "monitor_analysis_fps_overall", "monitor_analysis_frames_total"} <= names
+
+
 async def test_with_a_token_every_client_must_present_it() -> None:
     router = Router()
     register_metrics(router, Metrics(), token=TOKEN)
@@ -284,6 +305,20 @@ async def test_metrics_follow_a_real_call_that_pauses(server: Server) -> None:
         assert value(running, "monitor_loop_lag_window_seconds") > 0
         sent_before = sent_to_prisoner(running)
         assert sent_before > 0
+
+        # the same live figures for a loopback client of a server without a token: nothing in
+        # them names the call or anyone on it, and the totals are all there
+        anonymous = Router()
+        register_metrics(anonymous, server.metrics)
+        status, body = await _get(anonymous, "127.0.0.1")
+        assert status == 200
+        assert "call-metrics" not in body and "A1234BC" not in body and '"v1"' not in body, body
+        bare = parse(body)
+        assert {label for _, labels in bare for label, _ in labels} <= {
+            "state", "role", "reason", "from", "to", "event", "stat", "queue", "worker", "result",
+        }
+        assert value(bare, "monitor_peers", role="visitor") == 1
+        assert value(bare, "monitor_analysis_fps_overall") > 0
 
         # from live, a capture attempt pauses the call (if analysis paused it first, under load, the
         # attempt only adds a reason and an alert: the figures are checked against the call itself)

@@ -20,11 +20,12 @@ import pytest
 import pytest_asyncio
 from raw_ws import CLOSE, TEXT, RawWebSocket
 from websockets.asyncio.client import connect
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from monitor.bookings import load_booking
 from monitor.call import Call
-from monitor.serve import CLOSE_TIMEOUT_S, Server
+from monitor.errors import UserError
+from monitor.serve import CLOSE_TIMEOUT_S, Server, origins_from
 from policies.config import load_policy
 from signalling.client import ClipTrack, Device, ToneTrack, Watch, load_clip
 from signalling.server import MAX_ERRORS
@@ -232,3 +233,59 @@ async def test_join_page_and_its_files_are_served(server: Server) -> None:
     assert status == 404
     status, _, _ = await asyncio.to_thread(fetch, f"{base}/nothing-here")
     assert status == 404
+
+
+@pytest.mark.parametrize(
+    "origin",
+    [
+        "http://evil.example",
+        "null",  # a sandboxed frame or a file:// page
+        "https://127.0.0.1:{port}",  # the right host, another scheme
+        "http://127.0.0.1:1",  # the right host, another port
+        "http://127.0.0.1",
+        "http://localhost:{port}",  # another name: not where this client reached the server
+    ],
+)
+async def test_a_page_of_another_origin_is_refused_at_the_handshake(server: Server, origin: str) -> None:
+    with pytest.raises(InvalidStatus) as refused:
+        async with connect(url(server), origin=origin.format(port=server.port)):  # type: ignore[arg-type]
+            pass
+    reply = refused.value.response
+    assert reply.status_code == 403 and json.loads(reply.body) == {"error": "origin not allowed"}
+
+
+async def test_the_join_page_origin_and_clients_without_an_origin_join(server: Server) -> None:
+    own = f"http://127.0.0.1:{server.port}"  # what the join page served here sends
+    for origin in (own, own.upper().replace("HTTP://", "http://"), None):
+        async with connect(url(server), origin=origin) as ws:  # type: ignore[arg-type]
+            join = json.dumps({"type": "join", "token": token(server, "call-b")})
+            for _ in range(50):  # the previous connection's seat is freed once it has gone
+                joined = await exchange(ws, join)
+                if joined.get("code") != "token_in_use":
+                    break
+                await asyncio.sleep(0.1)
+            assert joined["type"] == "joined", (origin, joined)
+
+
+async def test_configured_origins_replace_the_servers_own() -> None:
+    """``monitor serve --origin https://calls.example.org`` (behind a proxy that terminates TLS, the
+    server cannot see the origin its pages have): that origin joins, the server's own no longer."""
+    allowed = origins_from(["https://Calls.Example.org/"])
+    srv = Server([], load_policy(), port=0, analysis_workers=0, origins=allowed)
+    await srv.start()
+    try:
+        with pytest.raises(InvalidStatus) as refused:
+            async with connect(url(srv), origin=f"http://127.0.0.1:{srv.port}"):  # type: ignore[arg-type]
+                pass
+        assert refused.value.response.status_code == 403
+        async with connect(url(srv), origin="https://calls.example.org") as ws:  # type: ignore[arg-type]
+            reply = await exchange(ws, json.dumps({"type": "join", "token": "no-such-token"}))
+            assert reply["code"] == "bad_token"  # in: the token decides
+    finally:
+        await srv.stop()
+
+
+@pytest.mark.parametrize("value", ["calls.example.org", "https://x.org/join", "ftp://x.org", "https://x.org:0"])
+async def test_a_bad_origin_flag_is_refused_in_one_line(value: str) -> None:
+    with pytest.raises(UserError, match=r"^--origin .*expected http\(s\)://HOST\[:PORT\]"):
+        origins_from([value])

@@ -41,6 +41,26 @@ async function whoAmI() {
   return r.json();
 }
 
+// A refused WebSocket handshake (the server answers 401/403 instead of opening it) reaches the page
+// only as close code 1006, the same as a server that is down: ask the server whether the session
+// still holds. True only on a definite 401 (a server that cannot be reached: try again later).
+async function sessionGone() {
+  try {
+    const r = await fetch("/console/api/me", { credentials: "same-origin" });
+    return r.status === 401;
+  } catch (e) {
+    return false;
+  }
+}
+
+function sessionEnded() {
+  const ws = state.ws;
+  state.ws = null;  // signing in again opens a new feed (start() connects when there is none)
+  if (ws) ws.close();
+  stopWatching();
+  showLogin("Your session ended. Please sign in again.");
+}
+
 async function login(event) {
   event.preventDefault();
   unlockAudio();
@@ -113,7 +133,7 @@ async function loadBoard() {
   const offset = -new Date().getTimezoneOffset();
   const r = await fetch(`/console/api/calls?day=${encodeURIComponent(day)}&utc_offset_min=${offset}`,
     { credentials: "same-origin" });
-  if (r.status === 401) { showLogin("Your session ended. Please sign in again."); return; }
+  if (r.status === 401) { sessionEnded(); return; }
   if (!r.ok) return;
   const body = await r.json();
   state.clockSkew = body.now - Date.now() / 1000;
@@ -255,11 +275,16 @@ function connect() {
       if (msg.type === "done") scheduleBoard();
     }
   };
-  ws.onclose = (event) => {
+  ws.onclose = async (event) => {
+    if (state.ws !== ws) return;  // replaced, or closed on purpose
     $("connection").textContent = "offline"; $("connection").className = "conn conn-off";
-    if (event.code === 4401) { showLogin("Your session ended. Please sign in again."); return; }
+    if (event.code === 4401) { sessionEnded(); return; }
+    if (!welcomed && await sessionGone()) {  // refused at the handshake (the page sees 1006)
+      if (state.ws === ws) sessionEnded();
+      return;
+    }
     if (state.ws !== ws) return;
-    setTimeout(connect, state.retry);
+    setTimeout(() => { if (state.ws === ws) connect(); }, state.retry);
     state.retry = Math.min(state.retry * 2, 10000);
   };
 }
@@ -300,13 +325,15 @@ function renderRecordings(files) {
   if (!files.length) { box.replaceChildren(el("p", { class: "muted", text: "No recordings for this call." })); return; }
   box.replaceChildren(...files.map((f) => {
     const start = f.first_frame_call_t != null ? ` from ${f.first_frame_call_t.toFixed(1)} s` : "";
-    const label = el("div", { text: `${f.source} ${f.kind}, part ${f.part}${start} (${f.bytes < 1048576 ? Math.ceil(f.bytes / 1024) + " KB" : (f.bytes / 1048576).toFixed(1) + " MB"})` });
+    const label = el("div", { text: `${f.source} ${RECORDING_KINDS[f.kind] || f.kind}, part ${f.part}${start} (${f.bytes < 1048576 ? Math.ceil(f.bytes / 1024) + " KB" : (f.bytes / 1048576).toFixed(1) + " MB"})` });
     const player = f.playable
-      ? el(f.kind === "video" ? "video" : "audio", { controls: "", preload: "metadata", src: f.url, "data-file": f.file })
+      ? el(f.kind === "audio" ? "audio" : "video", { controls: "", preload: "metadata", src: f.url, "data-file": f.file })
       : el("p", { class: "muted", text: "Too large to play here; copy it from the record directory." });
     return el("figure", { class: `recording recording-${f.kind}` }, label, player);
   }));
 }
+
+const RECORDING_KINDS = { camera: "camera (full rate)", video: "analysed frames", audio: "sound" };
 
 const RESUME_HINTS = {
   automatic: "Resumes by itself when the security check passes. Pause it yourself to hold it for your approval.",
@@ -317,7 +344,7 @@ const RESUME_HINTS = {
 async function openCall(callId, scroll = true) {
   if (state.open !== callId) { stopWatching(); $("watch-status").textContent = ""; }
   const r = await fetch(`/console/api/calls/${encodeURIComponent(callId)}`, { credentials: "same-origin" });
-  if (r.status === 401) { showLogin("Your session ended. Please sign in again."); return; }
+  if (r.status === 401) { sessionEnded(); return; }
   if (!r.ok) return;
   const call = await r.json();
   state.open = callId;
@@ -363,7 +390,7 @@ function stopWatching() {
     const { ws, pc } = state.watch;
     state.watch = null;
     ws.close();
-    pc.close();
+    if (pc) pc.close();
   }
   $("watch-videos").replaceChildren();
   $("watch-button").hidden = false;
@@ -375,14 +402,17 @@ function watch() {
   unlockAudio();
   const callId = state.open;
   const ws = new WebSocket(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/console/watch`);
-  let pc = null;
+  const watching = { ws, pc: null };
+  state.watch = watching;
+  let pc = null, heard = false;
   $("watch-status").textContent = "connecting…";
   ws.onopen = () => ws.send(JSON.stringify({ type: "watch", call_id: callId }));
   ws.onmessage = async (event) => {
+    heard = true;
     const msg = JSON.parse(event.data);
     if (msg.type === "offer") {
       pc = new RTCPeerConnection({ iceServers: msg.ice_servers || [] });
-      state.watch = { ws, pc };
+      watching.pc = pc;
       const streams = msg.slots.map(() => new MediaStream());
       $("watch-videos").replaceChildren(...msg.slots.map((slot, i) => {
         const video = el("video", { autoplay: "", playsinline: "", "data-participant": slot.participant });
@@ -415,9 +445,12 @@ function watch() {
       $("watch-status").textContent = msg.message;
     }
   };
-  ws.onclose = (event) => {
-    if (event.code === 4401) showLogin("Your session ended. Please sign in again.");
-    if (state.watch && state.watch.ws === ws) stopWatching();
+  ws.onclose = async (event) => {
+    if (state.watch !== watching) return;  // stopped on purpose, or another watch replaced it
+    stopWatching();
+    // nothing heard: refused at the handshake (the page sees 1006), or the server is unreachable
+    if (event.code === 4401 || (!heard && await sessionGone())) { sessionEnded(); return; }
+    if (!heard) $("watch-status").textContent = "could not connect to the server; press Watch to try again";
   };
 }
 

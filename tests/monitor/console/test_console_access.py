@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 
 import pytest
 from console_site import MEDIA_JPEG, Site, next_message
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from monitor import auth
 from monitor.audit import AuditLog
@@ -126,26 +125,31 @@ async def test_expired_reused_and_revoked_sessions_are_refused(site: Site) -> No
     assert (await site.get("/console/api/calls", cookie)).status == 401  # account disabled
 
 
-async def closed_with(ws: object, code: int) -> list[str]:
-    """Frames received before the close (must be none), asserting the close code."""
-    frames = []
-    with pytest.raises(ConnectionClosed) as closed:
-        while True:
-            frames.append(await asyncio.wait_for(ws.recv(), 5))  # type: ignore[attr-defined]
-    assert closed.value.rcvd is not None and closed.value.rcvd.code == code
-    return frames
+async def refused(
+    site: Site, cookie: str | None, origin: str | None = None, path: str = "/console/ws"
+) -> int:
+    """The HTTP status a WebSocket handshake is refused with (it must be refused: no socket)."""
+    with pytest.raises(InvalidStatus) as refusal:
+        ws = await site.ws(cookie, origin=origin, path=path)
+        await ws.close()
+    reply = refusal.value.response
+    assert learns_nothing(reply.body) and "set-cookie" not in reply.headers
+    return reply.status_code
 
 
-async def test_websocket_refuses_without_session_or_from_another_origin(site: Site) -> None:
+@pytest.mark.parametrize("path", ["/console/ws", "/console/watch"])
+async def test_websockets_are_refused_at_the_handshake_without_session_or_from_another_origin(
+    site: Site, path: str
+) -> None:
     await add_evidence(site, "HMP Example", "call-ex")
     for cookie in (None, "forged-token"):
-        ws = await site.ws(cookie)
-        with contextlib.suppress(ConnectionClosed):  # the server may have closed already
-            await ws.send(json.dumps({"type": "hello", "after": 0}))
-        assert await closed_with(ws, 4401) == []
+        assert await refused(site, cookie, path=path) == 401
     alice = await site.login("alice")
-    ws = await site.ws(alice, origin="http://evil.example")
-    assert await closed_with(ws, 4403) == []
+    for origin in ("http://evil.example", "null", f"https://127.0.0.1:{site.port}", "http://127.0.0.1"):
+        assert await refused(site, alice, origin=origin, path=path) == 403
+    assert await refused(site, None, origin="http://evil.example", path=path) == 403
+    ws = await site.ws(alice, path=path)  # the same session from the console's own origin gets in
+    await ws.close()
 
 
 async def test_websocket_of_other_prison_gets_none_of_its_records(site: Site) -> None:
@@ -174,9 +178,8 @@ async def test_websocket_closes_when_the_session_is_revoked(site: Site) -> None:
     await next_message(ws, "welcome")
     auth.logout(site.store, alice)
     await closed_with_any(ws)
-    # and the same token cannot open a new one
-    again = await site.ws(alice)
-    assert await closed_with(again, 4401) == []
+    # and the same token cannot open a new one: refused at the handshake
+    assert await refused(site, alice) == 401
 
 
 async def closed_with_any(ws: object) -> None:
@@ -189,13 +192,9 @@ async def closed_with_any(ws: object) -> None:
 
 async def test_watch_refuses_without_session_other_prison_or_idle_call(site: Site) -> None:
     for cookie in (None, "forged-token"):
-        ws = await site.ws(cookie, path="/console/watch")
-        with contextlib.suppress(ConnectionClosed):
-            await ws.send(json.dumps({"type": "watch", "call_id": "call-ex"}))
-        assert await closed_with(ws, 4401) == []
+        assert await refused(site, cookie, path="/console/watch") == 401
     bob = await site.login("bob")
-    ws = await site.ws(bob, origin="http://evil.example", path="/console/watch")
-    assert await closed_with(ws, 4403) == []
+    assert await refused(site, bob, origin="http://evil.example", path="/console/watch") == 403
     for call_id, error in (("call-ex", "no such call"), ("call-other", "this call is not running now")):
         ws = await site.ws(bob, path="/console/watch")
         await ws.send(json.dumps({"type": "watch", "call_id": call_id}))

@@ -22,7 +22,8 @@ async def test_history_view_plays_the_recordings(site: Site, tmp_path: Path) -> 
     async with async_playwright() as p, console_page(p, site, tmp_path / "profile") as page:
         await page.locator('#board-body tr[data-call="call-ex"]').click()
         await expect(page.locator("#recordings figure")).to_have_count(2)
-        await expect(page.locator("#recordings figure").first).to_contain_text("v1 video, part 1 from 3.5 s")
+        first = page.locator("#recordings figure").first
+        await expect(first).to_contain_text("v1 analysed frames, part 1 from 3.5 s")
         video, audio = page.locator("#recordings video"), page.locator("#recordings audio")
         await expect(video).to_have_attribute("src", "/console/api/recordings/call-ex/v1.video.1.webm")
         await page.wait_for_function(
