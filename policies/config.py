@@ -27,7 +27,7 @@ class PolicyConfig:
     max_visitors: int = 4
     monthly_allowance: int = 4
     clear_after_s: float = 0.5
-    unbooked_face_pause_after_s: float = 1.0
+    unbooked_face_pause_after_s: float = 0.5
     too_many_faces_pause_after_s: float = 1.0
     face_not_visible_warn_after_s: float = 0.0
     face_not_visible_pause_after_s: float = 5.0
