@@ -17,10 +17,11 @@ every process the server starts inherits that pinning, so "cores" means the same
 Measured per step after every call is live: CPU of the server's whole process tree over the
 window, frames per second each device received, analysed frames per second per visitor camera,
 whether every call stayed live, the event loop lag of the process that carries the calls
-(``serve``: this process, p99 of a 10 ms probe over the window; ``workers``: the largest of the
-workers' own p99 over their last 10 s, read from their snapshots; the front's lag is reported
-apart). The forwarding backlog is inside the workers and is not read here: a growing delay shows
-as received frames per second falling.
+(``serve``: this process, p50/p99/max of a 10 ms probe over the window; ``workers``: the largest
+of the workers' own p99 over their last 10 s, read from their snapshots -- their max is not in the
+snapshots, so ``max`` is None; the front's own p50/p99/max are reported apart as ``front_*``).
+The forwarding backlog is inside the workers and is not read here: a growing delay shows as
+received frames per second falling.
 """
 
 from __future__ import annotations
@@ -256,7 +257,11 @@ async def run_serve_step(
             "received_fps_mean": round(statistics.mean(received.values()), 1) if received else 0.0,
             "devices_send_audio": audio,
             "audio_received_pps_min": round(min(heard.values(), default=0.0), 1),
-            "loop_lag_ms": {**front_lag, "p99": calls_lag_p99, "front_p99": front_lag["p99"]},
+            "loop_lag_ms": (
+                {"p99": calls_lag_p99, "max": None, **{f"front_{k}": v for k, v in front_lag.items()}}
+                if workers
+                else {**front_lag, "front_p99": front_lag["p99"]}
+            ),
             "worker_lag_p99_ms_samples": [round(x, 1) for x in worker_lags],
             "processes": 1 + len(tree),
             "passed": passed,

