@@ -18,6 +18,11 @@ the worker is free it takes the waiting frame that matters most (:func:`pick`):
 
 1. an *alarm* (the caller's flag: the picture of a live call changed, someone may have walked
    in): the policy's confirmation window starts with the frame that shows it;
+1b. a source's *first* frame (the oldest first): until a camera is analysed once the call's
+   security check cannot pass, and the policy's 5 s fail-closed window runs from the join, not
+   from the first frame (media set-up takes ~2 s); four cameras joining one worker at once got
+   their first results 2.2, 3.4, 4.5 and 5.3 s after joining while the served ones settled, and
+   the fourth paused the call for ``analysis_error``;
 2. one whose source still has its face tracks (*kept*: served less than ``TRACK_KEEP_S`` ago; the
    tracker forgets a face unseen for 2.0 s) and is either steady or has been served in a row for
    less than ``SETTLE_S`` (it is settling: a few more frames make it steady and cheap); of
@@ -243,19 +248,23 @@ class Waiting:
     served_at: float  # when its source last had a frame sent to the worker
     kept: bool = False  # its source still has its tracks and is steady or settling
     alarm: bool = False  # the picture of a live call changed
+    first: bool = False  # its source has never had a frame analysed
 
 
 def pick(waiting: list[Waiting], now: float, starving_s: float = STARVING_S) -> str | None:
     """Which waiting frame the free worker takes (the module's theory, *Scheduling*): an alarm,
-    else a kept one (the one served longest ago first), else one that has waited ``starving_s``
+    else a source's first frame (the longest waiting first), else a kept one (the one served
+    longest ago first), else one that has waited ``starving_s``
     (the longest waiting first), else an urgent one, else the one whose source was served longest
     ago. None when nothing waits."""
     if not waiting:
         return None
 
-    def rank(w: Waiting) -> tuple[int, float, bool, float, float, str]:
+    def rank(w: Waiting) -> tuple[float, float, bool, float, float, str]:
         if w.alarm:
             return (0, w.since, False, 0.0, 0.0, w.key)
+        if w.first:
+            return (0.5, w.since, False, 0.0, 0.0, w.key)
         if w.kept:  # the one closest to losing its tracks first
             return (1, w.served_at, False, 0.0, w.since, w.key)
         if now - w.since >= starving_s:
@@ -448,6 +457,7 @@ class AnalysisPool:
             Waiting(
                 s.key, w[2], bool(w[3] & URGENT), s.served_at,
                 kept(s.served_at, s.settling_since, s.steady, now), bool(w[3] & ALARM),
+                first=s.served_at == 0.0,
             )
             for s in mine
             if (w := s.waiting) is not None

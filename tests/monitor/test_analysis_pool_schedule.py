@@ -59,6 +59,20 @@ def test_a_source_that_still_has_its_face_tracks_goes_first_while_it_settles() -
     assert pick([urgent, starving, settling, alarm], now) == "alarm"
 
 
+def test_a_source_never_analysed_goes_right_after_an_alarm() -> None:
+    """Four cameras joining one worker: the later ones must not wait while the first ones settle,
+    or the fail-closed window (counted from the join) pauses the call for analysis_error."""
+    now = 100.0
+    steady = Waiting("steady", since=now - 0.1, urgent=False, served_at=now - 0.2, kept=True)
+    settling = Waiting("settling", since=now - 0.2, urgent=False, served_at=now - 0.3, kept=True)
+    new_late = Waiting("new-late", since=now - 0.2, urgent=True, served_at=0.0, first=True)
+    new_early = Waiting("new-early", since=now - 0.4, urgent=True, served_at=0.0, first=True)
+    assert pick([steady, settling, new_late], now) == "new-late"
+    assert pick([steady, new_late, new_early], now) == "new-early"  # the longest waiting first
+    alarm = Waiting("alarm", since=now - 0.01, urgent=False, served_at=now - 0.4, alarm=True)
+    assert pick([new_early, alarm], now) == "alarm"
+
+
 def test_kept_means_tracks_still_held_and_steady_or_settling_for_a_while() -> None:
     now = 100.0
     recently = now - TRACK_KEEP_S + 0.1
@@ -84,12 +98,17 @@ def test_a_frame_that_waited_too_long_goes_before_urgent_ones() -> None:
 
 @pytest.mark.slow
 async def test_the_worker_takes_the_urgent_and_newest_frames_not_the_first_come() -> None:
-    """One worker, three sources. While the worker analyses source a's frame, b submits twice (the
-    second replaces the first) and c submits one urgent frame: c goes next, then b's newer frame."""
+    """One worker, three sources, each analysed once already (a source's first frame has its own
+    rank). While the worker analyses source a's frame, b submits twice (the second replaces the
+    first) and c submits one urgent frame: c goes next, then b's newer frame."""
     order: list[tuple[str, float]] = []
     done = asyncio.Event()
+    results = asyncio.Queue[str]()
 
     def on_result(key: str, observation: Observation, spent: float) -> None:
+        results.put_nowait(key)
+        if observation.t < 1.0:
+            return  # the first round
         order.append((key, observation.t))
         if len(order) == 3:
             done.set()
@@ -105,6 +124,10 @@ async def test_the_worker_takes_the_urgent_and_newest_frames_not_the_first_come(
         pool.add_booking("call", booking)
         for source in ("a", "b", "c"):
             pool.open(f"call/{source}", "call", "v1", Role.VISITOR)
+        for source in ("a", "b", "c"):  # the first round, one source at a time
+            assert pool.submit(f"call/{source}", planes, 0.5)
+            assert await asyncio.wait_for(results.get(), 120) == f"call/{source}"
+        await asyncio.sleep(TRACK_KEEP_S + 0.1)  # their tracks are gone: none is kept
         assert pool.submit("call/a", planes, 1.0)  # the worker is free: it goes at once
         assert pool.busy("call/a") and not pool.submit("call/a", planes, 1.1)  # one at a time
         assert pool.submit("call/b", planes, 1.0)  # waits
@@ -115,6 +138,6 @@ async def test_the_worker_takes_the_urgent_and_newest_frames_not_the_first_come(
         await asyncio.wait_for(done.wait(), 120)
         assert not failures, failures
         assert order == [("call/a", 1.0), ("call/c", 1.1), ("call/b", 1.2)]
-        assert all(pool.stats()[f"call/{s}"]["analysed"] == 1 for s in "abc")
+        assert all(pool.stats()[f"call/{s}"]["analysed"] == 2 for s in "abc")
     finally:
         await pool.stop()
