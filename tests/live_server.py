@@ -18,15 +18,18 @@ import socket
 import threading
 import time
 import traceback
-from collections.abc import Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
 import aioice.ice
+import cv2
+import numpy as np
 
 from monitor.bookings import load_booking
 from monitor.call import JOIN_EARLY_S, Call
+from monitor.jitter import watch_losses
 from monitor.serve import Server
 from policies.booking import Booking
 from policies.config import load_policy
@@ -50,6 +53,84 @@ def call_clips() -> dict[str, list[Any]]:
     woman in view ("intruder", walk-in frames 170-229: both people in view), each ping-ponged."""
     walk_in = load_clip(WALK_IN_CLIP, max_frames=240)[170:230]
     return {"clean": ping_pong(load_clip(CLEAN_CLIP, max_frames=60)), "intruder": ping_pong(walk_in)}
+
+
+FOUR_VISITORS = ROOT / "fixtures" / "bookings" / "four_visitors" / "booking.json"
+GROUP_CLIP = ROOT / "fixtures" / "clips" / "group.webm"
+BACK_OF_HEAD_CLIP = ROOT / "fixtures" / "clips" / "back_of_head.webm"
+LEAVES_CAMERA_CLIP = ROOT / "fixtures" / "clips" / "leaves_camera.webm"
+
+
+def cut(frames: list[Any], box: tuple[int, int, int, int], scale: float = 2.0) -> list[Any]:
+    """The ``box`` (x0, y0, x1, y1) of every frame, scaled by ``scale``: one person's own camera cut
+    out of a fixture clip that shows several (real footage, cropped and scaled, nothing drawn)."""
+    x0, y0, x1, y1 = box
+    size = (round((x1 - x0) * scale), round((y1 - y0) * scale))
+    return [
+        cv2.resize(np.ascontiguousarray(f[y0:y1, x0:x1]), size, interpolation=cv2.INTER_CUBIC) for f in frames
+    ]
+
+
+def visitor_cameras() -> dict[str, list[Any]]:
+    """One camera per visitor of fixtures/bookings/four_visitors, each showing only that person
+    (their reference photos: the man's single_face.jpg, Grace Hopper's portrait, the group booking's
+    two face crops), plus ``unbooked``, someone booked on no call, and ``prison``, the prison
+    terminal's camera (another real man, pose2sim's cam04: the prison side has no reference photo
+    and is not analysed), and ``nobody``, an empty view (leaves_camera.webm's sky, 8-9 s). Each is
+    ping-ponged.
+
+    - ``v1``: the booked man (clean.webm), 640x480.
+    - ``v2``: Grace Hopper alone, the right half of unbooked_walk_in.webm while she is in full view
+      (frames 170-229), 640x480. On the clean booking she is the unbooked person.
+    - ``v3``, ``v4``, ``unbooked``: Emma and Lucy Hart (the group booking's v1, v2) and the man in
+      sunglasses above Emma, each cut from group.webm frames 37-67 (the slow end of the view's sway:
+      faces move at most 6 px, so a fixed box holds one face and no part of another), scaled x2
+      (208x278, 212x282, 272x336: phone-sized portrait cameras). Measured with the pipeline: v3, v4
+      MATCH at 0.15, 0.14; the man in sunglasses is at 0.71 from everyone booked (UNBOOKED).
+    """
+    walk_in = load_clip(WALK_IN_CLIP, max_frames=230)[170:230]
+    group = load_clip(GROUP_CLIP, max_frames=68)[37:68]
+    return {
+        "v1": ping_pong(load_clip(CLEAN_CLIP, max_frames=60)),
+        "v2": ping_pong(cut(walk_in, (310, 130, 630, 370))),
+        "v3": ping_pong(cut(group, (122, 132, 226, 271))),
+        "v4": ping_pong(cut(group, (292, 214, 398, 355))),
+        "unbooked": ping_pong(cut(group, (36, 0, 172, 168))),
+        "prison": ping_pong(load_clip(BACK_OF_HEAD_CLIP, max_frames=210)[150:210]),
+        "nobody": ping_pong(load_clip(LEAVES_CAMERA_CLIP, max_frames=270)[240:270]),
+    }
+
+
+def closest_camera(image: Any, cameras: dict[str, list[Any]], within: float = 14.0) -> str | None:
+    """Which camera a received frame comes from: the one of the same size with a frame nearest to
+    it (mean absolute difference of an 8x-subsampled picture), if nearer than ``within``."""
+    best, name = within, None
+    for key, clip in cameras.items():
+        if clip[0].shape != image.shape:
+            continue
+        small = image[::8, ::8].astype(float)
+        for frame in clip[:: max(1, len(clip) // 30)]:
+            diff = float(np.abs(small - frame[::8, ::8]).mean())
+            if diff < best:
+                best, name = diff, key
+    return name
+
+
+@contextlib.asynccontextmanager
+async def serving(analysis_workers: int = 1, **options: Any) -> AsyncIterator[Server]:
+    """A real ``monitor serve`` server on the running loop (an ephemeral loopback port, loopback
+    ICE candidates), with no bookings yet: tests add their own (``booking_now``). Stopped on exit."""
+    original = aioice.ice.get_host_addresses
+    aioice.ice.get_host_addresses = lambda use_ipv4, use_ipv6: ["127.0.0.1"]
+    try:
+        server = Server([], load_policy(), port=0, analysis_workers=analysis_workers, **options)
+        await server.start()
+        try:
+            yield server
+        finally:
+            await server.stop()
+    finally:
+        aioice.ice.get_host_addresses = original
 
 
 T = TypeVar("T")
@@ -94,8 +175,10 @@ class TracebackLog(logging.Handler):
         assert not self.records, f"tracebacks logged for bad input:\n{self.describe()}"
 
 
-def booking_now(call_id: str, starts_in: float = -1.0) -> Booking:
-    base = load_booking(BOOKING, load_policy())
+def booking_now(call_id: str, starts_in: float = -1.0, path: Path = BOOKING) -> Booking:
+    """The booking at ``path`` (default: the clean one) as call ``call_id``, starting ``starts_in``
+    seconds from now, same length."""
+    base = load_booking(path, load_policy())
     starts = datetime.now(UTC) + timedelta(seconds=starts_in)
     ends = starts + (base.ends_at - base.starts_at)
     return dataclasses.replace(base, call_id=call_id, starts_at=starts, ends_at=ends)
@@ -264,6 +347,46 @@ def status_of(reply: bytes) -> int | None:
     assert status < 500, f"server error for fuzzed input: {reply[:300]!r}"
     assert b"Traceback" not in reply
     return status
+
+
+def seat_token(server: Server, call: Call, participant: str) -> str:
+    """A join token for ``participant``'s seat (a store token when the server has a store)."""
+    own, seat = next((t, s) for t, s in call.seats.items() if s.participant == participant)
+    if server.store is None:
+        return own
+    opens = call.booking.starts_at.timestamp() - JOIN_EARLY_S
+    closes = call.booking.ends_at.timestamp()
+    token: str = server.store.issue_join_token(
+        call.call_id, participant, seat.role.value, opens, closes, revoke_earlier=False
+    )
+    return token
+
+
+async def join_seat(
+    server: Server, call: Call, participant: str, frames: list[Any], fps: float = 30.0
+) -> tuple[Device, ClipTrack]:
+    """A device that joins ``participant``'s seat and sends ``frames`` as its camera (at ``fps``),
+    a tone as its mic."""
+    dev = Device(f"ws://127.0.0.1:{server.port}/ws/call")
+    await dev.open()
+    joined = await dev.join(seat_token(server, call, participant))
+    assert joined["type"] == "joined" and joined["participant"] == participant, joined
+    camera = ClipTrack(frames, fps)
+    await dev.call(camera, ToneTrack())
+    recover_like_a_browser(dev)
+    return dev, camera
+
+
+def recover_like_a_browser(dev: Device) -> None:
+    """A browser that loses part of a keyframe asks for a new one; plain aiortc never does, and
+    shows corrupt pictures until the sender's next keyframe (which may never come: the relay
+    forwards, it has no encoder). With five devices and the server on one loaded event loop, UDP
+    buffers overflow exactly when keyframes burst, so the test devices get the relay's own loss
+    recovery on their video receivers (``monitor.jitter``: give the hole up, PLI, wait for a key)."""
+    assert dev.pc is not None
+    for receiver in dev.pc.getReceivers():
+        if receiver.track is not None and receiver.track.kind == "video":
+            watch_losses(receiver)
 
 
 async def join_device(
