@@ -26,9 +26,9 @@ import logging
 import os
 import queue
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import av
 import numpy as np
@@ -39,70 +39,38 @@ log = logging.getLogger(__name__)
 
 VIDEO_TIME_BASE = fractions.Fraction(1, 90_000)
 QUEUE_FRAMES = 90
+Item = TypeVar("Item")
 
 
-class _PartWriter:
-    """Encodes one part on its own thread."""
+class PartFile(Generic[Item]):
+    """One WebM part written on its own low-priority thread from a bounded queue: the loop only
+    offers items (a full queue refuses, never blocks); the thread opens the file and hands it to
+    :meth:`write`. A failure (a full disk, a codec error) is kept in ``error`` and logged, never
+    raised to the loop; the part's later items are refused."""
 
-    def __init__(self, path: Path, kind: str) -> None:
+    def __init__(self, path: Path, capacity: int) -> None:
         self.path = path
-        self.frames = 0
-        self.kind = kind
-        self.items: queue.Queue[tuple[np.ndarray, float, dict[str, Any]] | None] = queue.Queue(QUEUE_FRAMES)
-        self.thread = threading.Thread(target=self._run, name=f"record-{path.name}", daemon=True)
+        self.items: queue.Queue[Item | None] = queue.Queue(capacity)
         self.written = 0
         self.error: str | None = None
+        self.thread = threading.Thread(target=self._run, name=f"record-{path.name}", daemon=True)
         self.thread.start()
+
+    def write(self, container: Any) -> None:
+        """Write the queued items into ``container`` until :meth:`close` (on the thread)."""
+        raise NotImplementedError
+
+    def queued(self) -> Iterator[Item]:
+        while (item := self.items.get()) is not None:
+            yield item
 
     def _run(self) -> None:
         with contextlib.suppress(OSError):  # let the relay and analysis have the CPU first
             os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
         container: Any = None
-        stream: Any = None
-        first_t: float | None = None
-        last_pts = -1
-        samples = 0
         try:
             container = av.open(str(self.path), mode="w", format="webm")
-            while True:
-                item = self.items.get()
-                if item is None:
-                    break
-                data, t, info = item
-                if first_t is None:
-                    first_t = t
-                if self.kind == "video":
-                    if stream is None:
-                        stream = container.add_stream("libvpx", rate=30)
-                        stream.width, stream.height = info["width"], info["height"]
-                        stream.pix_fmt = "yuv420p"
-                        stream.codec_context.time_base = VIDEO_TIME_BASE
-                        # near-transparent quality: replaying the archive must see what analysis saw
-                        stream.bit_rate = 3_000_000
-                        stream.options = {
-                            "deadline": "realtime", "cpu-used": "8", "crf": "6", "qmin": "0", "qmax": "16"
-                        }
-                    frame: Any = av.VideoFrame.from_ndarray(data, format="yuv420p")
-                    pts = round((t - first_t) * 90_000)
-                    frame.time_base = VIDEO_TIME_BASE
-                else:
-                    if stream is None:
-                        stream = container.add_stream("libopus", rate=48_000)
-                        stream.layout = "stereo"
-                    frame = av.AudioFrame.from_ndarray(data, format=info["format"], layout=info["layout"])
-                    frame.sample_rate = info["rate"]
-                    pts = samples  # audio is continuous: count samples, not arrival times
-                    samples += frame.samples
-                    frame.time_base = fractions.Fraction(1, info["rate"])
-                if pts <= last_pts:
-                    pts = last_pts + 1
-                frame.pts = last_pts = pts
-                for packet in stream.encode(frame):
-                    container.mux(packet)
-                self.written += 1
-            if stream is not None:
-                for packet in stream.encode(None):
-                    container.mux(packet)
+            self.write(container)
         except Exception as exc:  # a full disk or a codec error: report it, never crash the loop
             self.error = f"{type(exc).__name__}: {exc}"
             log.exception("recording %s failed", self.path)
@@ -114,9 +82,11 @@ class _PartWriter:
                 with contextlib.suppress(Exception):
                     container.close()
 
-    def put(self, data: np.ndarray, t: float, info: dict[str, Any]) -> bool:
+    def offer(self, item: Item) -> bool:
+        if self.error is not None:
+            return False
         try:
-            self.items.put_nowait((data, t, info))
+            self.items.put_nowait(item)
         except queue.Full:
             return False
         return True
@@ -124,6 +94,58 @@ class _PartWriter:
     def close(self) -> None:
         with contextlib.suppress(queue.Full):
             self.items.put(None, timeout=2.0)
+
+
+class _PartWriter(PartFile[tuple[np.ndarray, float, dict[str, Any]]]):
+    """Encodes one part of decoded frames or samples."""
+
+    def __init__(self, path: Path, kind: str) -> None:
+        self.kind = kind
+        super().__init__(path, QUEUE_FRAMES)
+
+    def write(self, container: Any) -> None:
+        stream: Any = None
+        first_t: float | None = None
+        last_pts = -1
+        samples = 0
+        for data, t, info in self.queued():
+            if first_t is None:
+                first_t = t
+            if self.kind == "video":
+                if stream is None:
+                    stream = container.add_stream("libvpx", rate=30)
+                    stream.width, stream.height = info["width"], info["height"]
+                    stream.pix_fmt = "yuv420p"
+                    stream.codec_context.time_base = VIDEO_TIME_BASE
+                    # near-transparent quality: replaying the archive must see what analysis saw
+                    stream.bit_rate = 3_000_000
+                    stream.options = {
+                        "deadline": "realtime", "cpu-used": "8", "crf": "6", "qmin": "0", "qmax": "16"
+                    }
+                frame: Any = av.VideoFrame.from_ndarray(data, format="yuv420p")
+                pts = round((t - first_t) * 90_000)
+                frame.time_base = VIDEO_TIME_BASE
+            else:
+                if stream is None:
+                    stream = container.add_stream("libopus", rate=48_000)
+                    stream.layout = "stereo"
+                frame = av.AudioFrame.from_ndarray(data, format=info["format"], layout=info["layout"])
+                frame.sample_rate = info["rate"]
+                pts = samples  # audio is continuous: count samples, not arrival times
+                samples += frame.samples
+                frame.time_base = fractions.Fraction(1, info["rate"])
+            if pts <= last_pts:
+                pts = last_pts + 1
+            frame.pts = last_pts = pts
+            for packet in stream.encode(frame):
+                container.mux(packet)
+            self.written += 1
+        if stream is not None:
+            for packet in stream.encode(None):
+                container.mux(packet)
+
+    def put(self, data: np.ndarray, t: float, info: dict[str, Any]) -> bool:
+        return self.offer((data, t, info))
 
 
 class FeedRecorder:

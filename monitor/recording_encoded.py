@@ -13,9 +13,9 @@ camera for one, instead of writing a file that decodes to garbage. Each connecti
 (each new track on the feed) is a new part: ``<participant>.camera.<part>.webm`` with the same
 ``.json`` sidecar as the other archives (the call time of its first frame). Packets are stamped
 with call time at receipt on a 1/90000 time base. Muxing and file I/O run on one low-priority
-thread per part; a failure (e.g. a full disk) is reported through ``errors`` and never stops the
-call. Cameras whose codec is not VP8 have no encoded frames: the sampled ``video`` archive still
-records them.
+thread per part (:class:`~monitor.recording.PartFile`, as for the other archives); a failure (e.g.
+a full disk) is reported through ``errors`` and never stops the call. Cameras whose codec is not
+VP8 have no encoded frames: the sampled ``video`` archive still records them.
 """
 
 from __future__ import annotations
@@ -24,19 +24,14 @@ import asyncio
 import contextlib
 import fractions
 import json
-import logging
-import os
-import queue
-import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import av
 
+from monitor.recording import PartFile
 from monitor.relay import Feed
-
-log = logging.getLogger(__name__)
 
 TIME_BASE = fractions.Fraction(1, 90_000)
 QUEUE_FRAMES = 300  # 10 s at 30 fps; a frame is a few kB
@@ -51,60 +46,29 @@ def vp8_size(keyframe: bytes) -> tuple[int, int] | None:
     return (width, height) if width and height else None
 
 
-class _PartMuxer:
-    """Muxes one part's encoded frames into WebM on its own thread."""
+class _PartMuxer(PartFile[tuple[bytes, bool, float]]):
+    """Muxes one part's encoded frames into WebM, as they are."""
 
     def __init__(self, path: Path, size: tuple[int, int]) -> None:
-        self.path = path
         self.size = size
-        self.items: queue.Queue[tuple[bytes, bool, float] | None] = queue.Queue(QUEUE_FRAMES)
-        self.written = 0
-        self.error: str | None = None
-        self.thread = threading.Thread(target=self._run, name=f"record-{path.name}", daemon=True)
-        self.thread.start()
+        super().__init__(path, QUEUE_FRAMES)
 
-    def _run(self) -> None:
-        with contextlib.suppress(OSError):  # the relay and analysis have the CPU first
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
-        container: Any = None
-        try:
-            container = av.open(str(self.path), mode="w", format="webm")
-            stream = container.add_stream("libvpx", rate=30)  # codec parameters only: never encodes
-            stream.width, stream.height = self.size
-            stream.pix_fmt = "yuv420p"
-            last_pts = -1
-            while (item := self.items.get()) is not None:
-                data, keyframe, t = item
-                packet = av.Packet(data)
-                packet.stream = stream
-                packet.time_base = TIME_BASE
-                packet.pts = packet.dts = last_pts = max(round(t * 90_000), last_pts + 1)
-                packet.is_keyframe = keyframe
-                container.mux(packet)
-                self.written += 1
-        except Exception as exc:  # a full disk or a muxer error: reported, never raised to the loop
-            self.error = f"{type(exc).__name__}: {exc}"
-            log.exception("recording %s failed", self.path)
-            with contextlib.suppress(Exception):
-                while self.items.get_nowait() is not None:
-                    pass
-        finally:
-            if container is not None:
-                with contextlib.suppress(Exception):
-                    container.close()
+    def write(self, container: Any) -> None:
+        stream = container.add_stream("libvpx", rate=30)  # codec parameters only: never encodes
+        stream.width, stream.height = self.size
+        stream.pix_fmt = "yuv420p"
+        last_pts = -1
+        for data, keyframe, t in self.queued():
+            packet = av.Packet(data)
+            packet.stream = stream
+            packet.time_base = TIME_BASE
+            packet.pts = packet.dts = last_pts = max(round(t * 90_000), last_pts + 1)
+            packet.is_keyframe = keyframe
+            container.mux(packet)
+            self.written += 1
 
     def put(self, data: bytes, keyframe: bool, t: float) -> bool:
-        if self.error is not None:
-            return False
-        try:
-            self.items.put_nowait((data, keyframe, t))
-        except queue.Full:
-            return False
-        return True
-
-    def close(self) -> None:
-        with contextlib.suppress(queue.Full):
-            self.items.put(None, timeout=2.0)
+        return self.offer((data, keyframe, t))
 
 
 class CameraRecorder:
