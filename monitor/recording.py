@@ -26,7 +26,7 @@ import logging
 import os
 import queue
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
@@ -94,6 +94,19 @@ class PartFile(Generic[Item]):
     def close(self) -> None:
         with contextlib.suppress(queue.Full):
             self.items.put(None, timeout=2.0)
+
+
+async def finish(task: asyncio.Task[None] | None, parts: Sequence[PartFile[Any]]) -> None:
+    """Stop a recorder: cancel the task that reads its feed, then close every part it wrote and
+    wait (off the loop) for their threads to write what is queued."""
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(BaseException):
+            await task
+    for part in parts:
+        part.close()
+    for part in parts:
+        await asyncio.to_thread(part.thread.join, 10)
 
 
 class _PartWriter(PartFile[tuple[np.ndarray, float, dict[str, Any]]]):
@@ -191,16 +204,8 @@ class FeedRecorder:
             self.dropped += 1
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(BaseException):
-                await self._task
-            self._task = None
-        for writer in self.writers:
-            writer.close()
-        self._writer = None
-        for writer in self.writers:
-            await asyncio.to_thread(writer.thread.join, 10)
+        task, self._task, self._writer = self._task, None, None
+        await finish(task, self.writers)
 
     @property
     def errors(self) -> list[str]:

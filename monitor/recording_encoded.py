@@ -21,7 +21,6 @@ VP8 have no encoded frames: the sampled ``video`` archive still records them.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import fractions
 import json
 from collections.abc import Callable
@@ -30,7 +29,7 @@ from typing import Any
 
 import av
 
-from monitor.recording import PartFile
+from monitor.recording import PartFile, finish
 from monitor.relay import Feed
 
 TIME_BASE = fractions.Fraction(1, 90_000)
@@ -90,15 +89,8 @@ class CameraRecorder:
             self._task = asyncio.ensure_future(self._run())
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(BaseException):
-                await self._task
-            self._task = None
-        for muxer in self.muxers:
-            muxer.close()
-        for muxer in self.muxers:
-            await asyncio.to_thread(muxer.thread.join, 10)
+        task, self._task = self._task, None
+        await finish(task, self.muxers)
 
     @property
     def errors(self) -> list[str]:
