@@ -26,6 +26,7 @@ run: $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check policies monitor signalling tests bench fixtures conftest.py
+	$(VENV)/bin/ruff format --check policies monitor signalling tests bench fixtures conftest.py
 	$(VENV)/bin/mypy
 
 test: $(STAMP) system lint

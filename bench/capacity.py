@@ -13,7 +13,7 @@ side; the fixture's prison side has no reference photo, as in a real call) at up
 ``ANALYSIS_FPS`` frames per second:
 
 - **forward**: the relay as ``monitor serve`` runs it: received VP8 forwarded without re-encoding
-  (``monitor.forward.ForwardedVideoTrack``), analysis in a worker process (``AnalysisPool``).
+  (``monitor.media.forward.ForwardedVideoTrack``), analysis in a worker process (``AnalysisPool``).
 - **naive**: decode and re-encode every frame (``GatedVideoTrack``) and the analysis pipeline run
   inline on the relay's event loop.
 
@@ -25,7 +25,7 @@ received >= 28 fps, loop lag p99 <= 50 ms -- the max is reported too, but on a s
 growth). Calls per core = calls of the largest
 passing step / cores the relay used for them. Issue 4's own loop-lag target ("the event loop never
 lags more than 50 ms under the benchmark load") is judged apart, on the *max*, at the default
-admission limit (``monitor.capacity.DEFAULT_MAX_CALLS`` calls): ``summary.<mode>.loop_lag_target``
+admission limit (``monitor.call.admission.DEFAULT_MAX_CALLS`` calls): ``summary.<mode>.loop_lag_target``
 (:func:`loop_lag_target`). The ``serve`` and ``workers`` modes measure the real
 ``monitor serve`` server, in one process or with ``--relay-workers N`` worker processes
 (``bench/capacity_serve.py``; not in the default ``--modes``).
@@ -45,7 +45,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import fractions
 import multiprocessing as mp
 import os
 import statistics
@@ -54,221 +53,16 @@ import time
 from pathlib import Path
 from typing import Any
 
-import aioice.ice
-
-from bench import ROOT, THREAD_VARS, machine, write_json
+from bench import ROOT, machine, write_json
+from bench.loadgen import BOOKING, TARGETS, loadgen_process, loopback, pin
 from bench.relay import cpu_seconds, loop_lag
 
-CLIP = ROOT / "fixtures" / "clips" / "clean.webm"
-BOOKING = ROOT / "fixtures" / "bookings" / "clean" / "booking.json"
 ANALYSIS_FPS = 6.0
 WARM_S = 6.0
-TARGETS = {"analysis_fps": 5.0, "received_fps": 28.0, "loop_lag_p99_ms": 50.0}
 #: Issue 4: "the event loop never lags more than 50 ms under the benchmark load" (the max).
 LOOP_LAG_TARGET_MAX_MS = 50.0
 #: Modes that run the real `monitor serve` server (bench/capacity_serve.py).
 SERVE_MODES = ("serve", "workers")
-
-
-def loopback() -> None:
-    aioice.ice.get_host_addresses = lambda use_ipv4, use_ipv6: ["127.0.0.1"]
-
-
-# ---- load generator ------------------------------------------------------------------------------
-
-
-def encode_clip(frames: int = 60, gop: int = 30) -> list[bytes]:
-    """The fixture clip as ping-pong VP8 at 640x480, a keyframe every ``gop`` frames."""
-    from signalling.client import load_clip
-
-    images = load_clip(CLIP, max_frames=frames)
-    return encode_frames(images + images[-2:0:-1], gop)
-
-
-def encode_frames(images: list[Any], gop: int = 30) -> list[bytes]:
-    """``images`` (BGR) as 640x480 30 fps VP8 packets, the first a keyframe (so a camera can switch
-    to them at any frame, as a real encoder does at a scene change), then one every ``gop``."""
-    import av
-
-    codec = av.CodecContext.create("libvpx", "w")
-    codec.width, codec.height, codec.pix_fmt = 640, 480, "yuv420p"
-    codec.time_base = fractions.Fraction(1, 30)
-    codec.bit_rate = 1_000_000
-    codec.gop_size = gop
-    codec.options = {"kf-max-dist": str(gop), "kf-min-dist": str(gop)}
-    out: list[bytes] = []
-    for i, image in enumerate(images):
-        frame = av.VideoFrame.from_ndarray(image, format="bgr24").reformat(format="yuv420p")
-        frame.pts = i
-        out += [bytes(p) for p in codec.encode(frame)]
-    out += [bytes(p) for p in codec.encode(None)]
-    return out
-
-
-def encode_speech(seconds: float = 4.0) -> list[bytes]:
-    """Speech-like audio as 20 ms Opus packets, encoded once by aiortc's own ``OpusEncoder`` (48 kHz
-    stereo, 96 kbit/s, voip: what an aiortc device such as ``signalling.client.ToneTrack``'s sends):
-    a voiced sound (a 110-190 Hz gliding pitch with its harmonics) in syllables, about four a
-    second, with a short pause every two seconds, so the encoder sees speech-like changes rather
-    than one steady tone. Looping the packets replays it at no encoding cost."""
-    import numpy as np
-    from aiortc.codecs.opus import OpusEncoder
-    from av import AudioFrame
-
-    encoder, rate, n = OpusEncoder(), 48_000, 960
-    t = np.arange(int(seconds * rate)) / rate
-    pitch = 150 + 40 * np.sin(2 * np.pi * 0.6 * t)
-    phase = 2 * np.pi * np.cumsum(pitch) / rate
-    voice = sum(np.sin(k * phase) / k for k in (1, 2, 3, 4))
-    syllables = np.sin(np.pi * 4 * t) ** 2 * ((t % 2.0) < 1.6)
-    wave = (6000 * voice * syllables).astype(np.int16)
-    packets: list[bytes] = []
-    for i in range(len(t) // n):
-        chunk = wave[i * n : (i + 1) * n]
-        frame = AudioFrame.from_ndarray(np.repeat(chunk, 2).reshape(1, -1), format="s16", layout="stereo")
-        frame.sample_rate, frame.pts, frame.time_base = rate, i * n, fractions.Fraction(1, rate)
-        packets += encoder.encode(frame)[0]
-    return packets
-
-
-def _make_opus_track(packets: list[bytes]) -> Any:
-    import av
-    from aiortc import MediaStreamTrack
-
-    class OpusPacketTrack(MediaStreamTrack):
-        """Paced pre-encoded Opus, 50 packets a second, looping: a microphone that costs nothing
-        to encode (aiortc's sender sends an ``av.Packet`` as it is, ``OpusEncoder.pack``)."""
-
-        kind = "audio"
-
-        def __init__(self) -> None:
-            super().__init__()
-            self.sent = 0
-            self._start: float | None = None
-
-        async def recv(self) -> Any:
-            if self._start is None:
-                self._start = time.monotonic()
-            wait = self._start + self.sent / 50 - time.monotonic()
-            if wait > 0:
-                await asyncio.sleep(wait)
-            packet = av.Packet(packets[self.sent % len(packets)])
-            packet.pts = self.sent * 960
-            packet.time_base = fractions.Fraction(1, 48_000)
-            self.sent += 1
-            return packet
-
-    return OpusPacketTrack()
-
-
-def _make_packet_track(packets: list[bytes]) -> Any:
-    import av
-    from aiortc import MediaStreamTrack
-
-    class PacketTrack(MediaStreamTrack):
-        """Paced pre-encoded VP8 (what ``MediaPlayer(decode=False)`` sends), looping on a keyframe."""
-
-        kind = "video"
-
-        def __init__(self) -> None:
-            super().__init__()
-            self.sent = 0
-            self.late_max = 0.0  # the most a frame was sent after its time (a starved process)
-            self._start: float | None = None
-
-        async def recv(self) -> Any:
-            if self._start is None:
-                self._start = time.monotonic()
-            wait = self._start + self.sent / 30 - time.monotonic()
-            if wait > 0:
-                await asyncio.sleep(wait)
-            else:
-                self.late_max = max(self.late_max, -wait)
-            packet = av.Packet(packets[self.sent % len(packets)])
-            packet.pts = self.sent * 3000
-            packet.time_base = fractions.Fraction(1, 90_000)
-            self.sent += 1
-            return packet
-
-    return PacketTrack()
-
-
-async def _count(track: Any, counts: dict[str, int], key: str) -> None:
-    try:
-        while True:
-            await track.recv()
-            counts[key] = counts.get(key, 0) + 1
-    except Exception:
-        return
-
-
-async def _loadgen(conn: Any, audio: bool = True) -> None:
-    from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
-
-    loopback()
-    loop = asyncio.get_running_loop()
-    packets = encode_clip()
-    speech = encode_speech() if audio else []
-    pcs: list[Any] = []
-    counts: dict[str, int] = {}
-    tasks: list[asyncio.Task[None]] = []
-    sockets: list[Any] = []
-    conn.send(("ready",))
-    while True:
-        message = await loop.run_in_executor(None, conn.recv)
-        if message[0] == "add":  # ("add", key): offer one device, the relay answers
-            pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
-            pc.addTransceiver(_make_packet_track(packets), direction="sendrecv")
-            key = message[1]
-
-            def on_track(track: Any, key: str = key) -> None:
-                tasks.append(asyncio.ensure_future(_count(track, counts, key)))
-
-            pc.on("track", on_track)
-            await pc.setLocalDescription(await pc.createOffer())
-            conn.send(("offer", key, pc.localDescription.sdp))
-            _, answer = await loop.run_in_executor(None, conn.recv)
-            await pc.setRemoteDescription(RTCSessionDescription(answer, "answer"))
-            pcs.append(pc)
-        elif message[0] == "join":  # ("join", key, ws_url, token): a device of `monitor serve`
-            from bench.capacity_serve import join_device
-
-            key = message[1]
-            try:
-                camera = _make_packet_track(packets)
-                microphone = _make_opus_track(speech) if speech else None
-                pc, ws = await join_device(message[2], message[3], camera, counts, key, tasks, microphone)
-            except Exception as exc:  # the relay refused: the step reports it
-                conn.send(("joined", key, f"{type(exc).__name__}: {exc}"))
-            else:
-                pcs.append(pc)
-                sockets.append(ws)
-                conn.send(("joined", key, ""))
-        elif message[0] == "counts":
-            conn.send(("counts", dict(counts)))
-        elif message[0] == "stop":
-            for pc in pcs:
-                await pc.close()
-            for ws in sockets:
-                with contextlib.suppress(Exception):
-                    await ws.close()
-            for task in tasks:
-                task.cancel()
-            conn.send(("stopped",))
-            return
-
-
-def pin(cpus: list[int] | None) -> None:
-    """Run this process (and the processes it starts) on ``cpus`` only (None: anywhere)."""
-    if cpus:
-        for name in THREAD_VARS:  # one thread per math library, as bench.pin_to_one_core does
-            os.environ[name] = "1"
-        os.sched_setaffinity(0, set(cpus))
-
-
-def loadgen_process(conn: Any, cpus: list[int] | None = None, audio: bool = True) -> None:
-    pin(cpus)
-    asyncio.run(_loadgen(conn, audio))
 
 
 # ---- relay -------------------------------------------------------------------------------------
@@ -299,13 +93,13 @@ class Relay:
 
     async def start(self) -> None:
         if self.mode == "forward":
-            from monitor.analysis_pool import AnalysisPool
+            from monitor.workers.analysis_pool import AnalysisPool
 
             self.pool = AnalysisPool(1, self._result, self._failure)
             await self.pool.start()
             self.pool.add_booking("bench", self.booking)
         else:
-            from monitor.analysis_pool import _analysis_api
+            from monitor.workers.analysis_pool import _analysis_api
 
             enrol, self._pipeline_class = _analysis_api()
             self.enrolment, _ = enrol(self.booking)
@@ -318,7 +112,7 @@ class Relay:
         self.failures += 1
 
     def _pump(self, key: str) -> None:
-        from monitor.analysis_pool import frame_planes
+        from monitor.workers.analysis_pool import frame_planes
 
         now = time.monotonic()
         if now - self.last_submit.get(key, 0.0) < 1.0 / ANALYSIS_FPS:
@@ -339,8 +133,9 @@ class Relay:
     async def add_call(self, n: int) -> None:
         from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 
-        from monitor.forward import ForwardedVideoTrack, receiver_of
-        from monitor.relay import Clock, Feed, FrameTap, Gate, GatedVideoTrack, make_slates
+        from monitor.media.encoded import receiver_of
+        from monitor.media.forward import ForwardedVideoTrack
+        from monitor.media.tracks import Clock, Feed, FrameTap, Gate, GatedVideoTrack, make_slates
         from policies.events import Role
 
         gate, clock, slates = Gate(is_open=True), Clock(), make_slates()
@@ -517,9 +312,7 @@ def run_isolated(
     """Each step in a fresh relay process, so one step's leftovers never load the next."""
     ctx = mp.get_context("spawn")
     parent, child = ctx.Pipe()
-    process = ctx.Process(
-        target=step_process, args=(child, mode, calls, seconds, cpus, relay_workers, audio)
-    )
+    process = ctx.Process(target=step_process, args=(child, mode, calls, seconds, cpus, relay_workers, audio))
     process.start()
     try:
         if not parent.poll(seconds + (600 if mode in SERVE_MODES else 180)):
@@ -538,7 +331,7 @@ def loop_lag_target(steps: list[dict[str, Any]], mode: str, calls: int | None = 
     limit, ``monitor serve --max-calls``). ``met`` is None when that step was not run, or when its
     max is not known: relay workers report only their p99 over 10 s, and the front's max says
     nothing about the loops that carry the calls."""
-    from monitor.capacity import DEFAULT_MAX_CALLS
+    from monitor.call.admission import DEFAULT_MAX_CALLS
 
     calls = DEFAULT_MAX_CALLS if calls is None else calls
     out: dict[str, Any] = {"calls": calls, "target_max_ms": LOOP_LAG_TARGET_MAX_MS}
@@ -591,7 +384,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", default="1,2,3,4,5,6,8", help="numbers of concurrent calls, ascending")
     parser.add_argument("--seconds", type=float, default=15.0, help="measuring window per step")
     parser.add_argument(
-        "--modes", default="forward,naive",
+        "--modes",
+        default="forward,naive",
         help="forward, naive (bench-built relay); serve, workers (monitor serve in one process / "
         "with --relay-workers, bench/capacity_serve.py)",
     )
@@ -602,13 +396,15 @@ def main(argv: list[str] | None = None) -> int:
         "--no-pin", action="store_true", help="let the relay and the load generator use any core"
     )
     parser.add_argument(
-        "--no-audio", action="store_true",
+        "--no-audio",
+        action="store_true",
         help="serve/workers modes: devices send video only (by default each also sends Opus at 50 "
         "packets/s, as real devices do)",
     )
     parser.add_argument("--json", default=str(ROOT / "bench" / "results" / "capacity.json"))
     parser.add_argument(
-        "--rejudge", action="store_true",
+        "--rejudge",
+        action="store_true",
         help="measure nothing: add the loop-lag verdict and table to the saved --json file from its steps",
     )
     args = parser.parse_args(argv)
@@ -662,25 +458,27 @@ def table(report: dict[str, Any]) -> list[list[Any]]:
     steps = report["steps"]
     modes = [m for m in report["summary"] if m in {s["mode"] for s in steps}]
     cols = "relay+analysis cores / received fps / lag p99 / max ms / pass"
-    return [
+    return (
         [
-            f"{s['mode']} {s['calls']} calls: {cols}",
-            f"{s['relay_total_cores']} / {s['received_fps_min']} / {s['loop_lag_ms']['p99']} / "
-            f"{s['loop_lag_ms'].get('max')} / {s['passed']}",
-            "",
+            [
+                f"{s['mode']} {s['calls']} calls: {cols}",
+                f"{s['relay_total_cores']} / {s['received_fps_min']} / {s['loop_lag_ms']['p99']} / "
+                f"{s['loop_lag_ms'].get('max')} / {s['passed']}",
+                "",
+            ]
+            for s in steps
         ]
-        for s in steps
-    ] + lag_rows(report) + [
-        [f"{mode} calls per core", report["summary"][mode]["calls_per_core"], "calls"]
-        for mode in modes
-    ] + [
-        ["calls per core, forward / naive", report["summary"].get("calls_per_core_ratio"), "x"],
-        [
-            "relay loop CPU per call at 1 call, naive / forward",
-            report["summary"].get("relay_cost_ratio_at_1_call"),
-            "x",
-        ],
-    ]
+        + lag_rows(report)
+        + [[f"{mode} calls per core", report["summary"][mode]["calls_per_core"], "calls"] for mode in modes]
+        + [
+            ["calls per core, forward / naive", report["summary"].get("calls_per_core_ratio"), "x"],
+            [
+                "relay loop CPU per call at 1 call, naive / forward",
+                report["summary"].get("relay_cost_ratio_at_1_call"),
+                "x",
+            ],
+        ]
+    )
 
 
 def rejudge(path: Path) -> dict[str, Any]:

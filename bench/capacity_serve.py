@@ -3,7 +3,7 @@
 
 ``forward`` and ``naive`` in bench/capacity.py measure a bench-built relay (peers, forwarding,
 analysis; no signalling, no policy session, no store). These two modes run the product instead:
-``monitor.serve.Server`` with a store, every call booked in it, each device joining with its store
+``monitor.server.serve.Server`` with a store, every call booked in it, each device joining with its store
 link over the signalling WebSocket and sending pre-encoded VP8 of the fixture clip (the visitor is
 the booked face, so the call goes live after the security check; the prison side has no reference
 photo and is only forwarded) and pre-encoded speech-like Opus at 50 packets a second (a real
@@ -29,7 +29,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import json
 import multiprocessing as mp
 import os
 import statistics
@@ -39,71 +38,17 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from bench.loadgen import BOOKING, TARGETS, loadgen_process, loopback
 from bench.relay import cpu_seconds, loop_lag
 
 LIVE_TIMEOUT_S = 120.0
 #: After every call is live, wait this long before measuring: the workers' lag figure is a p99 over
-#: their last 10 s (monitor.relay_worker.LAG_WINDOW_S), which must not reach back into call set-up.
+#: their last 10 s (monitor.relay_workers.worker.LAG_WINDOW_S), which must not reach back into call set-up.
 SETTLE_S = 11.0
-#: A live call whose picture is steady is analysed at the calm pace of monitor/cadence.py, 2 frames a
+#: A live call whose picture is steady is analysed at the calm pace of monitor/analysis/cadence.py, 2 frames a
 #: second (6 while verifying or paused, or when the picture changes): the product's own target here,
 #: where the bench-built relay of the other modes analyses at a fixed 6 fps against 5.
 SERVE_ANALYSIS_FPS = 1.8
-
-
-async def join_device(
-    url: str,
-    token: str,
-    camera: Any,
-    counts: dict[str, int],
-    key: str,
-    tasks: list[Any],
-    microphone: Any = None,
-) -> tuple[Any, Any]:
-    """One device of the load generator: join with ``token``, offer ``camera`` and ``microphone``
-    (None: a receive-only microphone slot), count the video frames it receives under ``key`` and
-    the audio packets under ``audio:key``. Returns (peer, WebSocket)."""
-    from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
-    from websockets.asyncio.client import connect
-
-    ws = await connect(url, max_size=2**20)
-
-    async def expect(*kinds: str) -> dict[str, Any]:
-        while True:
-            frame: dict[str, Any] = json.loads(await asyncio.wait_for(ws.recv(), 60))
-            if frame["type"] in kinds:
-                return frame
-            if frame["type"] == "error":
-                raise RuntimeError(f"{frame.get('code')}: {frame.get('message')}")
-
-    await ws.send(json.dumps({"type": "join", "token": token}))
-    joined = await expect("joined")
-    pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
-    for i in range(max(1, len(joined["slots"]))):
-        pc.addTransceiver(camera if i == 0 else "video", direction="sendrecv" if i == 0 else "recvonly")
-        sends = i == 0 and microphone is not None
-        pc.addTransceiver(microphone if sends else "audio", direction="sendrecv" if sends else "recvonly")
-
-    def on_track(track: Any) -> None:
-        from bench.capacity import _count
-
-        tasks.append(
-            asyncio.ensure_future(_count(track, counts, key if track.kind == "video" else f"audio:{key}"))
-        )
-
-    pc.on("track", on_track)
-    await pc.setLocalDescription(await pc.createOffer())
-    await ws.send(json.dumps({"type": "offer", "sdp": pc.localDescription.sdp}))
-    answer = await expect("answer")
-    await pc.setRemoteDescription(RTCSessionDescription(answer["sdp"], "answer"))
-
-    async def drain() -> None:  # state frames and warnings: read, so nothing queues up
-        with contextlib.suppress(Exception):
-            async for _ in ws:
-                pass
-
-    tasks.append(asyncio.ensure_future(drain()))
-    return pc, ws
 
 
 def descendants(pid: int) -> list[int]:
@@ -136,12 +81,11 @@ async def run_serve_step(
     relay_workers: int,
     audio: bool = True,
 ) -> dict[str, Any]:
-    from bench.capacity import BOOKING, TARGETS, loadgen_process, loopback
     from monitor.bookings import load_booking
-    from monitor.call import JOIN_EARLY_S
-    from monitor.capacity import Limits
-    from monitor.serve import Server
-    from monitor.store import Store
+    from monitor.call.admission import Limits
+    from monitor.call.call import JOIN_EARLY_S
+    from monitor.server.serve import Server
+    from monitor.store.database import Store
     from policies.config import load_policy
 
     loopback()

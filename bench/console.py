@@ -35,14 +35,15 @@ from websockets.asyncio.client import connect  # noqa: E402
 from websockets.asyncio.server import serve  # noqa: E402
 
 from bench import machine  # noqa: E402
-from monitor import auth, console  # noqa: E402
+from monitor import console  # noqa: E402
 from monitor.admin import import_booking  # noqa: E402
-from monitor.audit import AuditLog  # noqa: E402
 from monitor.bookings import load_booking  # noqa: E402
-from monitor.call import Call, Calls  # noqa: E402
+from monitor.call.call import Call, Calls  # noqa: E402
 from monitor.http import Router  # noqa: E402
 from monitor.hub import Hub  # noqa: E402
-from monitor.store import Store  # noqa: E402
+from monitor.store import auth  # noqa: E402
+from monitor.store.audit import AuditLog  # noqa: E402
+from monitor.store.database import Store  # noqa: E402
 from policies.config import load_policy  # noqa: E402
 from policies.events import CaptureAttempt  # noqa: E402
 

@@ -8,7 +8,7 @@ worker, and each call's state.
 A helper process that dies, reports an error or goes silent stops the bench with a message saying
 which and why (exit status 1).
 
-The real server (``monitor.serve.Server`` with a SQLite store: signalling, relay, analysis worker,
+The real server (``monitor.server.serve.Server`` with a SQLite store: signalling, relay, analysis worker,
 default policy, the staff console and its audit recorder) runs in this process. Three other
 processes are its clients:
 
@@ -78,14 +78,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import aioice.ice
-
 from bench import ROOT, machine, write_json
-from bench.capacity import _count, _make_packet_track, encode_clip, encode_frames
 from bench.console import PASSWORD, login, open_console
+from bench.loadgen import _count, _make_packet_track, encode_clip, encode_frames
 from bench.relay import BOOKING, wait_state
-from monitor.jitter import read_datagrams_in_batches
-from monitor.relay import PAUSED_BGR
+from monitor.media import patches
+from monitor.media.jitter import read_datagrams_in_batches
+from monitor.media.tracks import PAUSED_BGR
 from signalling.client import Device, ToneTrack, Watch, shows_slate
 
 MEASURED = "pause-bench"
@@ -145,8 +144,8 @@ def summary(values: list[float]) -> dict[str, float]:
 
 
 def _loopback() -> None:
-    aioice.ice.get_host_addresses = lambda use_ipv4, use_ipv6: ["127.0.0.1"]
-    read_datagrams_in_batches()  # the devices' sockets too (monitor.jitter's theory)
+    patches.set_ice_host_addresses(["127.0.0.1"])
+    read_datagrams_in_batches()  # the devices' sockets too (monitor.media.jitter's theory)
 
 
 def _token(url: str) -> str:
@@ -466,10 +465,10 @@ async def run(
     load_nice: int = 0,
     scenario: str = "walk_in",
 ) -> dict[str, Any]:
-    from monitor import auth
-    from monitor.call import Call
-    from monitor.serve import Server
-    from monitor.store import Store
+    from monitor.call.call import Call
+    from monitor.server.serve import Server
+    from monitor.store import auth
+    from monitor.store.database import Store
     from policies.config import load_policy
 
     _loopback()
@@ -550,7 +549,10 @@ async def run(
     ctx = mp.get_context("spawn")
     result: dict[str, Any] = {
         "scenario": scenario,
-        "trials": trials, "load_calls": load_calls, "analysis_workers": workers, "load_nice": load_nice,
+        "trials": trials,
+        "load_calls": load_calls,
+        "analysis_workers": workers,
+        "load_nice": load_nice,
     }
     load_parent, load_child = ctx.Pipe()
     load = ctx.Process(
@@ -649,20 +651,22 @@ async def run(
         stats = server.pool.stats() if server.pool is not None else {}
         await server.stop()
         store.close()
-    result.update({
-        "relay": "forward (no re-encoding)" if forward else "decode + re-encode",
-        **{key: summary(values) for key, values in legs.items()},
-        "alert_reasons": reasons,
-        "alert_reason_expected": EXPECTED_REASON[scenario],
-        "per_trial": per_trial,
-        "load_calls_live_per_trial": live_load,
-        "policy_window_s": window,
-        "analysed_frames_per_source": {k: v["analysed"] for k, v in stats.items()},
-        "target_p95_s": 1.5,
-        "target_met": all(
-            len(legs[k]) == trials and summary(legs[k]).get("p95", 99) <= 1.5 for k in LEGS[:2]
-        ),
-    })
+    result.update(
+        {
+            "relay": "forward (no re-encoding)" if forward else "decode + re-encode",
+            **{key: summary(values) for key, values in legs.items()},
+            "alert_reasons": reasons,
+            "alert_reason_expected": EXPECTED_REASON[scenario],
+            "per_trial": per_trial,
+            "load_calls_live_per_trial": live_load,
+            "policy_window_s": window,
+            "analysed_frames_per_source": {k: v["analysed"] for k, v in stats.items()},
+            "target_p95_s": 1.5,
+            "target_met": all(
+                len(legs[k]) == trials and summary(legs[k]).get("p95", 99) <= 1.5 for k in LEGS[:2]
+            ),
+        }
+    )
     return result
 
 
@@ -722,7 +726,9 @@ def main(argv: list[str] | None = None) -> int:
         "--reencode", action="store_true", help="decode and re-encode relayed video (default: as serve does)"
     )
     parser.add_argument(
-        "--scenario", choices=SCENARIOS, default="walk_in",
+        "--scenario",
+        choices=SCENARIOS,
+        default="walk_in",
         help="walk_in: an unbooked person appears beside the booked visitor (default); swap: the visitor's "
         "camera cuts to one showing only an unbooked person",
     )
@@ -738,7 +744,12 @@ def main(argv: list[str] | None = None) -> int:
         try:
             report["pause_latency"] = asyncio.run(
                 run(
-                    args.trials, args.reencode, args.load_calls, args.workers, Path(folder), args.load_nice,
+                    args.trials,
+                    args.reencode,
+                    args.load_calls,
+                    args.workers,
+                    Path(folder),
+                    args.load_nice,
                     args.scenario,
                 )
             )

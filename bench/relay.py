@@ -36,15 +36,16 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import aioice.ice
 import numpy as np
 from aiortc import MediaStreamTrack
 from aiortc.contrib.media import MediaRelay
 
 from bench import ROOT, machine, write_json
-from monitor.call import Call
-from monitor.forward import ForwardedVideoTrack, receiver_of
-from monitor.relay import PAUSED_BGR, Clock, Feed, Gate, GatedVideoTrack, make_slates
+from monitor.call.call import Call
+from monitor.media import patches
+from monitor.media.encoded import receiver_of
+from monitor.media.forward import ForwardedVideoTrack
+from monitor.media.tracks import PAUSED_BGR, Clock, Feed, Gate, GatedVideoTrack, make_slates
 from signalling.client import (
     ClipTrack,
     Device,
@@ -93,7 +94,6 @@ class StampedTrack(ClipTrack):
         number = self.sent % (1 << BITS)
         self.sent_at[number] = time.monotonic()
         return stamp(super().next_image(), number)
-
 
 
 async def collect_latency(track: MediaStreamTrack, source: StampedTrack, seconds: float) -> list[float]:
@@ -236,7 +236,7 @@ class BenchCall:
 
 
 async def open_call(port: int, tokens: dict[str, str]) -> BenchCall:
-    aioice.ice.get_host_addresses = lambda use_ipv4, use_ipv6: ["127.0.0.1"]
+    patches.set_ice_host_addresses(["127.0.0.1"])
     clean = load_clip(CLIPS / "clean.webm", max_frames=60)
     clean = clean + clean[-2:0:-1]
     intruder = load_clip(CLIPS / "unbooked_walk_in.webm", max_frames=240)[170:230]
@@ -284,7 +284,7 @@ def devices_process(conn: Any, port: int, tokens: dict[str, str], trials: int) -
 async def live_call(seconds: float, trials: int) -> dict[str, Any]:
     import multiprocessing as mp
 
-    from monitor.serve import Server
+    from monitor.server.serve import Server
     from policies.config import load_policy
 
     config = load_policy()
@@ -349,7 +349,7 @@ async def live_call(seconds: float, trials: int) -> dict[str, Any]:
 
 
 async def run(seconds: float, trials: int) -> dict[str, Any]:
-    aioice.ice.get_host_addresses = lambda use_ipv4, use_ipv6: ["127.0.0.1"]  # loopback-only
+    patches.set_ice_host_addresses(["127.0.0.1"])  # loopback-only
     frames = load_clip(CLIPS / "clean.webm", max_frames=60)
     report: dict[str, Any] = {"machine": machine(), "forwarding": await forwarding(frames, seconds)}
     report["live_call"] = await live_call(seconds, trials)
@@ -387,8 +387,10 @@ def main(argv: list[str] | None = None) -> int:
     direct, relayed = f["direct_ms"].get("p50"), f["relayed_ms"].get("p50")
     print(f"forwarding latency direct p50 {direct} ms, relayed p50 {relayed} ms,")
     print(f"  added per hop (median) {f['added_per_hop_ms_median']} ms (target <= 50)")
-    print(f"  forwarding relay p50 {f['forwarded_ms'].get('p50')} ms, added per hop (median) "
-          f"{f['added_per_hop_forwarding_ms_median']} ms")
+    print(
+        f"  forwarding relay p50 {f['forwarded_ms'].get('p50')} ms, added per hop (median) "
+        f"{f['added_per_hop_forwarding_ms_median']} ms"
+    )
     live = report["live_call"]
     print(f"live call: verified and live after {live['verify_to_live_s']} s")
     print(f"cost per call: {json.dumps(live['cost_per_call'])}")

@@ -10,7 +10,7 @@ other processes on a shared machine do not inflate) and per second of wall time 
   their first frame, start-up included: identity's first samples, the verifying phase at the busy
   pace. For each: decode only (VP8 → frames, no conversion: the floor no replay can beat), decode
   + RGB conversion of every frame (what analysing every frame would pay before any model), and
-  the replay with the default cadence (``monitor/cadence.py``), with its frames analysed, analysed
+  the replay with the default cadence (``monitor/analysis/cadence.py``), with its frames analysed, analysed
   while calm, brought in by the change gate and deliberately skipped.
 - **Steady state** (``steady_state``, the 20x target): a long call where nothing happens, measured
   from media time ``WARM_S`` (10 s: live and settled) to the end, so what is measured is the cost
@@ -61,7 +61,7 @@ WORK_UNITS = {"identity": "identity", "pose": "persons"}
 
 
 def _decode(path: Path, convert: bool) -> dict[str, float]:
-    from monitor.media import Video
+    from monitor.media.video_file import Video
 
     wall0, cpu0 = time.perf_counter(), time.process_time()
     n, last = 0, 0.0
@@ -101,15 +101,28 @@ class _Span:
     @classmethod
     def of(cls, t: float, stats: Any, gated: int) -> _Span:
         return cls(
-            t, time.perf_counter(), time.process_time(), stats.decode_s, stats.frames, stats.analysed,
-            stats.analysed_calm, gated, dict(stats.stage_ms), dict(getattr(stats, "work", {})),
+            t,
+            time.perf_counter(),
+            time.process_time(),
+            stats.decode_s,
+            stats.frames,
+            stats.analysed,
+            stats.analysed_calm,
+            gated,
+            dict(stats.stage_ms),
+            dict(getattr(stats, "work", {})),
         )
 
     def since(self, start: _Span) -> _Span:
         return _Span(
-            self.t0 - start.t0, self.wall - start.wall, self.cpu - start.cpu, self.decode_s - start.decode_s,
-            self.frames - start.frames, self.analysed - start.analysed,
-            self.analysed_calm - start.analysed_calm, self.gated - start.gated,
+            self.t0 - start.t0,
+            self.wall - start.wall,
+            self.cpu - start.cpu,
+            self.decode_s - start.decode_s,
+            self.frames - start.frames,
+            self.analysed - start.analysed,
+            self.analysed_calm - start.analysed_calm,
+            self.gated - start.gated,
             {k: v - start.stage_ms.get(k, 0.0) for k, v in self.stage_ms.items()},
             {k: v - start.work.get(k, 0) for k, v in self.work.items()},
         )
@@ -123,9 +136,9 @@ def _replay(
     from monitor.analysis.enrol import enrol_booking
     from monitor.analysis.pipeline import FramePipeline
     from monitor.bookings import load_booking
-    from monitor.media import Video
-    from monitor.replay import Replay
-    from monitor.timeline import encode_line
+    from monitor.media.video_file import Video
+    from monitor.record.timeline import encode_line
+    from monitor.replay.replay import Replay
     from policies.config import load_policy
     from policies.events import Role
 
@@ -157,9 +170,18 @@ def _replay(
     lines = [json.loads(x) for x in out.getvalue().splitlines()]
     live = next((x["t"] for x in lines if x["kind"] == "state" and x["state"] == "live"), None)
     # the loop's own clocks for a whole run; the span from the warm-up mark for the steady state
-    end = _Span(stats.media_s, started.wall + stats.wall_s, started.cpu + stats.cpu_s, stats.decode_s,
-                stats.frames, stats.analysed, stats.analysed_calm, stats.gated, stats.stage_ms,
-                getattr(stats, "work", {}))
+    end = _Span(
+        stats.media_s,
+        started.wall + stats.wall_s,
+        started.cpu + stats.cpu_s,
+        stats.decode_s,
+        stats.frames,
+        stats.analysed,
+        stats.analysed_calm,
+        stats.gated,
+        stats.stage_ms,
+        getattr(stats, "work", {}),
+    )
     span = end.since(marks[0] if marks else started)
     n = max(span.analysed, 1)
     media = max(span.t0, 1e-9)
@@ -287,8 +309,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     cpu = pin_to_one_core()
 
+    from monitor.analysis.cadence import ANALYSIS_FPS, CALM_FPS
     from monitor.errors import UserError
-    from monitor.replay import ANALYSIS_FPS, CALM_FPS
 
     result: dict[str, Any] = {
         "machine": {**machine(), "pinned_cpu": cpu},
@@ -315,8 +337,12 @@ def main(argv: list[str] | None = None) -> int:
         for calm in _floats(args.calm):
             print(f"bench.replay: steady state, calm pace {calm:g}/s", file=sys.stderr, flush=True)
             try:
-                run = steady if calm == CALM_FPS else _best(
-                    max(1, args.trials - 1), _replay, STEADY_CLIP, ANALYSIS_FPS, calm, long_clip, WARM_S
+                run = (
+                    steady
+                    if calm == CALM_FPS
+                    else _best(
+                        max(1, args.trials - 1), _replay, STEADY_CLIP, ANALYSIS_FPS, calm, long_clip, WARM_S
+                    )
                 )
             except UserError as exc:  # a pace replay refuses (slower than the tracker's memory)
                 calm_sweep.append({"calm_fps": calm, "refused": str(exc)})

@@ -27,7 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from bench import ROOT, machine, write_json
-from bench.capacity import Relay, backlog, loadgen_process, loopback
+from bench.capacity import Relay, backlog
+from bench.loadgen import loadgen_process, loopback
 from bench.relay import loop_lag
 
 MINUTE_S = 60.0
@@ -92,17 +93,19 @@ async def soak(mode: str, calls: int, seconds: float, every: float, warm: float)
             ordered = sorted(lags)
             latencies = relay.take_latencies()
             pids = relay.worker_pids()
-            samples.append({
-                "t_s": round(time.monotonic() - started, 1),
-                "relay_rss_mb": round(rss_mb(os.getpid()), 1),
-                "worker_rss_mb": round(sum(rss_mb(p) for p in pids), 1),
-                "loop_lag_p99_ms": percentile(ordered, 0.99),
-                "analysis_latency_p50_ms": percentile(latencies, 0.5),
-                "analysis_latency_p95_ms": percentile(latencies, 0.95),
-                "analysed": len(latencies),
-                "received_fps_min": round(min(fps), 1) if fps else 0.0,
-                "forward_backlog": backlog(relay),
-            })
+            samples.append(
+                {
+                    "t_s": round(time.monotonic() - started, 1),
+                    "relay_rss_mb": round(rss_mb(os.getpid()), 1),
+                    "worker_rss_mb": round(sum(rss_mb(p) for p in pids), 1),
+                    "loop_lag_p99_ms": percentile(ordered, 0.99),
+                    "analysis_latency_p50_ms": percentile(latencies, 0.5),
+                    "analysis_latency_p95_ms": percentile(latencies, 0.95),
+                    "analysed": len(latencies),
+                    "received_fps_min": round(min(fps), 1) if fps else 0.0,
+                    "forward_backlog": backlog(relay),
+                }
+            )
             print(samples[-1], flush=True)
     finally:
         with contextlib.suppress(Exception):

@@ -47,20 +47,20 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--out", help="write the timeline here (atomically) instead of stdout")
     replay.add_argument("--evidence", help="directory for a JPEG of the frame behind every alert")
     replay.add_argument("--offset", type=float, default=0.0, help="call seconds at the first frame (0)")
-    replay.set_defaults(handler=_lazy("monitor.replay", "run_replay"))
+    replay.set_defaults(handler=_lazy("monitor.replay.replay", "run_replay"))
 
     from monitor import admin  # cheap: declares `prisoner`, `visitor`, `staff`, `audit` and `book`
 
     admin.add_commands(commands, _lazy)
 
     serve_cmd = commands.add_parser("serve", help="run live calls: join pages, signalling, relay, console")
-    from monitor.serve_args import add_serve_arguments  # cheap: argparse only
+    from monitor.server.args import add_serve_arguments  # cheap: argparse only
 
     add_serve_arguments(serve_cmd)
-    from monitor.metrics import add_metrics_arguments  # cheap: --metrics-token for /metrics
+    from monitor.server.metrics import add_metrics_arguments  # cheap: --metrics-token for /metrics
 
     add_metrics_arguments(serve_cmd)
-    serve_cmd.set_defaults(handler=_lazy("monitor.serve", "run_serve"))
+    serve_cmd.set_defaults(handler=_lazy("monitor.server.serve", "run_serve"))
 
     return parser
 

@@ -1,6 +1,6 @@
 """In-process publish/subscribe of call records for the staff console.
 
-Calls publish one record (a timeline-shaped dict, see monitor/timeline.py) per decision;
+Calls publish one record (a timeline-shaped dict, see monitor/record/timeline.py) per decision;
 each subscriber gets every record published after it subscribed, tagged with ``call_id``.
 A subscriber that stops reading is bounded: past ``MAX_BACKLOG`` records it is dropped (its
 iterator ends) rather than making the calls wait or grow memory.

@@ -38,7 +38,7 @@ class Alert:
 
 
 @dataclass(frozen=True, slots=True)
-class Warning:
+class WarningIssued:
     """For the participant on ``source``: what to fix, in plain words, before anything is paused."""
 
     t: float
@@ -73,4 +73,4 @@ class RecheckPassed:
     awaiting_staff: bool
 
 
-Decision = StateChanged | Alert | Warning | WarningCleared | IdentityNoted | RecheckPassed
+Decision = StateChanged | Alert | WarningIssued | WarningCleared | IdentityNoted | RecheckPassed

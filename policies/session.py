@@ -26,7 +26,7 @@ Findings are kept per (source, reason) and computed from each Observation of tha
 (policies/findings.py): ``unbooked_face``, ``too_many_faces``, ``face_not_visible``, ``no_face``,
 ``poor_lighting``. A finding starts when first seen and clears only after it has been absent from
 that source's observations for ``clear_after_s`` (one-frame blinks neither start nor reset
-anything). A finding that lasts its warn window gives the participant one ``Warning`` (plain-word
+anything). A finding that lasts its warn window gives the participant one ``WarningIssued`` (plain-word
 guidance) and a ``WarningCleared`` when it clears; one that lasts its pause window pauses the call
 (``verifying``/``live`` -> ``paused``) with an ``Alert`` for staff, or, while already paused, adds its
 reason and alerts. Each finding episode fires its warning and its pause at most once. An alert
@@ -80,8 +80,8 @@ from policies.decisions import (
     RecheckPassed,
     State,
     StateChanged,
-    Warning,
     WarningCleared,
+    WarningIssued,
 )
 from policies.events import (
     AnalysisFailed,
@@ -345,7 +345,7 @@ class Session:
             finding = self._findings[(name, Reason(reason_value))]
             finding.warned = True
             text = guidance(Reason(reason_value), finding.culprit)
-            self._out.append(Warning(self._now, Reason(reason_value), name, text))
+            self._out.append(WarningIssued(self._now, Reason(reason_value), name, text))
         elif kind is _Due.PAUSE:
             self._fire_pause(name, Reason(reason_value))
         else:

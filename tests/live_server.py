@@ -28,9 +28,9 @@ import cv2
 import numpy as np
 
 from monitor.bookings import load_booking
-from monitor.call import JOIN_EARLY_S, Call
-from monitor.jitter import watch_losses
-from monitor.serve import Server
+from monitor.call.call import JOIN_EARLY_S, Call
+from monitor.media.jitter import watch_losses
+from monitor.server.serve import Server
 from policies.booking import Booking
 from policies.config import load_policy
 from policies.decisions import State
@@ -382,16 +382,14 @@ def recover_like_a_browser(dev: Device) -> None:
     shows corrupt pictures until the sender's next keyframe (which may never come: the relay
     forwards, it has no encoder). With five devices and the server on one loaded event loop, UDP
     buffers overflow exactly when keyframes burst, so the test devices get the relay's own loss
-    recovery on their video receivers (``monitor.jitter``: give the hole up, PLI, wait for a key)."""
+    recovery on their video receivers (``monitor.media.jitter``: give the hole up, PLI, wait for a key)."""
     assert dev.pc is not None
     for receiver in dev.pc.getReceivers():
         if receiver.track is not None and receiver.track.kind == "video":
             watch_losses(receiver)
 
 
-async def join_device(
-    server: Server, call: Call, role: str, frames: list[Any]
-) -> tuple[Device, ClipTrack]:
+async def join_device(server: Server, call: Call, role: str, frames: list[Any]) -> tuple[Device, ClipTrack]:
     """A device that joins ``call`` as ``role`` (with a store link when the server has a store) and
     sends ``frames`` as its camera and a tone as its microphone."""
     dev = Device(f"ws://127.0.0.1:{server.port}/ws/call")

@@ -8,6 +8,9 @@ UserError that the CLI prints as one line with a non-zero exit. One module per c
 ``audit`` (`audit verify`), ``imported`` (bookings that reach the store from files or the demo,
 and stored bookings read back for `monitor serve`), ``common`` (``--db``). This module declares the
 subcommands; their handlers are imported when run.
+
+May import: ``monitor.store``, ``monitor.analysis`` (enrolling photos), ``monitor.bookings``,
+``monitor.errors``, ``signalling`` and ``policies``.
 """
 
 from __future__ import annotations

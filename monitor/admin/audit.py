@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from monitor.admin.common import add_db_argument, open_store
-from monitor.audit import AuditLog
+from monitor.store.audit import AuditLog
 
 
 def run_audit_verify(args: argparse.Namespace) -> int:

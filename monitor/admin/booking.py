@@ -18,9 +18,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from monitor.admin.common import add_db_argument, booking_row, join_base_url, open_store
-from monitor.audit import AuditLog
 from monitor.errors import UserError
-from monitor.store import Store
+from monitor.store.audit import AuditLog
+from monitor.store.database import Store
 from policies.booking import Booking, BookingError, parse_booking
 from policies.config import PolicyConfig, load_policy
 

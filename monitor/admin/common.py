@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from monitor.errors import UserError
-from monitor.store import BookedVisitor, BookingRow, Store, default_db_path
+from monitor.store.database import BookedVisitor, BookingRow, Store, default_db_path
 from policies.booking import Booking
 
 DB_HELP = "database file (default: $MONITOR_DB, else ./monitor.db)"

@@ -14,7 +14,7 @@ from typing import Any
 
 from monitor.admin.common import booking_row
 from monitor.errors import UserError
-from monitor.store import Photo, Prisoner, Store, Visitor
+from monitor.store.database import Photo, Prisoner, Store, Visitor
 from policies.booking import Booking, parse_booking
 from policies.config import PolicyConfig
 

@@ -15,9 +15,9 @@ import sys
 
 from monitor.admin.booking import JOIN_EARLY_S
 from monitor.admin.common import add_db_argument, join_base_url, open_store
-from monitor.audit import AuditLog
 from monitor.errors import UserError
-from monitor.store import Store
+from monitor.store.audit import AuditLog
+from monitor.store.database import Store
 from signalling.messages import LINK_RECHECK_S
 
 

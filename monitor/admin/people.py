@@ -25,9 +25,9 @@ from datetime import date
 from pathlib import Path
 
 from monitor.admin.common import add_db_argument, nonempty, open_store
-from monitor.audit import AuditLog
 from monitor.errors import UserError
-from monitor.store import Photo, Prisoner, Store, Visitor
+from monitor.store.audit import AuditLog
+from monitor.store.database import Photo, Prisoner, Store, Visitor
 
 # -- photos and enrolment --------------------------------------------------------------------------
 

@@ -7,11 +7,11 @@ import getpass
 import secrets
 import sys
 
-from monitor import auth
 from monitor.admin.common import add_db_argument, nonempty, open_store
-from monitor.audit import AuditLog
 from monitor.errors import UserError
-from monitor.store import Store
+from monitor.store import auth
+from monitor.store.audit import AuditLog
+from monitor.store.database import Store
 
 
 def _password(args: argparse.Namespace) -> str:

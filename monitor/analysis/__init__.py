@@ -3,5 +3,8 @@
 Stages (each a small module with typed frozen inputs/outputs, testable alone on real media):
 ``detect`` (BlazeFace) → ``track`` (stable ids) → ``landmarks`` (face mesh; rejects detector blips)
 → ``visibility`` → ``lighting`` → ``identity`` (dlib, sampled and voted per track).
-``pipeline.FramePipeline`` chains them per source; ``enrol`` turns reference photos into embeddings.
+``pipeline.FramePipeline`` chains them per source; ``enrol`` turns reference photos into embeddings;
+``cadence`` decides which frames of a camera or a recording are analysed at all.
+
+May import: ``monitor.errors`` and ``policies``; no asyncio, no I/O beyond reading model files.
 """

@@ -92,8 +92,15 @@ def pair_table(samples: list[Sample]) -> list[dict[str, object]]:
         key = tuple(sorted((a.identity, b.identity)))
         groups.setdefault((key[0], key[1]), []).append(_dist(a, b))
     return [
-        {"a": a, "b": b, "genuine": a == b, "pairs": len(ds), "min": min(ds), "median": statistics.median(ds),
-         "max": max(ds)}
+        {
+            "a": a,
+            "b": b,
+            "genuine": a == b,
+            "pairs": len(ds),
+            "min": min(ds),
+            "median": statistics.median(ds),
+            "max": max(ds),
+        }
         for (a, b), ds in sorted(groups.items(), key=lambda kv: min(kv[1]))
     ]
 
@@ -139,8 +146,10 @@ def main(argv: list[str] | None = None) -> int:
     missing = [rel for _i, rel in PHOTOS if not (args.media / rel).is_file()]
     missing += [rel for _i, rel, *_r in CLIPS if not (args.media / rel).is_file()]
     if missing:
-        print(f"calibrate: {args.media}: missing {', '.join(missing)} (see ../shared/media/SOURCES.md)",
-              file=sys.stderr)
+        print(
+            f"calibrate: {args.media}: missing {', '.join(missing)} (see ../shared/media/SOURCES.md)",
+            file=sys.stderr,
+        )
         return 2
     limit_threads()
     settings = AnalysisSettings()
@@ -150,12 +159,16 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'identity a':14} {'identity b':14} {'kind':8} {'pairs':>5} {'min':>6} {'median':>6} {'max':>6}")
     for row in table:
         kind = "genuine" if row["genuine"] else "impostor"
-        print(f"{row['a']:14} {row['b']:14} {kind:8} {row['pairs']:5} {row['min']:6.3f} {row['median']:6.3f} "
-              f"{row['max']:6.3f}")
+        print(
+            f"{row['a']:14} {row['b']:14} {kind:8} {row['pairs']:5} {row['min']:6.3f} {row['median']:6.3f} "
+            f"{row['max']:6.3f}"
+        )
     genuine = [r for r in table if r["genuine"]]
     impostor = [r for r in table if not r["genuine"]]
-    print(f"\ngenuine max {max(float(str(r['max'])) for r in genuine):.3f}, "
-          f"impostor min {min(float(str(r['min'])) for r in impostor):.3f}")
+    print(
+        f"\ngenuine max {max(float(str(r['max'])) for r in genuine):.3f}, "
+        f"impostor min {min(float(str(r['min'])) for r in impostor):.3f}"
+    )
     print(f"\nper-sample votes (margin {settings.match_margin}):")
     print(f"{'threshold':>9} {'FMR':>8} {'false/trials':>14} {'FNMR':>7}")
     rates = []
@@ -163,18 +176,27 @@ def main(argv: list[str] | None = None) -> int:
         r = vote_rates(samples, thr, settings.match_margin)
         rates.append(r)
         mark = "  <- chosen" if abs(thr - settings.match_distance) < 1e-9 else ""
-        print(f"{thr:9.2f} {r['false_match_rate']:8.4f} {r['false_matches']:>6}/{r['impostor_trials']:<7} "
-              f"{r['false_non_match_rate']:7.3f}{mark}")
+        print(
+            f"{thr:9.2f} {r['false_match_rate']:8.4f} {r['false_matches']:>6}/{r['impostor_trials']:<7} "
+            f"{r['false_non_match_rate']:7.3f}{mark}"
+        )
     chosen: dict[str, object] = dict(vote_rates(samples, settings.match_distance, settings.match_margin))
-    print(f"\nchosen: match <= {settings.match_distance}, margin {settings.match_margin}, "
-          f"{settings.votes} of {settings.vote_window} votes, unbooked > {settings.unbooked_distance}")
+    print(
+        f"\nchosen: match <= {settings.match_distance}, margin {settings.match_margin}, "
+        f"{settings.votes} of {settings.vote_window} votes, unbooked > {settings.unbooked_distance}"
+    )
     distinct = len(impostor)
     bound = 3 / distinct if chosen["false_matches"] == 0 else None
     chosen["distinct_impostor_identity_pairs"] = distinct
     chosen["fmr_95_upper_bound_per_identity_pair"] = bound
-    print(f"samples of one person are correlated: {distinct} distinct impostor identity pairs; "
-          + (f"no false match, so the 95% upper bound on the per-pair rate is 3/{distinct} = {bound:.1%}"
-             if bound is not None else f"{chosen['false_matches']} false matches"))
+    print(
+        f"samples of one person are correlated: {distinct} distinct impostor identity pairs; "
+        + (
+            f"no false match, so the 95% upper bound on the per-pair rate is 3/{distinct} = {bound:.1%}"
+            if bound is not None
+            else f"{chosen['false_matches']} false matches"
+        )
+    )
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({"pairs": table, "rates": rates, "chosen": chosen}, indent=1))

@@ -80,8 +80,10 @@ def votes_for(sample: Sample, participant: str, settings: AnalysisSettings) -> b
     """Whether ``sample`` is a vote for ``participant`` (closest, close enough, with the margin)."""
     best_d, best_id = sample[0]
     second_d = sample[1][0] if len(sample) > 1 else float("inf")
-    return best_id == participant and best_d <= settings.match_distance and second_d - best_d >= (
-        settings.match_margin
+    return (
+        best_id == participant
+        and best_d <= settings.match_distance
+        and second_d - best_d >= (settings.match_margin)
     )
 
 

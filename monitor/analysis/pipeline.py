@@ -18,7 +18,7 @@ visible and well lit, no detector blips and nobody without a face. While frames 
 costly samplers slow down (pose every ``person_check_period_steady_s``, a confident identity
 every ``recheck_period_confident_s``, face meshes every ``mesh_period_steady_s``) and
 ``FrameResult.steady`` tells the caller it may analyse fewer frames (replay does: see
-``monitor/replay.py``). Any break makes the frame unsteady and marks the track's identity
+``monitor/replay/replay.py``). Any break makes the frame unsteady and marks the track's identity
 disturbed, so the samplers speed up again at once. A steady frame whose picture changed since the
 previous analysed frame (the cadence's block and brightness test on a grey thumbnail, or the
 caller saying so: ``process(..., changed=True)``) gets the person check at once: a body walking in
@@ -45,6 +45,7 @@ import numpy as np
 
 from monitor.analysis import identity, lighting, occlusion, quality, visibility
 from monitor.analysis.box import Box
+from monitor.analysis.cadence import BRIGHTNESS_THRESHOLD, CHANGE_THRESHOLD, THUMB_STEP, block_change
 from monitor.analysis.detect import Detection, FaceDetector
 from monitor.analysis.embed import Embedder
 from monitor.analysis.frame import Frame
@@ -55,7 +56,6 @@ from monitor.analysis.runtime import limit_threads
 from monitor.analysis.settings import AnalysisSettings
 from monitor.analysis.track import TrackedDetection, Tracker
 from monitor.analysis.track import look_change as _look_change
-from monitor.cadence import BRIGHTNESS_THRESHOLD, CHANGE_THRESHOLD, THUMB_STEP, block_change
 from policies.events import Face, Lighting, Observation, Role, Verdict, Visibility
 
 DEFAULT_SETTINGS = AnalysisSettings()
@@ -323,7 +323,7 @@ class FramePipeline:
 
     def _picture_changed(self, frame: Frame) -> bool:
         """Whether the picture changed since the previous analysed frame, by the cadence's change
-        gate test on a grey thumbnail (``monitor/cadence.py``)."""
+        gate test on a grey thumbnail (``monitor/analysis/cadence.py``)."""
         thumb = np.ascontiguousarray(frame.gray[::THUMB_STEP, ::THUMB_STEP])
         before, self._thumb = self._thumb, thumb
         if before is None or before.shape != thumb.shape:

@@ -21,47 +21,26 @@ written by another process, the feed also polls the store every ``POLL_S``.
 Staff actions travel over the WebSocket (validated by ``messages.py``), are written to the audit
 log, and are handed to the running call through the :class:`CallControl` protocol, which the live
 server (``monitor serve``) implements.
+
+May import: ``monitor.store``, ``monitor.media`` (a staff member's watch of a call), ``monitor.http``,
+``monitor.hub``, ``monitor.errors`` and ``policies``; never a call or the server (they are handed
+in through the protocols in ``context.py``).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any, Protocol
 
-from monitor.audit import AuditLog
-from monitor.audit_recorder import HubRecorder
-from monitor.audit_writer import AuditWriter
+from monitor.console.app import Console
+from monitor.console.context import CallControl, LiveCall, Publisher
 from monitor.http import Router
-from monitor.store import Store
+from monitor.store.audit import AuditLog
+from monitor.store.audit_recorder import HubRecorder
+from monitor.store.audit_writer import AuditWriter
+from monitor.store.database import Store
 
 log = logging.getLogger(__name__)
-
-
-class LiveCall(Protocol):
-    """One running call (``monitor.call.Call``)."""
-
-    @property
-    def state(self) -> str: ...
-
-    async def staff_pause(self, note: str = "", staff: str = "") -> None: ...
-
-    async def staff_resume(self, staff: str = "") -> None: ...
-
-    async def staff_end(self, note: str = "", staff: str = "") -> None: ...
-
-
-class CallControl(Protocol):
-    """The calls running in this server (``monitor.call.Calls``)."""
-
-    def get(self, call_id: str) -> LiveCall | None: ...
-
-
-class Publisher(Protocol):
-    """``monitor.hub.Hub``: records published by the calls, used to wake the alert feed."""
-
-    def subscribe(self) -> AsyncIterator[dict[str, Any]]: ...
 
 
 def register(
@@ -79,9 +58,9 @@ def register(
 
     ``origins``: allowed Origin values (e.g. ``("https://calls.example.org",)``); empty means the
     origin must match the request's own Host. ``secure``: served over TLS (cookies get ``Secure``).
-    ``record``: also start :class:`monitor.audit_recorder.HubRecorder`, which writes every record the calls
-    publish on ``hub`` to the audit log (needs a running event loop). Without a store the console
-    cannot check anyone, so nothing is registered and every /console path stays 404.
+    ``record``: also start :class:`monitor.store.audit_recorder.HubRecorder`, which writes every
+    record the calls publish on ``hub`` to the audit log (needs a running event loop). Without a
+    store the console cannot check anyone, so nothing is registered and every /console path stays 404.
     ``record_dir``: where ``monitor serve --record DIR`` writes calls; their files are listed in a
     call's history and playable (``recordings.py``).
     Returns the recorder (``stop()`` it on shutdown), if one was started.
@@ -89,8 +68,6 @@ def register(
     if store is None:
         log.warning("staff console disabled: monitor.console.register() was given no store")
         return None
-    from monitor.console.app import Console
-
     # one log and one writer thread for the console and the recorder: their records keep their order
     audit = AuditLog(store, AuditWriter(store.path, store.clock))
     Console(

@@ -7,25 +7,21 @@ import base64
 import binascii
 import re
 from datetime import UTC, date, datetime, timedelta
-from http.cookies import CookieError, SimpleCookie
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING
 from urllib.parse import unquote
 
-from websockets.datastructures import Headers
 from websockets.http11 import Response
 
-from monitor import auth
-from monitor.audit import AuditLog
 from monitor.console import board, recordings
+from monitor.console.context import COOKIE, CallControl, Publisher, session_token
+from monitor.console.feed import Feed
+from monitor.console.watch import Watch
 from monitor.http import HttpRequest, Router, error_response, json_response, origin_allowed, response
-from monitor.store import Store
+from monitor.store import auth
+from monitor.store.audit import AuditLog
+from monitor.store.database import Store
 
-if TYPE_CHECKING:
-    from monitor.console import CallControl, Publisher
-
-COOKIE = "monitor_session"
 STATIC_TYPES = {
     ".html": "text/html; charset=utf-8",
     ".js": "text/javascript; charset=utf-8",
@@ -38,18 +34,6 @@ CSP = (
 )
 _DIGEST = re.compile(r"^[0-9a-f]{64}$")
 _STATIC_NAME = re.compile(r"^[a-z0-9_-]+\.(html|js|css|svg)$")
-
-
-def session_token(headers: Headers) -> str | None:
-    raw = headers.get("Cookie")
-    if not raw:
-        return None
-    try:
-        jar = SimpleCookie(raw)
-    except CookieError:
-        return None
-    morsel = jar.get(COOKIE)
-    return morsel.value if morsel else None
 
 
 class Console:
@@ -73,9 +57,6 @@ class Console:
         self.secure = secure
 
     def register(self, router: Router) -> None:
-        from monitor.console.feed import Feed
-        from monitor.console.watch import Watch
-
         router.get("/console", self.page)
         router.get("/console/static/", self.static)
         router.post("/console/login", self.login)

@@ -9,8 +9,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from monitor.audit import AuditLog, AuditRecord
-from monitor.store import BookingRow, Store
+from monitor.store.audit import AuditLog, AuditRecord
+from monitor.store.database import BookingRow, Store
 
 #: Records staff must see and acknowledge: the policy's alerts and a failed recording.
 ALERT_KINDS = ("alert", "recording_failed")
@@ -86,7 +86,7 @@ def resume_route(records: list[AuditRecord]) -> str | None:
 
 
 def live_present(call: Any) -> list[dict[str, Any]]:
-    """Devices connected to a running call (``monitor.call.Call.devices``)."""
+    """Devices connected to a running call (``monitor.call.call.Call.devices``)."""
     devices = getattr(call, "devices", None) or {}
     found = []
     for participant, device in dict(devices).items():

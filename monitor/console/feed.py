@@ -15,19 +15,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
-from monitor import auth
-from monitor.audit import AuditLog
 from monitor.console import messages
-from monitor.console.app import session_token
 from monitor.console.board import ALERT_KINDS, resume_route
-
-if TYPE_CHECKING:
-    from monitor.console.app import Console
+from monitor.console.context import ConsoleParts, session_token
+from monitor.store import auth
+from monitor.store.audit import AuditLog
 
 POLL_S = 0.5
 BATCH = 500  # records per message
@@ -39,7 +36,7 @@ MAX_BAD_FRAMES = 20
 
 
 class Feed:
-    def __init__(self, console: Console) -> None:
+    def __init__(self, console: ConsoleParts) -> None:
         self.console = console
 
     def _staff(self, token: str | None) -> auth.Staff | None:

@@ -2,8 +2,8 @@
 
 Theory of operation
 -------------------
-``monitor.recording`` writes ``DIR/<call_id>/<participant>.<video|audio>.<part>.webm`` and
-``monitor.recording_encoded`` ``<participant>.camera.<part>.webm``, each with a
+``monitor.record.feed_recorder`` writes ``DIR/<call_id>/<participant>.<video|audio>.<part>.webm`` and
+``monitor.record.camera_recorder`` ``<participant>.camera.<part>.webm``, each with a
 sidecar ``.json`` naming the call time of the part's first frame. The console lists those files
 in a call's history and serves them to staff of the call's prison. A requested name is never
 joined onto a path as given: it must equal, character for character, a name found by listing

@@ -15,17 +15,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
-from monitor import auth
 from monitor.console import messages
-from monitor.console.app import session_token
-
-if TYPE_CHECKING:
-    from monitor.console.app import Console
+from monitor.console.context import ConsoleParts, session_token
+from monitor.store import auth
 
 CLOSE_LOGIN = 4401  # the session ended while connected (a refused handshake is an HTTP 401/403)
 ANSWER_TIMEOUT_S = 30.0
@@ -40,7 +37,7 @@ class WatchRefused(Exception):
 
 
 class Watch:
-    def __init__(self, console: Console) -> None:
+    def __init__(self, console: ConsoleParts) -> None:
         self.console = console
 
     async def run(self, connection: ServerConnection) -> None:
@@ -144,11 +141,11 @@ class Watch:
 
 
 async def watch_peer(call: Any) -> tuple[Any, list[Any], str, list[dict[str, str]], list[dict[str, Any]]]:
-    """A receive-only view of ``call`` (a ``monitor.call.Call`` in this process): the peer
+    """A receive-only view of ``call`` (a ``monitor.call.call.Call`` in this process): the peer
     connection with its offer made, its tracks, the offer SDP, the slots and the ICE servers."""
     from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection
 
-    from monitor.relay import Gate, GatedAudioTrack, GatedVideoTrack
+    from monitor.media.tracks import Gate, GatedAudioTrack, GatedVideoTrack
 
     servers = list(getattr(call, "ice_servers", []) or [])
     pc = RTCPeerConnection(RTCConfiguration(iceServers=[RTCIceServer(**s) for s in servers]))

@@ -12,8 +12,8 @@ from aiortc import RTCConfiguration, RTCPeerConnection
 from aiortc.codecs.opus import OpusDecoder
 from aiortc.jitterbuffer import JitterFrame
 
-from bench.capacity import _make_opus_track, encode_speech
-from monitor.forward_audio import opus_samples
+from bench.loadgen import _make_opus_track, encode_speech
+from monitor.media.forward_audio import opus_samples
 
 
 def decoded(packets: list[bytes]) -> np.ndarray:
@@ -36,7 +36,7 @@ def test_speech_is_20_ms_opus_packets_with_syllables_and_pauses() -> None:
     assert rms[pause].max() < 0.05 * voiced.max()  # the pauses are (near) silent
     assert np.percentile(voiced, 90) > 1000  # loud syllables ...
     assert np.percentile(voiced, 10) < 0.3 * np.percentile(voiced, 90)  # ... that come and go
-    spectrum = np.abs(np.fft.rfft(audio[: 48_000]))
+    spectrum = np.abs(np.fft.rfft(audio[:48_000]))
     peak_hz = np.argmax(spectrum[1:]) + 1  # 1 s of audio: one bin per hertz
     assert 100 <= peak_hz <= 250, peak_hz  # a voice's pitch, not a tone at 440 Hz
 

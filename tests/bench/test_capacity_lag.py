@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from bench.capacity import lag_rows, loop_lag_target
-from monitor.capacity import DEFAULT_MAX_CALLS
+from monitor.call.admission import DEFAULT_MAX_CALLS
 
 
 def step(mode: str, calls: int, p99: float, peak: float | None, **extra: Any) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from typing import Any
 import av
 import pytest
 
-from bench.capacity import encode_frames
+from bench.loadgen import encode_frames
 from bench.pause_latency import (
     SPLITS,
     SWAP_CLIP,

@@ -25,12 +25,12 @@ import pytest_asyncio
 from chromium import ARGS, CHROMIUM, require_chromium
 from live_server import call_clips, join_device
 
-from monitor import auth
 from monitor.admin import import_booking
 from monitor.bookings import load_booking
-from monitor.call import Call
-from monitor.serve import Server
-from monitor.store import Store
+from monitor.call.call import Call
+from monitor.server.serve import Server
+from monitor.store import auth
+from monitor.store.database import Store
 from policies.config import load_policy
 from policies.decisions import State
 
@@ -219,6 +219,6 @@ async def test_staff_console_in_chromium(
             await prison.close()
             await call.close()
     assert server.store is not None
-    from monitor.audit import AuditLog
+    from monitor.store.audit import AuditLog
 
     assert AuditLog(server.store).verify().ok

@@ -26,10 +26,10 @@ import pytest_asyncio
 from chromium import ARGS, CHROMIUM, FAKE_MEDIA, require_chromium
 
 from monitor.bookings import load_booking
-from monitor.call import Call
-from monitor.forward_audio import OPUS_SILENCE
-from monitor.relay import PAUSED_BGR
-from monitor.serve import Server
+from monitor.call.call import Call
+from monitor.media.forward_audio import OPUS_SILENCE
+from monitor.media.tracks import PAUSED_BGR
+from monitor.server.serve import Server
 from policies.config import load_policy
 from policies.decisions import State
 from signalling.client import load_clip, write_y4m

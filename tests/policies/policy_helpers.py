@@ -12,8 +12,8 @@ from policies.decisions import (
     Decision,
     RecheckPassed,
     StateChanged,
-    Warning,
     WarningCleared,
+    WarningIssued,
 )
 from policies.events import (
     Event,
@@ -137,7 +137,7 @@ def timeline(decisions: list) -> list[tuple]:
                 out.append((d.t, "state", d.state.value, tuple(r.value for r in d.reasons)))
             case Alert():
                 out.append((d.t, "alert", d.reason.value, d.source, d.track, d.needs_staff))
-            case Warning():
+            case WarningIssued():
                 out.append((d.t, "warning", d.reason.value, d.source))
             case WarningCleared():
                 out.append((d.t, "cleared", d.reason.value, d.source))

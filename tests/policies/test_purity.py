@@ -69,7 +69,7 @@ def test_module_imports_no_io_edge_clock_or_media(module: Path) -> None:
 
 
 def test_the_checks_catch_what_they_look_for() -> None:
-    source = "import asyncio\nfrom monitor.call import Call\nimport datetime\nt = datetime.now()"
+    source = "import asyncio\nfrom monitor.call.call import Call\nimport datetime\nt = datetime.now()"
     tree = ast.parse(source)
     assert imported(tree) & set(FORBIDDEN_IMPORTS) == {"asyncio", "monitor"}
     assert clock_calls(tree) == ["datetime.now()"]

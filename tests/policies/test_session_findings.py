@@ -18,7 +18,7 @@ from policy_helpers import (
     unbooked,
 )
 
-from policies.decisions import Alert, State, Warning
+from policies.decisions import Alert, State, WarningIssued
 from policies.events import Lighting, ParticipantJoined, Role, Tick, Visibility
 from policies.reasons import Reason
 
@@ -89,7 +89,7 @@ def test_partial_face_warns_at_once_pauses_after_five_seconds() -> None:
         (7.0, "state", "paused", ("face_not_visible",)),
         (7.0, "alert", "face_not_visible", "dev1", 1, False),
     ]
-    warning = next(d for d in out if isinstance(d, Warning))
+    warning = next(d for d in out if isinstance(d, WarningIssued))
     assert warning.guidance.startswith("your face is partly out of the picture")
     alert = next(d for d in out if isinstance(d, Alert))
     assert alert.participant == "v1" and "(partial)" in alert.detail
@@ -115,7 +115,7 @@ def test_partial_face_fixed_in_time_clears_its_warning_without_pausing() -> None
 def test_face_not_visible_guidance(face_kw: dict, persons: int, start: str) -> None:
     s = live_session()
     out = feed(s, [obs(2.0, match(**face_kw), persons_without_face=persons)])
-    warning = next(d for d in out if isinstance(d, Warning))
+    warning = next(d for d in out if isinstance(d, WarningIssued))
     assert warning.reason is Reason.FACE_NOT_VISIBLE and warning.guidance.startswith(start)
 
 
@@ -127,7 +127,7 @@ def test_no_face_warns_after_three_seconds_and_pauses_after_fifteen() -> None:
         (17.0, "state", "paused", ("no_face",)),
         (17.0, "alert", "no_face", "dev1", None, False),
     ]
-    warning = next(d for d in out if isinstance(d, Warning))
+    warning = next(d for d in out if isinstance(d, WarningIssued))
     assert warning.guidance.startswith("nobody can be seen")
 
 
@@ -147,7 +147,7 @@ def test_poor_lighting_is_guidance_first(lighting: Lighting, words: str) -> None
         (3.0, "warning", "poor_lighting", "dev1"),
         (4.5, "cleared", "poor_lighting", "dev1"),
     ]
-    warning = next(d for d in out if isinstance(d, Warning))
+    warning = next(d for d in out if isinstance(d, WarningIssued))
     assert words in warning.guidance
 
 

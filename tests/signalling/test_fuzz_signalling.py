@@ -24,14 +24,23 @@ from live_server import FlowingCall, LiveServer, booking_now
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
+from monitor.server.signalling import MAX_ERRORS
 from signalling.messages import MAX_FRAME_BYTES, MAX_MESSAGE_BYTES
-from signalling.server import MAX_ERRORS
 
 pytestmark = pytest.mark.slow
 
 ERROR_CODES = {
-    "bad_json", "bad_message", "unknown_type", "too_large", "not_joined", "bad_sdp", "bad_token",
-    "already_joined", "token_in_use", "call_over", "too_early",
+    "bad_json",
+    "bad_message",
+    "unknown_type",
+    "too_large",
+    "not_joined",
+    "bad_sdp",
+    "bad_token",
+    "already_joined",
+    "token_in_use",
+    "call_over",
+    "too_early",
 }
 KINDS = ("join", "offer", "capture_attempt", "leave", "ping")
 FUZZ = settings(
@@ -246,9 +255,14 @@ def flood(live: LiveServer, stop: threading.Event, tally: dict[str, int]) -> Non
     the server has given up on it (it closes with 1008; see the note in the report about the close
     handshake of a client whose frames the server no longer reads)."""
     frames: list[str | bytes] = [
-        "garbage{", b"\x00\xff" * 50, '{"type": "dance"}', '{"type": "offer", "sdp": "v=0"}',
-        json.dumps({"type": "ping", "pad": "x" * 70_000}), '{"type": "join", "token": 7}',
-        json.dumps({"type": "join", "token": "not-a-token"}), "[" * 20_000 + "]" * 20_000,
+        "garbage{",
+        b"\x00\xff" * 50,
+        '{"type": "dance"}',
+        '{"type": "offer", "sdp": "v=0"}',
+        json.dumps({"type": "ping", "pad": "x" * 70_000}),
+        '{"type": "join", "token": 7}',
+        json.dumps({"type": "join", "token": "not-a-token"}),
+        "[" * 20_000 + "]" * 20_000,
     ]
     while not stop.is_set():
         errors = 0

@@ -21,13 +21,14 @@ import pytest_asyncio
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.asyncio.server import serve
 
-from monitor import auth, console
+from monitor import console
 from monitor.admin import import_booking
 from monitor.bookings import load_booking
-from monitor.call import Call, Calls
+from monitor.call.call import Call, Calls
 from monitor.http import Router
 from monitor.hub import Hub
-from monitor.store import Store
+from monitor.store import auth
+from monitor.store.database import Store
 from policies.booking import Booking
 from policies.config import load_policy
 

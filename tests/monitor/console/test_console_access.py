@@ -9,8 +9,8 @@ import pytest
 from console_site import MEDIA_JPEG, Site, next_message
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from monitor import auth
-from monitor.audit import AuditLog
+from monitor.store import auth
+from monitor.store.audit import AuditLog
 
 DATA_ENDPOINTS = (
     "/console/api/me",

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from monitor.audit import AuditRecord
 from monitor.console.board import resume_route
-from monitor.timeline import decision_record
+from monitor.record.timeline import decision_record
+from monitor.store.audit import AuditRecord
 from policies.config import load_policy
 from policies.decisions import State
 from policies.events import CaptureAttempt, Event, Face, Observation, StaffPause, StaffResume, Verdict

@@ -21,10 +21,10 @@ import pytest_asyncio
 from console_site import PASSWORD, booking_now
 from raw_ws import CLOSE, TEXT, RawWebSocket
 
-from monitor import auth
 from monitor.admin import import_booking
-from monitor.serve import CLOSE_TIMEOUT_S, Server
-from monitor.store import Store
+from monitor.server.serve import CLOSE_TIMEOUT_S, Server
+from monitor.store import auth
+from monitor.store.database import Store
 from policies.config import load_policy
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -77,9 +77,15 @@ async def refused_handshake(server: Server, path: str, headers: dict[str, str]) 
     started = loop.time()
     try:
         key = base64.b64encode(os.urandom(16)).decode()
-        lines = [f"GET {path} HTTP/1.1", f"Host: 127.0.0.1:{server.port}", "Upgrade: websocket",
-                 "Connection: Upgrade", f"Sec-WebSocket-Key: {key}", "Sec-WebSocket-Version: 13",
-                 *(f"{name}: {value}" for name, value in headers.items())]
+        lines = [
+            f"GET {path} HTTP/1.1",
+            f"Host: 127.0.0.1:{server.port}",
+            "Upgrade: websocket",
+            "Connection: Upgrade",
+            f"Sec-WebSocket-Key: {key}",
+            "Sec-WebSocket-Version: 13",
+            *(f"{name}: {value}" for name, value in headers.items()),
+        ]
         writer.write(("\r\n".join(lines) + "\r\n\r\n").encode())
         reply = await asyncio.wait_for(reader.read(), 8)  # until the server closes the connection
         return reply, loop.time() - started

@@ -9,8 +9,8 @@ import time
 
 from console_site import Site, next_message, records_until
 
-from monitor.audit import AuditLog
-from monitor.store import Store
+from monitor.store.audit import AuditLog
+from monitor.store.database import Store
 from policies.events import CaptureAttempt
 
 

@@ -59,9 +59,9 @@ def test_watch_messages_only_on_the_watch_socket_and_sdp_may_be_large() -> None:
 def test_board_presence_from_join_and_leave_records(tmp_path: object) -> None:
     from pathlib import Path
 
-    from monitor.audit import AuditLog
     from monitor.console.board import present
-    from monitor.store import Store
+    from monitor.store.audit import AuditLog
+    from monitor.store.database import Store
 
     with Store(Path(str(tmp_path)) / "m.db") as store:
         log = AuditLog(store)

@@ -1,6 +1,6 @@
 """Recorded calls in the console: listed in the history, served to the right staff only.
 
-The files are written by the real recorder (``monitor.recording.FeedRecorder``, the code behind
+The files are written by the real recorder (``monitor.record.feed_recorder.FeedRecorder``, the code behind
 ``monitor serve --record``) from frames of the clean fixture clip and a tone."""
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from console_site import Site
 from test_console_access import learns_nothing
 
 from monitor.console import recordings
-from monitor.recording import FeedRecorder
-from monitor.relay import Feed
+from monitor.media.tracks import Feed
+from monitor.record.feed_recorder import FeedRecorder
 
 CLEAN = Path(__file__).resolve().parents[3] / "fixtures" / "clips" / "clean.webm"
 FRAMES = 8
@@ -240,10 +240,10 @@ async def test_monitor_serve_record_dir_reaches_the_console(tmp_path: Path) -> N
     """``monitor serve --record DIR``: the server hands DIR to the console."""
     from console_site import PASSWORD, booking_now
 
-    from monitor import auth
     from monitor.admin import import_booking
-    from monitor.serve import Server
-    from monitor.store import Store
+    from monitor.server.serve import Server
+    from monitor.store import auth
+    from monitor.store.database import Store
     from policies.config import load_policy
 
     store = Store(tmp_path / "monitor.db")

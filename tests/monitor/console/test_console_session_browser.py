@@ -17,11 +17,12 @@ from chromium import ARGS, CHROMIUM, require_chromium
 from console_site import PASSWORD
 from websockets.asyncio.server import Server, serve
 
-from monitor import auth, console
-from monitor.call import Calls
+from monitor import console
+from monitor.call.call import Calls
 from monitor.http import Router
 from monitor.hub import Hub
-from monitor.store import Store
+from monitor.store import auth
+from monitor.store.database import Store
 
 pytestmark = [pytest.mark.browser]
 require_chromium()

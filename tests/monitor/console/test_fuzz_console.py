@@ -28,9 +28,9 @@ from live_server import LiveServer, booking_now, exchange, status_of, websockets
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
-from monitor import auth
 from monitor.admin import import_booking
-from monitor.store import Store
+from monitor.store import auth
+from monitor.store.database import Store
 
 pytestmark = pytest.mark.slow
 
@@ -42,9 +42,19 @@ FUZZ = settings(
     suppress_health_check=[HealthCheck.too_slow],
 )
 PATHS = (
-    "/console", "/console/", "/console/static/", "/console/static/console.js", "/console/login",
-    "/console/logout", "/console/api/me", "/console/api/calls", "/console/api/calls/",
-    "/console/api/calls/call-console", "/console/api/evidence/", "/console/ws", "/console/watch",
+    "/console",
+    "/console/",
+    "/console/static/",
+    "/console/static/console.js",
+    "/console/login",
+    "/console/logout",
+    "/console/api/me",
+    "/console/api/calls",
+    "/console/api/calls/",
+    "/console/api/calls/call-console",
+    "/console/api/evidence/",
+    "/console/ws",
+    "/console/watch",
 )
 PUBLIC = ("/console", "/console/static/")
 SECRETS = (b"call-console", b"A1234BC", b"HMP Example", b"alice")
@@ -198,8 +208,9 @@ def test_console_http_routes_refuse_bad_requests_cleanly(
     if status is None:  # websockets' parser refused the request line (e.g. a space in the query)
         return
     authed = any("VALID" in c for c in cookies)
-    public = any(path.split("?")[0].rstrip("/") == p.rstrip("/") or path.startswith("/console/static/")
-                 for p in PUBLIC)
+    public = any(
+        path.split("?")[0].rstrip("/") == p.rstrip("/") or path.startswith("/console/static/") for p in PUBLIC
+    )
     if not authed and not public and "/console/login" not in path:
         assert status != 200 or path.startswith("/console/static/"), reply[:300]
         body = reply.split(b"\r\n\r\n", 1)[-1]

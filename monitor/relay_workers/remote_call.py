@@ -1,0 +1,383 @@
+"""The front's stand-in for a call that runs in a relay worker process (``--relay-workers N``).
+
+Theory of operation. :class:`RemoteCall` offers what the front's users call on a
+``monitor.call.call.Call`` -- the signalling handler (``join``, ``answer``, ``capture_attempt``,
+``leave``), ``Calls`` (seats, ``check_seat``, ``devices``, ``ended``), the console (``state``,
+staff actions, ``watch_peer``, ``evidence_jpeg``), the board and /metrics (``devices`` with their
+media state and forwarded counts, ``taps``) -- and does each by a request to the worker the call
+is placed on (``monitor/relay_workers/pool.py``). Seat checks run here first, with the same rules as
+``Call`` (its methods are reused), and again in the worker, which decides.
+
+What the front knows of the call comes from the worker: every hub record (re-published on the
+front's hub; a ``state`` record sets :attr:`state`; an alert brings its evidence JPEG, kept for
+the audit recorder's ``evidence_jpeg``) and a snapshot a second.
+
+A worker that dies takes the call's session, peers and media with it. The call then fails closed
+visibly, as for an analysis failure: a ``state`` record into ``paused`` for ``analysis_error``
+and an ``alert`` saying the relay worker died are published (so the console, the audit log and
+/metrics see it), each device is told (a paused state frame, an error frame) and disconnected.
+The call is placed again (on the restarted worker or another) with a fresh session, which starts
+by verifying: media flows again only after the security check passes, once the devices rejoin
+with their links. A pause that needed staff approval is carried over as a staff pause.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from types import SimpleNamespace
+from typing import Any, Protocol, cast
+
+from monitor.call.call import EXPLAIN, Call, JoinRefused, Seat
+from monitor.hub import Hub
+from monitor.record.timeline import decision_record
+from policies.booking import Booking
+from policies.config import PolicyConfig
+from policies.decisions import Alert, State, StateChanged
+from policies.events import Role
+from policies.reasons import Reason
+from signalling import messages
+
+log = logging.getLogger(__name__)
+
+#: A join waits this long for its call to be placed on a worker (a worker restarting warms up).
+PLACE_TIMEOUT_S = 60.0
+WORKER_DIED = "relay worker process died"
+
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+class RemoteError(Exception):
+    """The worker refused a request (``code``/``message`` are for the user), or is gone."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class Link(Protocol):
+    """One relay worker as a call sees it (``monitor.relay_workers.pool.WorkerLink``)."""
+
+    alive: bool
+    restarts: int  # times its process was restarted
+
+    async def request(self, kind: str, **fields: Any) -> dict[str, Any]: ...
+
+    async def notify(self, kind: str, **fields: Any) -> None: ...
+
+    def attach(self, device: RemoteDevice) -> int: ...
+
+    def detach(self, conn: int) -> None: ...
+
+    def next_id(self) -> int: ...
+
+
+@dataclass(eq=False)
+class RemoteDevice:
+    """One device of a remote call, as the signalling handler holds it."""
+
+    seat: Seat
+    send: Send
+    close: Callable[[], Awaitable[None]]
+    conn: int = 0
+    link: Link | None = None
+    pc: Any = None  # SimpleNamespace(connectionState=...) from the worker's snapshots (metrics)
+    tracks: list[Any] = field(default_factory=list)  # SimpleNamespace(kind, forwarded, filled)
+
+
+def make_seats(booking: Booking) -> dict[str, Seat]:
+    """The call's seats, as ``Call`` makes them (tokens: in-memory only, for a server without store)."""
+    import secrets
+
+    prisoner = booking.prisoner
+    seats = [Seat(prisoner.id, Role.PRISONER, prisoner.name, "", bool(prisoner.reference_photos))]
+    seats += [Seat(v.id, Role.VISITOR, v.name, "", True) for v in booking.participants]
+    made = {}
+    for seat in seats:
+        token = secrets.token_urlsafe(24)
+        made[token] = Seat(seat.participant, seat.role, seat.name, token, seat.analysed)
+    return made
+
+
+class RemoteCall:
+    def __init__(
+        self,
+        booking: Booking,
+        config: PolicyConfig,
+        *,
+        wall_clock: Callable[[], float],
+        hub: Hub | None,
+        ice_servers: list[dict[str, Any]] | None = None,
+    ) -> None:
+        self.booking = booking
+        self.call_id = booking.call_id
+        self.config = config
+        self.wall_clock = wall_clock
+        self.hub = hub
+        self.ice_servers = ice_servers or []
+        self.seats = make_seats(booking)
+        self.devices: dict[str, RemoteDevice] = {}
+        self.taps: dict[str, SimpleNamespace] = {}
+        self.analysed: dict[str, int] = {}
+        self.in_flight: dict[str, float | None] = {}
+        self.evidence: dict[str, bytes] = {}
+        self.last_reasons: tuple[str, ...] = ()
+        self.ended = asyncio.Event()
+        self.placed = asyncio.Event()
+        self.link: Link | None = None
+        self.worker_deaths = 0
+        self._state = State.WAITING
+        self._staff_later: list[tuple[str, str, str]] = []  # (action, note, staff) until placed
+
+    # ---- what Call offers ---------------------------------------------------------------------------
+    def now(self) -> float:
+        return self.wall_clock() - self.booking.starts_at.timestamp()
+
+    @property
+    def seconds_left(self) -> float:
+        return self.booking.duration_s - self.now()
+
+    @property
+    def state(self) -> State:
+        return self._state
+
+    def start(self) -> None:
+        """Nothing to start here: the worker runs the call (placing it is the pool's job)."""
+
+    def source_key(self, participant: str) -> str:
+        return f"{self.call_id}/{participant}"
+
+    # the seat rules are Call's own (they read now(), state, booking, seats and devices only)
+    def seat_of(self, participant: str) -> Seat | None:
+        return Call.seat_of(cast(Call, self), participant)
+
+    def check_seat(self, seat: Seat) -> Seat:
+        return Call.check_seat(cast(Call, self), seat)
+
+    def check_token(self, token: str) -> Seat:
+        return self.check_seat(self.seats[token])
+
+    def evidence_jpeg(self, source: str) -> bytes | None:
+        """The frame behind the latest alert on ``source`` (sent by the worker with the alert)."""
+        return self.evidence.get(source)
+
+    # ---- devices -------------------------------------------------------------------------------------
+    async def _link(self) -> Link:
+        if not self.placed.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.placed.wait(), PLACE_TIMEOUT_S)
+        link = self.link
+        if link is None or not link.alive:
+            raise RemoteError(
+                "relay_unavailable", "the call server is restarting; please try again in a minute"
+            )
+        return link
+
+    async def join(self, seat: Seat, send: Send, close: Callable[[], Awaitable[None]]) -> RemoteDevice:
+        device = RemoteDevice(seat, send, close)
+        participant = seat.participant
+        self.devices[participant] = device  # holds the seat while the worker is asked
+        try:
+            link = await self._link()
+            device.link, device.conn = link, link.attach(device)
+            await link.request("join", conn=device.conn, call=self.call_id, participant=participant)
+        except RemoteError as exc:
+            self._forget(device)
+            raise JoinRefused(exc.code, exc.message) from None
+        except BaseException:
+            self._forget(device)
+            raise
+        return device
+
+    def _forget(self, device: RemoteDevice) -> None:
+        if self.devices.get(device.seat.participant) is device:
+            del self.devices[device.seat.participant]
+        if device.link is not None:
+            device.link.detach(device.conn)
+
+    async def answer(self, device: RemoteDevice, sdp: str) -> str:
+        link = device.link
+        if link is None or link is not self.link or not link.alive:
+            raise ValueError("the call moved to another relay process; please reconnect")
+        try:
+            result = await link.request("offer", conn=device.conn, sdp=sdp)
+        except RemoteError as exc:
+            raise ValueError(exc.message) from None
+        return str(result["sdp"])
+
+    async def capture_attempt(self, device: RemoteDevice, detail: str) -> None:
+        if device.link is not None and device.link.alive:
+            await device.link.notify("capture_attempt", conn=device.conn, detail=detail)
+
+    async def leave(self, device: RemoteDevice) -> None:
+        self._forget(device)
+        if device.link is not None and device.link.alive:
+            await device.link.notify("leave", conn=device.conn)
+
+    # ---- staff ---------------------------------------------------------------------------------------
+    async def _staff(self, action: str, note: str, staff: str) -> None:
+        link = self.link
+        if link is None or not link.alive:  # between a worker's death and the call's new place
+            self._staff_later.append((action, note, staff))
+            return
+        try:
+            await link.request("staff", call=self.call_id, action=action, note=note, staff=staff)
+        except RemoteError as exc:
+            if exc.code == "relay_unavailable":
+                self._staff_later.append((action, note, staff))
+            else:
+                log.error("call %s: staff %s refused by its worker: %s", self.call_id, action, exc.message)
+
+    async def staff_pause(self, note: str = "", staff: str = "") -> None:
+        await self._staff("pause", note, staff)
+
+    async def staff_resume(self, staff: str = "") -> None:
+        await self._staff("resume", "", staff)
+
+    async def staff_end(self, note: str = "", staff: str = "") -> None:
+        await self._staff("end", note, staff)
+
+    async def watch_peer(self) -> tuple[RemoteWatchPeer, str, list[dict[str, str]], list[dict[str, Any]]]:
+        """A console's receive-only view, made in the worker: (peer stand-in, offer SDP, slots, ICE)."""
+        try:
+            link = await self._link()
+            watch = link.next_id()
+            result = await link.request("watch", watch=watch, call=self.call_id)
+        except RemoteError as exc:
+            from monitor.console.watch import WatchRefused
+
+            raise WatchRefused(exc.message) from None
+        return (
+            RemoteWatchPeer(link, watch),
+            str(result["sdp"]),
+            list(result["slots"]),
+            list(result["ice_servers"]),
+        )
+
+    async def close(self) -> None:
+        link, self.link = self.link, None
+        self.placed.clear()
+        if link is not None and link.alive:
+            with contextlib.suppress(RemoteError, ConnectionError):
+                await link.notify("close_call", call=self.call_id)
+
+    # ---- from the worker -------------------------------------------------------------------------------
+    async def placed_on(self, link: Link) -> None:
+        self.link = link
+        self.placed.set()
+        later, self._staff_later = self._staff_later, []
+        for action, note, staff in later:
+            await self._staff(action, note, staff)
+
+    def on_record(self, record: dict[str, Any], evidence: bytes | None) -> None:
+        kind = record.get("kind")
+        if kind == "state":
+            if record.get("state") == self._state.value:
+                # a call moved before anyone joined: the new worker's fresh session announces the
+                # start again; the front already published it, and a state is only news if it changes
+                return
+            with contextlib.suppress(ValueError):
+                self._state = State(str(record.get("state")))
+            self.last_reasons = tuple(str(r) for r in record.get("reasons", []) or [])
+            if self._state is State.ENDED:
+                self.ended.set()
+        elif kind == "alert" and evidence is not None:
+            self.evidence[str(record.get("source") or "")] = evidence
+        if self.hub is not None:
+            self.hub.publish(self.call_id, record)
+
+    def on_snapshot(self, snapshot: dict[str, Any]) -> None:
+        with contextlib.suppress(ValueError):
+            if self._state is not State.ENDED:
+                self._state = State(str(snapshot.get("state")))
+        for participant, info in dict(snapshot.get("devices", {})).items():
+            device = self.devices.get(participant)
+            if device is not None and isinstance(info, dict):
+                device.pc = SimpleNamespace(
+                    connectionState="connected" if info.get("media") else "connecting"
+                )
+                device.tracks = [
+                    SimpleNamespace(kind=str(k), forwarded=int(f), filled=int(g))
+                    for k, f, g in info.get("tracks", [])
+                ]
+        taps = {}
+        for participant, info in dict(snapshot.get("taps", {})).items():
+            taps[participant] = SimpleNamespace(seen=int(info.get("seen", 0)), dropped=info.get("dropped"))
+            self.analysed[participant] = int(info.get("analysed", 0))
+            self.in_flight[participant] = info.get("in_flight_t")
+        self.taps = taps
+
+    async def worker_died(self) -> None:
+        """Fail closed, visibly (see the theory of operation); the pool places the call again."""
+        self.link = None
+        self.placed.clear()
+        self.worker_deaths += 1
+        if self.ended.is_set():
+            return
+        t, previous = self.now(), self._state
+        staff_only = {r.value for r in self.config.staff_approval_reasons}
+        if previous is State.PAUSED and staff_only & set(self.last_reasons):  # keep needing staff
+            why = ", ".join(sorted(staff_only & set(self.last_reasons)))
+            self._staff_later.append(
+                ("pause", f"the call's relay process restarted while paused for {why}", "")
+            )
+        if previous in (State.VERIFYING, State.LIVE):
+            self.on_record(
+                decision_record(StateChanged(t, State.PAUSED, previous, (Reason.ANALYSIS_ERROR,))), None
+            )
+        if previous is not State.WAITING:
+            alert = Alert(
+                t, Reason.ANALYSIS_ERROR, detail=f"{WORKER_DIED}; devices must rejoin and be checked again"
+            )
+            self.on_record(decision_record(alert), None)
+        why, needs = EXPLAIN[Reason.ANALYSIS_ERROR]
+        frames = [
+            messages.state(State.PAUSED.value, [Reason.ANALYSIS_ERROR.value], why, needs, self.seconds_left),
+            messages.error(
+                "relay_restarted", "the call server restarted this call; please rejoin with your link"
+            ),
+        ]
+        devices, self.devices = list(self.devices.values()), {}
+        for device in devices:
+            seat = device.seat
+            left = {"kind": "left", "t": round(t, 3), "source": seat.participant}
+            self.on_record(
+                {**left, "participant": seat.participant, "role": seat.role.value, "actor": "system"}, None
+            )
+            with contextlib.suppress(Exception):
+                for frame in frames:
+                    await device.send(frame)
+                await device.close()
+        self.taps = {}
+
+
+class RemoteWatchPeer:
+    """What console/watch.py holds as the peer connection of a watch that lives in a worker."""
+
+    def __init__(self, link: Link, watch: int) -> None:
+        self.link = link
+        self.watch = watch
+        self._generation = link.restarts  # the worker process this watch's peer lives in
+
+    @property
+    def lost(self) -> bool:
+        """The worker holding the peer died (restarted or not): no media will come any more."""
+        return not self.link.alive or self.link.restarts != self._generation
+
+    async def setRemoteDescription(self, description: Any) -> None:
+        try:
+            await self.link.request("watch_answer", watch=self.watch, sdp=str(description.sdp))
+        except RemoteError as exc:
+            raise ValueError(exc.message) from None
+
+    async def close(self) -> None:
+        if self.link.alive:
+            with contextlib.suppress(RemoteError, ConnectionError):
+                await self.link.notify("watch_close", watch=self.watch)
+
+
+__all__ = ["RemoteCall", "RemoteDevice", "RemoteError", "RemoteWatchPeer", "make_seats"]

