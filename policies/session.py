@@ -22,7 +22,8 @@ it made due at ``now`` fires too. Two pure queries serve a live caller: :meth:`S
 due pause that no frame still in analysis can prevent, so the caller need not hold its clock back
 for that frame).
 
-Findings are kept per (source, reason) and computed from each Observation of that source
+Findings are kept per (source, reason) in the session's ledger (policies/ledger.py: sources,
+findings, identity verdicts, the security check) and computed from each Observation of that source
 (policies/findings.py): ``unbooked_face``, ``too_many_faces``, ``face_not_visible``, ``no_face``,
 ``poor_lighting``. A finding starts when first seen and clears only after it has been absent from
 that source's observations for ``clear_after_s`` (one-frame blinks neither start nor reset
@@ -67,8 +68,7 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from enum import Enum, IntEnum
+from enum import Enum
 from typing import Any
 
 from policies.booking import Booking
@@ -76,7 +76,6 @@ from policies.config import PolicyConfig
 from policies.decisions import (
     Alert,
     Decision,
-    IdentityNoted,
     RecheckPassed,
     State,
     StateChanged,
@@ -95,9 +94,9 @@ from policies.events import (
     StaffPause,
     StaffResume,
     Tick,
-    Verdict,
 )
-from policies.findings import Culprit, findings_in, guidance, is_clean
+from policies.findings import Culprit, findings_in, guidance
+from policies.ledger import WHAT, Due, DueWork, Finding, Key, Ledger, Source, side_source
 from policies.reasons import OBSERVED_REASONS, Reason
 
 
@@ -119,63 +118,6 @@ IGNORE = Rule.IGNORE
 ILLEGAL = Rule.ILLEGAL
 
 _REASON_RANK = {reason: rank for rank, reason in enumerate(Reason)}
-
-# What a finding is, for the staff alert (the culprit's kind is appended in brackets).
-_WHAT = {
-    Reason.UNBOOKED_FACE: "a face that matches nobody booked on this call is in view",
-    Reason.TOO_MANY_FACES: "more faces in view than people booked for this side",
-    Reason.FACE_NOT_VISIBLE: "a face is only partly visible or turned away",
-    Reason.NO_FACE: "nobody in view",
-    Reason.POOR_LIGHTING: "lighting too poor to recognise faces",
-    Reason.ANALYSIS_ERROR: "no analysis results",
-}
-
-
-class _Due(IntEnum):
-    """Kinds of timed work, in the order they fire when due at the same time."""
-
-    START = 0
-    TIME_UP = 1
-    STALL = 2
-    STALE = 3
-    SIDE_GONE = 4
-    CLEAR = 5
-    WARN = 6
-    PAUSE = 7
-    RECHECK = 8
-
-
-@dataclass
-class _Source:
-    role: Role
-    participant: str | None  # who the device belongs to (from the join token), when known
-    analysed: bool
-    since: float  # clock time of the (re)join or first observation
-    connected: bool = True
-    latest: Observation | None = None  # since the (re)join
-    last_seen: float | None = None
-    stale: bool = False  # latest observation too old to count for the security check
-    stalled: bool = False  # no observation for the analysis time-out (analysis_error)
-    failure: str = ""  # detail of the latest AnalysisFailed
-
-
-@dataclass
-class _Finding:
-    first_seen: float
-    warn_after: float | None
-    pause_after: float
-    culprit: Culprit
-    absent_since: float | None = None
-    warned: bool = False
-    fired: bool = False
-
-
-_Key = tuple[str, Reason]
-
-
-def side_source(role: Role) -> str:
-    """The source name used for a side's own findings (a side with no device left)."""
-    return f"side:{role.value}"
 
 
 class Session:
@@ -199,11 +141,7 @@ class Session:
         self._recheck_from = 0.0
         self._recheck_passed = False
         self._clean_since: float | None = None
-        self._sources: dict[str, _Source] = {}
-        self._findings: dict[_Key, _Finding] = {}
-        self._identities: dict[tuple[str, int], tuple[Verdict, str | None]] = {}
-        self._sides_joined: list[Role] = []
-        self._side_left: dict[Role, float] = {}
+        self._ledger = Ledger(self._visitors, prisoner)
         self._out: list[Decision] = []
 
     @classmethod
@@ -242,7 +180,7 @@ class Session:
         frames of other sources cannot stop it at all: a caller that holds its clock back for
         frames in analysis may advance it to this time at once. A pure query."""
         due = self._next_due()
-        if due is None or due[1] is not _Due.PAUSE:
+        if due is None or due[1] is not Due.PAUSE:
             return None
         at, _, (name, _) = due
         oldest = pending.get(name)
@@ -283,80 +221,64 @@ class Session:
             self._fire(kind, key)
         self._now = max(self._now, target)
 
-    def _next_due(self) -> tuple[float, _Due, tuple[str, str]] | None:
+    def _next_due(self) -> DueWork | None:
         if self._state is State.ENDED:
             return None
         cfg = self._config
-        due: list[tuple[float, _Due, tuple[str, str]]] = [(self._duration, _Due.TIME_UP, ("", ""))]
+        due: list[DueWork] = [(self._duration, Due.TIME_UP, ("", ""))]
         if self._state is State.WAITING:
-            due.append((0.0, _Due.START, ("", "")))
-        for name, src in self._sources.items():
-            if src.connected and src.analysed and not src.stalled:
-                since = src.since if src.last_seen is None else src.last_seen
-                due.append((max(since, 0.0) + cfg.analysis_timeout_s, _Due.STALL, (name, "")))
-            if src.latest is not None and src.last_seen is not None and not src.stale:
-                due.append((src.last_seen + cfg.recheck_fresh_within_s, _Due.STALE, (name, "")))
-        for role, left in self._side_left.items():
-            if (side_source(role), Reason.NO_FACE) not in self._findings:
-                due.append((left + cfg.reconnect_grace_s, _Due.SIDE_GONE, (role.value, "")))
-        for (name, reason), f in self._findings.items():
-            key = (name, reason.value)
-            if f.absent_since is not None:
-                due.append((f.absent_since + cfg.clear_after_s, _Due.CLEAR, key))
-            if f.warn_after is not None and not f.warned:
-                due.append((f.first_seen + f.warn_after, _Due.WARN, key))
-            if not f.fired:
-                due.append((max(f.first_seen + f.pause_after, 0.0), _Due.PAUSE, key))
+            due.append((0.0, Due.START, ("", "")))
+        due += self._ledger.due(cfg)
         if self._clean_since is not None:
             if self._state is State.VERIFYING:
-                due.append((self._clean_since + cfg.recheck_clean_for_s, _Due.RECHECK, ("", "")))
+                due.append((self._clean_since + cfg.recheck_clean_for_s, Due.RECHECK, ("", "")))
             elif self._state is State.PAUSED and not self._recheck_passed:
                 start = max(self._clean_since, self._recheck_from)
-                due.append((start + cfg.recheck_clean_for_s, _Due.RECHECK, ("", "")))
+                due.append((start + cfg.recheck_clean_for_s, Due.RECHECK, ("", "")))
         return min(due)
 
-    def _fire(self, kind: _Due, key: tuple[str, str]) -> None:
+    def _fire(self, kind: Due, key: tuple[str, str]) -> None:
         name, reason_value = key
-        if kind is _Due.START:
+        if kind is Due.START:
             self._change(State.VERIFYING)
-        elif kind is _Due.TIME_UP:
+        elif kind is Due.TIME_UP:
             self._end(Reason.TIME_UP)
-        elif kind is _Due.STALL:
-            src = self._sources[name]
+        elif kind is Due.STALL:
+            src = self._ledger.sources[name]
             src.stalled = True
             culprit = Culprit(None, src.participant, src.failure)
             timeout = self._config.analysis_timeout_s
-            finding = _Finding(self._now - timeout, None, timeout, culprit)  # due now: it lasted the time-out
-            self._findings[(name, Reason.ANALYSIS_ERROR)] = finding
+            finding = Finding(self._now - timeout, None, timeout, culprit)  # due now: it lasted the time-out
+            self._ledger.findings[(name, Reason.ANALYSIS_ERROR)] = finding
             self._update_clean()
-        elif kind is _Due.STALE:
-            self._sources[name].stale = True
+        elif kind is Due.STALE:
+            self._ledger.sources[name].stale = True
             self._update_clean()
-        elif kind is _Due.SIDE_GONE:
+        elif kind is Due.SIDE_GONE:
             role = Role(name)
             culprit = Culprit(None, None, "no device connected")
             pause_after = self._config.no_face_pause_after_s
-            self._findings[(side_source(role), Reason.NO_FACE)] = _Finding(
-                self._side_left[role], None, pause_after, culprit
+            self._ledger.findings[(side_source(role), Reason.NO_FACE)] = Finding(
+                self._ledger.side_left[role], None, pause_after, culprit
             )
-        elif kind is _Due.CLEAR:
+        elif kind is Due.CLEAR:
             self._drop_finding((name, Reason(reason_value)))
-        elif kind is _Due.WARN:
-            finding = self._findings[(name, Reason(reason_value))]
+        elif kind is Due.WARN:
+            finding = self._ledger.findings[(name, Reason(reason_value))]
             finding.warned = True
             text = guidance(Reason(reason_value), finding.culprit)
             self._out.append(WarningIssued(self._now, Reason(reason_value), name, text))
-        elif kind is _Due.PAUSE:
+        elif kind is Due.PAUSE:
             self._fire_pause(name, Reason(reason_value))
         else:
             self._recheck_due()
 
     def _fire_pause(self, name: str, reason: Reason) -> None:
-        finding = self._findings[(name, reason)]
+        finding = self._ledger.findings[(name, reason)]
         finding.fired = True
         culprit = finding.culprit
-        what = _WHAT[reason] + (f" ({culprit.kind})" if culprit.kind else "")
-        src = self._sources.get(name)
+        what = WHAT[reason] + (f" ({culprit.kind})" if culprit.kind else "")
+        src = self._ledger.sources.get(name)
         participant = culprit.participant or (src.participant if src else None)
         detail = f"{what}, for {self._now - finding.first_seen:.1f} s"
         self._pause(reason, name, culprit.track, participant, detail)
@@ -403,83 +325,55 @@ class Session:
 
     # -- findings and the security check -----------------------------------------------------------
 
-    def _drop_finding(self, key: _Key) -> None:
-        finding = self._findings.pop(key)
+    def _drop_finding(self, key: Key) -> None:
+        finding = self._ledger.findings.pop(key)
         if finding.warned:
             self._out.append(WarningCleared(self._now, key[1], key[0]))
 
-    def _booked_on(self, role: Role) -> tuple[str, ...] | None:
-        if role is Role.VISITOR:
-            return self._visitors
-        return None if self._prisoner is None else (self._prisoner,)
-
-    def _is_clean(self) -> bool:
-        analysed = [s for s in self._sources.values() if s.connected and s.analysed]
-        return bool(analysed) and all(
-            s.latest is not None
-            and not (s.stale or s.stalled)
-            and is_clean(s.latest, self._booked_on(s.role))
-            for s in analysed
-        )
-
     def _update_clean(self) -> None:
-        if not self._is_clean():
+        if not self._ledger.is_clean():
             self._clean_since = None
             self._recheck_passed = False
         elif self._clean_since is None:
             self._clean_since = self._now
 
-    def _register(self, name: str, role: Role, participant: str | None, analysed: bool) -> _Source:
-        src = _Source(role, participant, analysed, since=self._now)
-        self._sources[name] = src
-        if role not in self._sides_joined:
-            self._sides_joined.append(role)
-        return src
+    def _register(self, name: str, role: Role, participant: str | None, analysed: bool) -> Source:
+        return self._ledger.register(name, role, participant, analysed, self._now)
 
     def _refresh_sides(self) -> None:
-        for role in self._sides_joined:
-            if any(s.connected and s.role is role for s in self._sources.values()):
-                self._side_left.pop(role, None)
-                if (side_source(role), Reason.NO_FACE) in self._findings:
+        for role in self._ledger.sides_joined:
+            if any(s.connected and s.role is role for s in self._ledger.sources.values()):
+                self._ledger.side_left.pop(role, None)
+                if (side_source(role), Reason.NO_FACE) in self._ledger.findings:
                     self._drop_finding((side_source(role), Reason.NO_FACE))
-            elif role not in self._side_left:
-                self._side_left[role] = self._now
-
-    def _note_identities(self, obs: Observation) -> None:
-        for face in sorted(obs.faces, key=lambda f: f.track):
-            if face.verdict is Verdict.PENDING:
-                continue
-            participant = face.participant if face.verdict is Verdict.MATCH else None
-            known = (face.verdict, participant)
-            if self._identities.get((obs.source, face.track)) != known:
-                self._identities[(obs.source, face.track)] = known
-                self._out.append(IdentityNoted(self._now, obs.source, face.track, participant, face.distance))
+            elif role not in self._ledger.side_left:
+                self._ledger.side_left[role] = self._now
 
     # -- event handlers (named in TRANSITIONS) -----------------------------------------------------
 
     def _on_observation(self, e: Observation) -> None:
-        src = self._sources.get(e.source)
+        src = self._ledger.sources.get(e.source)
         if src is None:
             src = self._register(e.source, e.role, None, analysed=True)
             self._refresh_sides()
         elif not src.connected:
             return  # a late frame from a device that has left
         src.analysed = True
-        self._note_identities(e)
+        self._out += self._ledger.note_identities(e, self._now)
         src.latest = e
         src.last_seen = self._now
         src.stale = False
         if src.stalled:
             src.stalled = False
             self._drop_finding((e.source, Reason.ANALYSIS_ERROR))
-        booked = self._booked_on(src.role)
+        booked = self._ledger.booked_on(src.role)
         found = findings_in(e, 1 if booked is None else len(booked))
         cfg = self._config
         for reason in OBSERVED_REASONS:
-            finding = self._findings.get((e.source, reason))
+            finding = self._ledger.findings.get((e.source, reason))
             if reason in found:
                 if finding is None:
-                    self._findings[(e.source, reason)] = _Finding(
+                    self._ledger.findings[(e.source, reason)] = Finding(
                         self._now, cfg.warn_after(reason), cfg.pause_after(reason), found[reason]
                     )
                 else:
@@ -490,7 +384,7 @@ class Session:
         self._update_clean()
 
     def _on_analysis_failed(self, e: AnalysisFailed) -> None:
-        src = self._sources.get(e.source)
+        src = self._ledger.sources.get(e.source)
         if src is None:
             src = self._register(e.source, Role.VISITOR, None, analysed=True)
             self._refresh_sides()
@@ -501,7 +395,7 @@ class Session:
         self._update_clean()
 
     def _on_capture_attempt(self, e: CaptureAttempt) -> None:
-        src = self._sources.get(e.source)
+        src = self._ledger.sources.get(e.source)
         detail = e.detail or "recording or screenshot attempt"
         self._pause(Reason.CAPTURE_ATTEMPT, e.source, None, src.participant if src else None, detail)
 
@@ -518,29 +412,31 @@ class Session:
         self._end(Reason.STAFF_END)
 
     def _on_joined(self, e: ParticipantJoined) -> None:
-        src = self._sources.get(e.source)
+        src = self._ledger.sources.get(e.source)
         if src is None or not src.connected:
             self._register(e.source, e.role, e.participant or None, e.analysed)
         else:  # a repeated join of a connected device updates what we know about it
             src.role, src.participant, src.analysed = e.role, e.participant or None, e.analysed
-            if e.role not in self._sides_joined:
-                self._sides_joined.append(e.role)
+            if e.role not in self._ledger.sides_joined:
+                self._ledger.sides_joined.append(e.role)
         self._refresh_sides()
         self._update_clean()
 
     def _on_left(self, e: ParticipantLeft) -> None:
-        src = self._sources.get(e.source)
+        src = self._ledger.sources.get(e.source)
         if src is None or not src.connected:
             return
         src.connected = False
         src.latest = None
         src.stalled = False
         src.stale = False
-        mine = sorted((k for k in self._findings if k[0] == e.source), key=lambda k: _REASON_RANK[k[1]])
+        mine = sorted(
+            (k for k in self._ledger.findings if k[0] == e.source), key=lambda k: _REASON_RANK[k[1]]
+        )
         for key in mine:
             self._drop_finding(key)
-        for track_key in [k for k in self._identities if k[0] == e.source]:
-            del self._identities[track_key]
+        for track_key in [k for k in self._ledger.identities if k[0] == e.source]:
+            del self._ledger.identities[track_key]
         self._refresh_sides()
         self._update_clean()
 
