@@ -60,7 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     from monitor.server.metrics import add_metrics_arguments  # cheap: --metrics-token for /metrics
 
     add_metrics_arguments(serve_cmd)
-    serve_cmd.set_defaults(handler=_lazy("monitor.server.serve", "run_serve"))
+    serve_cmd.set_defaults(handler=_lazy("monitor.server.command", "run_serve"))
 
     return parser
 

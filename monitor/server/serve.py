@@ -1,8 +1,7 @@
 """`monitor serve`: one process, one port: join pages, signalling WebSocket, relay, console.
 
-:class:`Server` wires the parts (usable in-process by tests and benchmarks); :func:`run_serve` is
-the CLI handler: it loads the bookings and policy, prints one JSON line per join link and the
-console URL, and runs until SIGINT/SIGTERM, then closes every call and worker.
+:class:`Server` wires the parts (usable in-process by tests and benchmarks); the command itself
+(flags, the demo, printing the links, running until a signal) is ``command.py``.
 
 With a store (what the CLI always gives), the store is the source of the calls. At start, calls
 that a dead server left running are marked interrupted; ``--booking``/``--demo`` bookings are
@@ -16,16 +15,10 @@ dropped from memory and never reloaded by this process.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
-import dataclasses
-import importlib
-import json
 import logging
-import signal
 import ssl
-import sys
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -36,47 +29,24 @@ from typing import Any, cast
 from websockets.asyncio.server import Server as WsServer
 from websockets.asyncio.server import serve
 
+from monitor import console
 from monitor.call.call import JOIN_EARLY_S, Call, Calls, JoinRefused
 from monitor.errors import UserError
 from monitor.http import HttpRequest, Router, error_response, response
 from monitor.hub import Hub
-from monitor.media import patches
 from monitor.server.signalling import SignallingServer
+from monitor.store.audit_recorder import HubRecorder
 from monitor.workers.analysis_pool import AnalysisPool
 from policies.booking import Booking
-from policies.config import PolicyConfig, load_policy
+from policies.config import PolicyConfig
 from signalling.messages import MAX_FRAME_BYTES
 
 log = logging.getLogger(__name__)
 
-DEMO_BOOKING = Path(__file__).resolve().parents[2] / "fixtures" / "bookings" / "clean" / "booking.json"
-DEMO_HINT = (
-    "Demo call: open the prisoner and the visitor links (two browser windows, camera allowed). The visitor "
-    "booked is the man in fixtures/clips/clean.webm, so your own face is an unbooked face and the call "
-    "pauses: that is the monitor working. To see it go live, feed Chromium his clip as its camera: "
-    "chromium --use-fake-device-for-media-stream --use-file-for-fake-video-capture=clean.y4m "
-    "(make it with: .venv/bin/python -m signalling.client fixtures/clips/clean.webm clean.y4m). Ctrl-C stops."
-)
 WEB_FILES = {
     "join.js": "text/javascript; charset=utf-8",
     "join.css": "text/css; charset=utf-8",
 }
-
-
-def ice_servers_from(urls: list[str]) -> list[dict[str, Any]]:
-    """``--ice-server`` values: ``stun:host:port`` or ``turn:user:password@host:port``."""
-    servers: list[dict[str, Any]] = []
-    for url in urls:
-        scheme, _, rest = url.partition(":")
-        if scheme not in ("stun", "turn", "turns") or not rest:
-            raise UserError(f"--ice-server {url!r}: expected stun:HOST:PORT or turn:USER:PASSWORD@HOST:PORT")
-        if "@" in rest:
-            credentials, host = rest.rsplit("@", 1)
-            user, _, password = credentials.partition(":")
-            servers.append({"urls": f"{scheme}:{host}", "username": user, "credential": password})
-        else:
-            servers.append({"urls": url})
-    return servers
 
 
 #: How often the server re-reads the store for newly booked calls.
@@ -89,23 +59,6 @@ TOKEN_REFUSALS = {
     "revoked": ("bad_token", "this join link has been withdrawn; ask for a new one"),
     "expired": ("call_over", "this call has ended"),
 }
-
-
-def demo_booking(config: PolicyConfig, now: datetime) -> Booking:
-    """The clean fixture booking moved to start now (rounded down to the minute), same slot length.
-    Its call id names the day and minute (``demo-20261128-1552``), so runs never collide."""
-    from monitor.bookings import load_booking
-
-    if not DEMO_BOOKING.is_file():
-        raise UserError(f"--demo needs the fixture booking {DEMO_BOOKING} (run from a source checkout)")
-    booking = load_booking(DEMO_BOOKING, config)
-    start = now.astimezone(UTC).replace(second=0, microsecond=0)
-    return dataclasses.replace(
-        booking,
-        call_id=f"demo-{start:%Y%m%d-%H%M}",
-        starts_at=start,
-        ends_at=start + (booking.ends_at - booking.starts_at),
-    )
 
 
 class Server:
@@ -145,7 +98,7 @@ class Server:
         self.ice_hosts = ice_hosts  # their ICE host addresses (None: what aioice offers here)
         self.relay: Any = None  # monitor.relay_workers.pool.RelayPool when relay_workers > 0
         self.interrupted: list[str] = []  # calls a dead server left running (marked at start)
-        self._console_recorder: Any = None
+        self._console_recorder: HubRecorder | None = None
         self._refresher: asyncio.Task[None] | None = None
         self._finished: set[str] = set()  # ended calls: never loaded again by this process
         self._unloadable: set[str] = set()  # stored bookings that failed to load (logged once)
@@ -324,14 +277,9 @@ class Server:
         from monitor.server.metrics import register_server_metrics  # metrics hook: GET /metrics
 
         self.metrics = register_server_metrics(self)
-        try:
-            console = importlib.import_module("monitor.console")
-        except ImportError:
-            console = None
-        register = getattr(console, "register", None)
-        if register is not None and self.store is not None:  # /console routes on the same port
+        if self.store is not None:  # /console routes on the same port
             # the console writes every record published on the hub to the audit log
-            self._console_recorder = register(
+            self._console_recorder = console.register(
                 self.router,
                 store=self.store,
                 hub=self.hub,
@@ -401,161 +349,5 @@ class Server:
             await self.pool.stop()
         if self.metrics is not None:  # metrics hook
             self.metrics.stop()
-        stop = getattr(self._console_recorder, "stop", None)
-        if stop is not None:
-            result = stop()
-            if asyncio.iscoroutine(result):
-                await result
-
-
-def _ssl_context(args: argparse.Namespace) -> ssl.SSLContext | None:
-    if not args.certfile and not args.keyfile:
-        return None
-    if not (args.certfile and args.keyfile):
-        raise UserError("--certfile and --keyfile go together")
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    try:
-        context.load_cert_chain(args.certfile, args.keyfile)
-    except (OSError, ssl.SSLError) as exc:
-        raise UserError(f"--certfile/--keyfile: cannot load the certificate: {exc}") from None
-    return context
-
-
-def origins_from(values: list[str]) -> tuple[str, ...]:
-    """``--origin`` values: exactly what a browser sends as ``Origin`` (scheme://host[:port])."""
-    from urllib.parse import urlsplit
-
-    origins = []
-    for value in values:
-        parts = urlsplit(value)
-        try:
-            port_ok = parts.port is None or parts.port > 0
-        except ValueError:
-            port_ok = False
-        if (
-            parts.scheme not in ("http", "https")
-            or not parts.hostname
-            or not port_ok
-            or (parts.path not in ("", "/") or parts.query or parts.fragment or parts.username)
-        ):
-            raise UserError(
-                f"--origin {value!r}: expected http(s)://HOST[:PORT], e.g. https://calls.example.org"
-            )
-        origins.append(f"{parts.scheme}://{parts.netloc.lower()}")
-    return tuple(origins)
-
-
-def _default_ice_hosts(listen_host: str) -> list[str]:
-    import aioice.ice
-
-    found = aioice.ice.get_host_addresses(use_ipv4=True, use_ipv6=False)
-    return (["127.0.0.1"] if listen_host in ("127.0.0.1", "localhost") else []) + list(found)
-
-
-def run_serve(args: argparse.Namespace) -> int:
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    from monitor.bookings import load_booking
-
-    config = load_policy(args.policy)
-    bookings = [load_booking(path, config) for path in args.booking]
-    if not 0 <= args.port <= 65535:
-        raise UserError(f"--port {args.port}: must be 0..65535")
-    if args.analysis_workers < 1:
-        raise UserError("--analysis-workers: must be at least 1")
-    relay_workers = getattr(args, "relay_workers", 0)
-    if relay_workers < 0:
-        raise UserError(f"--relay-workers {relay_workers}: must be 0 (calls in this process) or more")
-    from monitor.call.admission import DEFAULT_MAX_CALLS, Limits
-
-    max_calls = getattr(args, "max_calls", DEFAULT_MAX_CALLS)
-    if max_calls < 1:
-        raise UserError(f"--max-calls {max_calls}: must be at least 1 (calls per relay process)")
-    record_dir = Path(args.record) if args.record else None
-    if record_dir is not None:
-        try:
-            record_dir.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise UserError(f"--record {record_dir}: cannot create the directory: {exc.strerror}") from None
-    origins = origins_from(getattr(args, "origin", None) or [])
-    ice_hosts = args.ice_host or _default_ice_hosts(args.host)
-    patches.set_ice_host_addresses(ice_hosts)
-    from monitor.store.database import Store, default_db_path
-
-    store = Store(args.db or default_db_path())
-    try:
-        staff = _demo(store, config, bookings) if args.demo else None
-        if not bookings and not store.bookings_between(time.time(), float("inf")):
-            raise UserError(
-                f"nothing to serve: {store.path} has no calls booked from now on; book one with "
-                "`monitor book`, or give --booking FILE (repeatable) or --demo"
-            )
-    except BaseException:
-        store.close()
-        raise
-    server = Server(
-        bookings,
-        config,
-        host=args.host,
-        port=args.port,
-        record_dir=record_dir,
-        ice_servers=ice_servers_from(args.ice_server),
-        analysis_workers=args.analysis_workers,
-        ssl_context=_ssl_context(args),
-        store=store,
-        relay_workers=relay_workers,
-        ice_hosts=ice_hosts,
-        limits=Limits(max_calls=max_calls),
-        origins=origins,
-    )
-    server.metrics_token = getattr(args, "metrics_token", None)  # metrics hook: --metrics-token
-    try:
-        asyncio.run(_run(server, staff))
-    except OSError as exc:
-        raise UserError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from None
-    finally:
-        store.close()
-    return 0
-
-
-def _demo(store: Any, config: PolicyConfig, bookings: list[Booking]) -> tuple[str, str]:
-    """--demo: the demo call (the one still on from an earlier run, else a new one starting now)
-    goes into ``bookings``; returns the demo staff account (user name, fresh password)."""
-    from monitor.admin import current_demo_call, demo_staff, stored_booking
-
-    reuse = current_demo_call(store, time.time())
-    booking = stored_booking(store, reuse, config) if reuse else demo_booking(config, datetime.now(UTC))
-    bookings.append(booking)
-    return demo_staff(store, booking.prison)
-
-
-async def _run(server: Server, staff: tuple[str, str] | None = None) -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    try:
-        await server.start()
-        if server.interrupted:
-            print(
-                f"marked interrupted (the server stopped while they ran): {', '.join(server.interrupted)}",
-                file=sys.stderr,
-                flush=True,
-            )
-        for line in server.links():
-            print(json.dumps(line), flush=True)
-        console = f"{server.base_url}/console"
-        if staff is None:
-            print(json.dumps({"console": console}), flush=True)
-        else:
-            print(json.dumps({"console": console, "username": staff[0], "password": staff[1]}), flush=True)
-        if any(call.call_id.startswith("demo-") for call in server.calls):
-            print(DEMO_HINT, file=sys.stderr, flush=True)
-        if staff is not None:
-            print(
-                f"Staff console: {console}   user name: {staff[0]}   password: {staff[1]}",
-                file=sys.stderr,
-                flush=True,
-            )
-        await stop.wait()
-    finally:
-        await server.stop()
+        if self._console_recorder is not None:
+            self._console_recorder.stop()

@@ -25,7 +25,8 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from monitor.bookings import load_booking
 from monitor.call.call import Call
 from monitor.errors import UserError
-from monitor.server.serve import CLOSE_TIMEOUT_S, Server, origins_from
+from monitor.server.command import origins_from
+from monitor.server.serve import CLOSE_TIMEOUT_S, Server
 from monitor.server.signalling import MAX_ERRORS
 from policies.config import load_policy
 from signalling.client import ClipTrack, Device, ToneTrack, Watch, load_clip

@@ -1,0 +1,222 @@
+"""The `monitor serve` command: its flags checked, the store opened, the demo booked, a
+:class:`~monitor.server.serve.Server` run until SIGINT/SIGTERM.
+
+It prints one JSON line per join link and one for the console (with the demo's staff account),
+then closes every call and worker when stopped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import json
+import logging
+import signal
+import ssl
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from monitor.errors import UserError
+from monitor.media import patches
+from monitor.server.serve import Server
+from policies.booking import Booking
+from policies.config import PolicyConfig, load_policy
+
+DEMO_BOOKING = Path(__file__).resolve().parents[2] / "fixtures" / "bookings" / "clean" / "booking.json"
+DEMO_HINT = (
+    "Demo call: open the prisoner and the visitor links (two browser windows, camera allowed). The visitor "
+    "booked is the man in fixtures/clips/clean.webm, so your own face is an unbooked face and the call "
+    "pauses: that is the monitor working. To see it go live, feed Chromium his clip as its camera: "
+    "chromium --use-fake-device-for-media-stream --use-file-for-fake-video-capture=clean.y4m "
+    "(make it with: .venv/bin/python -m signalling.client fixtures/clips/clean.webm clean.y4m). Ctrl-C stops."
+)
+
+
+def ice_servers_from(urls: list[str]) -> list[dict[str, Any]]:
+    """``--ice-server`` values: ``stun:host:port`` or ``turn:user:password@host:port``."""
+    servers: list[dict[str, Any]] = []
+    for url in urls:
+        scheme, _, rest = url.partition(":")
+        if scheme not in ("stun", "turn", "turns") or not rest:
+            raise UserError(f"--ice-server {url!r}: expected stun:HOST:PORT or turn:USER:PASSWORD@HOST:PORT")
+        if "@" in rest:
+            credentials, host = rest.rsplit("@", 1)
+            user, _, password = credentials.partition(":")
+            servers.append({"urls": f"{scheme}:{host}", "username": user, "credential": password})
+        else:
+            servers.append({"urls": url})
+    return servers
+
+
+def demo_booking(config: PolicyConfig, now: datetime) -> Booking:
+    """The clean fixture booking moved to start now (rounded down to the minute), same slot length.
+    Its call id names the day and minute (``demo-20261128-1552``), so runs never collide."""
+    from monitor.bookings import load_booking
+
+    if not DEMO_BOOKING.is_file():
+        raise UserError(f"--demo needs the fixture booking {DEMO_BOOKING} (run from a source checkout)")
+    booking = load_booking(DEMO_BOOKING, config)
+    start = now.astimezone(UTC).replace(second=0, microsecond=0)
+    return dataclasses.replace(
+        booking,
+        call_id=f"demo-{start:%Y%m%d-%H%M}",
+        starts_at=start,
+        ends_at=start + (booking.ends_at - booking.starts_at),
+    )
+
+
+def _ssl_context(args: argparse.Namespace) -> ssl.SSLContext | None:
+    if not args.certfile and not args.keyfile:
+        return None
+    if not (args.certfile and args.keyfile):
+        raise UserError("--certfile and --keyfile go together")
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    try:
+        context.load_cert_chain(args.certfile, args.keyfile)
+    except (OSError, ssl.SSLError) as exc:
+        raise UserError(f"--certfile/--keyfile: cannot load the certificate: {exc}") from None
+    return context
+
+
+def origins_from(values: list[str]) -> tuple[str, ...]:
+    """``--origin`` values: exactly what a browser sends as ``Origin`` (scheme://host[:port])."""
+    from urllib.parse import urlsplit
+
+    origins = []
+    for value in values:
+        parts = urlsplit(value)
+        try:
+            port_ok = parts.port is None or parts.port > 0
+        except ValueError:
+            port_ok = False
+        if (
+            parts.scheme not in ("http", "https")
+            or not parts.hostname
+            or not port_ok
+            or (parts.path not in ("", "/") or parts.query or parts.fragment or parts.username)
+        ):
+            raise UserError(
+                f"--origin {value!r}: expected http(s)://HOST[:PORT], e.g. https://calls.example.org"
+            )
+        origins.append(f"{parts.scheme}://{parts.netloc.lower()}")
+    return tuple(origins)
+
+
+def _default_ice_hosts(listen_host: str) -> list[str]:
+    import aioice.ice
+
+    found = aioice.ice.get_host_addresses(use_ipv4=True, use_ipv6=False)
+    return (["127.0.0.1"] if listen_host in ("127.0.0.1", "localhost") else []) + list(found)
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from monitor.bookings import load_booking
+
+    config = load_policy(args.policy)
+    bookings = [load_booking(path, config) for path in args.booking]
+    if not 0 <= args.port <= 65535:
+        raise UserError(f"--port {args.port}: must be 0..65535")
+    if args.analysis_workers < 1:
+        raise UserError("--analysis-workers: must be at least 1")
+    relay_workers = getattr(args, "relay_workers", 0)
+    if relay_workers < 0:
+        raise UserError(f"--relay-workers {relay_workers}: must be 0 (calls in this process) or more")
+    from monitor.call.admission import DEFAULT_MAX_CALLS, Limits
+
+    max_calls = getattr(args, "max_calls", DEFAULT_MAX_CALLS)
+    if max_calls < 1:
+        raise UserError(f"--max-calls {max_calls}: must be at least 1 (calls per relay process)")
+    record_dir = Path(args.record) if args.record else None
+    if record_dir is not None:
+        try:
+            record_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UserError(f"--record {record_dir}: cannot create the directory: {exc.strerror}") from None
+    origins = origins_from(getattr(args, "origin", None) or [])
+    ice_hosts = args.ice_host or _default_ice_hosts(args.host)
+    patches.set_ice_host_addresses(ice_hosts)
+    from monitor.store.database import Store, default_db_path
+
+    store = Store(args.db or default_db_path())
+    try:
+        staff = _demo(store, config, bookings) if args.demo else None
+        if not bookings and not store.bookings_between(time.time(), float("inf")):
+            raise UserError(
+                f"nothing to serve: {store.path} has no calls booked from now on; book one with "
+                "`monitor book`, or give --booking FILE (repeatable) or --demo"
+            )
+    except BaseException:
+        store.close()
+        raise
+    server = Server(
+        bookings,
+        config,
+        host=args.host,
+        port=args.port,
+        record_dir=record_dir,
+        ice_servers=ice_servers_from(args.ice_server),
+        analysis_workers=args.analysis_workers,
+        ssl_context=_ssl_context(args),
+        store=store,
+        relay_workers=relay_workers,
+        ice_hosts=ice_hosts,
+        limits=Limits(max_calls=max_calls),
+        origins=origins,
+    )
+    server.metrics_token = getattr(args, "metrics_token", None)  # metrics hook: --metrics-token
+    try:
+        asyncio.run(_run(server, staff))
+    except OSError as exc:
+        raise UserError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from None
+    finally:
+        store.close()
+    return 0
+
+
+def _demo(store: Any, config: PolicyConfig, bookings: list[Booking]) -> tuple[str, str]:
+    """--demo: the demo call (the one still on from an earlier run, else a new one starting now)
+    goes into ``bookings``; returns the demo staff account (user name, fresh password)."""
+    from monitor.admin import current_demo_call, demo_staff, stored_booking
+
+    reuse = current_demo_call(store, time.time())
+    booking = stored_booking(store, reuse, config) if reuse else demo_booking(config, datetime.now(UTC))
+    bookings.append(booking)
+    return demo_staff(store, booking.prison)
+
+
+async def _run(server: Server, staff: tuple[str, str] | None = None) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await server.start()
+        if server.interrupted:
+            print(
+                f"marked interrupted (the server stopped while they ran): {', '.join(server.interrupted)}",
+                file=sys.stderr,
+                flush=True,
+            )
+        for line in server.links():
+            print(json.dumps(line), flush=True)
+        console = f"{server.base_url}/console"
+        if staff is None:
+            print(json.dumps({"console": console}), flush=True)
+        else:
+            print(json.dumps({"console": console, "username": staff[0], "password": staff[1]}), flush=True)
+        if any(call.call_id.startswith("demo-") for call in server.calls):
+            print(DEMO_HINT, file=sys.stderr, flush=True)
+        if staff is not None:
+            print(
+                f"Staff console: {console}   user name: {staff[0]}   password: {staff[1]}",
+                file=sys.stderr,
+                flush=True,
+            )
+        await stop.wait()
+    finally:
+        await server.stop()
