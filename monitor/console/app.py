@@ -15,8 +15,8 @@ from websockets.http11 import Response
 
 from monitor.console import board, recordings
 from monitor.console.context import COOKIE, CallControl, Publisher, session_token
-from monitor.console.feed import Feed
-from monitor.console.watch import Watch
+from monitor.console.feed import AlertFeed
+from monitor.console.watch import CallWatch
 from monitor.http import HttpRequest, Router, error_response, json_response, origin_allowed, response
 from monitor.store import auth
 from monitor.store.audit import AuditLog
@@ -66,8 +66,8 @@ class Console:
         router.get("/console/api/calls/", self.call_history)
         router.get("/console/api/evidence/", self.evidence)
         router.get("/console/api/recordings/", self.recording)
-        router.ws("/console/ws", Feed(self).run, self.admit_ws)
-        router.ws("/console/watch", Watch(self).run, self.admit_ws)
+        router.ws("/console/ws", AlertFeed(self).run, self.admit_ws)
+        router.ws("/console/watch", CallWatch(self).run, self.admit_ws)
 
     # -- helpers ------------------------------------------------------------------------------
 

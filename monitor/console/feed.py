@@ -35,7 +35,7 @@ CLOSE_LOGIN = 4401  # the session ended while connected (a refused handshake is 
 MAX_BAD_FRAMES = 20
 
 
-class Feed:
+class AlertFeed:
     def __init__(self, console: ConsoleParts) -> None:
         self.console = console
 

@@ -65,7 +65,7 @@ class Ack:
 
 
 @dataclass(frozen=True, slots=True)
-class Watch:
+class WatchCall:
     call_id: str
     ref: str | None = None
 
@@ -76,7 +76,7 @@ class Answer:
     ref: str | None = None
 
 
-ClientMessage = Hello | Pause | Resume | End | Ack | Watch | Answer
+ClientMessage = Hello | Pause | Resume | End | Ack | WatchCall | Answer
 FEED_TYPES = ("hello", "pause", "resume", "end", "ack")
 WATCH_TYPES = ("watch", "answer")
 
@@ -142,7 +142,7 @@ def parse(raw: str | bytes, allowed: tuple[str, ...] = FEED_TYPES) -> ClientMess
         case "end":
             return End(_text(doc, "call_id", 100), _text(doc, "note", MAX_NOTE, required=False), ref)
         case "watch":
-            return Watch(_text(doc, "call_id", 100), ref)
+            return WatchCall(_text(doc, "call_id", 100), ref)
         case "answer":
             return Answer(_text(doc, "sdp", MAX_SDP_BYTES), ref)
         case _:

@@ -36,7 +36,7 @@ class WatchRefused(Exception):
     pass
 
 
-class Watch:
+class CallWatch:
     def __init__(self, console: ConsoleParts) -> None:
         self.console = console
 
@@ -52,8 +52,8 @@ class Watch:
         pc: Any = None
         tracks: list[Any] = []
         try:
-            message = await self._next(connection, messages.Watch)
-            assert isinstance(message, messages.Watch)
+            message = await self._next(connection, messages.WatchCall)
+            assert isinstance(message, messages.WatchCall)
             call = self._call(staff, message.call_id)
             pc, tracks = await self._offer(connection, call)
             answer = await self._next(connection, messages.Answer, ANSWER_TIMEOUT_S)

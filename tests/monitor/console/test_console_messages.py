@@ -47,7 +47,7 @@ def test_watch_messages_only_on_the_watch_socket_and_sdp_may_be_large() -> None:
     assert parse(json.dumps({"type": "answer", "sdp": sdp}), messages.WATCH_TYPES) == messages.Answer(
         sdp.strip()
     )
-    assert parse('{"type": "watch", "call_id": "c1"}', messages.WATCH_TYPES) == messages.Watch("c1")
+    assert parse('{"type": "watch", "call_id": "c1"}', messages.WATCH_TYPES) == messages.WatchCall("c1")
     with pytest.raises(MessageError, match="message too large"):
         parse(json.dumps({"type": "answer", "sdp": sdp}))
     with pytest.raises(MessageError, match="message too large"):
