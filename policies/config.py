@@ -35,19 +35,25 @@ class PolicyConfig:
     no_face_pause_after_s: float = 15.0
     poor_lighting_warn_after_s: float = 1.0
     poor_lighting_pause_after_s: float = 30.0
+    identity_unconfirmed_after_s: float = 4.0
     analysis_timeout_s: float = 5.0
     recheck_clean_for_s: float = 2.0
     recheck_fresh_within_s: float = 1.0
     staff_approval_reasons: tuple[Reason, ...] = (Reason.CAPTURE_ATTEMPT, Reason.STAFF_PAUSE)
     reconnect_grace_s: float = 10.0
+    recording_error_pauses: bool = True
 
     def warn_after(self, reason: Reason) -> float | None:
         """Seconds a finding must last before the participant is warned (None: never warned)."""
+        if reason is Reason.IDENTITY_UNCONFIRMED:  # one window: warned and paused together
+            return self.identity_unconfirmed_after_s
         value = getattr(self, f"{reason.value}_warn_after_s", None)
         return None if value is None else float(value)
 
     def pause_after(self, reason: Reason) -> float:
         """Seconds a finding must last before it pauses the call."""
+        if reason is Reason.IDENTITY_UNCONFIRMED:
+            return self.identity_unconfirmed_after_s
         return float(getattr(self, f"{reason.value}_pause_after_s"))
 
 
@@ -71,6 +77,7 @@ _LAYOUT: dict[str, dict[str, str]] = {
             "no_face_pause_after_s",
             "poor_lighting_warn_after_s",
             "poor_lighting_pause_after_s",
+            "identity_unconfirmed_after_s",
         )
     },
     "analysis": {"timeout_s": "analysis_timeout_s"},
@@ -80,6 +87,7 @@ _LAYOUT: dict[str, dict[str, str]] = {
         "staff_approval_reasons": "staff_approval_reasons",
     },
     "connection": {"reconnect_grace_s": "reconnect_grace_s"},
+    "faults": {"recording_error_pauses": "recording_error_pauses"},
 }
 
 _INT_FIELDS = {"main_caller_min_age", "max_visitors", "monthly_allowance"}
@@ -102,6 +110,10 @@ def _convert(where: str, name: str, value: Any) -> Any:
         except ValueError:
             known = ", ".join(r.value for r in Reason)
             raise PolicyError(f"{where}: unknown reason in {value!r} (known: {known})") from None
+    if name == "recording_error_pauses":
+        if not isinstance(value, bool):
+            raise PolicyError(f"{where}: must be true or false, got {value!r}")
+        return value
     if name in _INT_FIELDS:
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise PolicyError(f"{where}: must be a whole number of at least 1, got {value!r}")

@@ -73,4 +73,18 @@ class RecheckPassed:
     awaiting_staff: bool
 
 
-Decision = StateChanged | Alert | WarningIssued | WarningCleared | IdentityNoted | RecheckPassed
+@dataclass(frozen=True, slots=True)
+class AlertRepeated:
+    """The alert of an episode still in force was raised again: ``count`` times in all so far.
+    Sent when the count reaches 2, 4, 8, ... and, with the exact count, when the episode ends, so
+    a flood of repeats is counted on its one alert instead of becoming thousands of alerts."""
+
+    t: float
+    reason: Reason
+    source: str
+    count: int
+
+
+Decision = (
+    StateChanged | Alert | AlertRepeated | WarningIssued | WarningCleared | IdentityNoted | RecheckPassed
+)

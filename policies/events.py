@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from policies.reasons import Reason
+
 
 class Role(StrEnum):
     VISITOR = "visitor"
@@ -124,6 +126,57 @@ class ParticipantLeft:
     source: str
 
 
+@dataclass(frozen=True, slots=True)
+class StaffConfirmIdentity:
+    """A member of staff looked at face ``track`` of ``source`` and says it is ``participant``
+    (booked on that source's side). It holds for that track for the rest of the call."""
+
+    t: float
+    source: str
+    track: int
+    participant: str
+    staff: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class StaffRejectIdentity:
+    """A member of staff says face ``track`` of ``source`` is nobody booked on the call."""
+
+    t: float
+    source: str
+    track: int
+    staff: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class FaultRaised:
+    """The server cannot do something the call depends on: write its audit records
+    (``store_error``) or its recording (``recording_error``). Raised again while it lasts, it
+    only updates the detail."""
+
+    t: float
+    reason: Reason  # one of policies.reasons.FAULT_REASONS
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class FaultCleared:
+    """The fault ``reason`` is over (the records or the recording are written again)."""
+
+    t: float
+    reason: Reason
+
+
+@dataclass(frozen=True, slots=True)
+class PauseCarriedOver:
+    """The call is rebuilt (its server or worker restarted) while it was paused for ``reasons``:
+    those that need staff approval hold the new session paused until staff approve."""
+
+    t: float
+    reasons: tuple[Reason, ...]
+    detail: str = ""
+
+
 Event = (
     Observation
     | Tick
@@ -134,6 +187,11 @@ Event = (
     | StaffEnd
     | ParticipantJoined
     | ParticipantLeft
+    | StaffConfirmIdentity
+    | StaffRejectIdentity
+    | FaultRaised
+    | FaultCleared
+    | PauseCarriedOver
 )
 
 __all__ = [
@@ -141,13 +199,18 @@ __all__ = [
     "CaptureAttempt",
     "Event",
     "Face",
+    "FaultCleared",
+    "FaultRaised",
     "Lighting",
     "Observation",
     "ParticipantJoined",
     "ParticipantLeft",
+    "PauseCarriedOver",
     "Role",
+    "StaffConfirmIdentity",
     "StaffEnd",
     "StaffPause",
+    "StaffRejectIdentity",
     "StaffResume",
     "Tick",
     "Verdict",

@@ -49,6 +49,11 @@ def findings_in(obs: Observation, booked_on_side: int) -> dict[Reason, Culprit]:
         )
     elif not obs.faces and obs.lighting is not Lighting.OK:
         found[Reason.POOR_LIGHTING] = Culprit(None, None, obs.lighting)
+    # a face that can be seen whole but is neither confirmed nor ruled out (a hidden or badly lit
+    # face is a visibility or lighting question first); the culprit names the closest booked person
+    undecided = [f for f in obs.faces if f.verdict is Verdict.PENDING and f.visibility is Visibility.FULL]
+    if undecided:
+        found[Reason.IDENTITY_UNCONFIRMED] = Culprit(undecided[0].track, undecided[0].participant, "")
     return found
 
 
@@ -86,6 +91,10 @@ _GUIDANCE: dict[tuple[Reason, str], str] = {
         "everyone in view must face the camera"
     ),
     (Reason.NO_FACE, ""): "nobody can be seen: please sit in front of the camera so your face can be seen",
+    (Reason.IDENTITY_UNCONFIRMED, ""): (
+        "we cannot confirm who is in view yet: face the camera, turn on a light in front of you "
+        "and come a little closer"
+    ),
     (Reason.POOR_LIGHTING, Lighting.DARK): (
         "it is too dark to see your face: turn on a light or move somewhere brighter"
     ),

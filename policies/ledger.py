@@ -10,12 +10,12 @@ findings (:meth:`Ledger.due`); it never changes the call's state and emits nothi
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import IntEnum
 
 from policies.config import PolicyConfig
 from policies.decisions import IdentityNoted
-from policies.events import Observation, Role, Verdict
+from policies.events import Face, Observation, Role, Verdict
 from policies.findings import Culprit, is_clean
 from policies.reasons import Reason
 
@@ -27,6 +27,7 @@ WHAT = {
     Reason.NO_FACE: "nobody in view",
     Reason.POOR_LIGHTING: "lighting too poor to recognise faces",
     Reason.ANALYSIS_ERROR: "no analysis results",
+    Reason.IDENTITY_UNCONFIRMED: "a face in view can be neither confirmed as someone booked nor ruled out",
 }
 
 
@@ -90,6 +91,10 @@ class Ledger:
     identities: dict[tuple[str, int], tuple[Verdict, str | None]] = field(default_factory=dict)
     sides_joined: list[Role] = field(default_factory=list)
     side_left: dict[Role, float] = field(default_factory=dict)
+    #: (source, track) -> the booked person staff confirmed the face to be, or None: rejected
+    overrides: dict[tuple[str, int], str | None] = field(default_factory=dict)
+    #: faults of the server in force -> (detail, whether they keep the security check from passing)
+    faults: dict[Reason, tuple[str, bool]] = field(default_factory=dict)
 
     def booked_on(self, role: Role) -> tuple[str, ...] | None:
         if role is Role.VISITOR:
@@ -97,13 +102,30 @@ class Ledger:
         return None if self.prisoner is None else (self.prisoner,)
 
     def is_clean(self) -> bool:
-        """The security check: at least one analysed, connected source, and every such source's
-        fresh latest observation clean for the people booked on its side."""
+        """The security check: no fault that blocks it, at least one analysed, connected source,
+        and every such source's fresh latest observation clean for the people booked on its side."""
+        if any(blocking for _, blocking in self.faults.values()):
+            return False
         analysed = [s for s in self.sources.values() if s.connected and s.analysed]
         return bool(analysed) and all(
-            s.latest is not None and not (s.stale or s.stalled) and is_clean(s.latest, self.booked_on(s.role))
+            s.latest is not None
+            and not (s.stale or s.stalled)
+            and is_clean(self.judged(s.latest), self.booked_on(s.role))
             for s in analysed
         )
+
+    def judged(self, obs: Observation) -> Observation:
+        """``obs`` with the identity verdicts staff gave for its face tracks in place of analysis's."""
+        if not any((obs.source, face.track) in self.overrides for face in obs.faces):
+            return obs
+        return replace(obs, faces=tuple(self._judged_face(obs.source, face) for face in obs.faces))
+
+    def _judged_face(self, source: str, face: Face) -> Face:
+        if (source, face.track) not in self.overrides:
+            return face
+        participant = self.overrides[(source, face.track)]
+        verdict = Verdict.UNBOOKED if participant is None else Verdict.MATCH
+        return replace(face, verdict=verdict, participant=participant)
 
     def register(self, name: str, role: Role, participant: str | None, analysed: bool, now: float) -> Source:
         src = Source(role, participant, analysed, since=now)

@@ -11,9 +11,12 @@ class Reason(StrEnum):
     FACE_NOT_VISIBLE = "face_not_visible"
     NO_FACE = "no_face"
     POOR_LIGHTING = "poor_lighting"
+    IDENTITY_UNCONFIRMED = "identity_unconfirmed"
     CAPTURE_ATTEMPT = "capture_attempt"
     STAFF_PAUSE = "staff_pause"
     ANALYSIS_ERROR = "analysis_error"
+    STORE_ERROR = "store_error"
+    RECORDING_ERROR = "recording_error"
     TIME_UP = "time_up"
     STAFF_END = "staff_end"
 
@@ -25,4 +28,8 @@ OBSERVED_REASONS: tuple[Reason, ...] = (
     Reason.FACE_NOT_VISIBLE,
     Reason.NO_FACE,
     Reason.POOR_LIGHTING,
+    Reason.IDENTITY_UNCONFIRMED,
 )
+
+#: Faults of the server itself that keep a call from being watched or kept (``FaultRaised``).
+FAULT_REASONS: tuple[Reason, ...] = (Reason.STORE_ERROR, Reason.RECORDING_ERROR)

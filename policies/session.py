@@ -79,29 +79,43 @@ from policies.decisions import (
     RecheckPassed,
     State,
     StateChanged,
-    WarningCleared,
     WarningIssued,
 )
 from policies.events import (
     AnalysisFailed,
     CaptureAttempt,
     Event,
+    FaultCleared,
+    FaultRaised,
     Observation,
     ParticipantJoined,
     ParticipantLeft,
+    PauseCarriedOver,
     Role,
+    StaffConfirmIdentity,
     StaffEnd,
     StaffPause,
+    StaffRejectIdentity,
     StaffResume,
     Tick,
 )
-from policies.findings import Culprit, findings_in, guidance
-from policies.ledger import WHAT, Due, DueWork, Finding, Key, Ledger, Source, side_source
-from policies.reasons import OBSERVED_REASONS, Reason
+from policies.findings import Culprit, guidance
+from policies.interventions import Interventions
+from policies.ledger import WHAT, Due, DueWork, Finding, Ledger, side_source
+from policies.reasons import FAULT_REASONS, Reason
+from policies.watching import Watching
 
 
-class IllegalTransition(ValueError):
-    """An event that is not allowed in the session's state. The session is left unchanged."""
+class RefusedEvent(ValueError):
+    """An event the session will not apply. The session is left unchanged."""
+
+
+class InvalidEvent(RefusedEvent):
+    """An event that names something the call does not have (a source, a booked person, a fault)."""
+
+
+class IllegalTransition(RefusedEvent):
+    """An event that is not allowed in the session's state."""
 
     def __init__(self, state: State, event: Event) -> None:
         super().__init__(f"{type(event).__name__} at t={event.t:g} is not allowed while the call is {state}")
@@ -117,10 +131,8 @@ class Rule(Enum):
 IGNORE = Rule.IGNORE
 ILLEGAL = Rule.ILLEGAL
 
-_REASON_RANK = {reason: rank for rank, reason in enumerate(Reason)}
 
-
-class Session:
+class Session(Watching, Interventions):
     """One call's rules. Feed it events in (roughly) time order with :meth:`handle`."""
 
     def __init__(
@@ -142,6 +154,7 @@ class Session:
         self._recheck_passed = False
         self._clean_since: float | None = None
         self._ledger = Ledger(self._visitors, prisoner)
+        self._capture_episode: tuple[str, int] | None = None  # (source, attempts) while paused for one
         self._out: list[Decision] = []
 
     @classmethod
@@ -199,6 +212,7 @@ class Session:
             raise TypeError(f"not a session event: {event!r}")
         if not math.isfinite(event.t):
             raise ValueError(f"{type(event).__name__}.t must be a finite number of seconds, got {event.t!r}")
+        self._check(event)
         saved = copy.deepcopy(self.__dict__) if type(event) in _MAY_BE_ILLEGAL else None
         self._out = []
         self._advance(event.t)
@@ -211,6 +225,19 @@ class Session:
             rule(self, event)
             self._advance(self._now)
         return tuple(self._out)
+
+    def _check(self, event: Event) -> None:
+        """Refuse, before anything changes, an event that names what the call does not have."""
+        match event:
+            case FaultRaised() | FaultCleared() if event.reason not in FAULT_REASONS:
+                known = ", ".join(r.value for r in FAULT_REASONS)
+                raise InvalidEvent(f"{event.reason} is not a fault (known: {known})")
+            case StaffConfirmIdentity() | StaffRejectIdentity() if event.source not in self._ledger.sources:
+                raise InvalidEvent(f"no device {event.source!r} on this call")
+            case StaffConfirmIdentity():
+                booked = self._ledger.booked_on(self._ledger.sources[event.source].role) or ()
+                if event.participant not in booked:
+                    raise InvalidEvent(f"{event.participant!r} is not booked on {event.source!r}'s side")
 
     # -- the clock ---------------------------------------------------------------------------------
 
@@ -315,130 +342,15 @@ class Session:
         self._out.append(Alert(self._now, reason, source, track, participant, detail, needs_staff))
 
     def _resume(self) -> None:
+        self._close_capture_episode()
         self._reasons = []
         self._awaiting_approval = False
         self._change(State.LIVE)
 
     def _end(self, reason: Reason) -> None:
+        self._close_capture_episode()
         self._reasons = [reason]
         self._change(State.ENDED)
-
-    # -- findings and the security check -----------------------------------------------------------
-
-    def _drop_finding(self, key: Key) -> None:
-        finding = self._ledger.findings.pop(key)
-        if finding.warned:
-            self._out.append(WarningCleared(self._now, key[1], key[0]))
-
-    def _update_clean(self) -> None:
-        if not self._ledger.is_clean():
-            self._clean_since = None
-            self._recheck_passed = False
-        elif self._clean_since is None:
-            self._clean_since = self._now
-
-    def _register(self, name: str, role: Role, participant: str | None, analysed: bool) -> Source:
-        return self._ledger.register(name, role, participant, analysed, self._now)
-
-    def _refresh_sides(self) -> None:
-        for role in self._ledger.sides_joined:
-            if any(s.connected and s.role is role for s in self._ledger.sources.values()):
-                self._ledger.side_left.pop(role, None)
-                if (side_source(role), Reason.NO_FACE) in self._ledger.findings:
-                    self._drop_finding((side_source(role), Reason.NO_FACE))
-            elif role not in self._ledger.side_left:
-                self._ledger.side_left[role] = self._now
-
-    # -- event handlers (named in TRANSITIONS) -----------------------------------------------------
-
-    def _on_observation(self, e: Observation) -> None:
-        src = self._ledger.sources.get(e.source)
-        if src is None:
-            src = self._register(e.source, e.role, None, analysed=True)
-            self._refresh_sides()
-        elif not src.connected:
-            return  # a late frame from a device that has left
-        src.analysed = True
-        self._out += self._ledger.note_identities(e, self._now)
-        src.latest = e
-        src.last_seen = self._now
-        src.stale = False
-        if src.stalled:
-            src.stalled = False
-            self._drop_finding((e.source, Reason.ANALYSIS_ERROR))
-        booked = self._ledger.booked_on(src.role)
-        found = findings_in(e, 1 if booked is None else len(booked))
-        cfg = self._config
-        for reason in OBSERVED_REASONS:
-            finding = self._ledger.findings.get((e.source, reason))
-            if reason in found:
-                if finding is None:
-                    self._ledger.findings[(e.source, reason)] = Finding(
-                        self._now, cfg.warn_after(reason), cfg.pause_after(reason), found[reason]
-                    )
-                else:
-                    finding.absent_since = None
-                    finding.culprit = found[reason]
-            elif finding is not None and finding.absent_since is None:
-                finding.absent_since = self._now
-        self._update_clean()
-
-    def _on_analysis_failed(self, e: AnalysisFailed) -> None:
-        src = self._ledger.sources.get(e.source)
-        if src is None:
-            src = self._register(e.source, Role.VISITOR, None, analysed=True)
-            self._refresh_sides()
-        elif not src.connected:
-            return
-        src.analysed = True
-        src.failure = e.detail
-        self._update_clean()
-
-    def _on_capture_attempt(self, e: CaptureAttempt) -> None:
-        src = self._ledger.sources.get(e.source)
-        detail = e.detail or "recording or screenshot attempt"
-        self._pause(Reason.CAPTURE_ATTEMPT, e.source, None, src.participant if src else None, detail)
-
-    def _on_staff_pause(self, e: StaffPause) -> None:
-        detail = f"{e.note} (by {e.staff})" if e.staff else e.note
-        self._pause(Reason.STAFF_PAUSE, "", None, None, detail)
-
-    def _on_staff_resume(self, e: StaffResume) -> None:
-        self._awaiting_approval = False
-        if self._recheck_passed:
-            self._resume()
-
-    def _on_staff_end(self, e: StaffEnd) -> None:
-        self._end(Reason.STAFF_END)
-
-    def _on_joined(self, e: ParticipantJoined) -> None:
-        src = self._ledger.sources.get(e.source)
-        if src is None or not src.connected:
-            self._register(e.source, e.role, e.participant or None, e.analysed)
-        else:  # a repeated join of a connected device updates what we know about it
-            src.role, src.participant, src.analysed = e.role, e.participant or None, e.analysed
-            if e.role not in self._ledger.sides_joined:
-                self._ledger.sides_joined.append(e.role)
-        self._refresh_sides()
-        self._update_clean()
-
-    def _on_left(self, e: ParticipantLeft) -> None:
-        src = self._ledger.sources.get(e.source)
-        if src is None or not src.connected:
-            return
-        src.connected = False
-        src.latest = None
-        src.stalled = False
-        src.stale = False
-        mine = sorted(
-            (k for k in self._ledger.findings if k[0] == e.source), key=lambda k: _REASON_RANK[k[1]]
-        )
-        for key in mine:
-            self._drop_finding(key)
-        for track_key in [k for k in self._ledger.identities if k[0] == e.source]:
-            del self._ledger.identities[track_key]
-        self._refresh_sides()
-        self._update_clean()
 
 
 Handler = Callable[[Session, Any], None]
@@ -468,9 +380,33 @@ TRANSITIONS: dict[tuple[State, type], Handler | Rule] = {
     (E, ParticipantJoined): IGNORE,
     (W, ParticipantLeft): _S._on_left, (V, ParticipantLeft): _S._on_left, (L, ParticipantLeft): _S._on_left,
     (P, ParticipantLeft): _S._on_left, (E, ParticipantLeft): IGNORE,
+    (W, StaffConfirmIdentity): ILLEGAL, (V, StaffConfirmIdentity): _S._on_staff_identity,
+    (L, StaffConfirmIdentity): _S._on_staff_identity, (P, StaffConfirmIdentity): _S._on_staff_identity,
+    (E, StaffConfirmIdentity): ILLEGAL,
+    (W, StaffRejectIdentity): ILLEGAL, (V, StaffRejectIdentity): _S._on_staff_identity,
+    (L, StaffRejectIdentity): _S._on_staff_identity, (P, StaffRejectIdentity): _S._on_staff_identity,
+    (E, StaffRejectIdentity): ILLEGAL,
+    (W, FaultRaised): _S._on_fault_raised, (V, FaultRaised): _S._on_fault_raised,
+    (L, FaultRaised): _S._on_fault_raised, (P, FaultRaised): _S._on_fault_raised, (E, FaultRaised): IGNORE,
+    (W, FaultCleared): _S._on_fault_cleared, (V, FaultCleared): _S._on_fault_cleared,
+    (L, FaultCleared): _S._on_fault_cleared, (P, FaultCleared): _S._on_fault_cleared,
+    (E, FaultCleared): IGNORE,
+    (W, PauseCarriedOver): ILLEGAL, (V, PauseCarriedOver): _S._on_pause_carried_over,
+    (L, PauseCarriedOver): _S._on_pause_carried_over, (P, PauseCarriedOver): _S._on_pause_carried_over,
+    (E, PauseCarriedOver): IGNORE,
 }  # fmt: skip
 
 _EVENT_TYPES = frozenset(event_type for _, event_type in TRANSITIONS)
 _MAY_BE_ILLEGAL = frozenset(event_type for (_, event_type), rule in TRANSITIONS.items() if rule is ILLEGAL)
 
-__all__ = ["IGNORE", "ILLEGAL", "TRANSITIONS", "IllegalTransition", "Rule", "Session", "side_source"]
+__all__ = [
+    "IGNORE",
+    "ILLEGAL",
+    "TRANSITIONS",
+    "IllegalTransition",
+    "InvalidEvent",
+    "RefusedEvent",
+    "Rule",
+    "Session",
+    "side_source",
+]

@@ -116,6 +116,18 @@ EXPLAIN: dict[Reason, tuple[str, str]] = {
         "The security check is not working for a moment.",
         "Please wait: the call resumes once the security check works again and passes.",
     ),
+    Reason.IDENTITY_UNCONFIRMED: (
+        "We cannot yet confirm that everyone in view is booked on this call.",
+        "Face the camera with a light in front of you; a member of staff may check your face.",
+    ),
+    Reason.STORE_ERROR: (
+        "The call cannot be logged for a moment.",
+        "Please wait: the call resumes once the log can be written again and the security check passes.",
+    ),
+    Reason.RECORDING_ERROR: (
+        "The call cannot be recorded for a moment.",
+        "Please wait: the call resumes once the recording works again and the security check passes.",
+    ),
     Reason.TIME_UP: ("The booked time is over.", ""),
     Reason.STAFF_END: ("A member of staff ended the call.", ""),
 }

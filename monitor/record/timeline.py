@@ -22,6 +22,7 @@ from typing import Any
 
 from policies.decisions import (
     Alert,
+    AlertRepeated,
     Decision,
     IdentityNoted,
     RecheckPassed,
@@ -37,8 +38,10 @@ def _round(t: float) -> float:
 
 
 def decision_record(decision: Decision, offset: float = 0.0) -> dict[str, Any]:
-    """The timeline object for one decision. ``offset`` is the call time of the media's first frame."""
-    record: dict[str, Any] = {"t": _round(decision.t - offset)}
+    """The timeline object for one decision. ``offset`` is the call time of the media's first frame:
+    what fell due before it (the call starting at call time 0) is in force at the first frame, so
+    it is written at ``t`` 0 with its true ``call_t``."""
+    record: dict[str, Any] = {"t": _round(max(decision.t - offset, 0.0) if offset else decision.t)}
     match decision:
         case StateChanged():
             record.update(kind="state", state=decision.state.value, previous=decision.previous.value)
@@ -73,6 +76,13 @@ def decision_record(decision: Decision, offset: float = 0.0) -> dict[str, Any]:
             )
         case RecheckPassed():
             record.update(kind="recheck", passed=True, awaiting_staff=decision.awaiting_staff)
+        case AlertRepeated():
+            record.update(
+                kind="alert_repeated",
+                reason=decision.reason.value,
+                source=decision.source,
+                count=decision.count,
+            )
     if offset:
         record["call_t"] = _round(decision.t)
     return record

@@ -9,6 +9,7 @@ from dataclasses import replace
 from policies.config import PolicyConfig, load_policy
 from policies.decisions import (
     Alert,
+    AlertRepeated,
     Decision,
     RecheckPassed,
     StateChanged,
@@ -143,6 +144,8 @@ def timeline(decisions: list) -> list[tuple]:
                 out.append((d.t, "cleared", d.reason.value, d.source))
             case RecheckPassed():
                 out.append((d.t, "recheck", d.awaiting_staff))
+            case AlertRepeated():
+                out.append((d.t, "repeated", d.reason.value, d.source, d.count))
             case _:
                 out.append((d.t, "identity", d.source, d.track, d.participant))
     return out

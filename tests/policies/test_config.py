@@ -63,7 +63,7 @@ def test_a_file_overrides_a_subset(tmp_path: Path) -> None:
 BAD = [  # (policy text, start of the exact message)
     (
         "[room]\nx = 1",
-        "<policy>: unknown section [room] (known: booking, findings, analysis, recheck, connection)",
+        "<policy>: unknown section [room] (known: booking, findings, analysis, recheck, connection, faults)",
     ),
     ("booking = 3", "<policy>: [booking] must be a table"),
     ("[findings]\nclear_after = 1", "<policy>: findings.clear_after: unknown key (known: clear_after_s, "),

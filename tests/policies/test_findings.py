@@ -16,13 +16,28 @@ R = Reason
     ("faces", "persons", "lighting", "expected"),
     [
         ((match(),), 0, Lighting.OK, {}),
-        ((pending(),), 0, Lighting.OK, {}),
+        ((pending(),), 0, Lighting.OK, {R.IDENTITY_UNCONFIRMED: Culprit(5, None, "")}),
+        (  # a hidden face is a visibility question first
+            (Face(5, Verdict.PENDING, "v1", visibility=Visibility.PARTIAL),),
+            0,
+            Lighting.OK,
+            {R.FACE_NOT_VISIBLE: Culprit(5, None, "partial")},
+        ),
+        (  # the closest booked person is named, for staff to compare
+            (Face(5, Verdict.PENDING, "v2", 0.54),),
+            0,
+            Lighting.OK,
+            {R.IDENTITY_UNCONFIRMED: Culprit(5, "v2", "")},
+        ),
         ((match(), unbooked(4)), 0, Lighting.OK, {R.UNBOOKED_FACE: Culprit(4, None, "")}),
         (
             (match(1), match(2, "v2"), pending(3)),
             0,
             Lighting.OK,
-            {R.TOO_MANY_FACES: Culprit(None, None, "3 faces, 2 booked")},
+            {
+                R.TOO_MANY_FACES: Culprit(None, None, "3 faces, 2 booked"),
+                R.IDENTITY_UNCONFIRMED: Culprit(3, None, ""),
+            },
         ),
         (
             (match(1, visibility=Visibility.PARTIAL),),

@@ -8,11 +8,11 @@ from policy_helpers import (
     dark,
     feed,
     frames,
+    kinds,
     live_session,
     match,
     obs,
     partial,
-    pending,
     session,
     timeline,
     unbooked,
@@ -198,7 +198,7 @@ def test_a_finding_seen_before_the_start_pauses_at_the_start() -> None:
 
 def test_warnings_are_given_while_waiting() -> None:
     s = session()
-    assert timeline(feed(s, frames(-10.0, -5.0, pending()))) == []
+    assert kinds(feed(s, frames(-10.0, -5.0, match()))) == ["IdentityNoted"]
     out = feed(s, frames(-5.0, -3.0, partial()))
     assert (-5.0, "warning", "face_not_visible", "dev1") in timeline(out)
     assert s.state is State.WAITING

@@ -26,12 +26,17 @@ from policies.events import (
     AnalysisFailed,
     CaptureAttempt,
     Event,
+    FaultCleared,
+    FaultRaised,
     Observation,
     ParticipantJoined,
     ParticipantLeft,
+    PauseCarriedOver,
     Role,
+    StaffConfirmIdentity,
     StaffEnd,
     StaffPause,
+    StaffRejectIdentity,
     StaffResume,
     Tick,
 )
@@ -64,6 +69,11 @@ def event_of(kind: type, state: State) -> Event:
         StaffEnd: StaffEnd(t, "", "officer 7"),
         ParticipantJoined: ParticipantJoined(t, "dev2", Role.VISITOR, "v2"),
         ParticipantLeft: ParticipantLeft(t, "dev1"),
+        StaffConfirmIdentity: StaffConfirmIdentity(t, "dev1", face.track, "v1", "officer 7"),
+        StaffRejectIdentity: StaffRejectIdentity(t, "dev1", face.track, "officer 7"),
+        FaultRaised: FaultRaised(t, Reason.STORE_ERROR, "disk full"),
+        FaultCleared: FaultCleared(t, Reason.STORE_ERROR),
+        PauseCarriedOver: PauseCarriedOver(t, (Reason.CAPTURE_ATTEMPT, Reason.UNBOOKED_FACE), "restart"),
     }[kind]
 
 
@@ -114,12 +124,41 @@ EXPECTED: dict[tuple[State, type], tuple[State, list[str], tuple[Reason, ...]] |
     (E, StaffEnd): ILLEGAL,
     (E, ParticipantJoined): (E, [], (Reason.STAFF_END,)),
     (E, ParticipantLeft): (E, [], (Reason.STAFF_END,)),
+    (W, StaffConfirmIdentity): ILLEGAL,
+    (W, StaffRejectIdentity): ILLEGAL,
+    (W, FaultRaised): (W, ["Alert"], ()),  # nothing to pause yet; the check cannot pass while it lasts
+    (W, FaultCleared): (W, [], ()),
+    (W, PauseCarriedOver): ILLEGAL,
+    (V, StaffConfirmIdentity): (V, ["IdentityNoted"], ()),
+    (V, StaffRejectIdentity): (V, ["IdentityNoted"], ()),  # unbooked_face pauses 0.5 s later
+    (V, FaultRaised): (P, ["StateChanged", "Alert"], (Reason.STORE_ERROR,)),
+    (V, FaultCleared): (V, [], ()),
+    (V, PauseCarriedOver): (
+        P,
+        ["StateChanged", "Alert"],
+        (Reason.CAPTURE_ATTEMPT,),
+    ),  # only what needs staff is held
+    (L, StaffConfirmIdentity): (L, [], ()),  # already that person
+    (L, StaffRejectIdentity): (L, ["IdentityNoted"], ()),
+    (L, FaultRaised): (P, ["StateChanged", "Alert"], (Reason.STORE_ERROR,)),
+    (L, FaultCleared): (L, [], ()),
+    (L, PauseCarriedOver): (P, ["StateChanged", "Alert"], (Reason.CAPTURE_ATTEMPT,)),
+    (P, StaffConfirmIdentity): (P, [], (Reason.STAFF_PAUSE,)),
+    (P, StaffRejectIdentity): (P, ["IdentityNoted"], (Reason.STAFF_PAUSE,)),
+    (P, FaultRaised): (P, ["Alert"], (Reason.STAFF_PAUSE, Reason.STORE_ERROR)),
+    (P, FaultCleared): (P, [], (Reason.STAFF_PAUSE,)),
+    (P, PauseCarriedOver): (P, ["Alert"], (Reason.STAFF_PAUSE, Reason.CAPTURE_ATTEMPT)),
+    (E, StaffConfirmIdentity): ILLEGAL,
+    (E, StaffRejectIdentity): ILLEGAL,
+    (E, FaultRaised): (E, [], (Reason.STAFF_END,)),
+    (E, FaultCleared): (E, [], (Reason.STAFF_END,)),
+    (E, PauseCarriedOver): (E, [], (Reason.STAFF_END,)),
 }
 
 
 def test_the_table_lists_every_pair_and_the_tests_cover_it() -> None:
     kinds_ = {kind for _, kind in TRANSITIONS}
-    assert len(kinds_) == 9
+    assert len(kinds_) == 14
     assert set(TRANSITIONS) == {(state, kind) for state in State for kind in kinds_}
     assert set(EXPECTED) == set(TRANSITIONS)
     for pair, rule in TRANSITIONS.items():

@@ -8,6 +8,8 @@ const REASONS = {
   face_not_visible: "Face not fully visible", no_face: "Nobody in view", poor_lighting: "Poor lighting",
   capture_attempt: "Recording / screenshot attempt", staff_pause: "Paused by staff",
   analysis_error: "Analysis failed", time_up: "Time up", staff_end: "Ended by staff",
+  identity_unconfirmed: "Face not confirmed", store_error: "Records cannot be written",
+  recording_error: "Recording cannot be written",
 };
 const RESULT_SHOWN_MS = 8000;  // how long an action's reply stays under the buttons
 const $ = (id) => document.getElementById(id);
