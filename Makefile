@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench system install clean
+.PHONY: run test lint bench docs system install clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,8 +25,8 @@ run: $(STAMP)
 	$(VENV)/bin/monitor serve --demo
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check policies monitor signalling tests bench fixtures conftest.py
-	$(VENV)/bin/ruff format --check policies monitor signalling tests bench fixtures conftest.py
+	$(VENV)/bin/ruff check policies monitor signalling tests bench fixtures tools conftest.py
+	$(VENV)/bin/ruff format --check policies monitor signalling tests bench fixtures tools conftest.py
 	$(VENV)/bin/mypy
 
 test: $(STAMP) system lint
@@ -36,6 +36,10 @@ test: $(STAMP) system lint
 
 bench: $(STAMP)
 	$(PY) -m bench
+
+# Pages written from the code (docs/policy.md); tests/tools/test_policy_doc.py fails while one is stale.
+docs: $(STAMP)
+	$(PY) -m tools.policy_doc
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
