@@ -18,6 +18,8 @@ class State(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class StateChanged:
+    """The call changed state (media flows only while it is live)."""
+
     t: float
     state: State
     previous: State
@@ -49,6 +51,8 @@ class WarningIssued:
 
 @dataclass(frozen=True, slots=True)
 class WarningCleared:
+    """What a warning was about is fixed: the participant's guidance goes away."""
+
     t: float
     reason: Reason
     source: str

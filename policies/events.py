@@ -91,6 +91,8 @@ class CaptureAttempt:
 
 @dataclass(frozen=True, slots=True)
 class StaffPause:
+    """A member of staff pauses the call (resuming it needs a staff approval too)."""
+
     t: float
     note: str = ""
     staff: str = ""
@@ -106,6 +108,8 @@ class StaffResume:
 
 @dataclass(frozen=True, slots=True)
 class StaffEnd:
+    """A member of staff ends the call."""
+
     t: float
     note: str = ""
     staff: str = ""
@@ -113,6 +117,8 @@ class StaffEnd:
 
 @dataclass(frozen=True, slots=True)
 class ParticipantJoined:
+    """A device joined (or rejoined) on a booked person's link."""
+
     t: float
     source: str
     role: Role = Role.VISITOR
@@ -122,6 +128,8 @@ class ParticipantJoined:
 
 @dataclass(frozen=True, slots=True)
 class ParticipantLeft:
+    """A device left or lost its connection."""
+
     t: float
     source: str
 

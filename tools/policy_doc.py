@@ -51,6 +51,12 @@ MEANING: dict[Reason, str] = {
     Reason.CAPTURE_ATTEMPT: "a device reported a recording or screenshot attempt",
     Reason.STAFF_PAUSE: "a member of staff paused the call",
     Reason.ANALYSIS_ERROR: "an analysed device delivered no analysis: the call fails closed",
+    Reason.IDENTITY_UNCONFIRMED: "a face in view can be neither confirmed as someone booked nor ruled out; "
+    "staff may confirm or reject it",
+    Reason.STORE_ERROR: "the audit records cannot be written (a full disk, an I/O error): "
+    "the call fails closed",
+    Reason.RECORDING_ERROR: "the call's recording cannot be written: it pauses unless the policy lets it go "
+    "on unrecorded",
     Reason.TIME_UP: "the booked end (`ends_at`): calls are never extended",
     Reason.STAFF_END: "a member of staff ended the call",
 }
@@ -66,6 +72,10 @@ def _when(reason: Reason, config: PolicyConfig) -> tuple[str, str]:
         return "—", "at once"
     if reason is Reason.ANALYSIS_ERROR:
         return "—", f"{config.analysis_timeout_s:g} s without analysis"
+    if reason is Reason.STORE_ERROR:
+        return "—", "at once, while it lasts"
+    if reason is Reason.RECORDING_ERROR:
+        return "—", "at once, while it lasts" if config.recording_error_pauses else "never (staff alerted)"
     if reason is Reason.TIME_UP:
         return "—", "ends the call at the booked end"
     if reason is Reason.STAFF_END:
