@@ -13,16 +13,8 @@ import pytest
 
 from monitor.analysis.settings import AnalysisSettings
 from monitor.bookings import load_booking
-from monitor.workers.analysis_pool import (
-    SETTLE_S,
-    STARVING_S,
-    TRACK_KEEP_S,
-    AnalysisPool,
-    Waiting,
-    frame_planes,
-    kept,
-    pick,
-)
+from monitor.workers.analysis_pool import AnalysisPool, frame_planes
+from monitor.workers.schedule import SETTLE_S, STARVING_S, TRACK_KEEP_S, Waiting, kept, pick
 from policies.config import load_policy
 from policies.events import Observation, Role
 from signalling.client import load_clip
