@@ -34,6 +34,7 @@ from typing import Any, Protocol, cast
 from monitor.call.call import EXPLAIN, Call, JoinRefused, Seat
 from monitor.hub import Hub
 from monitor.record.timeline import decision_record
+from monitor.relay_workers import ipc
 from policies.booking import Booking
 from policies.config import PolicyConfig
 from policies.decisions import Alert, State, StateChanged
@@ -65,9 +66,9 @@ class Link(Protocol):
     alive: bool
     restarts: int  # times its process was restarted
 
-    async def request(self, kind: str, **fields: Any) -> dict[str, Any]: ...
+    async def request(self, message: ipc.Request) -> dict[str, Any]: ...
 
-    async def notify(self, kind: str, **fields: Any) -> None: ...
+    async def notify(self, message: ipc.Message) -> None: ...
 
     def attach(self, device: RemoteDevice) -> int: ...
 
@@ -131,7 +132,7 @@ class RemoteCall:
         self.link: Link | None = None
         self.worker_deaths = 0
         self._state = State.WAITING
-        self._staff_later: list[tuple[str, str, str]] = []  # (action, note, staff) until placed
+        self._staff_later: list[tuple[ipc.StaffAction, str, str]] = []  # (action, note, staff) until placed
 
     # ---- what Call offers ---------------------------------------------------------------------------
     def now(self) -> float:
@@ -184,7 +185,7 @@ class RemoteCall:
         try:
             link = await self._link()
             device.link, device.conn = link, link.attach(device)
-            await link.request("join", conn=device.conn, call=self.call_id, participant=participant)
+            await link.request(ipc.Join(link.next_id(), device.conn, self.call_id, participant))
         except RemoteError as exc:
             self._forget(device)
             raise JoinRefused(exc.code, exc.message) from None
@@ -204,28 +205,28 @@ class RemoteCall:
         if link is None or link is not self.link or not link.alive:
             raise ValueError("the call moved to another relay process; please reconnect")
         try:
-            result = await link.request("offer", conn=device.conn, sdp=sdp)
+            result = await link.request(ipc.Offer(link.next_id(), device.conn, sdp))
         except RemoteError as exc:
             raise ValueError(exc.message) from None
         return str(result["sdp"])
 
     async def capture_attempt(self, device: RemoteDevice, detail: str) -> None:
         if device.link is not None and device.link.alive:
-            await device.link.notify("capture_attempt", conn=device.conn, detail=detail)
+            await device.link.notify(ipc.CaptureAttempt(device.conn, detail))
 
     async def leave(self, device: RemoteDevice) -> None:
         self._forget(device)
         if device.link is not None and device.link.alive:
-            await device.link.notify("leave", conn=device.conn)
+            await device.link.notify(ipc.Leave(device.conn))
 
     # ---- staff ---------------------------------------------------------------------------------------
-    async def _staff(self, action: str, note: str, staff: str) -> None:
+    async def _staff(self, action: ipc.StaffAction, note: str, staff: str) -> None:
         link = self.link
         if link is None or not link.alive:  # between a worker's death and the call's new place
             self._staff_later.append((action, note, staff))
             return
         try:
-            await link.request("staff", call=self.call_id, action=action, note=note, staff=staff)
+            await link.request(ipc.Staff(link.next_id(), self.call_id, action, note, staff))
         except RemoteError as exc:
             if exc.code == "relay_unavailable":
                 self._staff_later.append((action, note, staff))
@@ -246,7 +247,7 @@ class RemoteCall:
         try:
             link = await self._link()
             watch = link.next_id()
-            result = await link.request("watch", watch=watch, call=self.call_id)
+            result = await link.request(ipc.Watch(link.next_id(), watch, self.call_id))
         except RemoteError as exc:
             from monitor.console.watch import WatchRefused
 
@@ -263,7 +264,7 @@ class RemoteCall:
         self.placed.clear()
         if link is not None and link.alive:
             with contextlib.suppress(RemoteError, ConnectionError):
-                await link.notify("close_call", call=self.call_id)
+                await link.notify(ipc.CloseCall(self.call_id))
 
     # ---- from the worker -------------------------------------------------------------------------------
     async def placed_on(self, link: Link) -> None:
@@ -370,14 +371,14 @@ class RemoteWatchPeer:
 
     async def setRemoteDescription(self, description: Any) -> None:
         try:
-            await self.link.request("watch_answer", watch=self.watch, sdp=str(description.sdp))
+            await self.link.request(ipc.WatchAnswer(self.link.next_id(), self.watch, str(description.sdp)))
         except RemoteError as exc:
             raise ValueError(exc.message) from None
 
     async def close(self) -> None:
         if self.link.alive:
             with contextlib.suppress(RemoteError, ConnectionError):
-                await self.link.notify("watch_close", watch=self.watch)
+                await self.link.notify(ipc.WatchClose(self.watch))
 
 
 __all__ = ["RemoteCall", "RemoteDevice", "RemoteError", "RemoteWatchPeer", "make_seats"]
