@@ -32,6 +32,9 @@ import typing
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
+from monitor.call.stats import CallStats
+from monitor.workers.analysis_pool import StreamStats
+
 #: Longest line either side sends or accepts (an SDP is a few kB, an evidence JPEG ~100 kB).
 MAX_LINE = 4 * 1024 * 1024
 
@@ -193,9 +196,19 @@ class HubRecord(Message):
 
 
 @dataclass(frozen=True, slots=True)
+class CallSnapshot:
+    """One call as its worker sees it: its ``stats()`` and its cameras' analysis there."""
+
+    call: CallStats
+    streams: dict[str, StreamStats]  # by source key, one per tap
+
+
+@dataclass(frozen=True, slots=True)
 class Snapshot(Message):
+    """The worker's calls, once a second, and how the worker is doing (loop lag p99)."""
+
     KIND: ClassVar[str] = "snapshot"
-    calls: dict[str, Any]
+    calls: tuple[CallSnapshot, ...]
     lag_ms: float
     analysis_restarts: int
 
@@ -392,6 +405,7 @@ __all__ = [
     "MAX_LINE",
     "AddCall",
     "CallEnded",
+    "CallSnapshot",
     "CaptureAttempt",
     "Channel",
     "CloseCall",

@@ -36,12 +36,14 @@ import os
 import sys
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from monitor.call.admission import Limits, OverCapacity, WorkerLoad, choose_worker
+from monitor.call.admission import AdmissionStats, Limits, OverCapacity, WorkerLoad, choose_worker
 from monitor.relay_workers import ipc
 from monitor.relay_workers.remote_call import RemoteCall, RemoteDevice, RemoteError
+from monitor.workers.analysis_pool import AnalysisStats
 from policies.decisions import State
 
 log = logging.getLogger(__name__)
@@ -50,6 +52,23 @@ READY_TIMEOUT_S = 180.0
 REQUEST_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 10.0
 ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass(frozen=True, slots=True)
+class LinkStats:
+    index: int
+    up: bool  # alive and ready
+    calls: int  # calls placed on it, not ended
+    lag_ms: float  # its latest snapshot's loop lag (p99)
+    restarts: int  # times its process was restarted
+
+
+@dataclass(frozen=True, slots=True)
+class RelayStats:
+    links: tuple[LinkStats, ...]
+    #: the analysis of every worker's calls, as their snapshots said; ``restarts`` counts relay
+    #: worker and analysis worker restarts together
+    analysis: AnalysisStats
 
 
 class WorkerLink:
@@ -182,9 +201,9 @@ class WorkerLink:
                 self.lag_ms = lag_ms
                 self.snapshot_at = time.monotonic()
                 self.analysis_restarts = restarts
-                for call_id, snapshot in calls.items():
-                    call = self.calls.get(call_id)
-                    if call is not None and isinstance(snapshot, dict):
+                for snapshot in calls:
+                    call = self.calls.get(snapshot.call.call_id)
+                    if call is not None:
                         call.on_snapshot(snapshot)
             case ipc.CallEnded(call=call_id):
                 call = self.calls.pop(call_id, None)
@@ -219,6 +238,10 @@ class WorkerLink:
             quiet_s=max(0.0, now - heard),
             holds_call=self.calls.get(call.call_id) is call,
         )
+
+    def stats(self) -> LinkStats:
+        placed = sum(not c.ended.is_set() for c in self.calls.values())
+        return LinkStats(self.index, self.alive and self.ready.is_set(), placed, self.lag_ms, self.restarts)
 
     def fail_pending(self) -> None:
         self.alive = False
@@ -296,11 +319,6 @@ class RelayPool:
     @property
     def pids(self) -> list[int]:
         return [link.pid for link in self.links if link.alive]
-
-    @property
-    def restarts(self) -> int:
-        """Relay worker restarts plus the workers' analysis worker restarts."""
-        return sum(link.restarts + link.analysis_restarts for link in self.links)
 
     # ---- placing calls -----------------------------------------------------------------------------------
     def place(self, call: RemoteCall) -> None:
@@ -398,22 +416,15 @@ class RelayPool:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    # ---- what /metrics reads (as it reads an AnalysisPool) ---------------------------------------------
-    def stats(self) -> dict[str, dict[str, float]]:
-        found: dict[str, dict[str, float]] = {}
-        for link in self.links:
-            for call in link.calls.values():
-                for participant, analysed in call.analysed.items():
-                    found[call.source_key(participant)] = {"analysed": analysed}
-        return found
-
-    def in_flight_t(self, key: str) -> float | None:
-        call_id, _, participant = key.rpartition("/")
-        for link in self.links:
-            call = link.calls.get(call_id)
-            if call is not None:
-                return call.in_flight.get(participant)
-        return None
+    def stats(self) -> RelayStats:
+        streams = {
+            key: stream
+            for link in self.links
+            for call in link.calls.values()
+            for key, stream in call.streams.items()
+        }
+        restarts = sum(link.restarts + link.analysis_restarts for link in self.links)
+        return RelayStats(tuple(link.stats() for link in self.links), AnalysisStats(streams, restarts))
 
     async def stop(self) -> None:
         self._stopping = True
@@ -450,5 +461,8 @@ class WorkerAdmission:
         self.pool.start_call(call, index)
         self.admitted += 1
 
+    def stats(self) -> AdmissionStats:
+        return AdmissionStats(self.admitted, self.refused, self.limits.max_calls)
 
-__all__ = ["RelayPool", "WorkerAdmission", "WorkerLink"]
+
+__all__ = ["LinkStats", "RelayPool", "RelayStats", "WorkerAdmission", "WorkerLink"]

@@ -3,9 +3,9 @@
 Theory of operation. :class:`RemoteCall` offers what the front's users call on a
 ``monitor.call.call.Call`` -- the signalling handler (``join``, ``answer``, ``capture_attempt``,
 ``leave``), ``Calls`` (seats, ``check_seat``, ``devices``, ``ended``), the console (``state``,
-staff actions, ``watch_peer``, ``evidence_jpeg``), the board and /metrics (``devices`` with their
-media state and forwarded counts, ``taps``) -- and does each by a request to the worker the call
-is placed on (``monitor/relay_workers/pool.py``). Seat checks run here first, with the same rules as
+staff actions, ``watch_peer``, ``evidence_jpeg``), /metrics (``stats()``: devices with their media
+state and forwarded counts, taps) -- and does each by a request to the worker the call is placed
+on (``monitor/relay_workers/pool.py``). Seat checks run here first, with the same rules as
 ``Call`` (its methods are reused), and again in the worker, which decides.
 
 What the front knows of the call comes from the worker: every hub record (re-published on the
@@ -27,14 +27,16 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from types import SimpleNamespace
+from dataclasses import dataclass
 from typing import Any, Protocol, cast
 
 from monitor.call.call import EXPLAIN, Call, JoinRefused, Seat
+from monitor.call.stats import CallStats, DeviceStats, TapStats
 from monitor.hub import Hub
+from monitor.media.tracks import TrackStats
 from monitor.record.timeline import decision_record
 from monitor.relay_workers import ipc
+from monitor.workers.analysis_pool import StreamStats
 from policies.booking import Booking
 from policies.config import PolicyConfig
 from policies.decisions import Alert, State, StateChanged
@@ -86,8 +88,11 @@ class RemoteDevice:
     close: Callable[[], Awaitable[None]]
     conn: int = 0
     link: Link | None = None
-    pc: Any = None  # SimpleNamespace(connectionState=...) from the worker's snapshots (metrics)
-    tracks: list[Any] = field(default_factory=list)  # SimpleNamespace(kind, forwarded, filled)
+    media_connected: bool = False  # as the worker's latest snapshot said
+    tracks: tuple[TrackStats, ...] = ()  # likewise
+
+    def stats(self) -> DeviceStats:
+        return DeviceStats(self.seat.participant, self.seat.role.value, self.media_connected, self.tracks)
 
 
 def make_seats(booking: Booking) -> dict[str, Seat]:
@@ -122,9 +127,8 @@ class RemoteCall:
         self.ice_servers = ice_servers or []
         self.seats = make_seats(booking)
         self.devices: dict[str, RemoteDevice] = {}
-        self.taps: dict[str, SimpleNamespace] = {}
-        self.analysed: dict[str, int] = {}
-        self.in_flight: dict[str, float | None] = {}
+        self.taps: dict[str, TapStats] = {}  # the latest snapshot's
+        self.streams: dict[str, StreamStats] = {}  # by source key, each as its latest snapshot said
         self.evidence: dict[str, bytes] = {}
         self.last_reasons: tuple[str, ...] = ()
         self.ended = asyncio.Event()
@@ -291,26 +295,21 @@ class RemoteCall:
         if self.hub is not None:
             self.hub.publish(self.call_id, record)
 
-    def on_snapshot(self, snapshot: dict[str, Any]) -> None:
+    def on_snapshot(self, snapshot: ipc.CallSnapshot) -> None:
+        call = snapshot.call
         with contextlib.suppress(ValueError):
             if self._state is not State.ENDED:
-                self._state = State(str(snapshot.get("state")))
-        for participant, info in dict(snapshot.get("devices", {})).items():
-            device = self.devices.get(participant)
-            if device is not None and isinstance(info, dict):
-                device.pc = SimpleNamespace(
-                    connectionState="connected" if info.get("media") else "connecting"
-                )
-                device.tracks = [
-                    SimpleNamespace(kind=str(k), forwarded=int(f), filled=int(g))
-                    for k, f, g in info.get("tracks", [])
-                ]
-        taps = {}
-        for participant, info in dict(snapshot.get("taps", {})).items():
-            taps[participant] = SimpleNamespace(seen=int(info.get("seen", 0)), dropped=info.get("dropped"))
-            self.analysed[participant] = int(info.get("analysed", 0))
-            self.in_flight[participant] = info.get("in_flight_t")
-        self.taps = taps
+                self._state = State(call.state)
+        for seen in call.devices:
+            device = self.devices.get(seen.participant)
+            if device is not None:
+                device.media_connected, device.tracks = seen.media_connected, seen.tracks
+        self.taps = {tap.participant: tap for tap in call.taps}
+        self.streams.update(snapshot.streams)
+
+    def stats(self) -> CallStats:
+        devices = tuple(device.stats() for device in self.devices.values())
+        return CallStats(self.call_id, self._state.value, devices, tuple(self.taps.values()))
 
     async def worker_died(self) -> None:
         """Fail closed, visibly (see the theory of operation); the pool places the call again."""

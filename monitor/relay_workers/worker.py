@@ -11,11 +11,11 @@ the front's connection id; the frames a call sends to a device go back tagged th
 Everything the calls publish on this process's hub is sent to the front (``hub``), which
 re-publishes it on its own hub, so the console feed, the audit recorder and the metrics work as
 in one process; an alert carries the JPEG of the frame behind it (the audit's evidence), taken
-here because the frame is here. Once a second the worker sends a snapshot of its calls (state,
-seconds left, devices and their media, forwarded and analysed counts, its loop lag p99 over
-``LAG_WINDOW_S``) for the
-board and /metrics. At end of file on stdin (the front is gone, even killed) the worker closes
-its calls and exits.
+here because the frame is here. Once a second the worker sends a snapshot of its calls (each
+call's ``stats()``: state, devices and their media, forwarded counts, taps; the analysis of each
+tapped camera) and its loop lag p99 over ``LAG_WINDOW_S``: what the front knows of the calls' state
+and media (the console, /metrics) and of the worker's load (admission). At end of file on stdin
+(the front is gone, even killed) the worker closes its calls and exits.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from monitor.call.call import Call, Calls, Device, JoinRefused
 from monitor.hub import Hub
 from monitor.load import LoopLag
 from monitor.relay_workers import ipc
-from monitor.workers.analysis_pool import AnalysisPool
+from monitor.workers.analysis_pool import AnalysisPool, AnalysisStats, StreamStats
 
 log = logging.getLogger(__name__)
 
@@ -239,42 +239,21 @@ class RelayWorker:
             await self._send(self.snapshot())
 
     def snapshot(self) -> ipc.Snapshot:
-        stats = self.pool.stats() if self.pool is not None else {}
-        calls: dict[str, Any] = {}
+        analysis = self.pool.stats() if self.pool is not None else None
+        calls = []
         for call in self.calls:
-            devices = {}
-            for participant, device in dict(call.devices).items():
-                pc = device.pc
-                tracks = [
-                    [
-                        str(getattr(t, "kind", "")),
-                        int(getattr(t, "forwarded", 0)),
-                        int(getattr(t, "filled", 0)),
-                    ]
-                    for t in list(device.tracks)
-                ]
-                media = pc is not None and pc.connectionState == "connected"
-                devices[participant] = {"media": media, "tracks": tracks}
-            taps = {}
-            for participant, tap in dict(call.taps).items():
-                key = call.source_key(participant)
-                dropped = getattr(tap, "dropped", None)
-                flying = self.pool.in_flight_t(key) if self.pool is not None else None
-                taps[participant] = {
-                    "seen": int(getattr(tap, "seen", 0)),
-                    "dropped": dropped if isinstance(dropped, int) else None,
-                    "analysed": int(stats.get(key, {}).get("analysed", 0)),
-                    "in_flight_t": flying,
-                }
-            calls[call.call_id] = {
-                "state": call.state.value,
-                "seconds_left": call.seconds_left,
-                "devices": devices,
-                "taps": taps,
-            }
+            stats = call.stats()
+            streams = {tap.key: _stream(analysis, tap.key) for tap in stats.taps}
+            calls.append(ipc.CallSnapshot(stats, streams))
         lag = self.lag.quantile(0.99) * 1000.0
-        restarts = self.pool.restarts if self.pool is not None else 0
-        return ipc.Snapshot(calls, round(lag, 3), restarts)
+        restarts = analysis.restarts if analysis is not None else 0
+        return ipc.Snapshot(tuple(calls), round(lag, 3), restarts)
+
+
+def _stream(analysis: AnalysisStats | None, key: str) -> StreamStats:
+    """A camera's analysis in this worker (none yet: zero frames, nothing in flight)."""
+    found = analysis.streams.get(key) if analysis is not None else None
+    return found if found is not None else StreamStats(0, 0.0, 0.0, None)
 
 
 def keep_earlier_parts(folder: Path) -> int:

@@ -70,6 +70,23 @@ OnFailure = Callable[[str, str], None]  # key, detail
 
 
 @dataclass(frozen=True, slots=True)
+class StreamStats:
+    """One source's analysis so far."""
+
+    analysed: int  # frames analysed
+    busy_s: float  # seconds its frames took in the worker
+    waited_s: float  # seconds its frames waited for the worker
+    in_flight_t: float | None  # media time of its oldest frame with (or waiting for) the worker
+
+
+@dataclass(frozen=True, slots=True)
+class AnalysisStats:
+    streams: dict[str, StreamStats]  # source key -> its analysis
+    restarts: int  # worker processes restarted
+    inboxes: tuple[int, ...] = ()  # messages waiting in each worker's inbox, by worker index
+
+
+@dataclass(frozen=True, slots=True)
 class _WaitingFrame:
     planes: np.ndarray
     t: float
@@ -323,11 +340,12 @@ class AnalysisPool:
         entry = self._sources.get(key)
         return entry is not None and entry.steady
 
-    def stats(self) -> dict[str, dict[str, float]]:
-        return {
-            k: {"analysed": s.analysed, "busy_s": round(s.busy_s, 3), "waited_s": round(s.waited_s, 3)}
+    def stats(self) -> AnalysisStats:
+        streams = {
+            k: StreamStats(s.analysed, round(s.busy_s, 3), round(s.waited_s, 3), self.in_flight_t(k))
             for k, s in self._sources.items()
         }
+        return AnalysisStats(streams, self.restarts, tuple(w.depth() for w in self._workers))
 
     def crash_worker_of(self, key: str) -> None:
         """Make the worker hosting ``key`` die abruptly (fault tests and drills)."""
@@ -434,4 +452,4 @@ def frame_planes(frame: Any) -> np.ndarray:
     return planes
 
 
-__all__ = ["HUNG_S", "AnalysisPool", "frame_planes"]
+__all__ = ["HUNG_S", "AnalysisPool", "AnalysisStats", "StreamStats", "frame_planes"]

@@ -8,8 +8,11 @@ from pathlib import Path
 import pytest
 
 from monitor.bookings import load_booking
+from monitor.call.stats import CallStats, DeviceStats, TapStats
+from monitor.media.tracks import TrackStats
 from monitor.relay_workers import ipc
 from monitor.relay_workers.worker import keep_earlier_parts
+from monitor.workers.analysis_pool import StreamStats
 from policies.config import load_policy
 
 BOOKING = Path(__file__).resolve().parents[3] / "fixtures" / "bookings" / "clean" / "booking.json"
@@ -30,11 +33,27 @@ def test_a_message_round_trips_and_replies_say_ok_or_why() -> None:
 def test_every_kind_crosses_as_its_own_class() -> None:
     hello = ipc.Hello("blob", None, [{"urls": "stun:example.org"}], ["127.0.0.1"], 2)
     staff = ipc.Staff(5, call="c-1", action="pause", note="", staff="officer")
-    snapshot = ipc.Snapshot(calls={}, lag_ms=3, analysis_restarts=0)
+    snapshot = ipc.Snapshot(calls=(), lag_ms=3, analysis_restarts=0)
     for message in (hello, staff, snapshot, ipc.Stop(), ipc.HubRecord("c-1", {"kind": "alert"}, None)):
         assert ipc.decode(ipc.encode(message)) == message
     assert isinstance(ipc.decode(ipc.encode(snapshot)).lag_ms, float)  # type: ignore[attr-defined]
     assert set(ipc.KINDS) >= {"hello", "join", "reply", "send", "close", "hub", "snapshot", "ended"}
+
+
+def test_a_snapshot_crosses_with_its_typed_figures_and_a_bad_one_is_named_by_its_path() -> None:
+    device = DeviceStats("v1", "visitor", True, (TrackStats("video", 10, 2), TrackStats("audio", 0, 50)))
+    call = CallStats("c-1", "live", (device,), (TapStats("v1", "c-1/v1", 30),))
+    streams = {"c-1/v1": StreamStats(12, 0.5, 0.1, None)}
+    snapshot = ipc.Snapshot((ipc.CallSnapshot(call, streams),), lag_ms=4.5, analysis_restarts=1)
+    assert ipc.decode(ipc.encode(snapshot)) == snapshot
+    data = json.loads(ipc.encode(snapshot))
+    data["calls"][0]["call"]["devices"][0]["tracks"][1]["forwarded"] = "0"
+    with pytest.raises(ipc.WireError) as caught:
+        ipc.decode(json.dumps(data).encode())
+    assert "snapshot.calls[0].call.devices[0].tracks[1].forwarded: expected int, got str" in str(caught.value)
+    del data["calls"][0]["streams"]
+    with pytest.raises(ipc.WireError, match=r"snapshot\.calls\[0\]: missing field 'streams'"):
+        ipc.decode(json.dumps(data).encode())
 
 
 @pytest.mark.parametrize(

@@ -130,6 +130,6 @@ async def test_the_worker_takes_the_urgent_and_newest_frames_not_the_first_come(
         await asyncio.wait_for(done.wait(), 120)
         assert not failures, failures
         assert order == [("call/a", 1.0), ("call/c", 1.1), ("call/b", 1.2)]
-        assert all(pool.stats()[f"call/{s}"]["analysed"] == 2 for s in "abc")
+        assert all(pool.stats().streams[f"call/{s}"].analysed == 2 for s in "abc")
     finally:
         await pool.stop()
