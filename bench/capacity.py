@@ -99,10 +99,11 @@ class Relay:
             await self.pool.start()
             self.pool.add_booking("bench", self.booking)
         else:
-            from monitor.workers.analysis_pool import _analysis_api
+            from monitor.analysis.enrol import enrol_booking
+            from monitor.analysis.pipeline import FramePipeline
 
-            enrol, self._pipeline_class = _analysis_api()
-            self.enrolment, _ = enrol(self.booking)
+            self._pipeline_class = FramePipeline
+            self.enrolment, _ = enrol_booking(self.booking)
 
     def _result(self, key: str, observation: Any, spent: float) -> None:
         self.analysed[key] = self.analysed.get(key, 0) + 1

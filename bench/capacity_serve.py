@@ -133,10 +133,16 @@ async def run_serve_step(
         all_live = all(str(c.state) == "live" for c in server.calls)
         live_after = round(time.monotonic() - started, 1)
         await asyncio.sleep(SETTLE_S)
-        pool: Any = server.relay if workers else server.pool
+
+        def analysis() -> Any:  # the workers' analysis, as their snapshots said, or the server's pool
+            if workers:
+                return server.relay.stats().analysis
+            assert server.pool is not None
+            return server.pool.stats()
+
         parent.send(("counts",))
         _, counts0 = await loop.run_in_executor(None, parent.recv)
-        analysed0 = {k: v["analysed"] for k, v in pool.stats().items()}
+        analysed0 = {k: v.analysed for k, v in analysis().streams.items()}
         generator = {gen.pid, *descendants(gen.pid)} if gen.pid else set()
         tree = [p for p in descendants(os.getpid()) if p not in generator]  # the server's processes only
         stop, lags = asyncio.Event(), []  # type: ignore[var-annotated]
@@ -158,8 +164,8 @@ async def run_serve_step(
         parent.send(("counts",))
         _, counts1 = await loop.run_in_executor(None, parent.recv)
         still_live = all(str(c.state) == "live" for c in server.calls)
-        stats = pool.stats()
-        analysed = {k: (v["analysed"] - analysed0.get(k, 0)) / wall for k, v in stats.items()}
+        stats = analysis().streams
+        analysed = {k: (v.analysed - analysed0.get(k, 0)) / wall for k, v in stats.items()}
         received = {k: (counts1.get(k, 0) - counts0.get(k, 0)) / wall for k in counts1 if ":" not in k}
         heard = {k: (counts1.get(k, 0) - counts0.get(k, 0)) / wall for k in counts1 if k.startswith("audio:")}
         ordered = sorted(lags)

@@ -522,18 +522,18 @@ async def run(
         while True:
             await asyncio.sleep(1.0)
             if trace and server.pool is not None:
-                stats = server.pool.stats()
+                stats = server.pool.stats().streams
                 fps = {
                     k.split("/")[0]: (
-                        int(v["analysed"] - last_analysed.get(k, 0)),
-                        round(1000 * (v["busy_s"] - last_analysed.get(k + "busy", 0))),
-                        round(1000 * (v["waited_s"] - last_analysed.get(k + "waited", 0))),
+                        int(v.analysed - last_analysed.get(k, 0)),
+                        round(1000 * (v.busy_s - last_analysed.get(k + "busy", 0))),
+                        round(1000 * (v.waited_s - last_analysed.get(k + "waited", 0))),
                     )
                     for k, v in stats.items()
                 }
                 for k, v in stats.items():
-                    last_analysed.update({k: v["analysed"], k + "busy": v["busy_s"]})
-                    last_analysed[k + "waited"] = v["waited_s"]
+                    last_analysed.update({k: v.analysed, k + "busy": v.busy_s})
+                    last_analysed[k + "waited"] = v.waited_s
                 states = {c.call_id: (c.state.value, [r.value for r in c.last_reasons]) for c in server.calls}
                 print(f"TRACE {time.monotonic():.1f} fps={fps} states={states}", file=sys.stderr, flush=True)
             for c in server.calls:
@@ -648,7 +648,7 @@ async def run(
                 load.kill()
         listener.cancel()
         prober.cancel()
-        stats = server.pool.stats() if server.pool is not None else {}
+        stats = server.pool.stats().streams if server.pool is not None else {}
         await server.stop()
         store.close()
     result.update(
@@ -660,7 +660,7 @@ async def run(
             "per_trial": per_trial,
             "load_calls_live_per_trial": live_load,
             "policy_window_s": window,
-            "analysed_frames_per_source": {k: v["analysed"] for k, v in stats.items()},
+            "analysed_frames_per_source": {k: v.analysed for k, v in stats.items()},
             "target_p95_s": 1.5,
             "target_met": all(
                 len(legs[k]) == trials and summary(legs[k]).get("p95", 99) <= 1.5 for k in LEGS[:2]

@@ -308,12 +308,12 @@ async def live_call(seconds: float, trials: int) -> dict[str, Any]:
         lag_task = asyncio.ensure_future(loop_lag(stop, lags))
         wall0, cpu0 = time.monotonic(), time.process_time()
         wcpu0 = sum(cpu_seconds(pid) for pid in workers)
-        analysed0 = {k: int(s["analysed"]) for k, s in server.pool.stats().items()}
+        analysed0 = {k: s.analysed for k, s in server.pool.stats().streams.items()}
         await asyncio.sleep(seconds)
         wall = time.monotonic() - wall0
         server_cpu = time.process_time() - cpu0
         worker_cpu = sum(cpu_seconds(p) for p in workers) - wcpu0
-        analysed = {k: int(s["analysed"]) - analysed0.get(k, 0) for k, s in server.pool.stats().items()}
+        analysed = {k: s.analysed - analysed0.get(k, 0) for k, s in server.pool.stats().streams.items()}
         stop.set()
         await lag_task
         parent.send("measured")

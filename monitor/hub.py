@@ -9,7 +9,7 @@ iterator ends) rather than making the calls wait or grow memory.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 
 MAX_BACKLOG = 1000
@@ -36,6 +36,12 @@ class Subscription:
         self._hub._subs.discard(self)
 
 
+@dataclass(frozen=True, slots=True)
+class HubStats:
+    subscribers: int
+    max_backlog: int  # records waiting for the slowest subscriber
+
+
 class Hub:
     def __init__(self) -> None:
         self._subs: set[Subscription] = set()
@@ -53,7 +59,11 @@ class Hub:
     def subscribers(self) -> int:
         return len(self._subs)
 
-    def subscribe(self) -> AsyncIterator[dict[str, Any]]:
+    def stats(self) -> HubStats:
+        backlog = max((sub.queue.qsize() for sub in self._subs), default=0)
+        return HubStats(len(self._subs), backlog)
+
+    def subscribe(self) -> Subscription:
         """Records published from now on; iterate with ``async for``; ``close()`` to stop early."""
         sub = Subscription(self)
         self._subs.add(sub)

@@ -66,6 +66,13 @@ class Limits:
             raise ValueError(f"max_loop_lag_ms must be positive (got {self.max_loop_lag_ms})")
 
 
+@dataclass(frozen=True, slots=True)
+class AdmissionStats:
+    admitted: int  # devices that started a call
+    refused: int  # devices refused over capacity
+    max_calls: int
+
+
 class Admission:
     """Decides whether a joining device may start its call. ``loop_lag_ms`` returns the event
     loop's recent p95 lag in milliseconds (None: not measured)."""
@@ -96,6 +103,9 @@ class Admission:
                 "in a few minutes"
             )
         self.admitted += 1
+
+    def stats(self) -> AdmissionStats:
+        return AdmissionStats(self.admitted, self.refused, self.limits.max_calls)
 
 
 @dataclass(frozen=True, slots=True)

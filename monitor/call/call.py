@@ -46,6 +46,7 @@ from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSession
 from aiortc.contrib.media import MediaRelay
 
 from monitor.analysis.cadence import ANALYSIS_FPS, CALM_FPS, THUMB_STEP, Cadence
+from monitor.call.stats import CallsStats, CallStats, DeviceStats, TapStats
 from monitor.hub import Hub
 from monitor.media.encoded import receiver_of
 from monitor.media.forward import ForwardedVideoTrack
@@ -181,6 +182,11 @@ class Device:
     pc: RTCPeerConnection | None = None
     tracks: list[Any] = field(default_factory=list)  # our outgoing gated tracks
     extra: list[asyncio.Task[None]] = field(default_factory=list)
+
+    def stats(self) -> DeviceStats:
+        connected = self.pc is not None and self.pc.connectionState == "connected"
+        tracks = tuple(track.stats() for track in list(self.tracks))
+        return DeviceStats(self.seat.participant, self.seat.role.value, connected, tracks)
 
 
 class Call:
@@ -468,6 +474,11 @@ class Call:
             ice_servers=self.ice_servers,
         )
 
+    def stats(self) -> CallStats:
+        devices = tuple(device.stats() for device in dict(self.devices).values())
+        taps = tuple(TapStats(p, self.source_key(p), tap.seen) for p, tap in dict(self.taps).items())
+        return CallStats(self.call_id, self.state.value, devices, taps)
+
     def source_key(self, participant: str) -> str:
         return f"{self.call_id}/{participant}"
 
@@ -735,6 +746,10 @@ class Calls:
         if call is not None:
             for token in call.seats:
                 self.by_token.pop(token, None)
+
+    def stats(self) -> CallsStats:
+        admission = self.admission.stats() if self.admission is not None else None
+        return CallsStats(tuple(call.stats() for call in self), len(self._pending), admission)
 
     def __iter__(self) -> Any:
         return iter(list(self.by_id.values()))

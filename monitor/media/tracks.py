@@ -101,6 +101,15 @@ class Clock:
         return self._now() - self._origin
 
 
+@dataclass(frozen=True, slots=True)
+class TrackStats:
+    """Frames an outgoing track has sent: its feed's (``forwarded``) and slates or silence (``filled``)."""
+
+    kind: str  # "video" or "audio"
+    forwarded: int
+    filled: int
+
+
 @dataclass
 class Gate:
     """Open while the call is live. Shared by every outgoing track of a call."""
@@ -232,6 +241,9 @@ class _GatedTrack(MediaStreamTrack):
             return await asyncio.wait_for(sub.recv(), timeout)
         except (TimeoutError, MediaStreamError):
             return None
+
+    def stats(self) -> TrackStats:
+        return TrackStats(self.kind, self.forwarded, self.filled)
 
     def stop(self) -> None:
         super().stop()

@@ -1,13 +1,15 @@
 """The wire between the front process of ``monitor serve --relay-workers N`` and a relay worker.
 
-Theory of operation. A relay worker is a child process (``python -m monitor.relay_workers.worker``) whose
-stdin carries the front's messages and whose stdout carries its own (the worker moves anything
+Theory of operation. A relay worker is a child process (``python -m monitor.relay_workers.worker``)
+whose stdin carries the front's messages and whose stdout carries its own (the worker moves anything
 else printed to stdout onto stderr). Each message is one JSON object on one line, at most
-``MAX_LINE`` bytes, with a ``kind`` from :data:`KINDS`, the table that says which fields each kind
-has and of which types; :func:`decode` is the one place a line is parsed and checked, and
-:func:`encode` refuses what :func:`decode` would refuse. Requests that expect an answer carry an
-``id``; the answer is a ``reply`` with the same id, ``ok`` and either ``result`` or
-``code``/``message`` (a refusal meant for the user, e.g. a ``JoinRefused``).
+``MAX_LINE`` bytes: its ``kind`` and its fields. Each kind is a frozen class here, whose annotated
+fields say what the line must hold (every field is required, no other is allowed, each of its type;
+a nested frozen dataclass is an object checked the same way); :data:`KINDS` maps the kinds to their
+classes. :func:`decode` is the one place a line is parsed and checked, returning the typed message;
+:func:`encode` refuses what :func:`decode` would refuse. Requests that expect an answer
+(:class:`Request`) carry an ``id``; the answer is a :class:`Reply` with the same id, ``ok`` and
+either ``result`` or ``code``/``message`` (a refusal meant for the user, e.g. a ``JoinRefused``).
 
 Two values are opaque ``blob`` strings: the booking and the policy (base64 of a pickle). The pipe
 is private to two processes of this program (the front spawns the worker), so nothing from outside
@@ -22,85 +24,319 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import json
 import pickle
+import types
+import typing
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar, Literal
+
+from monitor.call.stats import CallStats
+from monitor.workers.analysis_pool import StreamStats
 
 #: Longest line either side sends or accepts (an SDP is a few kB, an evidence JPEG ~100 kB).
 MAX_LINE = 4 * 1024 * 1024
 
-_STR, _INT, _NUM, _BOOL, _DICT, _LIST = (str,), (int,), (int, float), (bool,), (dict,), (list,)
-_OPT_STR = (str, type(None))
-
-#: kind -> {field: accepted types}. Every field listed is required; no other field is allowed.
-KINDS: dict[str, dict[str, tuple[type, ...]]] = {
-    # front -> worker
-    "hello": {
-        "config": _STR,
-        "record_dir": _OPT_STR,
-        "ice_servers": _LIST,
-        "ice_hosts": _LIST,
-        "analysis_workers": _INT,
-    },
-    "add_call": {"id": _INT, "call": _STR, "booking": _STR},
-    "close_call": {"call": _STR},
-    "join": {"id": _INT, "conn": _INT, "call": _STR, "participant": _STR},
-    "offer": {"id": _INT, "conn": _INT, "sdp": _STR},
-    "capture_attempt": {"conn": _INT, "detail": _STR},
-    "leave": {"conn": _INT},
-    "staff": {"id": _INT, "call": _STR, "action": _STR, "note": _STR, "staff": _STR},
-    "watch": {"id": _INT, "watch": _INT, "call": _STR},
-    "watch_answer": {"id": _INT, "watch": _INT, "sdp": _STR},
-    "watch_close": {"watch": _INT},
-    "stop": {},
-    # worker -> front
-    "ready": {"pid": _INT},
-    "reply": {"id": _INT, "ok": _BOOL, "result": _DICT, "code": _STR, "message": _STR},
-    "send": {"conn": _INT, "frame": _DICT},
-    "close": {"conn": _INT},
-    "hub": {"call": _STR, "record": _DICT, "evidence": _OPT_STR},
-    "snapshot": {"calls": _DICT, "lag_ms": _NUM, "analysis_restarts": _INT},
-    "ended": {"call": _STR},
-}
-STAFF_ACTIONS = ("pause", "resume", "end")
+StaffAction = Literal["pause", "resume", "end"]
 
 
 class WireError(ValueError):
     """A line that is not a valid message (a bug on the other side, or a line too long)."""
 
 
-@dataclass(frozen=True, slots=True)
 class Message:
-    kind: str
-    fields: dict[str, Any]
+    """One line on the pipe; subclasses are frozen dataclasses with a ``KIND``."""
 
-    def __getitem__(self, name: str) -> Any:
-        return self.fields[name]
-
-
-def _check(kind: Any, fields: dict[str, Any]) -> None:
-    if not isinstance(kind, str) or kind not in KINDS:
-        raise WireError(f"unknown message kind {kind!r}")
-    schema = KINDS[kind]
-    extra = set(fields) - set(schema)
-    if extra:
-        raise WireError(f"{kind}: unexpected fields {sorted(extra)}")
-    for name, types in schema.items():
-        if name not in fields:
-            raise WireError(f"{kind}: missing field {name!r}")
-        value = fields[name]
-        if isinstance(value, bool) and bool not in types:  # bool is an int: not for int fields
-            raise WireError(f"{kind}.{name}: expected {types[0].__name__}, got bool")
-        if not isinstance(value, types):
-            raise WireError(f"{kind}.{name}: expected {types[0].__name__}, got {type(value).__name__}")
-    if kind == "staff" and fields["action"] not in STAFF_ACTIONS:
-        raise WireError(f"staff.action: expected one of {STAFF_ACTIONS}, got {fields['action']!r}")
+    __slots__ = ()
+    KIND: ClassVar[str]
 
 
-def encode(kind: str, **fields: Any) -> bytes:
-    _check(kind, fields)
-    line = json.dumps({"kind": kind, **fields}, separators=(",", ":")).encode() + b"\n"
+@dataclass(frozen=True, slots=True)
+class Request(Message):
+    """A message the other side answers with a :class:`Reply` of the same ``id``."""
+
+    id: int
+
+
+# ---- front -> worker -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Hello(Message):
+    KIND: ClassVar[str] = "hello"
+    config: str  # blob: the PolicyConfig
+    record_dir: str | None
+    ice_servers: list[dict[str, Any]]
+    ice_hosts: list[str]
+    analysis_workers: int
+
+
+@dataclass(frozen=True, slots=True)
+class AddCall(Request):
+    KIND: ClassVar[str] = "add_call"
+    call: str
+    booking: str  # blob: the Booking
+
+
+@dataclass(frozen=True, slots=True)
+class CloseCall(Message):
+    KIND: ClassVar[str] = "close_call"
+    call: str
+
+
+@dataclass(frozen=True, slots=True)
+class Join(Request):
+    """A device joins ``participant``'s seat; ``conn`` names its connection from now on."""
+
+    KIND: ClassVar[str] = "join"
+    conn: int
+    call: str
+    participant: str
+
+
+@dataclass(frozen=True, slots=True)
+class Offer(Request):
+    KIND: ClassVar[str] = "offer"
+    conn: int
+    sdp: str
+
+
+@dataclass(frozen=True, slots=True)
+class CaptureAttempt(Message):
+    KIND: ClassVar[str] = "capture_attempt"
+    conn: int
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class Leave(Message):
+    KIND: ClassVar[str] = "leave"
+    conn: int
+
+
+@dataclass(frozen=True, slots=True)
+class Staff(Request):
+    KIND: ClassVar[str] = "staff"
+    call: str
+    action: StaffAction
+    note: str
+    staff: str
+
+
+@dataclass(frozen=True, slots=True)
+class Watch(Request):
+    """A console's receive-only view of a call; ``watch`` names it from now on."""
+
+    KIND: ClassVar[str] = "watch"
+    watch: int
+    call: str
+
+
+@dataclass(frozen=True, slots=True)
+class WatchAnswer(Request):
+    KIND: ClassVar[str] = "watch_answer"
+    watch: int
+    sdp: str
+
+
+@dataclass(frozen=True, slots=True)
+class WatchClose(Message):
+    KIND: ClassVar[str] = "watch_close"
+    watch: int
+
+
+@dataclass(frozen=True, slots=True)
+class Stop(Message):
+    KIND: ClassVar[str] = "stop"
+
+
+# ---- worker -> front -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Ready(Message):
+    KIND: ClassVar[str] = "ready"
+    pid: int
+
+
+@dataclass(frozen=True, slots=True)
+class Reply(Message):
+    KIND: ClassVar[str] = "reply"
+    id: int
+    ok: bool
+    result: dict[str, Any]
+    code: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class SendToDevice(Message):
+    """A signalling frame for the device on connection ``conn``."""
+
+    KIND: ClassVar[str] = "send"
+    conn: int
+    frame: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class CloseDevice(Message):
+    KIND: ClassVar[str] = "close"
+    conn: int
+
+
+@dataclass(frozen=True, slots=True)
+class HubRecord(Message):
+    """A record a call published on the worker's hub (an alert with its evidence JPEG, base64)."""
+
+    KIND: ClassVar[str] = "hub"
+    call: str
+    record: dict[str, Any]
+    evidence: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class CallSnapshot:
+    """One call as its worker sees it: its ``stats()`` and its cameras' analysis there."""
+
+    call: CallStats
+    streams: dict[str, StreamStats]  # by source key, one per tap
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot(Message):
+    """The worker's calls, once a second, and how the worker is doing (loop lag p99)."""
+
+    KIND: ClassVar[str] = "snapshot"
+    calls: tuple[CallSnapshot, ...]
+    lag_ms: float
+    analysis_restarts: int
+
+
+@dataclass(frozen=True, slots=True)
+class CallEnded(Message):
+    KIND: ClassVar[str] = "ended"
+    call: str
+
+
+#: kind -> its message class
+KINDS: dict[str, type[Message]] = {
+    cls.KIND: cls
+    for cls in (
+        Hello,
+        AddCall,
+        CloseCall,
+        Join,
+        Offer,
+        CaptureAttempt,
+        Leave,
+        Staff,
+        Watch,
+        WatchAnswer,
+        WatchClose,
+        Stop,
+        Ready,
+        Reply,
+        SendToDevice,
+        CloseDevice,
+        HubRecord,
+        Snapshot,
+        CallEnded,
+    )
+}
+
+
+# ---- checking ------------------------------------------------------------------------------------
+
+
+_SCHEMAS: dict[type, dict[str, Any]] = {}
+
+
+def _schema(cls: type) -> dict[str, Any]:
+    """A dataclass's fields and their types (annotations resolved), in order."""
+    schema = _SCHEMAS.get(cls)
+    if schema is None:
+        hints = typing.get_type_hints(cls)
+        schema = _SCHEMAS[cls] = {f.name: hints[f.name] for f in dataclasses.fields(cls)}
+    return schema
+
+
+def _name(hint: Any) -> str:
+    return getattr(hint, "__name__", None) or str(hint)
+
+
+def _read(hint: Any, value: Any, where: str) -> Any:
+    """``value`` (from JSON, or a message about to be sent) checked against ``hint``, as typed:
+    nested dataclasses are built from their objects, tuples from arrays."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if hint is Any:
+        return value
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        (inner,) = [a for a in args if a is not type(None)]  # the wire's unions are X | None
+        return _read(inner, value, where)
+    if origin is Literal:
+        if value not in args:
+            raise WireError(f"{where}: expected one of {args}, got {value!r}")
+        return value
+    if dataclasses.is_dataclass(hint):
+        return _read_object(typing.cast(type, hint), value, where)
+    if origin is tuple:  # tuple[X, ...]: a JSON array
+        if not isinstance(value, list | tuple):
+            raise WireError(f"{where}: expected list, got {type(value).__name__}")
+        return tuple(_read(args[0], item, f"{where}[{i}]") for i, item in enumerate(value))
+    if origin in (list, dict):
+        if not isinstance(value, origin):
+            raise WireError(f"{where}: expected {origin.__name__}, got {type(value).__name__}")
+        if origin is list and args[0] is not Any:
+            return [_read(args[0], item, f"{where}[{i}]") for i, item in enumerate(value)]
+        if origin is dict and args[1] is not Any:
+            for key in value:
+                if not isinstance(key, str):
+                    raise WireError(f"{where}: expected text keys, got {key!r}")
+            return {key: _read(args[1], item, f"{where}[{key!r}]") for key, item in value.items()}
+        return value
+    if isinstance(value, bool) and hint is not bool:  # bool is an int: not for int fields
+        raise WireError(f"{where}: expected {_name(hint)}, got bool")
+    accepted = (int, float) if hint is float else (hint,)
+    if not isinstance(value, accepted):
+        raise WireError(f"{where}: expected {_name(hint)}, got {type(value).__name__}")
+    return float(value) if hint is float else value
+
+
+def _read_object(cls: type, value: Any, where: str) -> Any:
+    """A dataclass from its JSON object (decoding) or as itself (encoding), every field checked."""
+    schema = _schema(cls)
+    if isinstance(value, cls):
+        fields = {name: getattr(value, name) for name in schema}
+    elif isinstance(value, dict):
+        fields = value
+        extra = set(fields) - set(schema)
+        if extra:
+            raise WireError(f"{where}: unexpected fields {sorted(extra)}")
+        for name in schema:
+            if name not in fields:
+                raise WireError(f"{where}: missing field {name!r}")
+    else:
+        raise WireError(f"{where}: expected an object, got {type(value).__name__}")
+    return cls(**{name: _read(hint, fields[name], f"{where}.{name}") for name, hint in schema.items()})
+
+
+def _plain(value: Any) -> Any:
+    """What ``json`` cannot write itself: a nested dataclass, as its fields."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {name: getattr(value, name) for name in _schema(type(value))}
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def encode(message: Message) -> bytes:
+    kind = getattr(message, "KIND", "")
+    if KINDS.get(kind) is not type(message):
+        raise WireError(f"{type(message).__name__} is not a message kind")
+    _read_object(type(message), message, kind)
+    fields = {name: getattr(message, name) for name in _schema(type(message))}
+    line = json.dumps({"kind": kind, **fields}, separators=(",", ":"), default=_plain).encode() + b"\n"
     if len(line) > MAX_LINE:
         raise WireError(f"{kind}: message of {len(line)} bytes is over the {MAX_LINE} byte limit")
     return line
@@ -116,8 +352,11 @@ def decode(line: bytes) -> Message:
     if not isinstance(data, dict):
         raise WireError("a message is a JSON object")
     kind = data.pop("kind", None)
-    _check(kind, data)
-    return Message(kind, data)
+    cls = KINDS.get(kind) if isinstance(kind, str) else None
+    if cls is None:
+        raise WireError(f"unknown message kind {kind!r}")
+    message: Message = _read_object(cls, data, kind)
+    return message
 
 
 def blob(value: Any) -> str:
@@ -128,13 +367,13 @@ def unblob(text: str) -> Any:
     return pickle.loads(base64.b64decode(text))
 
 
-def reply(id: int, result: dict[str, Any] | None = None, *, code: str = "", message: str = "") -> bytes:
+def reply(id: int, result: dict[str, Any] | None = None, *, code: str = "", message: str = "") -> Reply:
     """A reply: ``ok`` unless ``code`` is given."""
-    return encode("reply", id=id, ok=not code, result=result or {}, code=code, message=message)
+    return Reply(id, not code, result or {}, code, message)
 
 
 class Channel:
-    """One side of the pipe: ``send`` writes a line (waiting only while the pipe is full),
+    """One side of the pipe: ``send`` writes a message (waiting only while the pipe is full),
     ``recv`` returns the next message, or None at end of file."""
 
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -142,7 +381,8 @@ class Channel:
         self.writer = writer
         self._lock = asyncio.Lock()
 
-    async def send(self, line: bytes) -> None:
+    async def send(self, message: Message) -> None:
+        line = encode(message)
         async with self._lock:  # drain() is not safe to await from several tasks at once
             self.writer.write(line)
             await self.writer.drain()
@@ -163,8 +403,30 @@ class Channel:
 __all__ = [
     "KINDS",
     "MAX_LINE",
+    "AddCall",
+    "CallEnded",
+    "CallSnapshot",
+    "CaptureAttempt",
     "Channel",
+    "CloseCall",
+    "CloseDevice",
+    "Hello",
+    "HubRecord",
+    "Join",
+    "Leave",
     "Message",
+    "Offer",
+    "Ready",
+    "Reply",
+    "Request",
+    "SendToDevice",
+    "Snapshot",
+    "Staff",
+    "StaffAction",
+    "Stop",
+    "Watch",
+    "WatchAnswer",
+    "WatchClose",
     "WireError",
     "blob",
     "decode",

@@ -36,12 +36,14 @@ import os
 import sys
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from monitor.call.admission import Limits, OverCapacity, WorkerLoad, choose_worker
+from monitor.call.admission import AdmissionStats, Limits, OverCapacity, WorkerLoad, choose_worker
 from monitor.relay_workers import ipc
 from monitor.relay_workers.remote_call import RemoteCall, RemoteDevice, RemoteError
+from monitor.workers.analysis_pool import AnalysisStats
 from policies.decisions import State
 
 log = logging.getLogger(__name__)
@@ -50,6 +52,23 @@ READY_TIMEOUT_S = 180.0
 REQUEST_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 10.0
 ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass(frozen=True, slots=True)
+class LinkStats:
+    index: int
+    up: bool  # alive and ready
+    calls: int  # calls placed on it, not ended
+    lag_ms: float  # its latest snapshot's loop lag (p99)
+    restarts: int  # times its process was restarted
+
+
+@dataclass(frozen=True, slots=True)
+class RelayStats:
+    links: tuple[LinkStats, ...]
+    #: the analysis of every worker's calls, as their snapshots said; ``restarts`` counts relay
+    #: worker and analysis worker restarts together
+    analysis: AnalysisStats
 
 
 class WorkerLink:
@@ -70,11 +89,11 @@ class WorkerLink:
         self.restarts = 0
         self.started_at = 0.0
         self.backoff_s = 0.0
-        self._futures: dict[int, asyncio.Future[ipc.Message]] = {}
+        self._futures: dict[int, asyncio.Future[ipc.Reply]] = {}
         self._reader: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
 
-    async def spawn(self, hello: bytes) -> None:
+    async def spawn(self, hello: ipc.Hello) -> None:
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
         self.process = await asyncio.create_subprocess_exec(
@@ -108,16 +127,18 @@ class WorkerLink:
     def detach(self, conn: int) -> None:
         self.conns.pop(conn, None)
 
-    async def request(self, kind: str, **fields: Any) -> dict[str, Any]:
+    async def request(self, message: ipc.Request) -> dict[str, Any]:
+        """Send ``message`` (its id from :meth:`next_id`) and wait for the worker's reply: its
+        result, or RemoteError."""
         if not self.alive or self.channel is None:
             raise RemoteError(
                 "relay_unavailable", "the call server is restarting; please try again in a minute"
             )
-        request_id = self.pool.next_id()
-        future: asyncio.Future[ipc.Message] = asyncio.get_running_loop().create_future()
+        request_id = message.id
+        future: asyncio.Future[ipc.Reply] = asyncio.get_running_loop().create_future()
         self._futures[request_id] = future
         try:
-            await self.channel.send(ipc.encode(kind, id=request_id, **fields))
+            await self.channel.send(message)
             answer = await asyncio.wait_for(future, REQUEST_TIMEOUT_S)
         except (ConnectionError, RuntimeError):
             raise RemoteError(
@@ -129,16 +150,15 @@ class WorkerLink:
             ) from None
         finally:
             self._futures.pop(request_id, None)
-        if not answer["ok"]:
-            raise RemoteError(answer["code"], answer["message"])
-        result: dict[str, Any] = answer["result"]
-        return result
+        if not answer.ok:
+            raise RemoteError(answer.code, answer.message)
+        return answer.result
 
-    async def notify(self, kind: str, **fields: Any) -> None:
+    async def notify(self, message: ipc.Message) -> None:
         if not self.alive or self.channel is None:
             return
         with contextlib.suppress(ConnectionError, RuntimeError):
-            await self.channel.send(ipc.encode(kind, **fields))
+            await self.channel.send(message)
 
     # ---- from the worker ---------------------------------------------------------------------------------
     async def _read(self) -> None:
@@ -156,44 +176,44 @@ class WorkerLink:
         await self.pool.died(self)
 
     async def _dispatch(self, message: ipc.Message) -> None:
-        kind = message.kind
-        if kind == "reply":
-            future = self._futures.get(message["id"])
-            if future is not None and not future.done():
-                future.set_result(message)
-        elif kind == "send":
-            device = self.conns.get(message["conn"])
-            if device is not None:
-                with contextlib.suppress(Exception):  # a device gone: its handler cleans up
-                    await device.send(message["frame"])
-        elif kind == "close":
-            device = self.conns.pop(message["conn"], None)
-            if device is not None:  # not awaited here: closing waits for the client's close frame
-                self._later(device.close())
-        elif kind == "hub":
-            evidence = base64.b64decode(message["evidence"]) if message["evidence"] else None
-            call = self.calls.get(message["call"])
-            if call is not None:
-                call.on_record(message["record"], evidence)
-            else:
-                self.pool.hub.publish(message["call"], message["record"])
-        elif kind == "snapshot":
-            self.lag_ms = float(message["lag_ms"])
-            self.snapshot_at = time.monotonic()
-            self.analysis_restarts = int(message["analysis_restarts"])
-            for call_id, snapshot in message["calls"].items():
+        match message:
+            case ipc.Reply(id=request_id):
+                future = self._futures.get(request_id)
+                if future is not None and not future.done():
+                    future.set_result(message)
+            case ipc.SendToDevice(conn=conn, frame=frame):
+                device = self.conns.get(conn)
+                if device is not None:
+                    with contextlib.suppress(Exception):  # a device gone: its handler cleans up
+                        await device.send(frame)
+            case ipc.CloseDevice(conn=conn):
+                device = self.conns.pop(conn, None)
+                if device is not None:  # not awaited here: closing waits for the client's close frame
+                    self._later(device.close())
+            case ipc.HubRecord(call=call_id, record=record, evidence=evidence):
+                jpeg = base64.b64decode(evidence) if evidence else None
                 call = self.calls.get(call_id)
-                if call is not None and isinstance(snapshot, dict):
-                    call.on_snapshot(snapshot)
-        elif kind == "ended":
-            call = self.calls.pop(message["call"], None)
-            self.pool.started.discard(message["call"])
-            if call is not None:
-                call.ended.set()
-        elif kind == "ready":
-            self.pid = int(message["pid"])
-            self.ready_at = time.monotonic()
-            self.ready.set()
+                if call is not None:
+                    call.on_record(record, jpeg)
+                else:
+                    self.pool.hub.publish(call_id, record)
+            case ipc.Snapshot(calls=calls, lag_ms=lag_ms, analysis_restarts=restarts):
+                self.lag_ms = lag_ms
+                self.snapshot_at = time.monotonic()
+                self.analysis_restarts = restarts
+                for snapshot in calls:
+                    call = self.calls.get(snapshot.call.call_id)
+                    if call is not None:
+                        call.on_snapshot(snapshot)
+            case ipc.CallEnded(call=call_id):
+                call = self.calls.pop(call_id, None)
+                self.pool.started.discard(call_id)
+                if call is not None:
+                    call.ended.set()
+            case ipc.Ready(pid=pid):
+                self.pid = pid
+                self.ready_at = time.monotonic()
+                self.ready.set()
 
     def _later(self, work: Any) -> None:
         task = asyncio.ensure_future(work)
@@ -219,6 +239,10 @@ class WorkerLink:
             holds_call=self.calls.get(call.call_id) is call,
         )
 
+    def stats(self) -> LinkStats:
+        placed = sum(not c.ended.is_set() for c in self.calls.values())
+        return LinkStats(self.index, self.alive and self.ready.is_set(), placed, self.lag_ms, self.restarts)
+
     def fail_pending(self) -> None:
         self.alive = False
         for future in self._futures.values():
@@ -231,7 +255,7 @@ class WorkerLink:
         process = self.process
         if process is None:
             return
-        await self.notify("stop")
+        await self.notify(ipc.Stop())
         with contextlib.suppress(Exception):
             if self.channel is not None:
                 self.channel.close()
@@ -274,14 +298,14 @@ class RelayPool:
             import aioice.ice
 
             ice_hosts = list(aioice.ice.get_host_addresses(use_ipv4=True, use_ipv6=True))
-        self._hello = ipc.encode(
-            "hello",
+        self._hello = ipc.Hello(
             config=ipc.blob(config),
             record_dir=str(record_dir) if record_dir else None,
             ice_servers=ice_servers,
             ice_hosts=ice_hosts,
             analysis_workers=analysis_workers,
         )
+        ipc.encode(self._hello)  # what the workers could not read fails here, not in each worker
 
     def next_id(self) -> int:
         self._ids += 1
@@ -295,11 +319,6 @@ class RelayPool:
     @property
     def pids(self) -> list[int]:
         return [link.pid for link in self.links if link.alive]
-
-    @property
-    def restarts(self) -> int:
-        """Relay worker restarts plus the workers' analysis worker restarts."""
-        return sum(link.restarts + link.analysis_restarts for link in self.links)
 
     # ---- placing calls -----------------------------------------------------------------------------------
     def place(self, call: RemoteCall) -> None:
@@ -315,14 +334,14 @@ class RelayPool:
 
     async def _add(self, link: WorkerLink, call: RemoteCall) -> None:
         try:
-            await link.request("add_call", call=call.call_id, booking=ipc.blob(call.booking))
+            await link.request(ipc.AddCall(link.next_id(), call.call_id, ipc.blob(call.booking)))
         except RemoteError as exc:
             if link.alive and link.calls.get(call.call_id) is call:  # refused: it cannot be served
                 log.error("call %s could not be placed on relay worker %d: %s", call.call_id, link.index, exc)
                 link.calls.pop(call.call_id, None)
             return  # a worker that died meanwhile has put the call back among the orphans
         if link.calls.get(call.call_id) is not call:  # moved away meanwhile (admission): not here
-            await link.notify("close_call", call=call.call_id)
+            await link.notify(ipc.CloseCall(call.call_id))
             return
         await call.placed_on(link)
 
@@ -341,7 +360,7 @@ class RelayPool:
             if link.calls.get(call.call_id) is call:
                 del link.calls[call.call_id]
                 if link.alive:  # its waiting session there is closed (nothing else of it is there)
-                    self._later(link.notify("close_call", call=call.call_id))
+                    self._later(link.notify(ipc.CloseCall(call.call_id)))
         if call in self.orphans:
             self.orphans.remove(call)
         log.info("call %s moved to relay worker %d, the one admission chose", call.call_id, index)
@@ -397,22 +416,15 @@ class RelayPool:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    # ---- what /metrics reads (as it reads an AnalysisPool) ---------------------------------------------
-    def stats(self) -> dict[str, dict[str, float]]:
-        found: dict[str, dict[str, float]] = {}
-        for link in self.links:
-            for call in link.calls.values():
-                for participant, analysed in call.analysed.items():
-                    found[call.source_key(participant)] = {"analysed": analysed}
-        return found
-
-    def in_flight_t(self, key: str) -> float | None:
-        call_id, _, participant = key.rpartition("/")
-        for link in self.links:
-            call = link.calls.get(call_id)
-            if call is not None:
-                return call.in_flight.get(participant)
-        return None
+    def stats(self) -> RelayStats:
+        streams = {
+            key: stream
+            for link in self.links
+            for call in link.calls.values()
+            for key, stream in call.streams.items()
+        }
+        restarts = sum(link.restarts + link.analysis_restarts for link in self.links)
+        return RelayStats(tuple(link.stats() for link in self.links), AnalysisStats(streams, restarts))
 
     async def stop(self) -> None:
         self._stopping = True
@@ -449,5 +461,8 @@ class WorkerAdmission:
         self.pool.start_call(call, index)
         self.admitted += 1
 
+    def stats(self) -> AdmissionStats:
+        return AdmissionStats(self.admitted, self.refused, self.limits.max_calls)
 
-__all__ = ["RelayPool", "WorkerAdmission", "WorkerLink"]
+
+__all__ = ["LinkStats", "RelayPool", "RelayStats", "WorkerAdmission", "WorkerLink"]

@@ -3,9 +3,9 @@
 Theory of operation. :class:`RemoteCall` offers what the front's users call on a
 ``monitor.call.call.Call`` -- the signalling handler (``join``, ``answer``, ``capture_attempt``,
 ``leave``), ``Calls`` (seats, ``check_seat``, ``devices``, ``ended``), the console (``state``,
-staff actions, ``watch_peer``, ``evidence_jpeg``), the board and /metrics (``devices`` with their
-media state and forwarded counts, ``taps``) -- and does each by a request to the worker the call
-is placed on (``monitor/relay_workers/pool.py``). Seat checks run here first, with the same rules as
+staff actions, ``watch_peer``, ``evidence_jpeg``), /metrics (``stats()``: devices with their media
+state and forwarded counts, taps) -- and does each by a request to the worker the call is placed
+on (``monitor/relay_workers/pool.py``). Seat checks run here first, with the same rules as
 ``Call`` (its methods are reused), and again in the worker, which decides.
 
 What the front knows of the call comes from the worker: every hub record (re-published on the
@@ -27,13 +27,16 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from types import SimpleNamespace
+from dataclasses import dataclass
 from typing import Any, Protocol, cast
 
 from monitor.call.call import EXPLAIN, Call, JoinRefused, Seat
+from monitor.call.stats import CallStats, DeviceStats, TapStats
 from monitor.hub import Hub
+from monitor.media.tracks import TrackStats
 from monitor.record.timeline import decision_record
+from monitor.relay_workers import ipc
+from monitor.workers.analysis_pool import StreamStats
 from policies.booking import Booking
 from policies.config import PolicyConfig
 from policies.decisions import Alert, State, StateChanged
@@ -65,9 +68,9 @@ class Link(Protocol):
     alive: bool
     restarts: int  # times its process was restarted
 
-    async def request(self, kind: str, **fields: Any) -> dict[str, Any]: ...
+    async def request(self, message: ipc.Request) -> dict[str, Any]: ...
 
-    async def notify(self, kind: str, **fields: Any) -> None: ...
+    async def notify(self, message: ipc.Message) -> None: ...
 
     def attach(self, device: RemoteDevice) -> int: ...
 
@@ -85,8 +88,11 @@ class RemoteDevice:
     close: Callable[[], Awaitable[None]]
     conn: int = 0
     link: Link | None = None
-    pc: Any = None  # SimpleNamespace(connectionState=...) from the worker's snapshots (metrics)
-    tracks: list[Any] = field(default_factory=list)  # SimpleNamespace(kind, forwarded, filled)
+    media_connected: bool = False  # as the worker's latest snapshot said
+    tracks: tuple[TrackStats, ...] = ()  # likewise
+
+    def stats(self) -> DeviceStats:
+        return DeviceStats(self.seat.participant, self.seat.role.value, self.media_connected, self.tracks)
 
 
 def make_seats(booking: Booking) -> dict[str, Seat]:
@@ -121,9 +127,8 @@ class RemoteCall:
         self.ice_servers = ice_servers or []
         self.seats = make_seats(booking)
         self.devices: dict[str, RemoteDevice] = {}
-        self.taps: dict[str, SimpleNamespace] = {}
-        self.analysed: dict[str, int] = {}
-        self.in_flight: dict[str, float | None] = {}
+        self.taps: dict[str, TapStats] = {}  # the latest snapshot's
+        self.streams: dict[str, StreamStats] = {}  # by source key, each as its latest snapshot said
         self.evidence: dict[str, bytes] = {}
         self.last_reasons: tuple[str, ...] = ()
         self.ended = asyncio.Event()
@@ -131,7 +136,7 @@ class RemoteCall:
         self.link: Link | None = None
         self.worker_deaths = 0
         self._state = State.WAITING
-        self._staff_later: list[tuple[str, str, str]] = []  # (action, note, staff) until placed
+        self._staff_later: list[tuple[ipc.StaffAction, str, str]] = []  # (action, note, staff) until placed
 
     # ---- what Call offers ---------------------------------------------------------------------------
     def now(self) -> float:
@@ -184,7 +189,7 @@ class RemoteCall:
         try:
             link = await self._link()
             device.link, device.conn = link, link.attach(device)
-            await link.request("join", conn=device.conn, call=self.call_id, participant=participant)
+            await link.request(ipc.Join(link.next_id(), device.conn, self.call_id, participant))
         except RemoteError as exc:
             self._forget(device)
             raise JoinRefused(exc.code, exc.message) from None
@@ -204,28 +209,28 @@ class RemoteCall:
         if link is None or link is not self.link or not link.alive:
             raise ValueError("the call moved to another relay process; please reconnect")
         try:
-            result = await link.request("offer", conn=device.conn, sdp=sdp)
+            result = await link.request(ipc.Offer(link.next_id(), device.conn, sdp))
         except RemoteError as exc:
             raise ValueError(exc.message) from None
         return str(result["sdp"])
 
     async def capture_attempt(self, device: RemoteDevice, detail: str) -> None:
         if device.link is not None and device.link.alive:
-            await device.link.notify("capture_attempt", conn=device.conn, detail=detail)
+            await device.link.notify(ipc.CaptureAttempt(device.conn, detail))
 
     async def leave(self, device: RemoteDevice) -> None:
         self._forget(device)
         if device.link is not None and device.link.alive:
-            await device.link.notify("leave", conn=device.conn)
+            await device.link.notify(ipc.Leave(device.conn))
 
     # ---- staff ---------------------------------------------------------------------------------------
-    async def _staff(self, action: str, note: str, staff: str) -> None:
+    async def _staff(self, action: ipc.StaffAction, note: str, staff: str) -> None:
         link = self.link
         if link is None or not link.alive:  # between a worker's death and the call's new place
             self._staff_later.append((action, note, staff))
             return
         try:
-            await link.request("staff", call=self.call_id, action=action, note=note, staff=staff)
+            await link.request(ipc.Staff(link.next_id(), self.call_id, action, note, staff))
         except RemoteError as exc:
             if exc.code == "relay_unavailable":
                 self._staff_later.append((action, note, staff))
@@ -246,7 +251,7 @@ class RemoteCall:
         try:
             link = await self._link()
             watch = link.next_id()
-            result = await link.request("watch", watch=watch, call=self.call_id)
+            result = await link.request(ipc.Watch(link.next_id(), watch, self.call_id))
         except RemoteError as exc:
             from monitor.console.watch import WatchRefused
 
@@ -263,7 +268,7 @@ class RemoteCall:
         self.placed.clear()
         if link is not None and link.alive:
             with contextlib.suppress(RemoteError, ConnectionError):
-                await link.notify("close_call", call=self.call_id)
+                await link.notify(ipc.CloseCall(self.call_id))
 
     # ---- from the worker -------------------------------------------------------------------------------
     async def placed_on(self, link: Link) -> None:
@@ -290,26 +295,21 @@ class RemoteCall:
         if self.hub is not None:
             self.hub.publish(self.call_id, record)
 
-    def on_snapshot(self, snapshot: dict[str, Any]) -> None:
+    def on_snapshot(self, snapshot: ipc.CallSnapshot) -> None:
+        call = snapshot.call
         with contextlib.suppress(ValueError):
             if self._state is not State.ENDED:
-                self._state = State(str(snapshot.get("state")))
-        for participant, info in dict(snapshot.get("devices", {})).items():
-            device = self.devices.get(participant)
-            if device is not None and isinstance(info, dict):
-                device.pc = SimpleNamespace(
-                    connectionState="connected" if info.get("media") else "connecting"
-                )
-                device.tracks = [
-                    SimpleNamespace(kind=str(k), forwarded=int(f), filled=int(g))
-                    for k, f, g in info.get("tracks", [])
-                ]
-        taps = {}
-        for participant, info in dict(snapshot.get("taps", {})).items():
-            taps[participant] = SimpleNamespace(seen=int(info.get("seen", 0)), dropped=info.get("dropped"))
-            self.analysed[participant] = int(info.get("analysed", 0))
-            self.in_flight[participant] = info.get("in_flight_t")
-        self.taps = taps
+                self._state = State(call.state)
+        for seen in call.devices:
+            device = self.devices.get(seen.participant)
+            if device is not None:
+                device.media_connected, device.tracks = seen.media_connected, seen.tracks
+        self.taps = {tap.participant: tap for tap in call.taps}
+        self.streams.update(snapshot.streams)
+
+    def stats(self) -> CallStats:
+        devices = tuple(device.stats() for device in self.devices.values())
+        return CallStats(self.call_id, self._state.value, devices, tuple(self.taps.values()))
 
     async def worker_died(self) -> None:
         """Fail closed, visibly (see the theory of operation); the pool places the call again."""
@@ -370,14 +370,14 @@ class RemoteWatchPeer:
 
     async def setRemoteDescription(self, description: Any) -> None:
         try:
-            await self.link.request("watch_answer", watch=self.watch, sdp=str(description.sdp))
+            await self.link.request(ipc.WatchAnswer(self.link.next_id(), self.watch, str(description.sdp)))
         except RemoteError as exc:
             raise ValueError(exc.message) from None
 
     async def close(self) -> None:
         if self.link.alive:
             with contextlib.suppress(RemoteError, ConnectionError):
-                await self.link.notify("watch_close", watch=self.watch)
+                await self.link.notify(ipc.WatchClose(self.watch))
 
 
 __all__ = ["RemoteCall", "RemoteDevice", "RemoteError", "RemoteWatchPeer", "make_seats"]

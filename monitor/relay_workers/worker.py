@@ -11,11 +11,11 @@ the front's connection id; the frames a call sends to a device go back tagged th
 Everything the calls publish on this process's hub is sent to the front (``hub``), which
 re-publishes it on its own hub, so the console feed, the audit recorder and the metrics work as
 in one process; an alert carries the JPEG of the frame behind it (the audit's evidence), taken
-here because the frame is here. Once a second the worker sends a snapshot of its calls (state,
-seconds left, devices and their media, forwarded and analysed counts, its loop lag p99 over
-``LAG_WINDOW_S``) for the
-board and /metrics. At end of file on stdin (the front is gone, even killed) the worker closes
-its calls and exits.
+here because the frame is here. Once a second the worker sends a snapshot of its calls (each
+call's ``stats()``: state, devices and their media, forwarded counts, taps; the analysis of each
+tapped camera) and its loop lag p99 over ``LAG_WINDOW_S``: what the front knows of the calls' state
+and media (the console, /metrics) and of the worker's load (admission). At end of file on stdin
+(the front is gone, even killed) the worker closes its calls and exits.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from monitor.call.call import Call, Calls, Device, JoinRefused
 from monitor.hub import Hub
 from monitor.load import LoopLag
 from monitor.relay_workers import ipc
-from monitor.workers.analysis_pool import AnalysisPool
+from monitor.workers.analysis_pool import AnalysisPool, AnalysisStats, StreamStats
 
 log = logging.getLogger(__name__)
 
@@ -45,12 +45,12 @@ LAG_WINDOW_S = 10.0
 
 
 class RelayWorker:
-    def __init__(self, channel: ipc.Channel, hello: ipc.Message) -> None:
+    def __init__(self, channel: ipc.Channel, hello: ipc.Hello) -> None:
         self.channel = channel
-        self.config = ipc.unblob(hello["config"])
-        self.record_dir = Path(hello["record_dir"]) if hello["record_dir"] else None
-        self.ice_servers: list[dict[str, Any]] = list(hello["ice_servers"])
-        self.analysis_workers = int(hello["analysis_workers"])
+        self.config = ipc.unblob(hello.config)
+        self.record_dir = Path(hello.record_dir) if hello.record_dir else None
+        self.ice_servers: list[dict[str, Any]] = list(hello.ice_servers)
+        self.analysis_workers = hello.analysis_workers
         self.hub = Hub()
         self.calls = Calls()
         self.pool: AnalysisPool | None = None
@@ -65,11 +65,11 @@ class RelayWorker:
             await self.pool.start()
         self.lag.start()
         background = [asyncio.ensure_future(self._bridge()), asyncio.ensure_future(self._snapshots())]
-        await self.channel.send(ipc.encode("ready", pid=os.getpid()))
+        await self.channel.send(ipc.Ready(os.getpid()))
         try:
             while True:
                 message = await self.channel.recv()
-                if message is None or message.kind == "stop":
+                if message is None or isinstance(message, ipc.Stop):
                     break
                 self._spawn(self._handle(message))
         finally:
@@ -94,13 +94,13 @@ class RelayWorker:
         if self.pool is not None:
             await self.pool.stop()
 
-    async def _send(self, line: bytes) -> None:
+    async def _send(self, message: ipc.Message) -> None:
         with contextlib.suppress(ConnectionError, RuntimeError):  # the front is gone: we stop soon
-            await self.channel.send(line)
+            await self.channel.send(message)
 
     # ---- requests from the front ------------------------------------------------------------------
     async def _handle(self, message: ipc.Message) -> None:
-        request_id = message.fields.get("id")
+        request_id = message.id if isinstance(message, ipc.Request) else None
         try:
             result = await self._do(message)
         except JoinRefused as exc:
@@ -112,7 +112,7 @@ class RelayWorker:
                 await self._send(ipc.reply(request_id, code="bad_sdp", message=str(exc)[:300]))
             return
         except Exception as exc:
-            log.exception("relay worker: %s failed", message.kind)
+            log.exception("relay worker: %s failed", message.KIND)
             if request_id is not None:
                 await self._send(ipc.reply(request_id, code="internal", message=type(exc).__name__))
             return
@@ -120,72 +120,67 @@ class RelayWorker:
             await self._send(ipc.reply(request_id, result))
 
     async def _do(self, m: ipc.Message) -> dict[str, Any]:
-        kind = m.kind
-        if kind == "add_call":
-            booking = ipc.unblob(m["booking"])
-            if self.record_dir is not None:
-                keep_earlier_parts(self.record_dir / booking.call_id)
-            call = Call(
-                booking,
-                self.config,
-                wall_clock=time.time,
-                pool=self.pool,
-                hub=self.hub,
-                record_dir=self.record_dir,
-                ice_servers=self.ice_servers,
-            )
-            self.calls.add(call, own_tokens=False)
-            call.start()
-            return {}
-        if kind == "close_call":
-            closing = self.calls.get(m["call"])
-            if closing is not None:
-                await closing.close()
-                self.calls.remove(m["call"])
-            return {}
-        if kind == "join":
-            return await self._join(m)
-        if kind == "offer":
-            call, device = self._conn(m["conn"])
-            return {"sdp": await call.answer(device, m["sdp"])}
-        if kind == "capture_attempt":
-            call, device = self._conn(m["conn"])
-            await call.capture_attempt(device, m["detail"])
-            return {}
-        if kind == "leave":
-            entry = self.conns.pop(m["conn"], None)
-            if entry is not None:
-                await entry[0].leave(entry[1])
-            return {}
-        if kind == "staff":
-            call = self._call(m["call"])
-            if m["action"] == "pause":
-                await call.staff_pause(m["note"], m["staff"])
-            elif m["action"] == "resume":
-                await call.staff_resume(m["staff"])
-            else:
-                await call.staff_end(m["note"], m["staff"])
-            return {}
-        if kind == "watch":
-            from monitor.console.watch import watch_peer
+        match m:
+            case ipc.AddCall(booking=booking):
+                self._add_call(ipc.unblob(booking))
+            case ipc.CloseCall(call=call_id):
+                closing = self.calls.get(call_id)
+                if closing is not None:
+                    await closing.close()
+                    self.calls.remove(call_id)
+            case ipc.Join():
+                await self._join(m)
+            case ipc.Offer(conn=conn, sdp=sdp):
+                call, device = self._conn(conn)
+                return {"sdp": await call.answer(device, sdp)}
+            case ipc.CaptureAttempt(conn=conn, detail=detail):
+                call, device = self._conn(conn)
+                await call.capture_attempt(device, detail)
+            case ipc.Leave(conn=conn):
+                entry = self.conns.pop(conn, None)
+                if entry is not None:
+                    await entry[0].leave(entry[1])
+            case ipc.Staff(call=call_id, action="pause", note=note, staff=staff):
+                await self._call(call_id).staff_pause(note, staff)
+            case ipc.Staff(call=call_id, action="resume", staff=staff):
+                await self._call(call_id).staff_resume(staff)
+            case ipc.Staff(call=call_id, action="end", note=note, staff=staff):
+                await self._call(call_id).staff_end(note, staff)
+            case ipc.Watch(watch=watch, call=call_id):
+                from monitor.console.watch import watch_peer
 
-            pc, tracks, sdp, slots, servers = await watch_peer(self._call(m["call"]))
-            self.watches[m["watch"]] = (pc, tracks)
-            return {"sdp": sdp, "slots": slots, "ice_servers": servers}
-        if kind == "watch_answer":
-            from aiortc import RTCSessionDescription
+                pc, tracks, sdp, slots, servers = await watch_peer(self._call(call_id))
+                self.watches[watch] = (pc, tracks)
+                return {"sdp": sdp, "slots": slots, "ice_servers": servers}
+            case ipc.WatchAnswer(watch=watch, sdp=sdp):
+                from aiortc import RTCSessionDescription
 
-            pc, _ = self.watches[m["watch"]]
-            await pc.setRemoteDescription(RTCSessionDescription(m["sdp"], "answer"))
-            return {}
-        if kind == "watch_close":
-            watched = self.watches.pop(m["watch"], None)
-            if watched is not None:
-                for track in watched[1]:
-                    track.stop()
-                await watched[0].close()
-            return {}
-        raise ValueError(f"a relay worker does not take {kind!r}")
+                pc, _ = self.watches[watch]
+                await pc.setRemoteDescription(RTCSessionDescription(sdp, "answer"))
+            case ipc.WatchClose(watch=watch):
+                watched = self.watches.pop(watch, None)
+                if watched is not None:
+                    for track in watched[1]:
+                        track.stop()
+                    await watched[0].close()
+            case _:
+                raise ValueError(f"a relay worker does not take {m.KIND!r}")
+        return {}
+
+    def _add_call(self, booking: Any) -> None:
+        if self.record_dir is not None:
+            keep_earlier_parts(self.record_dir / booking.call_id)
+        call = Call(
+            booking,
+            self.config,
+            wall_clock=time.time,
+            pool=self.pool,
+            hub=self.hub,
+            record_dir=self.record_dir,
+            ice_servers=self.ice_servers,
+        )
+        self.calls.add(call, own_tokens=False)
+        call.start()
 
     def _call(self, call_id: str) -> Call:
         call = self.calls.get(call_id)
@@ -199,24 +194,23 @@ class RelayWorker:
             raise JoinRefused("not_joined", "this connection is not in a call")
         return entry
 
-    async def _join(self, m: ipc.Message) -> dict[str, Any]:
-        call = self._call(m["call"])
-        seat = call.seat_of(m["participant"])
+    async def _join(self, m: ipc.Join) -> None:
+        call = self._call(m.call)
+        seat = call.seat_of(m.participant)
         if seat is None:
             raise JoinRefused("bad_token", "this join link is not valid")
         seat = call.check_seat(seat)
-        conn = int(m["conn"])
+        conn = m.conn
 
         async def send(frame: dict[str, Any]) -> None:
-            await self._send(ipc.encode("send", conn=conn, frame=frame))
+            await self._send(ipc.SendToDevice(conn, frame))
 
         async def close() -> None:
             self.conns.pop(conn, None)
-            await self._send(ipc.encode("close", conn=conn))
+            await self._send(ipc.CloseDevice(conn))
 
         device = await call.join(seat, send, close)
         self.conns[conn] = (call, device)
-        return {}
 
     # ---- to the front -----------------------------------------------------------------------------
     async def _bridge(self) -> None:
@@ -233,7 +227,7 @@ class RelayWorker:
                     with contextlib.suppress(Exception):
                         jpeg = call.evidence_jpeg(str(record.get("source") or "")) if call else None
                     evidence = base64.b64encode(jpeg).decode("ascii") if jpeg else None
-                await self._send(ipc.encode("hub", call=call_id, record=record, evidence=evidence))
+                await self._send(ipc.HubRecord(call_id, record, evidence))
 
     async def _snapshots(self) -> None:
         while True:
@@ -241,46 +235,25 @@ class RelayWorker:
             for call in list(self.calls):
                 if call.ended.is_set():
                     self.calls.remove(call.call_id)
-                    await self._send(ipc.encode("ended", call=call.call_id))
-            await self._send(ipc.encode("snapshot", **self.snapshot()))
+                    await self._send(ipc.CallEnded(call.call_id))
+            await self._send(self.snapshot())
 
-    def snapshot(self) -> dict[str, Any]:
-        stats = self.pool.stats() if self.pool is not None else {}
-        calls: dict[str, Any] = {}
+    def snapshot(self) -> ipc.Snapshot:
+        analysis = self.pool.stats() if self.pool is not None else None
+        calls = []
         for call in self.calls:
-            devices = {}
-            for participant, device in dict(call.devices).items():
-                pc = device.pc
-                tracks = [
-                    [
-                        str(getattr(t, "kind", "")),
-                        int(getattr(t, "forwarded", 0)),
-                        int(getattr(t, "filled", 0)),
-                    ]
-                    for t in list(device.tracks)
-                ]
-                media = pc is not None and pc.connectionState == "connected"
-                devices[participant] = {"media": media, "tracks": tracks}
-            taps = {}
-            for participant, tap in dict(call.taps).items():
-                key = call.source_key(participant)
-                dropped = getattr(tap, "dropped", None)
-                flying = self.pool.in_flight_t(key) if self.pool is not None else None
-                taps[participant] = {
-                    "seen": int(getattr(tap, "seen", 0)),
-                    "dropped": dropped if isinstance(dropped, int) else None,
-                    "analysed": int(stats.get(key, {}).get("analysed", 0)),
-                    "in_flight_t": flying,
-                }
-            calls[call.call_id] = {
-                "state": call.state.value,
-                "seconds_left": call.seconds_left,
-                "devices": devices,
-                "taps": taps,
-            }
+            stats = call.stats()
+            streams = {tap.key: _stream(analysis, tap.key) for tap in stats.taps}
+            calls.append(ipc.CallSnapshot(stats, streams))
         lag = self.lag.quantile(0.99) * 1000.0
-        restarts = self.pool.restarts if self.pool is not None else 0
-        return {"calls": calls, "lag_ms": round(lag, 3), "analysis_restarts": restarts}
+        restarts = analysis.restarts if analysis is not None else 0
+        return ipc.Snapshot(tuple(calls), round(lag, 3), restarts)
+
+
+def _stream(analysis: AnalysisStats | None, key: str) -> StreamStats:
+    """A camera's analysis in this worker (none yet: zero frames, nothing in flight)."""
+    found = analysis.streams.get(key) if analysis is not None else None
+    return found if found is not None else StreamStats(0, 0.0, 0.0, None)
 
 
 def keep_earlier_parts(folder: Path) -> int:
@@ -327,11 +300,11 @@ async def _pipes() -> ipc.Channel:
 async def main() -> None:
     channel = await _pipes()
     hello = await channel.recv()
-    if hello is None or hello.kind != "hello":
+    if not isinstance(hello, ipc.Hello):
         return
     from monitor.media import patches
 
-    patches.set_ice_host_addresses([str(h) for h in hello["ice_hosts"]])  # the front's choice, per process
+    patches.set_ice_host_addresses(hello.ice_hosts)  # the front's choice, per process
     await RelayWorker(channel, hello).run()
 
 

@@ -1,30 +1,25 @@
 """`/metrics`: the server's figures in the Prometheus text exposition format (version 0.0.4).
 
 Theory of operation. :class:`Metrics` is the registry. It holds a few counters of its own (cheap
-``inc`` calls, usable by any code) and, at scrape time, reads the live objects of the server
-instead of asking them to report. Those objects are duck-typed; what is read:
+``inc`` calls, usable by any code) and, at scrape time, asks the server's parts for their figures:
+each has a ``stats()`` that returns plain frozen values, and this module reads nothing else of them.
 
-- ``calls``: iterable of calls (``monitor.call.call.Calls``); each call has ``call_id``, ``state`` (a
-  ``StrEnum`` or str), ``devices`` (participant -> device with ``seat.role`` and ``pc`` whose
-  ``connectionState`` is read), ``taps`` (participant -> tap with ``seen``: frames received for
-  analysis, and optionally ``dropped``), and ``source_key(participant)``.
-  The gated outgoing tracks of each device (``device.tracks``, with ``kind``, ``forwarded`` and
-  ``filled``) give the forwarded frame counts. ``Calls._pending`` (analysis results not yet
-  handled) is read as a queue depth when present.
-- ``pool``: ``stats()`` (key -> ``{"analysed": n}``), ``in_flight_t(key)``, ``restarts``, and
-  ``_workers[i].inbox.qsize()`` as queue depths when present.
-- ``hub``: ``subscribe()`` (an async iterator of timeline records tagged with ``call_id``),
-  ``subscribers`` and each subscription's ``queue.qsize()`` through ``_subs``. A background task
-  counts every published ``state`` record into pauses by reason and transitions, and every
-  ``alert`` by reason, so no call code has to report them.
+- ``calls`` (``monitor.call.call.Calls``): each call's state, devices (role, media connected, the
+  frames sent on each of their tracks), taps (frames seen for analysis), the analysis results not
+  yet handled, and admission's answers (``monitor.call.stats``);
+- ``pool`` (``monitor.workers.analysis_pool.AnalysisPool``), or with relay workers ``relay``
+  (``monitor.relay_workers.pool.RelayPool``, whose figures also cover the workers' analysis, as
+  their snapshots said): frames analysed per stream, what is in flight, restarts, inbox depths;
+- ``hub`` (``monitor.hub.Hub``): subscribers and the slowest one's backlog; and ``subscribe()``: a
+  background task counts every published ``state`` record into pauses by reason and transitions,
+  and every ``alert`` by reason, so no call code has to report them.
 
 Two more background tasks: :class:`monitor.load.LoopLag` sleeps ``interval`` again and again and records how
 late each wake-up is (the event loop's lag; last, max and p99 over a sliding window), and a
 sampler that once a second turns the pool's cumulative analysed counts into frames per second per
 stream (over the last ``FPS_WINDOW_S``) and into monotonic totals (streams come and go with calls).
 
-Frames dropped by keep-latest analysis: a tap's ``dropped`` attribute when it has one (a frame
-overwritten before the pool took it), else the estimate ``seen - analysed - in flight``, which is
+Frames dropped by keep-latest analysis are estimated as ``seen - analysed - in flight``, which is
 exact to within one frame (the frame waiting in the tap).
 
 Access (:func:`register_metrics`): without a token, only loopback clients (127.0.0.0/8, ::1, and
@@ -41,21 +36,25 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import hmac
 import ipaddress
 import math
 import os
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from monitor.load import LoopLag
 from policies.decisions import State
 
-if TYPE_CHECKING:  # monitor.http loads websockets: imported when routes are registered, not by the CLI
+if TYPE_CHECKING:  # these load websockets, aiortc, models: imported when the server runs, not by the CLI
+    from monitor.call.call import Calls
+    from monitor.call.stats import CallsStats, CallStats
     from monitor.http import HttpRequest, Router
+    from monitor.hub import Hub
+    from monitor.relay_workers.pool import RelayPool, RelayStats
+    from monitor.workers.analysis_pool import AnalysisPool, AnalysisStats, StreamStats
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 SAMPLE_S = 1.0
@@ -126,14 +125,14 @@ class Metrics:
     def __init__(
         self,
         *,
-        calls: Iterable[Any] | None = None,
-        pool: Any = None,
-        hub: Any = None,
-        relay: Any = None,
+        calls: Calls | None = None,
+        pool: AnalysisPool | None = None,
+        hub: Hub | None = None,
+        relay: RelayPool | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.calls = calls
-        self.relay = relay  # relay_workers.pool.RelayPool (links: alive, pid, calls, lag_ms, restarts)
+        self.relay = relay  # with relay workers: the calls and their analysis are in the workers
         self.pool = pool
         self.hub = hub
         self.clock = clock
@@ -187,15 +186,14 @@ class Metrics:
         self._tasks = []
 
     async def _listen(self) -> None:
+        assert self.hub is not None
         while True:  # the hub drops a subscriber that falls 1000 records behind: subscribe again
             subscription = self.hub.subscribe()
             try:
                 async for record in subscription:
                     self.observe_record(record)
             finally:
-                close = getattr(subscription, "close", None)
-                if callable(close):
-                    close()
+                subscription.close()
             await asyncio.sleep(0)
 
     async def _sample_forever(self) -> None:
@@ -205,10 +203,10 @@ class Metrics:
 
     def sample(self) -> None:
         """Note the pool's analysed counts now (for frames per second and monotonic totals)."""
-        stats = self._pool_stats()
+        stats = self._streams(self._analysis())
         now = self.clock()
         for key, entry in stats.items():
-            analysed = int(entry.get("analysed", 0))
+            analysed = entry.analysed
             self.analysed_total += max(0, analysed - self._last_analysed.get(key, 0))
             self._last_analysed[key] = analysed
             history = self._history.setdefault(key, deque())
@@ -227,55 +225,57 @@ class Metrics:
         (t0, n0), (t1, n1) = history[0], history[-1]
         return (n1 - n0) / (t1 - t0) if t1 > t0 else 0.0
 
-    def _pool_stats(self) -> dict[str, dict[str, float]]:
-        stats = getattr(self.pool, "stats", None)
-        if not callable(stats):
-            return {}
-        result: dict[str, dict[str, float]] = stats()
-        return result
+    def _analysis(self) -> AnalysisStats | None:
+        if self.pool is not None:
+            return self.pool.stats()
+        return self.relay.stats().analysis if self.relay is not None else None
+
+    @staticmethod
+    def _streams(analysis: AnalysisStats | None) -> dict[str, StreamStats]:
+        return analysis.streams if analysis is not None else {}
 
     # the page
     def render(self, detail: bool = True) -> str:
         """The page; ``detail=False`` leaves out every series labelled with a call or participant
         id (for a client that did not present the metrics token)."""
         page = Exposition()
-        calls = list(self.calls) if self.calls is not None else []
-        self._render_calls(page, calls, detail)
+        calls = self.calls.stats() if self.calls is not None else None
+        analysis = self._analysis()
+        self._render_calls(page, calls.calls if calls is not None else (), detail)
         self._render_policy(page)
-        self._render_analysis(page, calls, detail)
+        self._render_analysis(page, calls.calls if calls is not None else (), analysis, detail)
         self._render_loop(page)
-        self._render_queues(page)
-        self._render_relay(page)
-        self._render_admission(page)
+        self._render_queues(page, calls.pending_results if calls is not None else 0, analysis)
+        if self.relay is not None:
+            self._render_relay(page, self.relay.stats())
+        if calls is not None:
+            self._render_admission(page, calls)
         return page.text()
 
-    def _render_admission(self, page: Exposition) -> None:
+    def _render_admission(self, page: Exposition, calls: CallsStats) -> None:
         """Admission's answers to devices that would start a call (monitor/call/admission.py)."""
-        admission = getattr(self.calls, "admission", None)
+        admission = calls.admission
         if admission is None:
             return
         page.family(
             "monitor_call_starts_total", "counter", "Devices that would start a call, by admission's answer."
         )
-        page.sample("monitor_call_starts_total", int(admission.admitted), {"result": "admitted"})
-        page.sample("monitor_call_starts_total", int(admission.refused), {"result": "over_capacity"})
-        limits = getattr(admission, "limits", None)
-        if limits is not None:
-            page.family("monitor_max_calls", "gauge", "Calls one relay process may run (per relay worker).")
-            page.sample("monitor_max_calls", int(limits.max_calls))
+        page.sample("monitor_call_starts_total", admission.admitted, {"result": "admitted"})
+        page.sample("monitor_call_starts_total", admission.refused, {"result": "over_capacity"})
+        page.family("monitor_max_calls", "gauge", "Calls one relay process may run (per relay worker).")
+        page.sample("monitor_max_calls", admission.max_calls)
 
-    def _render_relay(self, page: Exposition) -> None:
-        links = list(getattr(self.relay, "links", ()))
+    def _render_relay(self, page: Exposition, relay: RelayStats) -> None:
+        links = relay.links
         if not links:
             return
         page.family("monitor_relay_workers", "gauge", "Relay worker processes, by whether they are up.")
-        up = sum(1 for link in links if link.alive and link.ready.is_set())
+        up = sum(1 for link in links if link.up)
         page.sample("monitor_relay_workers", up, {"state": "up"})
         page.sample("monitor_relay_workers", len(links) - up, {"state": "down"})
         page.family("monitor_relay_worker_calls", "gauge", "Calls placed on each relay worker.")
         for link in links:
-            running = sum(not c.ended.is_set() for c in link.calls.values())
-            page.sample("monitor_relay_worker_calls", running, {"worker": str(link.index)})
+            page.sample("monitor_relay_worker_calls", link.calls, {"worker": str(link.index)})
         page.family("monitor_relay_worker_loop_lag_seconds", "gauge", "Relay worker loop lag (p99, 10 s).")
         for link in links:
             lag = round(link.lag_ms / 1000.0, 6)
@@ -284,23 +284,21 @@ class Metrics:
         for link in links:
             page.sample("monitor_relay_worker_restarts_total", link.restarts, {"worker": str(link.index)})
 
-    def _render_calls(self, page: Exposition, calls: list[Any], detail: bool = True) -> None:
+    def _render_calls(self, page: Exposition, calls: tuple[CallStats, ...], detail: bool = True) -> None:
         page.family("monitor_calls", "gauge", "Calls the server serves now, by state.")
-        states = Counter(str(getattr(c, "state", "unknown")) for c in calls)
+        states = Counter(c.state for c in calls)
         for state in dict.fromkeys((*STATES, *sorted(states))):  # every known state, even at 0
             page.sample("monitor_calls", states[state], {"state": state})
         page.family("monitor_calls_seen_total", "counter", "Calls that published a record since start.")
-        page.sample("monitor_calls_seen_total", len(self.calls_seen | {str(c.call_id) for c in calls}))
+        page.sample("monitor_calls_seen_total", len(self.calls_seen | {c.call_id for c in calls}))
         page.family("monitor_peers", "gauge", "Connected devices (signalling joined), by role.")
         page.family("monitor_peers_media_connected", "gauge", "Devices whose WebRTC media is connected.")
         roles: Counter[str] = Counter()
         media = 0
         for call in calls:
-            for device in dict(getattr(call, "devices", {})).values():
-                role = getattr(getattr(device, "seat", None), "role", "unknown")
-                roles[str(getattr(role, "value", role))] += 1
-                pc = getattr(device, "pc", None)
-                media += pc is not None and getattr(pc, "connectionState", "") == "connected"
+            for device in call.devices:
+                roles[device.role] += 1
+                media += device.media_connected
         for role in ("prisoner", "visitor"):
             page.sample("monitor_peers", roles.pop(role, 0), {"role": role})
         for role, count in sorted(roles.items()):
@@ -310,14 +308,13 @@ class Metrics:
             return
         page.family("monitor_forwarded_frames_total", "counter", "Frames sent to devices, live or slate.")
         for call in calls:
-            for participant, device in dict(getattr(call, "devices", {})).items():
+            for device in call.devices:
                 sent: Counter[tuple[str, str]] = Counter()
-                for track in list(getattr(device, "tracks", [])):
-                    kind = str(getattr(track, "kind", "unknown"))
-                    sent[(kind, "media")] += int(getattr(track, "forwarded", 0))
-                    sent[(kind, "filler")] += int(getattr(track, "filled", 0))
+                for track in device.tracks:
+                    sent[(track.kind, "media")] += track.forwarded
+                    sent[(track.kind, "filler")] += track.filled
                 for (kind, what), count in sorted(sent.items()):
-                    labels = {"call": str(call.call_id), "to": str(participant), "kind": kind, "what": what}
+                    labels = {"call": call.call_id, "to": device.participant, "kind": kind, "what": what}
                     page.sample("monitor_forwarded_frames_total", count, labels)
 
     def _render_policy(self, page: Exposition) -> None:
@@ -339,9 +336,14 @@ class Metrics:
         for name, count in sorted(self.errors.items()):
             page.sample("monitor_events_total", count, {"event": name})
 
-    def _render_analysis(self, page: Exposition, calls: list[Any], detail: bool = True) -> None:
-        stats = self._pool_stats()
-        in_flight = getattr(self.pool, "in_flight_t", None)
+    def _render_analysis(
+        self,
+        page: Exposition,
+        calls: tuple[CallStats, ...],
+        analysis: AnalysisStats | None,
+        detail: bool = True,
+    ) -> None:
+        streams = self._streams(analysis)
         page.family("monitor_analysis_frames_total", "counter", "Frames analysed, all streams since start.")
         page.sample("monitor_analysis_frames_total", self.analysed_total)
         per_stream = (
@@ -357,17 +359,15 @@ class Metrics:
         total_fps = 0.0
         busy = 0
         for call in calls:
-            for participant, tap in dict(getattr(call, "taps", {})).items():
-                key = call.source_key(participant)
-                labels = {"call": str(call.call_id), "stream": str(participant)}
-                analysed = int(stats.get(key, {}).get("analysed", 0))
-                flying = 1 if callable(in_flight) and in_flight(key) is not None else 0
+            for tap in call.taps:
+                labels = {"call": call.call_id, "stream": tap.participant}
+                stream = streams.get(tap.key)
+                analysed = stream.analysed if stream is not None else 0
+                flying = 1 if stream is not None and stream.in_flight_t is not None else 0
                 busy += flying
-                seen = int(getattr(tap, "seen", 0))
-                dropped = getattr(tap, "dropped", None)
-                if not isinstance(dropped, int):
-                    dropped = max(0, seen - analysed - flying)
-                fps = self.fps(key)
+                seen = tap.seen
+                dropped = max(0, seen - analysed - flying)
+                fps = self.fps(tap.key)
                 total_fps += fps
                 if not detail:
                     continue
@@ -379,7 +379,8 @@ class Metrics:
         page.sample("monitor_analysis_fps_overall", round(total_fps, 3))
         page.sample("monitor_analysis_in_flight", busy)
         page.family("monitor_analysis_worker_restarts_total", "counter", "Analysis workers restarted.")
-        page.sample("monitor_analysis_worker_restarts_total", int(getattr(self.pool, "restarts", 0) or 0))
+        restarts = analysis.restarts if analysis is not None else 0
+        page.sample("monitor_analysis_worker_restarts_total", restarts)
 
     def _render_loop(self, page: Exposition) -> None:
         lag = self.lag
@@ -395,23 +396,16 @@ class Metrics:
         page.family("monitor_uptime_seconds", "gauge", "Seconds since the metrics registry started.")
         page.sample("monitor_uptime_seconds", round(self.clock() - self.started_at, 3))
 
-    def _render_queues(self, page: Exposition) -> None:
+    def _render_queues(self, page: Exposition, pending: int, analysis: AnalysisStats | None) -> None:
+        hub = self.hub.stats() if self.hub is not None else None
         page.family("monitor_queue_depth", "gauge", "Items waiting in the server's internal queues.")
-        subs = list(getattr(self.hub, "_subs", ()))
-        backlog = max((s.queue.qsize() for s in subs if hasattr(s, "queue")), default=0)
+        backlog = hub.max_backlog if hub is not None else 0
         page.sample("monitor_queue_depth", backlog, {"queue": "hub_max_subscriber_backlog"})
-        pending = getattr(self.calls, "_pending", None)
-        waiting = len(pending) if pending is not None else 0
-        page.sample("monitor_queue_depth", waiting, {"queue": "call_results"})
-        for worker in list(getattr(self.pool, "_workers", ())):
-            inbox = getattr(worker, "inbox", None)
-            depth = 0
-            if inbox is not None:
-                with contextlib.suppress(NotImplementedError, OSError, ValueError):
-                    depth = inbox.qsize()
-            page.sample("monitor_queue_depth", depth, {"queue": f"analysis_inbox_{worker.index}"})
+        page.sample("monitor_queue_depth", pending, {"queue": "call_results"})
+        for index, depth in enumerate(analysis.inboxes if analysis is not None else ()):
+            page.sample("monitor_queue_depth", depth, {"queue": f"analysis_inbox_{index}"})
         page.family("monitor_hub_subscribers", "gauge", "Consumers of call records (consoles, audit).")
-        page.sample("monitor_hub_subscribers", int(getattr(self.hub, "subscribers", 0) or 0))
+        page.sample("monitor_hub_subscribers", hub.subscribers if hub is not None else 0)
 
 
 # ---- the route ----------------------------------------------------------------------------------
@@ -456,10 +450,8 @@ def register_metrics(router: Router, registry: Metrics, token: str | None = None
 def register_server_metrics(server: Any) -> Metrics:
     """The hook ``monitor.server.serve.Server`` calls while registering its routes: a registry over its
     calls, pool and hub, started, with /metrics on its router (token: ``server.metrics_token``)."""
-    relay = getattr(server, "relay", None)  # --relay-workers: the calls' analysis is in the workers
-    pool = server.pool if server.pool is not None else relay
-    registry = Metrics(calls=server.calls, pool=pool, hub=server.hub, relay=relay)
-    token = getattr(server, "metrics_token", None) or os.environ.get(TOKEN_ENV) or None
+    registry = Metrics(calls=server.calls, pool=server.pool, hub=server.hub, relay=server.relay)
+    token = server.metrics_token or os.environ.get(TOKEN_ENV) or None
     register_metrics(server.router, registry, token)
     registry.start()
     return registry

@@ -71,9 +71,9 @@ async def test_steady_live_camera_is_analysed_calmly_and_a_walk_in_at_once() -> 
         await until(lambda: call.state is State.LIVE, 90, "the security check passing")
         await until(lambda: pool.steady(key), 30, "a steady frame")
 
-        analysed = pool.stats()[key]["analysed"]
+        analysed = pool.stats().streams[key].analysed
         await asyncio.sleep(4.0)
-        calm = pool.stats()[key]["analysed"] - analysed
+        calm = pool.stats().streams[key].analysed - analysed
         # the calm pace (2 a second) rather than the busy grid (6 a second: ~24 frames)
         assert 3 <= calm <= CALM_FPS * 4 + 4 < ANALYSIS_FPS * 4, calm
         assert call.state is State.LIVE

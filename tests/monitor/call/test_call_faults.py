@@ -72,8 +72,8 @@ async def test_worker_crash_restarts_and_the_call_recovers(server: Server) -> No
         before = len(call.decisions)
         pool.crash_worker_of(key)
         await until(lambda: pool.restarts == 1, 20)
-        analysed = pool.stats()[key]["analysed"]
-        await until(lambda: pool.stats()[key]["analysed"] > analysed + 5, 120)  # the new worker analyses
+        analysed = pool.stats().streams[key].analysed
+        await until(lambda: pool.stats().streams[key].analysed > analysed + 5, 120)  # the new worker analyses
         await until(lambda: call.state is State.LIVE, 120)
         after = [d for d in call.decisions[before:] if isinstance(d, StateChanged)]
         for change in after:  # a pause, if analysis was gone long enough, is the fail-closed rule

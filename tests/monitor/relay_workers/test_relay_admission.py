@@ -43,8 +43,7 @@ async def server() -> AsyncIterator[Server]:
 async def media_connected(call: Any, participant: str, timeout: float = 30.0) -> None:
     """Until the worker running ``call`` reports ``participant``'s media connected (its snapshots)."""
     for _ in range(int(timeout * 10)):
-        device = call.devices.get(participant)
-        if getattr(getattr(device, "pc", None), "connectionState", "") == "connected":
+        if any(d.participant == participant and d.media_connected for d in call.stats().devices):
             return
         await asyncio.sleep(0.1)
     raise AssertionError(f"{participant} never connected: {call.devices}")

@@ -159,10 +159,7 @@ async def test_calls_run_on_different_workers_and_media_goes_straight_to_them(
     other, _ = await join_device(server, second, "prisoner", clips["clean"])
     CALLS["other"] = other
     for _ in range(100):  # the worker's snapshots tell the front the media is connected
-        if (
-            getattr(second.devices.get("A1234BC"), "pc", None)
-            and second.devices["A1234BC"].pc.connectionState == "connected"
-        ):
+        if any(d.participant == "A1234BC" and d.media_connected for d in second.stats().devices):
             break
         await asyncio.sleep(0.1)
     else:

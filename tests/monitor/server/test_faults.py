@@ -110,9 +110,11 @@ async def test_visitor_network_drop_and_reconnect_within_the_grace_window(
         again = await device(server, call, "visitor", clean)  # the same link, within the grace
         assert call.now() - dropped_at < call.config.reconnect_grace_s
         key = call.source_key("v1")
-        analysed = server.pool.stats()[key]["analysed"]
+        analysed = server.pool.stats().streams[key].analysed
         # the new connection's frames are analysed again (the check goes on watching the visitor)
-        await until(lambda: server.pool.stats()[key]["analysed"] > analysed + 10, 60, "analysis to resume")
+        await until(
+            lambda: server.pool.stats().streams[key].analysed > analysed + 10, 60, "analysis to resume"
+        )
         await asyncio.sleep(call.config.reconnect_grace_s)  # past the grace: nothing comes due
         assert call.state is State.LIVE
         changes = [d for d in call.decisions[before:] if isinstance(d, StateChanged)]

@@ -10,7 +10,8 @@ import av
 import pytest
 
 from monitor.bookings import load_booking
-from monitor.workers.analysis_pool import WARMUP_PHOTO, AnalysisPool, frame_planes
+from monitor.workers.analysis_pool import AnalysisPool, frame_planes
+from monitor.workers.analysis_worker import WARMUP_PHOTO
 from policies.config import load_policy
 from policies.events import Observation, Role
 from signalling.client import load_clip

@@ -13,16 +13,8 @@ import pytest
 
 from monitor.analysis.settings import AnalysisSettings
 from monitor.bookings import load_booking
-from monitor.workers.analysis_pool import (
-    SETTLE_S,
-    STARVING_S,
-    TRACK_KEEP_S,
-    AnalysisPool,
-    Waiting,
-    frame_planes,
-    kept,
-    pick,
-)
+from monitor.workers.analysis_pool import AnalysisPool, frame_planes
+from monitor.workers.schedule import SETTLE_S, STARVING_S, TRACK_KEEP_S, Waiting, kept, pick
 from policies.config import load_policy
 from policies.events import Observation, Role
 from signalling.client import load_clip
@@ -138,6 +130,6 @@ async def test_the_worker_takes_the_urgent_and_newest_frames_not_the_first_come(
         await asyncio.wait_for(done.wait(), 120)
         assert not failures, failures
         assert order == [("call/a", 1.0), ("call/c", 1.1), ("call/b", 1.2)]
-        assert all(pool.stats()[f"call/{s}"]["analysed"] == 2 for s in "abc")
+        assert all(pool.stats().streams[f"call/{s}"].analysed == 2 for s in "abc")
     finally:
         await pool.stop()
