@@ -187,7 +187,7 @@ async def site(tmp_path: Path) -> AsyncIterator[Site]:
 @asynccontextmanager
 async def console_page(playwright: Any, site: Site, profile: Path, user: str = "alice") -> AsyncIterator[Any]:
     """Chromium logged in to the site's console as ``user`` (through the login form), on the board."""
-    from chromium import ARGS, CHROMIUM
+    from support.chromium import ARGS, CHROMIUM
 
     browser = await playwright.chromium.launch_persistent_context(
         str(profile), executable_path=CHROMIUM, headless=True, args=ARGS

@@ -13,7 +13,6 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-import aioice.ice
 import av
 import numpy as np
 import pytest
@@ -28,11 +27,6 @@ from monitor.media.tracks import AUDIO_RATE, Clock, Feed, Gate
 from signalling.client import ToneTrack, connect_peers, loopback_peer
 
 TONE_HZ = 440.0
-
-
-@pytest.fixture(autouse=True)
-def loopback_ice(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(aioice.ice, "get_host_addresses", lambda use_ipv4, use_ipv6: ["127.0.0.1"])
 
 
 class Loudness:

@@ -15,36 +15,23 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
-import aioice.ice
 import numpy as np
 import pytest
 from aiortc.codecs.vpx import VpxPayloadDescriptor
 from aiortc.contrib.media import MediaRelay
+from support.pictures import is_clip
 
 from monitor.media.encoded import receiver_of
 from monitor.media.forward import ForwardedVideoTrack
 from monitor.media.jitter import LossWatch, watch_losses
 from monitor.media.tracks import Clock, Feed, Gate, make_slates
-from signalling.client import ClipTrack, Watch, connect_peers, load_clip, loopback_peer
+from signalling.client import ClipTrack, Watch, connect_peers, loopback_peer
 
-ROOT = Path(__file__).resolve().parents[3]
-CLIP = ROOT / "fixtures" / "clips" / "clean.webm"
 #: Recovery bound: the hole is given up after 0.3 s, then a keyframe is one round trip away.
 #: Generous for a loaded 2-core machine; plain aiortc takes 5-15 s.
 RECOVER_S = 3.0
-
-
-@pytest.fixture(autouse=True)
-def loopback_ice(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(aioice.ice, "get_host_addresses", lambda use_ipv4, use_ipv6: ["127.0.0.1"])
-
-
-@pytest.fixture(scope="module")
-def clip() -> list[np.ndarray]:
-    return load_clip(CLIP, max_frames=60)
 
 
 class KeyframeDropper:
@@ -80,14 +67,6 @@ class KeyframeDropper:
                 return None
         await self._handle(packet, arrival_time_ms)
         return None
-
-
-def is_clip(clip: list[np.ndarray]) -> Any:
-    def check(image: np.ndarray) -> bool:
-        small = image[::8, ::8].astype(float)
-        return min(float(np.abs(small - c[::8, ::8]).mean()) for c in clip) < 12
-
-    return check
 
 
 @pytest.fixture

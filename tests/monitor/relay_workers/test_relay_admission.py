@@ -13,15 +13,13 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
-import aioice.ice
 import pytest
 import pytest_asyncio
-from live_server import CLEAN_CLIP, booking_now, join_device, join_token
+from support.live_server import CLEAN_CLIP, booking_now, join_device, join_token, serving
 
 from monitor.call.admission import Limits
 from monitor.relay_workers.pool import WorkerAdmission
 from monitor.server.serve import Server
-from policies.config import load_policy
 from policies.decisions import State
 from signalling.client import Device, load_clip
 
@@ -30,14 +28,8 @@ pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.slow]
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def server() -> AsyncIterator[Server]:
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(aioice.ice, "get_host_addresses", lambda use_ipv4, use_ipv6: ["127.0.0.1"])
-        srv = Server(
-            [], load_policy(), port=0, analysis_workers=0, relay_workers=2, limits=Limits(max_calls=1)
-        )
-        await srv.start()
+    async with serving(analysis_workers=0, relay_workers=2, limits=Limits(max_calls=1)) as srv:
         yield srv
-        await srv.stop()
 
 
 async def media_connected(call: Any, participant: str, timeout: float = 30.0) -> None:

@@ -13,10 +13,10 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import aioice.ice
 import pytest
 import pytest_asyncio
-from live_server import booking_now
+from support.ice import loopback_ice
+from support.live_server import booking_now, join_device, ping_pong
 from websockets.datastructures import Headers
 
 from monitor.call.call import Call
@@ -26,7 +26,7 @@ from monitor.server.metrics import CONTENT_TYPE, Exposition, Metrics, is_loopbac
 from monitor.server.serve import Server
 from policies.config import load_policy
 from policies.decisions import State, StateChanged
-from signalling.client import ClipTrack, Device, ToneTrack, load_clip
+from signalling.client import Device, load_clip
 
 ROOT = Path(__file__).resolve().parents[3]
 CLIP = ROOT / "fixtures" / "clips" / "clean.webm"
@@ -235,8 +235,7 @@ async def test_with_a_token_every_client_must_present_it() -> None:
 
 @pytest_asyncio.fixture
 async def server() -> AsyncIterator[Server]:
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(aioice.ice, "get_host_addresses", lambda use_ipv4, use_ipv6: ["127.0.0.1"])
+    with loopback_ice():
         srv = Server([], load_policy(), port=0, analysis_workers=1)
         srv.metrics_token = TOKEN
         await srv.start()
@@ -290,17 +289,11 @@ async def test_metrics_follow_a_real_call_that_pauses(server: Server) -> None:
     assert value(before, "monitor_pauses_total", reason="capture_attempt") == 0
 
     call = book(server, "call-metrics")
-    frames = load_clip(CLIP, max_frames=60)
-    frames = frames + frames[-2:0:-1]
-    devices = []
+    frames = ping_pong(load_clip(CLIP, max_frames=60))
+    devices: list[Device] = []
     try:
         for role in ("prisoner", "visitor"):
-            token = next(t for t, seat in call.seats.items() if seat.role.value == role)
-            device = Device(f"ws://127.0.0.1:{server.port}/ws/call")
-            await device.open()
-            assert (await device.join(token))["type"] == "joined"
-            await device.call(ClipTrack(frames), ToneTrack())
-            devices.append(device)
+            devices.append((await join_device(server, call, role, frames))[0])
         stream = {"call": "call-metrics", "stream": "v1"}
 
         def flowing(s: dict[Key, float]) -> bool:
