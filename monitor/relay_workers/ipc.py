@@ -128,9 +128,11 @@ def unblob(text: str) -> Any:
     return pickle.loads(base64.b64decode(text))
 
 
-def reply(id: int, result: dict[str, Any] | None = None, *, code: str = "", message: str = "") -> bytes:
-    """A reply: ``ok`` unless ``code`` is given."""
-    return encode("reply", id=id, ok=not code, result=result or {}, code=code, message=message)
+def reply(
+    request_id: int, result: dict[str, Any] | None = None, *, code: str = "", message: str = ""
+) -> bytes:
+    """The reply to request ``request_id``: ``ok`` unless ``code`` is given."""
+    return encode("reply", id=request_id, ok=not code, result=result or {}, code=code, message=message)
 
 
 class Channel:

@@ -22,6 +22,7 @@ import pytest
 from aiortc.codecs.vpx import VpxPayloadDescriptor
 from aiortc.contrib.media import MediaRelay
 from support.pictures import is_clip
+from support.waiting import until
 
 from monitor.media.encoded import receiver_of
 from monitor.media.forward import ForwardedVideoTrack
@@ -99,8 +100,7 @@ async def chain(clip: list[np.ndarray]) -> AsyncIterator[dict[str, Any]]:
 async def first_clip_frame(received: dict[str, Watch], clip: list[np.ndarray]) -> float:
     """Seconds until the receiver shows the camera."""
     start = time.monotonic()
-    while "video" not in received:
-        await asyncio.sleep(0.02)
+    await until(lambda: "video" in received, 20.0, "the receiver's video track", every=0.02)
     await received["video"].until(is_clip(clip), timeout=20.0)
     return time.monotonic() - start
 

@@ -14,6 +14,7 @@ import pytest
 from aiortc import MediaStreamTrack, RTCPeerConnection
 from aiortc.contrib.media import MediaRelay
 from support.pictures import is_clip, is_slate
+from support.waiting import until
 
 from monitor.media.tracks import (
     PAUSED_BGR,
@@ -119,8 +120,7 @@ async def test_closing_the_gate_switches_on_the_next_frames(
     sent_before = gated.forwarded + gated.filled
     gate.is_open = False
     # the very next frame the sender pulls from the gate is the slate
-    while gated.forwarded + gated.filled == sent_before:
-        await asyncio.sleep(0.005)
+    await until(lambda: gated.forwarded + gated.filled != sent_before, 5, "the next frame", every=0.005)
     assert gated.showing is not None
     assert gated.forwarded + gated.filled - sent_before <= 1
 

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import time
 import urllib.error
@@ -17,6 +18,7 @@ import pytest
 import pytest_asyncio
 from support.ice import loopback_ice
 from support.live_server import booking_now, join_device, ping_pong
+from support.waiting import until
 from websockets.datastructures import Headers
 
 from monitor.call.call import Call
@@ -153,7 +155,7 @@ async def test_loop_lag_sees_a_blocked_event_loop() -> None:
     try:
         await asyncio.sleep(0.3)
         quiet = lag.window_max()
-        time.sleep(0.25)  # a blocking call on the loop, as an inline model would be
+        time.sleep(0.25)  # noqa: ASYNC251 (a blocking call on the loop, as an inline model would be)
         await asyncio.sleep(0.1)
     finally:
         lag.stop()
@@ -343,9 +345,8 @@ async def test_metrics_follow_a_real_call_that_pauses(server: Server) -> None:
 
         # from live, a capture attempt pauses the call (if analysis paused it first, under load, the
         # attempt only adds a reason and an alert: the figures are checked against the call itself)
-        deadline = time.monotonic() + 120
-        while call.state is not State.LIVE and time.monotonic() < deadline:
-            await asyncio.sleep(0.2)
+        with contextlib.suppress(AssertionError):
+            await until(lambda: call.state is State.LIVE, 120, "the call to be live", every=0.2)
         was_live = call.state is State.LIVE
         await devices[1].send({"type": "capture_attempt", "detail": "getDisplayMedia"})
 
