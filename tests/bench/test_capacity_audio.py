@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 
+import av
 import numpy as np
 from aiortc import RTCConfiguration, RTCPeerConnection
 from aiortc.codecs.opus import OpusDecoder
@@ -19,6 +20,7 @@ def decoded(packets: list[bytes]) -> np.ndarray:
     samples = []
     for i, packet in enumerate(packets):
         for frame in decoder.decode(JitterFrame(packet, i * 960)):
+            assert isinstance(frame, av.AudioFrame)
             samples.append(frame.to_ndarray().reshape(-1, 2)[:, 0])
     return np.concatenate(samples).astype(float)
 

@@ -88,6 +88,7 @@ async def audio_over(page: Any, seconds: float) -> dict[str, float]:
 
 def slate_in(png: bytes) -> bool:
     image = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR)
+    assert image is not None, "not a PNG"
     corner = image[10:60, 10:90].reshape(-1, 3).astype(float)
     return bool(np.abs(corner.mean(axis=0) - PAUSED_BGR).max() < 20)
 

@@ -54,7 +54,7 @@ WHEN = {W: -9.0, V: 1.5, L: 1.5, P: 1.5, E: 1.5}
 def event_of(kind: type, state: State) -> Event:
     t = WHEN[state]
     face = pending() if state is V else match()
-    return {
+    events: dict[type, Event] = {
         Tick: Tick(t),
         Observation: obs(t, face),
         AnalysisFailed: AnalysisFailed(t, "dev1", "worker crashed"),
@@ -64,7 +64,8 @@ def event_of(kind: type, state: State) -> Event:
         StaffEnd: StaffEnd(t, "", "officer 7"),
         ParticipantJoined: ParticipantJoined(t, "dev2", Role.VISITOR, "v2"),
         ParticipantLeft: ParticipantLeft(t, "dev1"),
-    }[kind]
+    }
+    return events[kind]
 
 
 # (state, event kind) -> (state after, decision kinds, reasons after) or ILLEGAL

@@ -190,7 +190,7 @@ async def test_booked_face_goes_live_intruder_pauses_with_slate_and_recheck_resu
     # own frame times set the bound, so a loaded machine's sparse analysis cannot fail the test.
     archived = [sidecar["first_frame_call_t"] + float(f.time - frames[0].time) for f in frames]
     for live_d, replay_d in zip(live_decisions, replay_decisions, strict=True):
-        live_t, replay_t = float(live_d[3]), float(replay_d[3])  # type: ignore[arg-type]
+        live_t, replay_t = float(live_d[3]), float(replay_d[3])
         after = [t for t in archived if t >= live_t - 0.05][:2]
         latest = max([live_t + 1.0, *(t + 0.05 for t in after[-1:])])
         assert live_t - 1.0 < replay_t <= latest, (live_d, replay_d, after)
@@ -216,7 +216,7 @@ async def test_capture_attempt_pauses_until_staff_resume(
         await wait_state(visitor, "live", timeout=60)
         seen = []
         while not staff.queue.empty():  # type: ignore[attr-defined]
-            seen.append(await staff.__anext__())  # type: ignore[attr-defined]
+            seen.append(await staff.__anext__())
         assert any(r["kind"] == "alert" and r["reason"] == "capture_attempt" for r in seen)
         assert all(r["call_id"] == "call-capture" for r in seen)
     finally:

@@ -138,7 +138,7 @@ async def next_message(ws: ClientConnection, kind: str, timeout: float = 5.0) ->
         left = deadline - asyncio.get_running_loop().time()
         message = json.loads(await asyncio.wait_for(ws.recv(), max(left, 0.01)))
         if message["type"] == kind:
-            return message  # type: ignore[no-any-return]
+            return message
 
 
 async def records_until(ws: ClientConnection, predicate: Any, timeout: float = 5.0) -> list[dict[str, Any]]:

@@ -164,8 +164,8 @@ async def test_only_a_feed_someone_reads_decoded_is_decoded(
     frame = await asyncio.wait_for(sub.recv(), 5.0)  # from a keyframe the relay asked for
     sub.stop()
     assert feed.encoded.decoding and feed.frames >= 1
-    assert frame.width == 640 and frame.height == 480  # type: ignore[union-attr]
-    assert is_clip(clip)(frame.to_ndarray(format="bgr24"))  # type: ignore[union-attr]
+    assert frame.width == 640 and frame.height == 480
+    assert is_clip(clip)(frame.to_ndarray(format="bgr24"))
 
 
 async def test_unused_track_is_closed_cleanly(chain: dict[str, object]) -> None:

@@ -140,10 +140,8 @@ async def test_calls_run_on_different_workers_and_media_goes_straight_to_them(
     other, _ = await join_device(server, second, "prisoner", clips["clean"])
     CALLS["other"] = other
     for _ in range(100):  # the worker's snapshots tell the front the media is connected
-        if (
-            getattr(second.devices.get("A1234BC"), "pc", None)
-            and second.devices["A1234BC"].pc.connectionState == "connected"
-        ):
+        pc = getattr(second.devices.get("A1234BC"), "pc", None)
+        if pc is not None and pc.connectionState == "connected":
             break
         await asyncio.sleep(0.1)
     else:
@@ -207,7 +205,7 @@ async def console_watch(
         f"ws://127.0.0.1:{server.port}/console/watch",
         origin=origin,
         additional_headers={"Cookie": f"monitor_session={cookie}"},
-        max_size=2**20,  # type: ignore[arg-type]
+        max_size=2**20,
     ) as watch:
         await watch.send(json.dumps({"type": "watch", "call_id": call_id}))
         offer = json.loads(await asyncio.wait_for(watch.recv(), 20))
@@ -231,7 +229,7 @@ async def test_staff_pause_from_the_front_pauses_the_call_in_its_worker_and_watc
     headers = {"Cookie": f"monitor_session={cookie}"}
     async with connect(
         f"ws://127.0.0.1:{server.port}/console/ws", origin=origin, additional_headers=headers
-    ) as ws:  # type: ignore[arg-type]
+    ) as ws:
         await ws.send(json.dumps({"type": "hello"}))
         await ws.send(json.dumps({"type": "pause", "call_id": "relay-a", "note": "check", "ref": "p1"}))
         while (reply := json.loads(await asyncio.wait_for(ws.recv(), 10)))["type"] not in ("done", "error"):

@@ -68,7 +68,8 @@ async def test_visitor_network_drop_and_reconnect_within_the_grace_window(
     server: Server, clean: list[np.ndarray]
 ) -> None:
     call = book_now(server, "fault-reconnect")
-    assert server.pool is not None
+    pool = server.pool
+    assert pool is not None
     prison = await device(server, call, "prisoner", clean)
     visitor = await device(server, call, "visitor", clean)
     again: Device | None = None
@@ -82,9 +83,9 @@ async def test_visitor_network_drop_and_reconnect_within_the_grace_window(
         again = await device(server, call, "visitor", clean)  # the same link, within the grace
         assert call.now() - dropped_at < call.config.reconnect_grace_s
         key = call.source_key("v1")
-        analysed = server.pool.stats()[key]["analysed"]
+        analysed = pool.stats()[key]["analysed"]
         # the new connection's frames are analysed again (the check goes on watching the visitor)
-        await until(lambda: server.pool.stats()[key]["analysed"] > analysed + 10, 60, "analysis to resume")
+        await until(lambda: pool.stats()[key]["analysed"] > analysed + 10, 60, "analysis to resume")
         await asyncio.sleep(call.config.reconnect_grace_s)  # past the grace: nothing comes due
         assert call.state is State.LIVE
         changes = [d for d in call.decisions[before:] if isinstance(d, StateChanged)]
