@@ -24,6 +24,7 @@ import cv2
 import numpy as np
 
 from bench import machine, pin_to_one_core, write_json
+from monitor.analysis.media import read_image
 from monitor.analysis.runtime import limit_threads
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -97,7 +98,7 @@ def one_offs(enrolment: object) -> dict[str, float]:
     t0 = time.perf_counter()
     FramePipeline(enrolment, source="load").close()  # type: ignore[arg-type]
     load = (time.perf_counter() - t0) * 1000
-    f = Frame(_letterbox(cv2.imread(str(TEST_MEDIA / "single_face.jpg"))))
+    f = Frame(_letterbox(read_image(TEST_MEDIA / "single_face.jpg")))
     det, mesh, emb, pose = FaceDetector(), LandmarkStage(), Embedder(), FacelessPersonCounter(period_s=0)
     (d,) = det.detect(f)
 
@@ -117,7 +118,8 @@ def one_offs(enrolment: object) -> dict[str, float]:
         "pose_one_frame_ms": median_ms(lambda: pose.count(f, 0.0, ()), 7),
         "bgr_to_rgb_ms": median_ms(lambda: Frame(f.bgr).rgb),
     }
-    det.close(), mesh.close(), emb.close(), pose.close()
+    for stage in (det, mesh, emb, pose):
+        stage.close()
     return out
 
 
@@ -143,8 +145,8 @@ def main(argv: list[str] | None = None) -> int:
 
     enrolment = enrol_photos({"man": [TEST_MEDIA / "single_face.jpg"]})
     source, person = one_person_frames(args.frames)
-    group = [_letterbox(cv2.imread(str(TEST_MEDIA / "multi_face.jpg")))] * min(args.frames, 90)
-    report = {
+    group = [_letterbox(read_image(TEST_MEDIA / "multi_face.jpg"))] * min(args.frames, 90)
+    report: dict[str, Any] = {
         "machine": {**machine(), "pinned_cpu": cpu, "threads_per_worker": 1},
         "one_person": {"source": source, **run_scene(enrolment, person)},
         "group_of_five": {"source": "multi_face.jpg letterboxed, still", **run_scene(enrolment, group)},
@@ -162,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
         for stage, v in r["stages"].items():
             print(f"  {stage:12} {v['mean_ms']:11.2f} {v['median_ms']:8.2f}")
     print("\none-off costs (median CPU ms; pipeline load is wall ms):")
-    for k, v in report["one_offs"].items():  # type: ignore[union-attr]
+    for k, v in report["one_offs"].items():
         print(f"  {k:28} {v:8.2f}")
     report["table"] = _table(report)
     write_json(args.json, report)

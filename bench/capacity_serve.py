@@ -126,7 +126,7 @@ async def run_serve_step(
                 _, _, error = await loop.run_in_executor(None, parent.recv)
                 if error:
                     refused.append(f"{key}: {error}")
-        while (
+        while (  # noqa: ASYNC110 (polled: the calls' states change in their own tasks, no shared event)
             any(str(c.state) != "live" for c in server.calls) and time.monotonic() - started < LIVE_TIMEOUT_S
         ):
             await asyncio.sleep(0.5)

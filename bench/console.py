@@ -80,7 +80,7 @@ async def wait_for(ws: Any, predicate: Any) -> dict[str, Any]:
         if message["type"] == "records":
             for record in message["records"]:
                 if predicate(record):
-                    return record  # type: ignore[no-any-return]
+                    return record
 
 
 async def run(trials: int, consoles: int, folder: Path) -> dict[str, Any]:

@@ -161,10 +161,13 @@ def _replay(
         if warm_s and not marks and t >= warm_s:
             marks.append(_Span.of(t, stats, replay.cadence.gated))
 
+    def emit(record: dict[str, Any]) -> None:
+        out.write(encode_line(record) + "\n")
+
     try:
         with Video(path) as video:
             started = _Span(0.0, time.perf_counter(), time.process_time())
-            stats = replay.run(video, (), lambda record: out.write(encode_line(record) + "\n"), progress)
+            stats = replay.run(video, (), emit, progress)
     finally:
         replay.close()
     lines = [json.loads(x) for x in out.getvalue().splitlines()]

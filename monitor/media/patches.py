@@ -9,6 +9,8 @@ start with one clear line instead of misbehaving quietly.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from importlib import metadata
 
 #: The versions every patch here was written and tested against (pinned in pyproject.toml).
@@ -41,3 +43,17 @@ def set_ice_host_addresses(addresses: list[str]) -> None:
         return [a for a in chosen if (":" in a and use_ipv6) or (":" not in a and use_ipv4)]
 
     aioice.ice.get_host_addresses = get_host_addresses
+
+
+@contextlib.contextmanager
+def ice_host_addresses(addresses: list[str]) -> Iterator[None]:
+    """:func:`set_ice_host_addresses` for the ``with`` block; aioice's previous choice comes back on
+    exit (for tests and benchmarks that share a process with other code)."""
+    import aioice.ice
+
+    previous = aioice.ice.get_host_addresses
+    set_ice_host_addresses(addresses)
+    try:
+        yield
+    finally:
+        aioice.ice.get_host_addresses = previous

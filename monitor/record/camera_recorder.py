@@ -136,8 +136,9 @@ class CameraRecorder:
                     break  # reported through ``errors``; this connection is not recorded further
                 need_key = not muxer.put(item.data, item.keyframe, self.now())
                 self.skipped += need_key
-            # the connection is over (or its file failed): wait for the feed's next one
-            while self.feed.generation == generation:
+            # the connection is over (or its file failed): wait for the feed's next one (polled,
+            # like Feed.follow: the feed's generation is bumped from aiortc's callbacks, no event)
+            while self.feed.generation == generation:  # noqa: ASYNC110
                 await asyncio.sleep(0.1)
         finally:
             sub.close()

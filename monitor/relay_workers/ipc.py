@@ -367,9 +367,11 @@ def unblob(text: str) -> Any:
     return pickle.loads(base64.b64decode(text))
 
 
-def reply(id: int, result: dict[str, Any] | None = None, *, code: str = "", message: str = "") -> Reply:
-    """A reply: ``ok`` unless ``code`` is given."""
-    return Reply(id, not code, result or {}, code, message)
+def reply(
+    request_id: int, result: dict[str, Any] | None = None, *, code: str = "", message: str = ""
+) -> Reply:
+    """The reply to request ``request_id``: ``ok`` unless ``code`` is given."""
+    return Reply(request_id, not code, result or {}, code, message)
 
 
 class Channel:

@@ -11,33 +11,24 @@ Screenshots of each step go to test-artifacts/ for a person to look at.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
-import time
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
-import aioice.ice
 import numpy as np
 import pytest
 import pytest_asyncio
-from chromium import ARGS, CHROMIUM, require_chromium
-from live_server import call_clips, join_device
+from support.chromium import ARGS, CHROMIUM, require_chromium
+from support.live_server import book_now, call_clips, join_device, serving
+from support.waiting import until
 
-from monitor.admin import import_booking
-from monitor.bookings import load_booking
-from monitor.call.call import Call
 from monitor.server.serve import Server
 from monitor.store import auth
 from monitor.store.database import Store
-from policies.config import load_policy
 from policies.decisions import State
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.asyncio(loop_scope="module")]
 
 ROOT = Path(__file__).resolve().parents[2]
-BOOKING = ROOT / "fixtures" / "bookings" / "clean" / "booking.json"
 ARTIFACTS = ROOT / "test-artifacts"
 PASSWORD = "correct horse battery"
 CHROMIUM_ARGS = [*ARGS, "--autoplay-policy=no-user-gesture-required"]
@@ -54,33 +45,9 @@ def clips() -> dict[str, list[np.ndarray]]:
 async def server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Server]:
     store = Store(tmp_path_factory.mktemp("db") / "monitor.db")
     auth.add_staff(store, "officer", "HMP Example", PASSWORD)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(aioice.ice, "get_host_addresses", lambda use_ipv4, use_ipv6: ["127.0.0.1"])
-        srv = Server([], load_policy(), port=0, analysis_workers=1, store=store)
-        await srv.start()
+    async with serving(store=store) as srv:
         yield srv
-        await srv.stop()
-        store.close()
-
-
-def book(server: Server) -> Call:
-    """The clean fixture booking, starting now, in the store (for the console) and served live."""
-    base = load_booking(BOOKING, server.config)
-    starts = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=1)
-    booking = dataclasses.replace(
-        base, call_id="console-call", starts_at=starts, ends_at=starts + (base.ends_at - base.starts_at)
-    )
-    assert server.store is not None
-    import_booking(server.store, booking)
-    return server.add_booking(booking)
-
-
-async def until(check: Any, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.1)
+    store.close()
 
 
 async def test_staff_console_in_chromium(
@@ -89,7 +56,7 @@ async def test_staff_console_in_chromium(
     from playwright.async_api import async_playwright, expect
 
     ARTIFACTS.mkdir(exist_ok=True)
-    call = book(server)
+    call = book_now(server, "console-call")  # in the store too: the console lists it
     prison, _ = await join_device(server, call, "prisoner", clips["clean"])
     visitor, camera = await join_device(server, call, "visitor", clips["clean"])
     async with async_playwright() as p:

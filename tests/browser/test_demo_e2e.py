@@ -10,7 +10,6 @@ test-artifacts/demo-*.png.
 
 from __future__ import annotations
 
-import json
 import signal
 import subprocess
 import sys
@@ -19,8 +18,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from chromium import ARGS, CHROMIUM, FAKE_MEDIA, require_chromium
-from live_server import ping_pong
+from support.chromium import ARGS, CHROMIUM, FAKE_MEDIA, require_chromium
+from support.live_server import ping_pong
+from support.serve_process import printed_links
 
 from signalling.client import load_clip, write_y4m
 
@@ -43,18 +43,9 @@ class Demo:
             text=True,
             cwd=ROOT,
         )
-        assert self.process.stdout is not None
-        self.links: dict[str, str] = {}
-        while True:
-            line = self.process.stdout.readline()
-            if not line:
-                raise AssertionError(f"monitor serve --demo printed no console line: {self.stderr()}")
-            record = json.loads(line)
-            if "console" in record:
-                self.console: dict[str, str] = record
-                return
-            self.links[record["role"]] = record["url"]
-            self.call_id = record["call_id"]
+        links, self.console = printed_links(self.process)
+        self.links = {link["role"]: link["url"] for link in links}
+        self.call_id = links[-1]["call_id"]
 
     def stderr(self) -> str:
         if self.process.poll() is None:

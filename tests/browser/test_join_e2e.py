@@ -11,26 +11,22 @@ Screenshots go to test-artifacts/.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import shutil
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import aioice.ice
 import cv2
 import numpy as np
 import pytest
 import pytest_asyncio
-from chromium import ARGS, CHROMIUM, FAKE_MEDIA, require_chromium
+from support.chromium import ARGS, CHROMIUM, FAKE_MEDIA, require_chromium
+from support.live_server import booking_now, ping_pong, serving
 
-from monitor.bookings import load_booking
 from monitor.call.call import Call
 from monitor.media.forward_audio import OPUS_SILENCE
 from monitor.media.tracks import PAUSED_BGR
 from monitor.server.serve import Server
-from policies.config import load_policy
 from policies.decisions import State
 from signalling.client import load_clip, write_y4m
 
@@ -38,13 +34,8 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.asyncio(loop_sc
 
 ROOT = Path(__file__).resolve().parents[2]
 CLIPS = ROOT / "fixtures" / "clips"
-BOOKING = ROOT / "fixtures" / "bookings" / "clean" / "booking.json"
 ARTIFACTS = ROOT / "test-artifacts"
 require_chromium()
-
-
-def ping_pong(frames: list[np.ndarray]) -> list[np.ndarray]:
-    return frames + frames[-2:0:-1]
 
 
 @pytest.fixture(scope="module")
@@ -60,18 +51,8 @@ def cameras(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def server() -> AsyncIterator[Server]:
-    config = load_policy()
-    base = load_booking(BOOKING, config)
-    start = datetime.now(UTC) - timedelta(seconds=1)
-    booking = dataclasses.replace(
-        base, call_id="browser-call", starts_at=start, ends_at=start + (base.ends_at - base.starts_at)
-    )
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(aioice.ice, "get_host_addresses", lambda use_ipv4, use_ipv6: ["127.0.0.1"])
-        srv = Server([booking], config, port=0, analysis_workers=1)
-        await srv.start()
+    async with serving([booking_now("browser-call")]) as srv:
         yield srv
-        await srv.stop()
 
 
 def link(server: Server, role: str) -> str:
@@ -107,6 +88,7 @@ async def audio_over(page: Any, seconds: float) -> dict[str, float]:
 
 def slate_in(png: bytes) -> bool:
     image = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR)
+    assert image is not None, "not a PNG"
     corner = image[10:60, 10:90].reshape(-1, 3).astype(float)
     return bool(np.abs(corner.mean(axis=0) - PAUSED_BGR).max() < 20)
 

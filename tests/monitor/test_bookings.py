@@ -192,6 +192,7 @@ def test_other_image_formats_are_recognised(tmp_path: Path) -> None:
     import cv2
 
     image = cv2.imread(str(MEDIA / "scikit-image/astronaut.png"))
+    assert image is not None
     for suffix in (".bmp", ".webp", ".tiff", ".jpg", ".png"):
         path = tmp_path / f"face{suffix}"
         assert cv2.imwrite(str(path), image)

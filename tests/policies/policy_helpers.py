@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import replace
+from typing import Any
 
 from policies.config import PolicyConfig, load_policy
 from policies.decisions import (
@@ -39,7 +40,7 @@ PRISONER = "P1"
 DURATION = 1800.0
 
 
-def config(**overrides: object) -> PolicyConfig:
+def config(**overrides: Any) -> PolicyConfig:
     return replace(CONFIG, **overrides)
 
 
@@ -47,11 +48,11 @@ def session(cfg: PolicyConfig = CONFIG, duration: float = DURATION) -> Session:
     return Session(cfg, duration, VISITORS, PRISONER)
 
 
-def match(track: int = 1, who: str = "v1", **kw: object) -> Face:
+def match(track: int = 1, who: str = "v1", **kw: Any) -> Face:
     return Face(track, Verdict.MATCH, who, 0.3, **kw)
 
 
-def unbooked(track: int = 9, **kw: object) -> Face:
+def unbooked(track: int = 9, **kw: Any) -> Face:
     return Face(track, Verdict.UNBOOKED, None, 0.7, **kw)
 
 
@@ -67,11 +68,11 @@ def dark(track: int = 1, who: str = "v1") -> Face:
     return match(track, who, lighting=Lighting.DARK)
 
 
-def obs(t: float, *faces: Face, source: str = "dev1", role: Role = Role.VISITOR, **kw: object) -> Observation:
+def obs(t: float, *faces: Face, source: str = "dev1", role: Role = Role.VISITOR, **kw: Any) -> Observation:
     return Observation(t, source, role, tuple(faces), **kw)
 
 
-def frames(start: float, stop: float, *faces: Face, step: float = 0.1, **kw: object) -> list[Observation]:
+def frames(start: float, stop: float, *faces: Face, step: float = 0.1, **kw: Any) -> list[Observation]:
     """Observations every ``step`` s in [start, stop) (times rounded to the millisecond)."""
     count = math.ceil((stop - start) / step - 1e-9)
     return [obs(round(start + i * step, 3), *faces, **kw) for i in range(count)]

@@ -29,6 +29,7 @@ from policies.decisions import Alert, IdentityNoted, State
 from policies.events import (
     AnalysisFailed,
     CaptureAttempt,
+    Event,
     Face,
     ParticipantJoined,
     ParticipantLeft,
@@ -307,16 +308,20 @@ def test_a_grace_longer_than_the_no_face_window_pauses_when_the_grace_ends() -> 
 
 def test_a_rejoin_within_the_grace_changes_nothing() -> None:
     s = live_session()
-    events = [ParticipantLeft(1.5, "dev1"), ParticipantJoined(9.0, "dev1", Role.VISITOR, "v1")]
-    out = feed(s, events + frames(9.0, 40.0, match()))
+    events: list[Event] = [ParticipantLeft(1.5, "dev1"), ParticipantJoined(9.0, "dev1", Role.VISITOR, "v1")]
+    out = feed(s, [*events, *frames(9.0, 40.0, match())])
     assert kinds(out) == ["IdentityNoted"]  # a rejoined device's tracks are new
     assert s.state is State.LIVE
 
 
 def test_a_rejoin_after_the_grace_clears_the_side_before_it_pauses() -> None:
     s = live_session()
-    events = [ParticipantLeft(1.5, "dev1"), Tick(12.0), ParticipantJoined(14.0, "dev1", Role.VISITOR, "v1")]
-    out = feed(s, events + frames(14.0, 40.0, match()))
+    events: list[Event] = [
+        ParticipantLeft(1.5, "dev1"),
+        Tick(12.0),
+        ParticipantJoined(14.0, "dev1", Role.VISITOR, "v1"),
+    ]
+    out = feed(s, [*events, *frames(14.0, 40.0, match())])
     assert kinds(out) == ["IdentityNoted"]
     assert s.state is State.LIVE
 
@@ -366,7 +371,7 @@ def test_a_device_may_rejoin_on_the_other_side() -> None:
 
 def test_identity_is_noted_when_known_and_when_it_changes() -> None:
     s = session()
-    events = [
+    events: list[Event] = [
         obs(-5.0, pending(1)),
         obs(-4.9, match(1, "v1")),
         obs(-4.8, match(1, "v1")),

@@ -59,7 +59,7 @@ WHEN = {W: -9.0, V: 1.5, L: 1.5, P: 1.5, E: 1.5}
 def event_of(kind: type, state: State) -> Event:
     t = WHEN[state]
     face = pending() if state is V else match()
-    return {
+    events: dict[type, Event] = {
         Tick: Tick(t),
         Observation: obs(t, face),
         AnalysisFailed: AnalysisFailed(t, "dev1", "worker crashed"),
@@ -74,7 +74,8 @@ def event_of(kind: type, state: State) -> Event:
         FaultRaised: FaultRaised(t, Reason.STORE_ERROR, "disk full"),
         FaultCleared: FaultCleared(t, Reason.STORE_ERROR),
         PauseCarriedOver: PauseCarriedOver(t, (Reason.CAPTURE_ATTEMPT, Reason.UNBOOKED_FACE), "restart"),
-    }[kind]
+    }
+    return events[kind]
 
 
 # (state, event kind) -> (state after, decision kinds, reasons after) or ILLEGAL

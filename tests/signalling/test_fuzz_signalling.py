@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from live_server import FlowingCall, LiveServer, booking_now
+from support.live_server import FlowingCall, LiveServer, booking_now
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
@@ -83,7 +83,7 @@ def real_offer(live: LiveServer) -> str:
 
     async def make() -> str:
         from aiortc import RTCConfiguration, RTCPeerConnection
-        from live_server import CLEAN_CLIP
+        from support.live_server import CLEAN_CLIP
 
         from signalling.client import ClipTrack, ToneTrack, load_clip
 

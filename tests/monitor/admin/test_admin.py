@@ -204,8 +204,8 @@ def test_approving_an_existing_visitor_refuses_a_different_name_or_birth_date(
     with Store(db) as store:
         assert store.visitor_list("B7654CD") == ("v5",)  # nothing approved
     # the same name and birth date are a plain approval
-    argv = ("--name", v1.name, "--dob", v1.date_of_birth)
-    assert run(db, "visitor", "add", "--prisoner", "B7654CD", "--id", "v1", *argv) == 0
+    same = ("--name", v1.name, "--dob", v1.date_of_birth)
+    assert run(db, "visitor", "add", "--prisoner", "B7654CD", "--id", "v1", *same) == 0
     assert "approved existing visitor v1" in capsys.readouterr().out
 
 

@@ -8,30 +8,25 @@ call, starting now.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import json
 import shutil
 import subprocess
 import sys
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import aioice.ice
 import av
 import numpy as np
 import pytest
 import pytest_asyncio
-from live_server import call_clips, join_device, join_token, wait_state
+from support.live_server import booking_now, call_clips, join_device, join_token, serving, wait_state
+from support.pictures import is_clip
 
-from monitor.bookings import load_booking
 from monitor.call.call import Call
 from monitor.media.tracks import PAUSED_BGR
 from monitor.server.serve import Server
 from monitor.store.audit import AuditLog
 from monitor.store.database import Store
-from policies.booking import Booking
-from policies.config import load_policy
 from policies.decisions import Alert, State
 from policies.reasons import Reason
 from signalling.client import Device, Watch, shows_slate
@@ -49,41 +44,21 @@ def clips() -> dict[str, list[np.ndarray]]:
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Server]:
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(aioice.ice, "get_host_addresses", lambda use_ipv4, use_ipv6: ["127.0.0.1"])
-        folder = tmp_path_factory.mktemp("serve")
-        store = Store(folder / "monitor.db")
-        srv = Server([], load_policy(), port=0, record_dir=folder / "record", analysis_workers=1, store=store)
-        await srv.start()
+    folder = tmp_path_factory.mktemp("serve")
+    store = Store(folder / "monitor.db")
+    async with serving(record_dir=folder / "record", store=store) as srv:
         yield srv
-        await srv.stop()
-        store.close()
+    store.close()
 
 
 def book(server: Server, name: str, ends_in: float | None = None) -> Call:
-    base = load_booking(BOOKING, server.config)
-    now = datetime.now(UTC)
-    starts = now - timedelta(seconds=1)
-    ends = starts + (base.ends_at - base.starts_at)
-    if ends_in is not None:  # a call already running, ending soon
-        ends = now + timedelta(seconds=ends_in)
-        starts = ends - (base.ends_at - base.starts_at)
-    booking: Booking = dataclasses.replace(base, call_id=name, starts_at=starts, ends_at=ends)
-    return server.add_booking(booking)
+    """The clean booking as call ``name``, starting now (or, given ``ends_in``, already running and
+    ending soon)."""
+    return server.add_booking(booking_now(name, ends_in=ends_in))
 
 
 def token_of(server: Server, call: Call, role: str) -> str:
     return join_token(server, call, role)  # a store token: the server has a store
-
-
-def is_clip(clip: list[np.ndarray]) -> object:
-    samples = clip[:: max(1, len(clip) // 30)]
-
-    def check(image: np.ndarray) -> bool:
-        small = image[::8, ::8].astype(float)
-        return min(float(np.abs(small - c[::8, ::8]).mean()) for c in samples) < 14
-
-    return check
 
 
 async def test_booked_face_goes_live_intruder_pauses_with_slate_and_recheck_resumes(
@@ -98,7 +73,7 @@ async def test_booked_face_goes_live_intruder_pauses_with_slate_and_recheck_resu
         await received.until(lambda image: shows_slate(image, PAUSED_BGR), timeout=15)
         await wait_state(visitor, "live", timeout=120)
         assert call.state is State.LIVE
-        await received.until(is_clip(clips["clean"]), timeout=10)
+        await received.until(is_clip(clips["clean"], within=14, samples=30), timeout=10)
         await asyncio.sleep(3.0)  # a while live before anything happens
 
         camera.play(clips["intruder"])  # an unbooked person walks in
@@ -118,7 +93,7 @@ async def test_booked_face_goes_live_intruder_pauses_with_slate_and_recheck_resu
 
         camera.play(clips["clean"])  # the intruder leaves: the recheck passes, the call resumes
         await wait_state(visitor, "live", timeout=120)
-        await received.until(is_clip(clips["clean"]), timeout=10)
+        await received.until(is_clip(clips["clean"], within=14, samples=30), timeout=10)
         # the archive goes on past the resume: replay needs a full clean recheck window of archived
         # frames after it, and on a loaded machine the archived frames can come sparse
         await asyncio.sleep(6.0)
@@ -215,7 +190,7 @@ async def test_booked_face_goes_live_intruder_pauses_with_slate_and_recheck_resu
     # own frame times set the bound, so a loaded machine's sparse analysis cannot fail the test.
     archived = [sidecar["first_frame_call_t"] + float(f.time - frames[0].time) for f in frames]
     for live_d, replay_d in zip(live_decisions, replay_decisions, strict=True):
-        live_t, replay_t = float(live_d[3]), float(replay_d[3])  # type: ignore[arg-type]
+        live_t, replay_t = float(live_d[3]), float(replay_d[3])
         after = [t for t in archived if t >= live_t - 0.05][:2]
         latest = max([live_t + 1.0, *(t + 0.05 for t in after[-1:])])
         assert live_t - 1.0 < replay_t <= latest, (live_d, replay_d, after)
@@ -240,12 +215,12 @@ async def test_capture_attempt_pauses_until_staff_resume(
         await call.staff_resume(staff="officer-1")
         await wait_state(visitor, "live", timeout=60)
         seen = []
-        while not staff.queue.empty():  # type: ignore[attr-defined]
-            seen.append(await staff.__anext__())  # type: ignore[attr-defined]
+        while not staff.queue.empty():
+            seen.append(await staff.__anext__())
         assert any(r["kind"] == "alert" and r["reason"] == "capture_attempt" for r in seen)
         assert all(r["call_id"] == "call-capture" for r in seen)
     finally:
-        staff.close()  # type: ignore[attr-defined]
+        staff.close()
         await visitor.close()
         await prison.close()
         await call.close()

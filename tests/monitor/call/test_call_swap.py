@@ -20,7 +20,8 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
-from live_server import booking_now, closest_camera, join_device, serving, visitor_cameras, wait_state
+from support.live_server import booking_now, join_device, serving, visitor_cameras, wait_state
+from support.pictures import closest_camera
 
 from monitor.media.tracks import PAUSED_BGR
 from monitor.server.serve import Server

@@ -27,16 +27,16 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
-from live_server import (
+from support.live_server import (
     FOUR_VISITORS,
     booking_now,
-    closest_camera,
     join_seat,
     seat_token,
     serving,
     visitor_cameras,
     wait_state,
 )
+from support.pictures import closest_camera
 
 from monitor.analysis.settings import AnalysisSettings
 from monitor.media.tracks import PAUSED_BGR

@@ -138,7 +138,7 @@ async def next_message(ws: ClientConnection, kind: str, timeout: float = 5.0) ->
         left = deadline - asyncio.get_running_loop().time()
         message = json.loads(await asyncio.wait_for(ws.recv(), max(left, 0.01)))
         if message["type"] == kind:
-            return message  # type: ignore[no-any-return]
+            return message
 
 
 async def records_until(ws: ClientConnection, predicate: Any, timeout: float = 5.0) -> list[dict[str, Any]]:
@@ -187,7 +187,7 @@ async def site(tmp_path: Path) -> AsyncIterator[Site]:
 @asynccontextmanager
 async def console_page(playwright: Any, site: Site, profile: Path, user: str = "alice") -> AsyncIterator[Any]:
     """Chromium logged in to the site's console as ``user`` (through the login form), on the board."""
-    from chromium import ARGS, CHROMIUM
+    from support.chromium import ARGS, CHROMIUM
 
     browser = await playwright.chromium.launch_persistent_context(
         str(profile), executable_path=CHROMIUM, headless=True, args=ARGS

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from typing import Any
 
 import pytest
 from console_site import MEDIA_JPEG, Site, next_message
@@ -24,7 +25,7 @@ DATA_ENDPOINTS = (
 SECRETS = (b"call-ex", b"call-other", b"A1234BC", b"Daniel", b"John Smith", b"HMP")
 
 
-def learns_nothing(body: bytes) -> bool:
+def learns_nothing(body: bytes | bytearray) -> bool:
     return not any(secret in body for secret in SECRETS)
 
 
@@ -160,7 +161,7 @@ async def test_websocket_of_other_prison_gets_none_of_its_records(site: Site) ->
     assert welcome["prison"] == "HMP Other"
     await add_evidence(site, "HMP Example", "call-ex")
     await add_evidence(site, "HMP Other", "call-other")
-    pushed = []
+    pushed: list[dict[str, Any]] = []
     while not any(r["call_id"] == "call-other" for r in pushed):
         pushed += (await next_message(ws, "records"))["records"]
     assert {r["prison"] for r in pushed} == {"HMP Other"}

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 from console_site import PASSWORD, booking_now
-from raw_ws import CLOSE, TEXT, RawWebSocket
+from support.raw_ws import CLOSE, TEXT, RawWebSocket
 
 from monitor.admin import import_booking
 from monitor.server.serve import CLOSE_TIMEOUT_S, Server

@@ -7,8 +7,8 @@ import json
 from pathlib import Path
 
 import pytest
-from chromium import require_chromium
 from console_site import Site, console_page, next_message, records_until
+from support.chromium import require_chromium
 
 pytestmark = [pytest.mark.browser]
 require_chromium()

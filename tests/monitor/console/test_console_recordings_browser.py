@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from chromium import require_chromium
 from console_site import Site, console_page
+from support.chromium import require_chromium
 from test_console_recordings import record
 
 pytestmark = [pytest.mark.browser]

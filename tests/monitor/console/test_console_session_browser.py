@@ -13,8 +13,8 @@ import asyncio
 from pathlib import Path
 
 import pytest
-from chromium import ARGS, CHROMIUM, require_chromium
 from console_site import PASSWORD
+from support.chromium import ARGS, CHROMIUM, require_chromium
 from websockets.asyncio.server import Server, serve
 
 from monitor import console

@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
-from live_server import LiveServer, booking_now, exchange, status_of, websockets_eof_assertion
+from support.live_server import LiveServer, booking_now, exchange, status_of, websockets_eof_assertion
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 

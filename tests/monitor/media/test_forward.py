@@ -9,45 +9,32 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from pathlib import Path
 
-import aioice.ice
 import av
 import numpy as np
 import pytest
 from aiortc import MediaStreamTrack, RTCPeerConnection
 from aiortc.contrib.media import MediaRelay
+from support.pictures import is_clip, is_slate
 
 from monitor.media.encoded import receiver_of
 from monitor.media.forward import ForwardedVideoTrack, slate_packets
 from monitor.media.jitter import vp8_keyframe
 from monitor.media.tracks import PAUSED_BGR, WAITING_BGR, Clock, Feed, Gate, SlateKind, make_slates
-from signalling.client import ClipTrack, Watch, connect_peers, load_clip, loopback_peer, shows_slate
-
-ROOT = Path(__file__).resolve().parents[3]
-CLIP = ROOT / "fixtures" / "clips" / "clean.webm"
+from signalling.client import ClipTrack, Watch, connect_peers, loopback_peer, shows_slate
 
 
-@pytest.fixture(autouse=True)
-def loopback_ice(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(aioice.ice, "get_host_addresses", lambda use_ipv4, use_ipv6: ["127.0.0.1"])
+def record_packets(track: ForwardedVideoTrack) -> list[bytes]:
+    """Every VP8 payload ``track`` sends from now on, in order (slates included)."""
+    sent: list[bytes] = []
+    original = track._packet
 
+    def spy(data: bytes) -> object:
+        sent.append(data)
+        return original(data)
 
-@pytest.fixture(scope="module")
-def clip() -> list[np.ndarray]:
-    return load_clip(CLIP, max_frames=60)
-
-
-def is_clip(clip: list[np.ndarray]) -> object:
-    def check(image: np.ndarray) -> bool:
-        small = image[::8, ::8].astype(float)
-        return min(float(np.abs(small - c[::8, ::8]).mean()) for c in clip) < 12
-
-    return check
-
-
-def is_slate(colour: tuple[int, int, int]) -> object:
-    return lambda image: shows_slate(image, colour)
+    track._packet = spy  # type: ignore[assignment,method-assign]
+    return sent
 
 
 @pytest.fixture
@@ -109,7 +96,7 @@ async def test_forwards_the_camera_without_re_encoding_and_slates_while_paused(
     gate.is_open = True
     await watch.until(is_clip(clip), timeout=5.0)
     await asyncio.sleep(1.5)
-    assert watch.count > 40 and is_clip(clip)(watch.frame)  # type: ignore[operator]
+    assert watch.count > 40 and is_clip(clip)(watch.frame)
     assert feed.encoded is not None and feed.encoded.seq > 30
     assert track.forwarded > 30
     # the relay's sender never ran an encoder: everything it sent was a packet
@@ -124,14 +111,7 @@ async def test_resume_never_forwards_a_delta_frame_first(chain: dict[str, object
     assert isinstance(gate, Gate) and isinstance(track, ForwardedVideoTrack) and isinstance(feed, Feed)
     await asyncio.sleep(1.0)
     assert feed.encoded is not None
-    sent: list[bytes] = []
-    original = track._packet
-
-    def spy(data: bytes) -> object:
-        sent.append(data)
-        return original(data)
-
-    track._packet = spy  # type: ignore[assignment,method-assign]
+    sent = record_packets(track)
     for _ in range(3):
         gate.is_open = True
         await asyncio.sleep(0.8)
@@ -184,8 +164,8 @@ async def test_only_a_feed_someone_reads_decoded_is_decoded(
     frame = await asyncio.wait_for(sub.recv(), 5.0)  # from a keyframe the relay asked for
     sub.stop()
     assert feed.encoded.decoding and feed.frames >= 1
-    assert frame.width == 640 and frame.height == 480  # type: ignore[union-attr]
-    assert is_clip(clip)(frame.to_ndarray(format="bgr24"))  # type: ignore[operator,union-attr]
+    assert frame.width == 640 and frame.height == 480
+    assert is_clip(clip)(frame.to_ndarray(format="bgr24"))
 
 
 async def test_unused_track_is_closed_cleanly(chain: dict[str, object]) -> None:
@@ -204,14 +184,7 @@ async def test_a_lost_frame_upstream_makes_the_gate_wait_for_a_keyframe(
     watch = chain["watch"]()  # type: ignore[operator]
     await watch.until(is_clip(clip), timeout=5.0)
     assert feed.encoded is not None
-    sent: list[bytes] = []
-    original = track._packet
-
-    def spy(data: bytes) -> object:
-        sent.append(data)
-        return original(data)
-
-    track._packet = spy  # type: ignore[assignment,method-assign]
+    sent = record_packets(track)
     requests, skipped = feed.encoded.keyframe_requests, track.skipped
     feed.encoded.lost()  # what the receiver's jitter buffer reports when it drops packets
     await asyncio.sleep(1.5)

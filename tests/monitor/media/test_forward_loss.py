@@ -15,36 +15,24 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
-import aioice.ice
 import numpy as np
 import pytest
 from aiortc.codecs.vpx import VpxPayloadDescriptor
 from aiortc.contrib.media import MediaRelay
+from support.pictures import is_clip
+from support.waiting import until
 
 from monitor.media.encoded import receiver_of
 from monitor.media.forward import ForwardedVideoTrack
 from monitor.media.jitter import LossWatch, watch_losses
 from monitor.media.tracks import Clock, Feed, Gate, make_slates
-from signalling.client import ClipTrack, Watch, connect_peers, load_clip, loopback_peer
+from signalling.client import ClipTrack, Watch, connect_peers, loopback_peer
 
-ROOT = Path(__file__).resolve().parents[3]
-CLIP = ROOT / "fixtures" / "clips" / "clean.webm"
 #: Recovery bound: the hole is given up after 0.3 s, then a keyframe is one round trip away.
 #: Generous for a loaded 2-core machine; plain aiortc takes 5-15 s.
 RECOVER_S = 3.0
-
-
-@pytest.fixture(autouse=True)
-def loopback_ice(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(aioice.ice, "get_host_addresses", lambda use_ipv4, use_ipv6: ["127.0.0.1"])
-
-
-@pytest.fixture(scope="module")
-def clip() -> list[np.ndarray]:
-    return load_clip(CLIP, max_frames=60)
 
 
 class KeyframeDropper:
@@ -82,14 +70,6 @@ class KeyframeDropper:
         return None
 
 
-def is_clip(clip: list[np.ndarray]) -> Any:
-    def check(image: np.ndarray) -> bool:
-        small = image[::8, ::8].astype(float)
-        return min(float(np.abs(small - c[::8, ::8]).mean()) for c in clip) < 12
-
-    return check
-
-
 @pytest.fixture
 async def chain(clip: list[np.ndarray]) -> AsyncIterator[dict[str, Any]]:
     feed = Feed(MediaRelay(), "video", "v1/video")
@@ -120,8 +100,7 @@ async def chain(clip: list[np.ndarray]) -> AsyncIterator[dict[str, Any]]:
 async def first_clip_frame(received: dict[str, Watch], clip: list[np.ndarray]) -> float:
     """Seconds until the receiver shows the camera."""
     start = time.monotonic()
-    while "video" not in received:
-        await asyncio.sleep(0.02)
+    await until(lambda: "video" in received, 20.0, "the receiver's video track", every=0.02)
     await received["video"].until(is_clip(clip), timeout=20.0)
     return time.monotonic() - start
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import socket
 
+from support.waiting import until
+
 from monitor.media.jitter import DATAGRAM_BATCH, read_datagrams_in_batches
 
 
@@ -27,11 +29,9 @@ async def first_wake_up(sent: int) -> tuple[int, list[bytes]]:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as out:
         for i in range(sent):
             out.sendto(i.to_bytes(2, "big") * 100, ("127.0.0.1", port))
-    while not protocol.got:
-        await asyncio.sleep(0)
+    await until(lambda: protocol.got, 10, "the first read", every=0)  # every loop turn
     first = len(protocol.got)
-    while len(protocol.got) < sent:
-        await asyncio.sleep(0.01)
+    await until(lambda: len(protocol.got) >= sent, 10, f"all {sent} datagrams", every=0.01)
     transport.close()
     return first, protocol.got
 

@@ -8,13 +8,13 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
-from pathlib import Path
 
-import aioice.ice
 import numpy as np
 import pytest
 from aiortc import MediaStreamTrack, RTCPeerConnection
 from aiortc.contrib.media import MediaRelay
+from support.pictures import is_clip, is_slate
+from support.waiting import until
 
 from monitor.media.tracks import (
     PAUSED_BGR,
@@ -32,35 +32,9 @@ from signalling.client import (
     ToneTrack,
     Watch,
     connect_peers,
-    load_clip,
     loopback_peer,
     shows_slate,
 )
-
-ROOT = Path(__file__).resolve().parents[3]
-CLIP = ROOT / "fixtures" / "clips" / "clean.webm"
-
-
-@pytest.fixture(autouse=True)
-def loopback_ice(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(aioice.ice, "get_host_addresses", lambda use_ipv4, use_ipv6: ["127.0.0.1"])
-
-
-@pytest.fixture(scope="module")
-def clip() -> list[np.ndarray]:
-    return load_clip(CLIP, max_frames=60)
-
-
-def is_slate(colour: tuple[int, int, int]) -> object:
-    return lambda image: shows_slate(image, colour)
-
-
-def is_clip(clip: list[np.ndarray]) -> object:
-    def check(image: np.ndarray) -> bool:
-        small = image[::8, ::8].astype(float)
-        return min(float(np.abs(small - c[::8, ::8]).mean()) for c in clip) < 12
-
-    return check
 
 
 def loud(samples: np.ndarray) -> bool:
@@ -146,8 +120,7 @@ async def test_closing_the_gate_switches_on_the_next_frames(
     sent_before = gated.forwarded + gated.filled
     gate.is_open = False
     # the very next frame the sender pulls from the gate is the slate
-    while gated.forwarded + gated.filled == sent_before:
-        await asyncio.sleep(0.005)
+    await until(lambda: gated.forwarded + gated.filled != sent_before, 5, "the next frame", every=0.005)
     assert gated.showing is not None
     assert gated.forwarded + gated.filled - sent_before <= 1
 

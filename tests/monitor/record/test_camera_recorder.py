@@ -10,10 +10,11 @@ import functools
 import json
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, cast
 
 import av
 import pytest
+from aiortc import RTCRtpReceiver
 from aiortc.contrib.media import MediaRelay
 
 from monitor.media.encoded import EncodedSource
@@ -51,6 +52,11 @@ class Receiver:
         return []
 
 
+def published_source() -> EncodedSource:
+    """An EncodedSource the test publishes to by hand, on a receiver that has no RTP sources."""
+    return EncodedSource(cast(RTCRtpReceiver, Receiver()))
+
+
 def decoded_frames(path: Path) -> int:
     with av.open(str(path)) as container:
         return sum(1 for _ in container.decode(video=0))
@@ -67,7 +73,7 @@ async def test_every_frame_is_recorded_and_a_gap_waits_for_the_next_keyframe(tmp
     frames = encoded_clip(3 * KEY_EVERY)
     assert [i for i, f in enumerate(frames) if vp8_size(f)] == [0, KEY_EVERY, 2 * KEY_EVERY]
     feed = Feed(MediaRelay(), "video", "v1")
-    source = EncodedSource(Receiver())
+    source = published_source()
     feed.encoded, feed.generation = source, 1  # as Feed.attach leaves a forwarded track
     clock = iter(i / 30 for i in range(1000))
     recorder = CameraRecorder(feed, tmp_path, "v1.camera", lambda: next(clock))
@@ -96,7 +102,7 @@ async def test_a_new_connection_is_a_new_part(tmp_path: Path) -> None:
     recorder = CameraRecorder(feed, tmp_path, "v1.camera", lambda: 1.0)
     recorder.start()
     for generation in (1, 2):
-        source = EncodedSource(Receiver())
+        source = published_source()
         feed.encoded, feed.generation = source, generation
         await asyncio.sleep(0.25)
         for data in [*frames[1:5], *frames]:  # joined mid-stream: nothing until a keyframe
@@ -111,7 +117,7 @@ async def test_a_new_connection_is_a_new_part(tmp_path: Path) -> None:
 @pytest.mark.parametrize("blocked", ["folder"])
 async def test_an_unwritable_folder_is_reported_not_raised(tmp_path: Path, blocked: str) -> None:
     feed = Feed(MediaRelay(), "video", "v1")
-    source = EncodedSource(Receiver())
+    source = published_source()
     feed.encoded, feed.generation = source, 1
     recorder = CameraRecorder(feed, tmp_path / "missing", "v1.camera", lambda: 0.0)
     recorder.start()

@@ -112,7 +112,7 @@ async def test_what_a_worker_link_tells_admission() -> None:
     and how long the worker has been quiet, from the link's own state."""
     import time
 
-    from live_server import booking_now
+    from support.live_server import booking_now
 
     from monitor.relay_workers.pool import RelayPool
     from monitor.relay_workers.remote_call import RemoteCall

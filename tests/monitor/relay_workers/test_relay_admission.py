@@ -13,15 +13,13 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
-import aioice.ice
 import pytest
 import pytest_asyncio
-from live_server import CLEAN_CLIP, booking_now, join_device, join_token
+from support.live_server import CLEAN_CLIP, booking_now, join_device, join_token, serving
 
 from monitor.call.admission import Limits
 from monitor.relay_workers.pool import WorkerAdmission
 from monitor.server.serve import Server
-from policies.config import load_policy
 from policies.decisions import State
 from signalling.client import Device, load_clip
 
@@ -30,14 +28,8 @@ pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.slow]
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def server() -> AsyncIterator[Server]:
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(aioice.ice, "get_host_addresses", lambda use_ipv4, use_ipv6: ["127.0.0.1"])
-        srv = Server(
-            [], load_policy(), port=0, analysis_workers=0, relay_workers=2, limits=Limits(max_calls=1)
-        )
-        await srv.start()
+    async with serving(analysis_workers=0, relay_workers=2, limits=Limits(max_calls=1)) as srv:
         yield srv
-        await srv.stop()
 
 
 async def media_connected(call: Any, participant: str, timeout: float = 30.0) -> None:
@@ -100,7 +92,7 @@ async def test_a_new_call_goes_to_a_worker_with_room_and_is_refused_when_every_w
         assert "monitor_max_calls 1" in page
         # the move did not announce c's start a second time (staff and the audit log saw it once)
         seen = []
-        while not published.queue.empty():  # type: ignore[attr-defined]
+        while not published.queue.empty():
             seen.append(await anext(published))
         assert seen and not [r for r in seen if r["call_id"] == "c" and r["kind"] == "state"], seen
     finally:

@@ -20,12 +20,12 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import aioice.ice
 import numpy as np
 import pytest
 import pytest_asyncio
 from aiortc import RTCPeerConnection, RTCSessionDescription
-from live_server import booking_now, call_clips, join_device, wait_state
+from support.live_server import booking_now, call_clips, join_device, serving, wait_state
+from support.pictures import is_clip
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
@@ -50,24 +50,12 @@ def clips() -> dict[str, list[np.ndarray]]:
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Server]:
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(aioice.ice, "get_host_addresses", lambda use_ipv4, use_ipv6: ["127.0.0.1"])
-        folder = tmp_path_factory.mktemp("relay-workers")
-        store = Store(folder / "monitor.db")
-        auth.add_staff(store, "alice", "HMP Example", PASSWORD)
-        srv = Server(
-            [],
-            load_policy(),
-            port=0,
-            record_dir=folder / "record",
-            analysis_workers=1,
-            store=store,
-            relay_workers=2,
-        )
-        await srv.start()
+    folder = tmp_path_factory.mktemp("relay-workers")
+    store = Store(folder / "monitor.db")
+    auth.add_staff(store, "alice", "HMP Example", PASSWORD)
+    async with serving(record_dir=folder / "record", store=store, relay_workers=2) as srv:
         yield srv
-        await srv.stop()
-        store.close()
+    store.close()
 
 
 def book(server: Server, name: str) -> Call:
@@ -88,13 +76,6 @@ async def hub_until(subscription: Any, predicate: Any, timeout: float = 60.0) ->
         assert left > 0, seen
         seen.append(await asyncio.wait_for(subscription.__anext__(), left))
     return seen
-
-
-def is_clip(clip: list[np.ndarray]) -> Any:
-    samples = clip[:: max(1, len(clip) // 30)]
-    return lambda image: (
-        min(float(np.abs(image[::8, ::8].astype(float) - c[::8, ::8]).mean()) for c in samples) < 14
-    )
 
 
 def udp_ports_of(pid: int) -> set[int]:
@@ -152,7 +133,7 @@ async def test_calls_run_on_different_workers_and_media_goes_straight_to_them(
     try:
         await received.until(lambda image: shows_slate(image, PAUSED_BGR), timeout=20)
         await wait_state(visitor, "live", timeout=120)  # the worker's analysis checked the booked face
-        await received.until(is_clip(clips["clean"]), timeout=15)
+        await received.until(is_clip(clips["clean"], within=14, samples=30), timeout=15)
     finally:
         received.stop()
     assert str(first.state) == "live"
@@ -184,7 +165,7 @@ async def test_an_intruder_pause_reaches_the_front_hub_and_the_audit_with_eviden
         seen = await hub_until(subscription, lambda r: r["call_id"] == "relay-a" and r["kind"] == "alert")
         assert any(r["kind"] == "state" and r["state"] == "paused" for r in seen), seen
     finally:
-        subscription.close()  # type: ignore[attr-defined]
+        subscription.close()
     assert str(first.state) == "paused"
     assert server.store is not None
     for _ in range(100):  # the front's audit recorder stores the alert with the worker's frame
@@ -223,7 +204,7 @@ async def console_watch(
         f"ws://127.0.0.1:{server.port}/console/watch",
         origin=origin,
         additional_headers={"Cookie": f"monitor_session={cookie}"},
-        max_size=2**20,  # type: ignore[arg-type]
+        max_size=2**20,
     ) as watch:
         await watch.send(json.dumps({"type": "watch", "call_id": call_id}))
         offer = json.loads(await asyncio.wait_for(watch.recv(), 20))
@@ -247,7 +228,7 @@ async def test_staff_pause_from_the_front_pauses_the_call_in_its_worker_and_watc
     headers = {"Cookie": f"monitor_session={cookie}"}
     async with connect(
         f"ws://127.0.0.1:{server.port}/console/ws", origin=origin, additional_headers=headers
-    ) as ws:  # type: ignore[arg-type]
+    ) as ws:
         await ws.send(json.dumps({"type": "hello"}))
         await ws.send(json.dumps({"type": "pause", "call_id": "relay-a", "note": "check", "ref": "p1"}))
         while (reply := json.loads(await asyncio.wait_for(ws.recv(), 10)))["type"] not in ("done", "error"):
@@ -261,7 +242,7 @@ async def test_staff_pause_from_the_front_pauses_the_call_in_its_worker_and_watc
             assert [s["participant"] for s in offer["slots"]] == ["A1234BC", "v1"]
             staff_view = Watch(pc.getTransceivers()[2].receiver.track)  # the visitor's camera
             try:  # staff see the visitor while the call is paused for the participants
-                await staff_view.until(is_clip(clips["clean"]), timeout=20)
+                await staff_view.until(is_clip(clips["clean"], within=14, samples=30), timeout=20)
             finally:
                 staff_view.stop()
         await ws.send(json.dumps({"type": "resume", "call_id": "relay-a", "ref": "r1"}))
@@ -298,7 +279,7 @@ async def test_a_killed_worker_pauses_its_calls_visibly_and_a_restarted_worker_s
                 await asyncio.wait_for(watch.recv(), 10)
             assert watch.close_code == 1011
     finally:
-        subscription.close()  # type: ignore[attr-defined]
+        subscription.close()
     state = next(r for r in seen if r["call_id"] == "relay-b" and r["kind"] == "state")
     assert state["state"] == "paused" and state["reasons"] == ["analysis_error"]
     alert = next(r for r in seen if r["call_id"] == "relay-b" and r["kind"] == "alert")

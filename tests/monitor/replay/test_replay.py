@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import cv2
+import numpy as np
 import pytest
 
 from monitor.cli import main
@@ -374,7 +375,8 @@ def test_frames_the_change_gate_brings_in_are_analysed_as_changed() -> None:
     once (an unsteady frame is on the busy pace, person check every second, anyway); the model runs
     are counted."""
     from monitor.analysis.enrol import enrol_booking
-    from monitor.analysis.pipeline import FramePipeline
+    from monitor.analysis.frame import Frame
+    from monitor.analysis.pipeline import FramePipeline, FrameResult
     from monitor.bookings import load_booking
     from monitor.replay.replay import Replay
     from policies.config import load_policy
@@ -387,12 +389,12 @@ def test_frames_the_change_gate_brings_in_are_analysed_as_changed() -> None:
     seen: list[tuple[bool, bool, dict[str, int]]] = []
     process = pipeline.process
 
-    def recorded(frame: Any, t: float, *, changed: bool = False) -> Any:
+    def recorded(frame: np.ndarray | Frame, t: float, *, changed: bool = False) -> FrameResult:
         result = process(frame, t, changed=changed)
         seen.append((changed, result.steady, result.work))
         return result
 
-    pipeline.process = recorded  # type: ignore[method-assign]
+    pipeline.process = recorded  # type: ignore[method-assign,assignment]
     replay = Replay(booking, config, pipeline=pipeline)
     try:
         with Video(WALK_IN) as video:

@@ -14,26 +14,24 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import aioice.ice
 import numpy as np
 import pytest
 import pytest_asyncio
-from live_server import booking_now, join_token
+from support.live_server import CLEAN_CLIP, book_now, join_device, ping_pong, serving
+from support.serve_process import MONITOR, printed_links
+from support.waiting import until
 
-from monitor.admin import import_booking
 from monitor.call.call import Call
 from monitor.console import board
 from monitor.server.serve import Server
 from monitor.store.audit import AuditLog
 from monitor.store.database import Store
-from policies.config import load_policy
 from policies.decisions import State, StateChanged
 from signalling.client import ClipTrack, Device, ToneTrack, load_clip
 
@@ -41,50 +39,24 @@ pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[3]
 BOOKING = ROOT / "fixtures" / "bookings" / "clean" / "booking.json"
-MONITOR = [sys.executable, "-m", "monitor.cli"]
 
 
 @pytest.fixture(scope="module")
 def clean() -> list[np.ndarray]:
-    frames = load_clip(ROOT / "fixtures" / "clips" / "clean.webm", max_frames=60)
-    return frames + frames[-2:0:-1]
+    return ping_pong(load_clip(CLEAN_CLIP, max_frames=60))
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Server]:
     folder = tmp_path_factory.mktemp("faults")
     store = Store(folder / "monitor.db")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(aioice.ice, "get_host_addresses", lambda use_ipv4, use_ipv6: ["127.0.0.1"])
-        srv = Server([], load_policy(), port=0, analysis_workers=1, store=store)
-        await srv.start()
+    async with serving(store=store) as srv:
         yield srv
-        await srv.stop()
-        store.close()
-
-
-def book(server: Server, call_id: str) -> Call:
-    booking = booking_now(call_id)
-    assert server.store is not None
-    import_booking(server.store, booking)  # on the console board, with a calls row
-    return server.add_booking(booking)
+    store.close()
 
 
 async def device(server: Server, call: Call, role: str, frames: list[np.ndarray]) -> Device:
-    dev = Device(f"ws://127.0.0.1:{server.port}/ws/call")
-    await dev.open()
-    joined = await dev.join(join_token(server, call, role))  # a store token: the server has a store
-    assert joined["type"] == "joined", joined
-    await dev.call(ClipTrack(frames), ToneTrack())
-    return dev
-
-
-async def until(check: Callable[[], object], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        await asyncio.sleep(0.1)
+    return (await join_device(server, call, role, frames))[0]  # a store token: the server has a store
 
 
 def audit(server: Server, call_id: str, kind: str) -> list[Any]:
@@ -95,8 +67,9 @@ def audit(server: Server, call_id: str, kind: str) -> list[Any]:
 async def test_visitor_network_drop_and_reconnect_within_the_grace_window(
     server: Server, clean: list[np.ndarray]
 ) -> None:
-    call = book(server, "fault-reconnect")
-    assert server.pool is not None
+    call = book_now(server, "fault-reconnect")
+    pool = server.pool
+    assert pool is not None
     prison = await device(server, call, "prisoner", clean)
     visitor = await device(server, call, "visitor", clean)
     again: Device | None = None
@@ -110,11 +83,9 @@ async def test_visitor_network_drop_and_reconnect_within_the_grace_window(
         again = await device(server, call, "visitor", clean)  # the same link, within the grace
         assert call.now() - dropped_at < call.config.reconnect_grace_s
         key = call.source_key("v1")
-        analysed = server.pool.stats().streams[key].analysed
+        analysed = pool.stats().streams[key].analysed
         # the new connection's frames are analysed again (the check goes on watching the visitor)
-        await until(
-            lambda: server.pool.stats().streams[key].analysed > analysed + 10, 60, "analysis to resume"
-        )
+        await until(lambda: pool.stats().streams[key].analysed > analysed + 10, 60, "analysis to resume")
         await asyncio.sleep(call.config.reconnect_grace_s)  # past the grace: nothing comes due
         assert call.state is State.LIVE
         changes = [d for d in call.decisions[before:] if isinstance(d, StateChanged)]
@@ -133,7 +104,7 @@ async def test_visitor_network_drop_and_reconnect_within_the_grace_window(
 async def test_prison_side_disappears_the_call_pauses_and_staff_are_alerted(
     server: Server, clean: list[np.ndarray]
 ) -> None:
-    call = book(server, "fault-prison-gone")
+    call = book_now(server, "fault-prison-gone")
     prison = await device(server, call, "prisoner", clean)
     visitor = await device(server, call, "visitor", clean)
     try:
@@ -180,7 +151,7 @@ async def test_recording_disk_full_staff_are_alerted_and_the_call_goes_on(
 ) -> None:
     server.record_dir = tiny_disk
     try:
-        call = book(server, "fault-disk-full")
+        call = book_now(server, "fault-disk-full")
     finally:
         server.record_dir = None
     prison = await device(server, call, "prisoner", clean)
@@ -253,15 +224,7 @@ def _serve(folder: Path, booking: Path) -> tuple[subprocess.Popen[str], list[dic
         text=True,
         cwd=folder,
     )
-    assert process.stdout is not None
-    links = []
-    while True:
-        line = process.stdout.readline()
-        assert line, process.stderr.read() if process.stderr else "no output"
-        record = json.loads(line)
-        if "console" in record:
-            return process, links
-        links.append(record)
+    return process, printed_links(process)[0]
 
 
 async def _call_through(links: list[dict[str, str]], clean: list[np.ndarray]) -> list[Device]:
@@ -278,9 +241,8 @@ async def _call_through(links: list[dict[str, str]], clean: list[np.ndarray]) ->
 
 
 async def test_server_killed_mid_call_store_and_audit_survive_and_the_call_is_marked_interrupted(
-    tmp_path: Path, clean: list[np.ndarray], monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, clean: list[np.ndarray], loopback_ice: None
 ) -> None:
-    monkeypatch.setattr(aioice.ice, "get_host_addresses", lambda use_ipv4, use_ipv6: ["127.0.0.1"])
     booking = _booking_file(tmp_path, "fault-kill")
     process, links = _serve(tmp_path, booking)
     devices: list[Device] = []
@@ -309,7 +271,8 @@ async def test_server_killed_mid_call_store_and_audit_survive_and_the_call_is_ma
         if process.poll() is None:
             process.kill()
             process.wait()
-    verify = subprocess.run(
+    verify = await asyncio.to_thread(
+        subprocess.run,
         [*MONITOR, "audit", "verify", "--db", str(tmp_path / "m.db")],
         capture_output=True,
         text=True,
@@ -346,4 +309,4 @@ async def test_server_killed_mid_call_store_and_audit_survive_and_the_call_is_ma
         if restarted.poll() is None:
             restarted.kill()
             restarted.wait()
-    assert os.path.exists(tmp_path / "m.db")
+    assert os.path.exists(tmp_path / "m.db")  # noqa: ASYNC240 (one stat, the server is gone)

@@ -19,7 +19,14 @@ from datetime import timedelta
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from live_server import FlowingCall, LiveServer, booking_now, exchange, status_of, websockets_eof_assertion
+from support.live_server import (
+    FlowingCall,
+    LiveServer,
+    booking_now,
+    exchange,
+    status_of,
+    websockets_eof_assertion,
+)
 
 from monitor.store import auth
 from monitor.store.database import Store

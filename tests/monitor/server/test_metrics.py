@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import time
 import urllib.error
@@ -13,10 +14,11 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import aioice.ice
 import pytest
 import pytest_asyncio
-from live_server import booking_now
+from support.ice import loopback_ice
+from support.live_server import booking_now, join_device, ping_pong
+from support.waiting import until
 from websockets.datastructures import Headers
 
 from monitor.call.call import Call
@@ -26,7 +28,7 @@ from monitor.server.metrics import CONTENT_TYPE, Exposition, Metrics, is_loopbac
 from monitor.server.serve import Server
 from policies.config import load_policy
 from policies.decisions import State, StateChanged
-from signalling.client import ClipTrack, Device, ToneTrack, load_clip
+from signalling.client import Device, load_clip
 
 ROOT = Path(__file__).resolve().parents[3]
 CLIP = ROOT / "fixtures" / "clips" / "clean.webm"
@@ -153,7 +155,7 @@ async def test_loop_lag_sees_a_blocked_event_loop() -> None:
     try:
         await asyncio.sleep(0.3)
         quiet = lag.window_max()
-        time.sleep(0.25)  # a blocking call on the loop, as an inline model would be
+        time.sleep(0.25)  # noqa: ASYNC251 (a blocking call on the loop, as an inline model would be)
         await asyncio.sleep(0.1)
     finally:
         lag.stop()
@@ -235,8 +237,7 @@ async def test_with_a_token_every_client_must_present_it() -> None:
 
 @pytest_asyncio.fixture
 async def server() -> AsyncIterator[Server]:
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(aioice.ice, "get_host_addresses", lambda use_ipv4, use_ipv6: ["127.0.0.1"])
+    with loopback_ice():
         srv = Server([], load_policy(), port=0, analysis_workers=1)
         srv.metrics_token = TOKEN
         await srv.start()
@@ -290,17 +291,11 @@ async def test_metrics_follow_a_real_call_that_pauses(server: Server) -> None:
     assert value(before, "monitor_pauses_total", reason="capture_attempt") == 0
 
     call = book(server, "call-metrics")
-    frames = load_clip(CLIP, max_frames=60)
-    frames = frames + frames[-2:0:-1]
-    devices = []
+    frames = ping_pong(load_clip(CLIP, max_frames=60))
+    devices: list[Device] = []
     try:
         for role in ("prisoner", "visitor"):
-            token = next(t for t, seat in call.seats.items() if seat.role.value == role)
-            device = Device(f"ws://127.0.0.1:{server.port}/ws/call")
-            await device.open()
-            assert (await device.join(token))["type"] == "joined"
-            await device.call(ClipTrack(frames), ToneTrack())
-            devices.append(device)
+            devices.append((await join_device(server, call, role, frames))[0])
         stream = {"call": "call-metrics", "stream": "v1"}
 
         def flowing(s: dict[Key, float]) -> bool:
@@ -350,9 +345,8 @@ async def test_metrics_follow_a_real_call_that_pauses(server: Server) -> None:
 
         # from live, a capture attempt pauses the call (if analysis paused it first, under load, the
         # attempt only adds a reason and an alert: the figures are checked against the call itself)
-        deadline = time.monotonic() + 120
-        while call.state is not State.LIVE and time.monotonic() < deadline:
-            await asyncio.sleep(0.2)
+        with contextlib.suppress(AssertionError):
+            await until(lambda: call.state is State.LIVE, 120, "the call to be live", every=0.2)
         was_live = call.state is State.LIVE
         await devices[1].send({"type": "capture_attempt", "detail": "getDisplayMedia"})
 

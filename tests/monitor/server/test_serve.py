@@ -7,15 +7,14 @@ import base64
 import json
 import signal
 import subprocess
-import sys
 import time
 import urllib.request
 from pathlib import Path
 
 import pytest
+from support.serve_process import MONITOR, printed_links
 
 ROOT = Path(__file__).resolve().parents[3]
-MONITOR = [sys.executable, "-m", "monitor.cli"]
 
 
 def run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -62,16 +61,8 @@ def test_demo_prints_links_serves_pages_and_stops_on_sigterm(tmp_path: Path) -> 
         cwd=ROOT,
     )
     try:
-        assert process.stdout is not None
-        links = []
-        while True:
-            line = process.stdout.readline()
-            assert line, process.stderr.read() if process.stderr else "no output"
-            record = json.loads(line)
-            if "console" in record:
-                console = record["console"]
-                break
-            links.append(record)
+        links, printed = printed_links(process)
+        console = printed["console"]
         assert {link["role"] for link in links} == {"prisoner", "visitor"}
         assert {link["participant"] for link in links} == {"A1234BC", "v1"}
         assert len({link["url"] for link in links}) == len(links)
@@ -102,15 +93,7 @@ def _start_demo(db: Path) -> tuple[subprocess.Popen[str], list[dict[str, str]], 
         text=True,
         cwd=ROOT,
     )
-    assert process.stdout is not None
-    links = []
-    while True:
-        line = process.stdout.readline()
-        assert line, process.stderr.read() if process.stderr else "no output"
-        record = json.loads(line)
-        if "console" in record:
-            return process, links, record
-        links.append(record)
+    return (process, *printed_links(process))
 
 
 def _login(console: dict[str, str]) -> list[dict[str, object]]:

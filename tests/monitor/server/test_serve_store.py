@@ -182,8 +182,8 @@ async def test_join_and_leave_reach_the_hub_audit_and_board(site: tuple[Server, 
     deadline = time.monotonic() + 10
     while not any(r["kind"] == "left" for r in seen):
         assert time.monotonic() < deadline, seen
-        seen.append(await asyncio.wait_for(subscription.__anext__(), 10))  # type: ignore[attr-defined]
-    subscription.close()  # type: ignore[attr-defined]
+        seen.append(await asyncio.wait_for(subscription.__anext__(), 10))
+    subscription.close()
     presence = [r for r in seen if r["kind"] in ("joined", "left")]
     assert [(r["kind"], r["participant"], r["role"], r["source"]) for r in presence] == [
         ("joined", "P-FILE", "prisoner", "P-FILE"),
@@ -200,10 +200,10 @@ async def test_join_and_leave_reach_the_hub_audit_and_board(site: tuple[Server, 
     assert board.present(records) == []  # everyone who joined has left
     assert AuditLog(store).verify().ok
     # who did it: the participant's device (never the policy); the actor is not left in the data
-    presence = [r for r in records if r.kind in ("joined", "left")]
-    actors = {r.actor for r in presence}
+    audited = [r for r in records if r.kind in ("joined", "left")]
+    actors = {r.actor for r in audited}
     assert "device:P-FILE" in actors and all(a.startswith("device:") for a in actors), actors
-    assert all("actor" not in r.data for r in presence)
+    assert all("actor" not in r.data for r in audited)
     assert all(r.actor == "policy" for r in records if r.kind not in ("joined", "left"))
 
 

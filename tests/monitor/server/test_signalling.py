@@ -7,22 +7,19 @@ call in progress on the same server keeps receiving media at its rate meanwhile.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import json
 import urllib.request
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import aioice.ice
 import numpy as np
 import pytest
 import pytest_asyncio
-from raw_ws import CLOSE, TEXT, RawWebSocket
+from support.live_server import booking_now, serving
+from support.raw_ws import CLOSE, TEXT, RawWebSocket
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from monitor.bookings import load_booking
 from monitor.call.call import Call
 from monitor.errors import UserError
 from monitor.server.command import origins_from
@@ -34,32 +31,19 @@ from signalling.client import ClipTrack, Device, ToneTrack, Watch, load_clip
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 ROOT = Path(__file__).resolve().parents[3]
-BOOKING = ROOT / "fixtures" / "bookings" / "clean" / "booking.json"
 CLIP = ROOT / "fixtures" / "clips" / "clean.webm"
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def server() -> AsyncIterator[Server]:
-    config = load_policy()
-    base = load_booking(BOOKING, config)
-    slot = base.ends_at - base.starts_at
-    now = datetime.now(UTC)
-
-    def at(name: str, starts: datetime) -> object:
-        return dataclasses.replace(base, call_id=name, starts_at=starts, ends_at=starts + slot)
-
     bookings = [
-        at("call-a", now),
-        at("call-b", now),
-        at("call-past", now - timedelta(hours=2)),
-        at("call-future", now + timedelta(hours=2)),
+        booking_now("call-a", starts_in=0),
+        booking_now("call-b", starts_in=0),
+        booking_now("call-past", starts_in=-2 * 3600),
+        booking_now("call-future", starts_in=2 * 3600),
     ]
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(aioice.ice, "get_host_addresses", lambda use_ipv4, use_ipv6: ["127.0.0.1"])
-        srv = Server(bookings, config, port=0, analysis_workers=0)  # type: ignore[arg-type]
-        await srv.start()
+    async with serving(bookings, analysis_workers=0) as srv:
         yield srv
-        await srv.stop()
 
 
 def url(server: Server) -> str:

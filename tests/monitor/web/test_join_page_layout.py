@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from chromium import ARGS, CHROMIUM, require_chromium
+from support.chromium import ARGS, CHROMIUM, require_chromium
 
 pytestmark = [pytest.mark.browser]
 WEB = Path(__file__).resolve().parents[3] / "monitor" / "web"

@@ -10,11 +10,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import aioice.ice
 import pytest
 import pytest_asyncio
-from chromium import ARGS as BASE_ARGS
-from chromium import CHROMIUM, FAKE_MEDIA, require_chromium
+from support.chromium import ARGS as BASE_ARGS
+from support.chromium import CHROMIUM, FAKE_MEDIA, require_chromium
+from support.live_server import serving
 
 from monitor.bookings import load_booking
 from monitor.server.serve import Server
@@ -35,12 +35,8 @@ async def server() -> AsyncIterator[Server]:
     future = dataclasses.replace(
         base, call_id="call-future", starts_at=later, ends_at=later + (base.ends_at - base.starts_at)
     )
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(aioice.ice, "get_host_addresses", lambda use_ipv4, use_ipv6: ["127.0.0.1"])
-        srv = Server([future], config, port=0, analysis_workers=0)  # type: ignore[arg-type]
-        await srv.start()
+    async with serving([future], analysis_workers=0) as srv:
         yield srv
-        await srv.stop()
 
 
 def future_link(server: Server) -> str:

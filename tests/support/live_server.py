@@ -5,6 +5,9 @@ calls, and any in-process aiortc devices run on the server thread's loop (``run(
 coroutine there); the test talks to it over real sockets on 127.0.0.1 with an ephemeral port.
 ``errors`` collects every ERROR log record that carries a traceback, from any logger, so a test
 can assert that bad input was handled as a user error and not as a crash.
+
+For async tests, ``serving`` runs the same server on the test's own loop; ``join_device`` and
+``join_seat`` connect real aiortc devices to it.
 """
 
 from __future__ import annotations
@@ -18,15 +21,15 @@ import socket
 import threading
 import time
 import traceback
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
-import aioice.ice
 import cv2
 import numpy as np
 
+from monitor.admin import import_booking
 from monitor.bookings import load_booking
 from monitor.call.call import JOIN_EARLY_S, Call
 from monitor.media.jitter import watch_losses
@@ -35,8 +38,9 @@ from policies.booking import Booking
 from policies.config import load_policy
 from policies.decisions import State
 from signalling.client import ClipTrack, Device, ToneTrack, Watch, load_clip
+from support.ice import loopback_ice
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 BOOKING = ROOT / "fixtures" / "bookings" / "clean" / "booking.json"
 CLEAN_CLIP = ROOT / "fixtures" / "clips" / "clean.webm"
 
@@ -101,36 +105,20 @@ def visitor_cameras() -> dict[str, list[Any]]:
     }
 
 
-def closest_camera(image: Any, cameras: dict[str, list[Any]], within: float = 14.0) -> str | None:
-    """Which camera a received frame comes from: the one of the same size with a frame nearest to
-    it (mean absolute difference of an 8x-subsampled picture), if nearer than ``within``."""
-    best, name = within, None
-    for key, clip in cameras.items():
-        if clip[0].shape != image.shape:
-            continue
-        small = image[::8, ::8].astype(float)
-        for frame in clip[:: max(1, len(clip) // 30)]:
-            diff = float(np.abs(small - frame[::8, ::8]).mean())
-            if diff < best:
-                best, name = diff, key
-    return name
-
-
 @contextlib.asynccontextmanager
-async def serving(analysis_workers: int = 1, **options: Any) -> AsyncIterator[Server]:
+async def serving(
+    bookings: Sequence[Booking] = (), analysis_workers: int = 1, **options: Any
+) -> AsyncIterator[Server]:
     """A real ``monitor serve`` server on the running loop (an ephemeral loopback port, loopback
-    ICE candidates), with no bookings yet: tests add their own (``booking_now``). Stopped on exit."""
-    original = aioice.ice.get_host_addresses
-    aioice.ice.get_host_addresses = lambda use_ipv4, use_ipv6: ["127.0.0.1"]
-    try:
-        server = Server([], load_policy(), port=0, analysis_workers=analysis_workers, **options)
+    ICE candidates), serving ``bookings`` (tests may add more: ``booking_now``,
+    ``Server.add_booking``). ``options`` go to ``Server``. Stopped on exit."""
+    with loopback_ice():
+        server = Server(list(bookings), load_policy(), port=0, analysis_workers=analysis_workers, **options)
         await server.start()
         try:
             yield server
         finally:
             await server.stop()
-    finally:
-        aioice.ice.get_host_addresses = original
 
 
 T = TypeVar("T")
@@ -175,13 +163,27 @@ class TracebackLog(logging.Handler):
         assert not self.records, f"tracebacks logged for bad input:\n{self.describe()}"
 
 
-def booking_now(call_id: str, starts_in: float = -1.0, path: Path = BOOKING) -> Booking:
+def booking_now(
+    call_id: str, starts_in: float = -1.0, path: Path = BOOKING, ends_in: float | None = None
+) -> Booking:
     """The booking at ``path`` (default: the clean one) as call ``call_id``, starting ``starts_in``
-    seconds from now, same length."""
+    seconds from now, same length; or, given ``ends_in``, already running and ending that many
+    seconds from now."""
     base = load_booking(path, load_policy())
+    length = base.ends_at - base.starts_at
     starts = datetime.now(UTC) + timedelta(seconds=starts_in)
-    ends = starts + (base.ends_at - base.starts_at)
-    return dataclasses.replace(base, call_id=call_id, starts_at=starts, ends_at=ends)
+    if ends_in is not None:
+        starts = datetime.now(UTC) + timedelta(seconds=ends_in) - length
+    return dataclasses.replace(base, call_id=call_id, starts_at=starts, ends_at=starts + length)
+
+
+def book_now(server: Server, call_id: str) -> Call:
+    """``booking_now(call_id)`` served by ``server``, and in its store when it has one (the
+    console's board and the audit log list stored calls)."""
+    booking = booking_now(call_id)
+    if server.store is not None:
+        import_booking(server.store, booking)
+    return server.add_booking(booking)
 
 
 class LiveServer:
@@ -190,7 +192,7 @@ class LiveServer:
         self.thread = threading.Thread(target=self.loop.run_forever, name="live-server", daemon=True)
         self.server = Server(bookings, load_policy(), port=0, analysis_workers=analysis_workers, store=store)
         self.errors = TracebackLog()
-        self._get_host_addresses = aioice.ice.get_host_addresses
+        self._patched = contextlib.ExitStack()  # loopback ICE from start() to stop()
 
     @property
     def port(self) -> int:
@@ -208,7 +210,7 @@ class LiveServer:
         return asyncio.run_coroutine_threadsafe(work, self.loop).result(timeout)
 
     def start(self) -> LiveServer:
-        aioice.ice.get_host_addresses = lambda use_ipv4, use_ipv6: ["127.0.0.1"]  # loopback candidates
+        self._patched.enter_context(loopback_ice())
         logging.getLogger().addHandler(self.errors)
         self.thread.start()
         self.run(self.server.start(), timeout=180)
@@ -223,7 +225,7 @@ class LiveServer:
             self.thread.join(10)
             self.loop.close()
             logging.getLogger().removeHandler(self.errors)
-            aioice.ice.get_host_addresses = self._get_host_addresses
+            self._patched.close()
 
     @staticmethod
     async def _cancel_rest() -> None:
@@ -269,17 +271,12 @@ class FlowingCall:
     @classmethod
     def open(cls, live: LiveServer, call_id: str) -> FlowingCall:
         async def connect() -> FlowingCall:
-            frames = load_clip(CLEAN_CLIP, max_frames=60)
-            frames = frames + frames[-2:0:-1]
-            devices = []
-            for role in ("prisoner", "visitor"):
-                device = Device(live.ws_url)
-                await device.open()
-                joined = await device.join(live.token(call_id, role))
-                assert joined["type"] == "joined", joined
-                await device.call(ClipTrack(frames), ToneTrack())
-                devices.append(device)
-            return cls(live, live.call(call_id), devices, Watch(devices[0].received[0]))
+            frames = ping_pong(load_clip(CLEAN_CLIP, max_frames=60))
+            call = live.call(call_id)
+            devices = [
+                (await join_device(live.server, call, role, frames))[0] for role in ("prisoner", "visitor")
+            ]
+            return cls(live, call, devices, Watch(devices[0].received[0]))
 
         return live.run(connect())
 
