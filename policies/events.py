@@ -50,6 +50,7 @@ class Face:
     visibility: Visibility = Visibility.FULL
     lighting: Lighting = Lighting.OK
     box: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)  # x, y, w, h in 0..1 of the frame
+    samples: int = 0  # identity samples behind the verdict (the track's vote window)
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,6 +13,10 @@ from dataclasses import dataclass
 from policies.events import Lighting, Observation, Verdict, Visibility
 from policies.reasons import Reason
 
+#: A pending face counts as undecided once identity has sampled it this often without deciding
+#: (the votes a decision needs): a face not yet sampled, because analysis is busy, is not in doubt.
+UNDECIDED_SAMPLES = 3
+
 
 @dataclass(frozen=True, slots=True)
 class Culprit:
@@ -49,9 +53,13 @@ def findings_in(obs: Observation, booked_on_side: int) -> dict[Reason, Culprit]:
         )
     elif not obs.faces and obs.lighting is not Lighting.OK:
         found[Reason.POOR_LIGHTING] = Culprit(None, None, obs.lighting)
-    # a face that can be seen whole but is neither confirmed nor ruled out (a hidden or badly lit
-    # face is a visibility or lighting question first); the culprit names the closest booked person
-    undecided = [f for f in obs.faces if f.verdict is Verdict.PENDING and f.visibility is Visibility.FULL]
+    # a face that can be seen whole and was sampled enough, but is neither confirmed nor ruled out (a
+    # hidden face is a visibility question first); the culprit names the closest booked person
+    undecided = [
+        f
+        for f in obs.faces
+        if f.verdict is Verdict.PENDING and f.visibility is Visibility.FULL and f.samples >= UNDECIDED_SAMPLES
+    ]
     if undecided:
         found[Reason.IDENTITY_UNCONFIRMED] = Culprit(undecided[0].track, undecided[0].participant, "")
     return found

@@ -123,6 +123,7 @@ class _FaceWork:
             visibility=self.visibility.visibility,
             lighting=self.lighting.lighting,
             box=self.detection.box.normalised(width, height),
+            samples=d.samples,
         )
         return FaceResult(
             face=face,

@@ -56,8 +56,9 @@ def unbooked(track: int = 9, **kw: Any) -> Face:
     return Face(track, Verdict.UNBOOKED, None, 0.7, **kw)
 
 
-def pending(track: int = 5) -> Face:
-    return Face(track, Verdict.PENDING)
+def pending(track: int = 5, samples: int = 3) -> Face:
+    """A face identity sampled ``samples`` times without deciding (3: undecided, in doubt)."""
+    return Face(track, Verdict.PENDING, samples=samples)
 
 
 def partial(track: int = 1, who: str = "v1") -> Face:

@@ -17,6 +17,7 @@ R = Reason
     [
         ((match(),), 0, Lighting.OK, {}),
         ((pending(),), 0, Lighting.OK, {R.IDENTITY_UNCONFIRMED: Culprit(5, None, "")}),
+        ((pending(samples=2),), 0, Lighting.OK, {}),  # not sampled enough: slow, not in doubt
         (  # a hidden face is a visibility question first
             (Face(5, Verdict.PENDING, "v1", visibility=Visibility.PARTIAL),),
             0,
@@ -24,7 +25,7 @@ R = Reason
             {R.FACE_NOT_VISIBLE: Culprit(5, None, "partial")},
         ),
         (  # the closest booked person is named, for staff to compare
-            (Face(5, Verdict.PENDING, "v2", 0.54),),
+            (Face(5, Verdict.PENDING, "v2", 0.54, samples=4),),
             0,
             Lighting.OK,
             {R.IDENTITY_UNCONFIRMED: Culprit(5, "v2", "")},

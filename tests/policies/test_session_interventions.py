@@ -46,7 +46,7 @@ from policies.session import InvalidEvent
 
 def test_an_undecided_face_warns_and_alerts_after_the_window_and_never_goes_live() -> None:
     s = verifying_session()  # dev1's face (track 5) pending since 0.5
-    out = feed(s, frames(1.5, 6.0, Face(5, Verdict.PENDING, "v2", 0.54)))
+    out = feed(s, frames(1.5, 6.0, Face(5, Verdict.PENDING, "v2", 0.54, samples=3)))
     assert [x for x in timeline(out) if x[1] != "identity"] == [
         (4.5, "warning", "identity_unconfirmed", "dev1"),
         (4.5, "state", "paused", ("identity_unconfirmed",)),
