@@ -38,7 +38,8 @@ from bench import machine  # noqa: E402
 from monitor import console  # noqa: E402
 from monitor.admin import import_booking  # noqa: E402
 from monitor.bookings import load_booking  # noqa: E402
-from monitor.call.call import Call, Calls  # noqa: E402
+from monitor.call.call import Call  # noqa: E402
+from monitor.call.calls import Calls  # noqa: E402
 from monitor.http import Router  # noqa: E402
 from monitor.hub import Hub  # noqa: E402
 from monitor.store import auth  # noqa: E402

@@ -465,23 +465,20 @@ async def run(
     load_nice: int = 0,
     scenario: str = "walk_in",
 ) -> dict[str, Any]:
-    from monitor.call.call import Call
     from monitor.server.serve import Server
     from monitor.store import auth
     from monitor.store.database import Store
     from policies.config import load_policy
 
     _loopback()
-    if reencode:
-        Call.forward_video = False
-    forward = Call.forward_video
+    forward = not reencode
     config = load_policy()
     window = config.pause_after(_reason(EXPECTED_REASON[scenario]))
     matcher = ClipMatcher(scenario_images(scenario))
     bookings = [_booking(MEASURED)] + [_booking(f"load-{i + 1}") for i in range(load_calls)]
     store = Store(folder / "monitor.db")
     auth.add_staff(store, "officer", bookings[0].prison, PASSWORD)
-    server = Server(bookings, config, port=0, analysis_workers=workers, store=store)
+    server = Server(bookings, config, port=0, analysis_workers=workers, store=store, forward=forward)
     await server.start()
     links: dict[str, dict[str, str]] = {}
     for line in server.links():

@@ -28,7 +28,8 @@ import cv2
 import numpy as np
 
 from monitor.bookings import load_booking
-from monitor.call.call import JOIN_EARLY_S, Call
+from monitor.call.call import Call
+from monitor.call.seats import JOIN_EARLY_S
 from monitor.media.jitter import watch_losses
 from monitor.server.serve import Server
 from policies.booking import Booking

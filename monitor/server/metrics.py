@@ -4,7 +4,7 @@ Theory of operation. :class:`Metrics` is the registry. It holds a few counters o
 ``inc`` calls, usable by any code) and, at scrape time, reads the live objects of the server
 instead of asking them to report. Those objects are duck-typed; what is read:
 
-- ``calls``: iterable of calls (``monitor.call.call.Calls``); each call has ``call_id``, ``state`` (a
+- ``calls``: iterable of calls (``monitor.call.calls.Calls``); each call has ``call_id``, ``state`` (a
   ``StrEnum`` or str), ``devices`` (participant -> device with ``seat.role`` and ``pc`` whose
   ``connectionState`` is read), ``taps`` (participant -> tap with ``seen``: frames received for
   analysis, and optionally ``dropped``), and ``source_key(participant)``.
@@ -55,6 +55,7 @@ from monitor.load import LoopLag
 from policies.decisions import State
 
 if TYPE_CHECKING:  # monitor.http loads websockets: imported when routes are registered, not by the CLI
+    from monitor.call.handle import CallHandle
     from monitor.http import HttpRequest, Router
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -126,7 +127,7 @@ class Metrics:
     def __init__(
         self,
         *,
-        calls: Iterable[Any] | None = None,
+        calls: Iterable[CallHandle[Any]] | None = None,
         pool: Any = None,
         hub: Any = None,
         relay: Any = None,

@@ -16,7 +16,8 @@ import pytest
 
 from monitor.analysis.cadence import ANALYSIS_FPS, CALM_FPS
 from monitor.bookings import load_booking
-from monitor.call.call import Call, Calls
+from monitor.call.call import Call
+from monitor.call.calls import Calls
 from monitor.workers.analysis_pool import AnalysisPool
 from policies.config import load_policy
 from policies.decisions import State

@@ -24,7 +24,8 @@ from websockets.asyncio.server import serve
 from monitor import console
 from monitor.admin import import_booking
 from monitor.bookings import load_booking
-from monitor.call.call import Call, Calls
+from monitor.call.call import Call
+from monitor.call.calls import Calls
 from monitor.http import Router
 from monitor.hub import Hub
 from monitor.store import auth

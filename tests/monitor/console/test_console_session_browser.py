@@ -18,7 +18,7 @@ from console_site import PASSWORD
 from websockets.asyncio.server import Server, serve
 
 from monitor import console
-from monitor.call.call import Calls
+from monitor.call.calls import Calls
 from monitor.http import Router
 from monitor.hub import Hub
 from monitor.store import auth

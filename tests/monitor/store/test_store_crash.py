@@ -24,7 +24,8 @@ from monitor.admin import import_booking
 from monitor.store.audit import AuditLog
 from monitor.store.audit_recorder import HubRecorder
 from monitor.bookings import load_booking
-from monitor.call.call import Call, Calls
+from monitor.call.call import Call
+from monitor.call.calls import Calls
 from monitor.hub import Hub
 from monitor.store.database import Store
 from policies.config import load_policy
