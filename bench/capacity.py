@@ -127,19 +127,12 @@ class Relay:
     def _pump(self, key: str) -> None:
         self.cameras[key].pump(live=True)
 
-    async def add_call(self, n: int) -> None:
-        from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
-
+    def add_camera(self, key: str, feed: Any) -> None:
+        """Analyse the visitor camera ``feed`` as source ``key``."""
         from monitor.analysis.frame_path import FramePath, Sampler
         from monitor.call.sampler import Camera
-        from monitor.media.encoded import receiver_of
-        from monitor.media.forward import ForwardedVideoTrack
-        from monitor.media.tracks import Clock, Feed, Gate, GatedVideoTrack, make_slates
         from policies.events import Role
 
-        gate, clock, slates = Gate(is_open=True), Clock(), make_slates()
-        feeds = {role: Feed(self.relay, "video", f"c{n}/{role}") for role in ("visitor", "prison")}
-        key = f"c{n}/visitor"
         if self.pool is not None:
             self.pool.open(key, "bench", "v1", Role.VISITOR)
         else:
@@ -147,9 +140,20 @@ class Relay:
 
             self.analysis.add(key, FramePipeline(self.enrolment, source="v1", role=Role.VISITOR))
         path = FramePath(Sampler(key, ANALYSIS_FPS, None), self.analysis)
-        camera = Camera(feeds["visitor"], path, time.monotonic, lambda: self._pump(key))
+        camera = Camera(feed, path, time.monotonic, lambda: self._pump(key))
         self.cameras[key] = camera
         camera.start()
+
+    async def add_call(self, n: int) -> None:
+        from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+
+        from monitor.media.encoded import receiver_of
+        from monitor.media.forward import ForwardedVideoTrack
+        from monitor.media.tracks import Clock, Feed, Gate, GatedVideoTrack, make_slates
+
+        gate, clock, slates = Gate(is_open=True), Clock(), make_slates()
+        feeds = {role: Feed(self.relay, "video", f"c{n}/{role}") for role in ("visitor", "prison")}
+        self.add_camera(f"c{n}/visitor", feeds["visitor"])
         for role, other in (("visitor", "prison"), ("prison", "visitor")):
             self.conn.send(("add", f"c{n}/{role}"))
             _, _, offer = await asyncio.get_running_loop().run_in_executor(None, self.conn.recv)
@@ -184,6 +188,8 @@ class Relay:
             await pc.close()
         if self.pool is not None:
             await self.pool.stop()
+        elif self.analysis is not None:
+            self.analysis.close()
 
 
 def backlog(relay: Relay) -> int:

@@ -2,9 +2,9 @@
 
 A live camera's frame and a recording's frame are both ``av.VideoFrame`` s; what the frame path
 (``monitor/analysis/frame_path.py``) reads of them is the luma thumbnail (the cadence's change
-gate, read straight from the Y plane, no colour conversion), RGB (what the models read, for
-analysis in this process) and I420 planes (1.5 bytes a pixel: the cheap form to ship to a
-worker process, which converts them itself).
+gate, read straight from the Y plane of a decoded frame, no colour conversion), RGB (what the
+models read, for analysis in this process) and I420 planes (1.5 bytes a pixel: the cheap form to
+ship to a worker process, which converts them itself).
 """
 
 from __future__ import annotations
@@ -63,7 +63,11 @@ class Picture:
         self._i420: np.ndarray | None = None
 
     def luma_thumbnail(self, step: int = 8) -> np.ndarray:
-        return luma_thumbnail(self.frame, step)
+        """The luma thumbnail: from the Y plane of a yuv420p frame (what a decoder gives), else
+        from the I420 planes (so the worker gets the same conversion)."""
+        if self.frame.format.name == "yuv420p":
+            return luma_thumbnail(self.frame, step)
+        return self.i420()[: self.frame.height : step, ::step]
 
     def rgb(self) -> np.ndarray:
         rgb: np.ndarray = self.frame.to_ndarray(format="rgb24")

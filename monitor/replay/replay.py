@@ -64,10 +64,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from monitor.analysis.cadence import ANALYSIS_FPS, CALM_FPS, CHANGE_THRESHOLD
 from monitor.analysis.frame_path import Analysed, FramePath, InlineAnalysis, Pipeline, Sampler
 from monitor.errors import UserError
-from monitor.media.picture import Picture
+from monitor.media.picture import Picture, luma_thumbnail
 from monitor.media.video_file import Video
 from monitor.record.timeline import decision_record
 from monitor.replay.events import InjectedEvent, Record
@@ -95,7 +97,8 @@ class ReplayStats:
 
 
 class _FilePicture(Picture):
-    """A recording's frame: its RGB is made once (evidence may need it again) and counted as decoding."""
+    """A recording's frame: its luma thumbnail read as the file gives it (``TimedFrame``), its RGB
+    made once (evidence may need it again) and counted as decoding."""
 
     __slots__ = ("_rgb", "_stats")
 
@@ -103,6 +106,9 @@ class _FilePicture(Picture):
         super().__init__(frame)
         self._rgb: Any = None
         self._stats = stats
+
+    def luma_thumbnail(self, step: int = 8) -> np.ndarray:
+        return luma_thumbnail(self.frame, step)
 
     def rgb(self) -> Any:
         if self._rgb is None:
