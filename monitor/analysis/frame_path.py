@@ -24,14 +24,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
 from monitor.analysis.cadence import ANALYSIS_FPS, CALM_FPS, CHANGE_THRESHOLD, Cadence
-from monitor.analysis.frame import Frame
-from monitor.analysis.pipeline import FrameResult
 from policies.events import Observation
+
+if TYPE_CHECKING:  # the models: loaded where frames are analysed, never by a relay that only samples
+    from monitor.analysis.frame import Frame
+    from monitor.analysis.pipeline import FrameResult
 
 
 class Picture(Protocol):
@@ -142,6 +144,8 @@ class InlineAnalysis:
         return False
 
     def submit(self, sample: Sample) -> bool:
+        from monitor.analysis.frame import Frame
+
         frame = Frame.from_rgb(sample.picture.rgb())  # what the models read: no BGR round trip
         result = self.pipelines[sample.source].process(frame, sample.at, changed=sample.changed)
         self.on_analysed(Analysed(sample, result.observation, bool(result.steady), result))
