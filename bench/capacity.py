@@ -9,8 +9,8 @@ so the generator costs little; in the ``serve`` and ``workers`` modes each devic
 pre-encoded Opus at 50 packets a second, as a real device's microphone does, which the server forwards
 to the other side (``--no-audio``: video only; the bench-built modes are video only); the relay
 runs in its own process (one event loop) with the analysis of every visitor camera (the booked
-side; the fixture's prison side has no reference photo, as in a real call) at up to
-``ANALYSIS_FPS`` frames per second:
+side; the fixture's prison side has no reference photo, as in a real call) on the live calls'
+frame path at ``ANALYSIS_FPS`` frames per second (its busy grid; no calm pace):
 
 - **forward**: the relay as ``monitor serve`` runs it: received VP8 forwarded without re-encoding
   (``monitor.media.forward.ForwardedVideoTrack``), analysis in a worker process (``AnalysisPool``).
@@ -69,7 +69,10 @@ SERVE_MODES = ("serve", "workers")
 
 
 class Relay:
-    """The relay side of the bench: calls of two devices, forwarding or naive."""
+    """The relay side of the bench: calls of two devices, forwarding or naive. Each visitor camera
+    goes through the live calls' frame path (``monitor.call.sampler.Camera``: keep-latest tap,
+    sampler, analysis) on its busy grid only (``ANALYSIS_FPS``, no calm pace), into the worker
+    pool (forward) or a pipeline on the event loop (naive)."""
 
     def __init__(self, mode: str, conn: Any) -> None:
         from aiortc.contrib.media import MediaRelay
@@ -83,72 +86,74 @@ class Relay:
         self.booking = load_booking(BOOKING, load_policy())
         self.pcs: list[Any] = []
         self.tracks: list[Any] = []
-        self.taps: dict[str, Any] = {}
+        self.cameras: dict[str, Any] = {}  # source key -> monitor.call.sampler.Camera
         self.analysed: dict[str, int] = {}
-        self.last_submit: dict[str, float] = {}
         self.pool: Any = None
-        self.pipelines: dict[str, Any] = {}
+        self.analysis: Any = None  # monitor.analysis.frame_path.Analysis
         self.enrolment: Any = None
         self.failures = 0
 
     async def start(self) -> None:
         if self.mode == "forward":
+            from monitor.call.sampler import PoolAnalysis
             from monitor.workers.analysis_pool import AnalysisPool
 
             self.pool = AnalysisPool(1, self._result, self._failure)
             await self.pool.start()
             self.pool.add_booking("bench", self.booking)
-        else:
+            self.analysis = PoolAnalysis(self.pool)
+        else:  # naive: the pipelines run here, on the event loop
             from monitor.analysis.enrol import enrol_booking
-            from monitor.analysis.pipeline import FramePipeline
+            from monitor.analysis.frame_path import InlineAnalysis
 
-            self._pipeline_class = FramePipeline
             self.enrolment, _ = enrol_booking(self.booking)
+            self.analysis = InlineAnalysis(self._analysed)
 
     def _result(self, key: str, observation: Any, spent: float) -> None:
-        self.analysed[key] = self.analysed.get(key, 0) + 1
+        """The pool's callback (forward): the result, then the camera's next frame."""
+        analysed = self.analysis.analysed(key, observation)
+        if analysed is not None:
+            self._analysed(analysed)
         self._pump(key)
 
     def _failure(self, key: str, detail: str) -> None:
         self.failures += 1
 
-    def _pump(self, key: str) -> None:
-        from monitor.workers.analysis_pool import frame_planes
+    def _analysed(self, analysed: Any) -> None:
+        key = analysed.sample.source
+        self.analysed[key] = self.analysed.get(key, 0) + 1
+        self.cameras[key].learned(analysed)
 
-        now = time.monotonic()
-        if now - self.last_submit.get(key, 0.0) < 1.0 / ANALYSIS_FPS:
-            return
-        tap = self.taps.get(key)
-        item = tap.take() if tap is not None else None
-        if item is None:
-            return
-        frame, t = item
+    def _pump(self, key: str) -> None:
+        self.cameras[key].pump(live=True)
+
+    def add_camera(self, key: str, feed: Any) -> None:
+        """Analyse the visitor camera ``feed`` as source ``key``."""
+        from monitor.analysis.frame_path import FramePath, Sampler
+        from monitor.call.sampler import Camera
+        from policies.events import Role
+
         if self.pool is not None:
-            if not self.pool.busy(key) and self.pool.submit(key, frame_planes(frame), t):
-                self.last_submit[key] = now
-        else:  # naive: the pipeline runs here, on the event loop
-            self.last_submit[key] = now
-            self.pipelines[key].process(frame.to_ndarray(format="bgr24"), t)
-            self.analysed[key] = self.analysed.get(key, 0) + 1
+            self.pool.open(key, "bench", "v1", Role.VISITOR)
+        else:
+            from monitor.analysis.pipeline import FramePipeline
+
+            self.analysis.add(key, FramePipeline(self.enrolment, source="v1", role=Role.VISITOR))
+        path = FramePath(Sampler(key, ANALYSIS_FPS, None), self.analysis)
+        camera = Camera(feed, path, time.monotonic, lambda: self._pump(key))
+        self.cameras[key] = camera
+        camera.start()
 
     async def add_call(self, n: int) -> None:
         from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 
         from monitor.media.encoded import receiver_of
         from monitor.media.forward import ForwardedVideoTrack
-        from monitor.media.tracks import Clock, Feed, FrameTap, Gate, GatedVideoTrack, make_slates
-        from policies.events import Role
+        from monitor.media.tracks import Clock, Feed, Gate, GatedVideoTrack, make_slates
 
         gate, clock, slates = Gate(is_open=True), Clock(), make_slates()
         feeds = {role: Feed(self.relay, "video", f"c{n}/{role}") for role in ("visitor", "prison")}
-        key = f"c{n}/visitor"
-        if self.pool is not None:
-            self.pool.open(key, "bench", "v1", Role.VISITOR)
-        else:
-            self.pipelines[key] = self._pipeline_class(self.enrolment, source="v1", role=Role.VISITOR)
-        tap = FrameTap(feeds["visitor"], lambda: self._pump(key), time.monotonic)
-        self.taps[key] = tap
-        tap.start()
+        self.add_camera(f"c{n}/visitor", feeds["visitor"])
         for role, other in (("visitor", "prison"), ("prison", "visitor")):
             self.conn.send(("add", f"c{n}/{role}"))
             _, _, offer = await asyncio.get_running_loop().run_in_executor(None, self.conn.recv)
@@ -177,12 +182,14 @@ class Relay:
         return [w.process.pid for w in self.pool._workers if w.process is not None]
 
     async def stop(self) -> None:
-        for tap in self.taps.values():
-            tap.stop()
+        for camera in self.cameras.values():
+            camera.stop()
         for pc in self.pcs:
             await pc.close()
         if self.pool is not None:
             await self.pool.stop()
+        elif self.analysis is not None:
+            self.analysis.close()
 
 
 def backlog(relay: Relay) -> int:

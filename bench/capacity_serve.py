@@ -83,7 +83,7 @@ async def run_serve_step(
 ) -> dict[str, Any]:
     from monitor.bookings import load_booking
     from monitor.call.admission import Limits
-    from monitor.call.call import JOIN_EARLY_S
+    from monitor.call.seats import JOIN_EARLY_S
     from monitor.server.serve import Server
     from monitor.store.database import Store
     from policies.config import load_policy

@@ -38,7 +38,8 @@ from bench import machine  # noqa: E402
 from monitor import console  # noqa: E402
 from monitor.admin import import_booking  # noqa: E402
 from monitor.bookings import load_booking  # noqa: E402
-from monitor.call.call import Call, Calls  # noqa: E402
+from monitor.call.call import Call  # noqa: E402
+from monitor.call.calls import Calls  # noqa: E402
 from monitor.http import Router  # noqa: E402
 from monitor.hub import Hub  # noqa: E402
 from monitor.store import auth  # noqa: E402
@@ -93,7 +94,7 @@ async def run(trials: int, consoles: int, folder: Path) -> dict[str, Any]:
         base, call_id="bench-call", starts_at=start, ends_at=start + timedelta(hours=1)
     )
     import_booking(store, booking)
-    hub, calls, router = Hub(), Calls(), Router()
+    hub, calls, router = Hub(), Calls[Call](), Router()
     recorder = console.register(router, store=store, hub=hub, calls=calls, record=True)
     server = await serve(router.handle_websocket, "127.0.0.1", 0, process_request=router.process_request)
     port = next(iter(server.sockets)).getsockname()[1]

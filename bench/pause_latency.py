@@ -82,6 +82,7 @@ from bench import ROOT, machine, write_json
 from bench.console import PASSWORD, login, open_console
 from bench.loadgen import _count, _make_packet_track, encode_clip, encode_frames
 from bench.relay import BOOKING, wait_state
+from monitor.call.call import Call
 from monitor.media import patches
 from monitor.media.jitter import read_datagrams_in_batches
 from monitor.media.tracks import PAUSED_BGR
@@ -465,29 +466,26 @@ async def run(
     load_nice: int = 0,
     scenario: str = "walk_in",
 ) -> dict[str, Any]:
-    from monitor.call.call import Call
     from monitor.server.serve import Server
     from monitor.store import auth
     from monitor.store.database import Store
     from policies.config import load_policy
 
     _loopback()
-    if reencode:
-        Call.forward_video = False
-    forward = Call.forward_video
+    forward = not reencode
     config = load_policy()
     window = config.pause_after(_reason(EXPECTED_REASON[scenario]))
     matcher = ClipMatcher(scenario_images(scenario))
     bookings = [_booking(MEASURED)] + [_booking(f"load-{i + 1}") for i in range(load_calls)]
     store = Store(folder / "monitor.db")
     auth.add_staff(store, "officer", bookings[0].prison, PASSWORD)
-    server = Server(bookings, config, port=0, analysis_workers=workers, store=store)
+    server = Server(bookings, config, port=0, analysis_workers=workers, store=store, forward=forward)
     await server.start()
     links: dict[str, dict[str, str]] = {}
     for line in server.links():
         links.setdefault(line["call_id"], {"call_id": line["call_id"]})[line["role"]] = _token(line["url"])
     measured = server.calls.get(MEASURED)
-    assert measured is not None and server.hub is not None
+    assert isinstance(measured, Call) and server.hub is not None
     # call time -> CLOCK_MONOTONIC in this process
     mono_of_call = bookings[0].starts_at.timestamp() - (time.time() - time.monotonic())
     records: list[tuple[float, dict[str, Any]]] = []
@@ -534,7 +532,7 @@ async def run(
                 for k, v in stats.items():
                     last_analysed.update({k: v.analysed, k + "busy": v.busy_s})
                     last_analysed[k + "waited"] = v.waited_s
-                states = {c.call_id: (c.state.value, [r.value for r in c.last_reasons]) for c in server.calls}
+                states = {c.call_id: (c.state.value, [str(r) for r in c.last_reasons]) for c in server.calls}
                 print(f"TRACE {time.monotonic():.1f} fps={fps} states={states}", file=sys.stderr, flush=True)
             for c in server.calls:
                 if c.call_id == MEASURED:
@@ -623,7 +621,7 @@ async def run(
             result["load_calls_at_end"] = {
                 c.call_id: {
                     "state": c.state.value,
-                    "reasons": [r.value for r in c.last_reasons],
+                    "reasons": [str(r) for r in c.last_reasons],
                     "tap_frames": {p: tap.seen for p, tap in c.taps.items()},
                     "feeds": _feed_probe(c),
                 }

@@ -41,7 +41,6 @@ from aiortc import MediaStreamTrack
 from aiortc.contrib.media import MediaRelay
 
 from bench import ROOT, machine, write_json
-from monitor.call.call import Call
 from monitor.media import patches
 from monitor.media.encoded import receiver_of
 from monitor.media.forward import ForwardedVideoTrack
@@ -321,7 +320,7 @@ async def live_call(seconds: float, trials: int) -> dict[str, Any]:
         lag = summary(lags)
         result["cost_per_call"] = {
             "what": "one call: 2 devices in another process; the server relays both directions "
-            + ("(VP8 forwarded)" if Call.forward_video else "(decode + re-encode)")
+            + ("(VP8 forwarded)" if server.forward else "(decode + re-encode)")
             + " and analyses both (visitor and prisoner booked with reference photos)",
             "window_s": round(wall, 1),
             "server_cpu_per_wall_s": round(server_cpu / wall, 3),

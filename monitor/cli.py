@@ -47,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--out", help="write the timeline here (atomically) instead of stdout")
     replay.add_argument("--evidence", help="directory for a JPEG of the frame behind every alert")
     replay.add_argument("--offset", type=float, default=0.0, help="call seconds at the first frame (0)")
-    replay.set_defaults(handler=_lazy("monitor.replay.replay", "run_replay"))
+    replay.set_defaults(handler=_lazy("monitor.replay.command", "run_replay"))
 
     from monitor import admin  # cheap: declares `prisoner`, `visitor`, `staff`, `audit` and `book`
 

@@ -4,7 +4,9 @@ Stages (each a small module with typed frozen inputs/outputs, testable alone on 
 ``detect`` (BlazeFace) → ``track`` (stable ids) → ``landmarks`` (face mesh; rejects detector blips)
 → ``visibility`` → ``lighting`` → ``identity`` (dlib, sampled and voted per track).
 ``pipeline.FramePipeline`` chains them per source; ``enrol`` turns reference photos into embeddings;
-``cadence`` decides which frames of a camera or a recording are analysed at all.
+``cadence`` decides which frames of a camera or a recording are analysed at all; ``frame_path`` is
+the one frame path (sampler → analysis → observation) live calls, replay and the benches compose;
+``evidence`` draws what the analysis saw on a frame.
 
 May import: ``monitor.errors`` and ``policies``; no asyncio, no I/O beyond reading model files.
 """

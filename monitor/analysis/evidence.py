@@ -1,51 +1,49 @@
-"""Evidence images: a frame with every analysed face boxed and labelled (for alerts and debugging)."""
+"""Evidence images: a frame with every analysed face boxed and labelled by who the analysis thinks
+it is (replay's ``--evidence`` images, debugging)."""
 
 from __future__ import annotations
 
 import cv2
 import numpy as np
 
-from monitor.analysis.pipeline import FrameResult
+from monitor.analysis.pipeline import FaceResult, FrameResult
 from policies.events import Verdict, Visibility
 
-_COLOURS = {  # BGR
-    Verdict.MATCH: (60, 180, 60),
-    Verdict.UNBOOKED: (40, 40, 230),
-    Verdict.PENDING: (0, 200, 230),
-}
+_MATCH, _UNBOOKED, _UNSURE = (60, 180, 60), (40, 40, 220), (0, 200, 230)  # BGR
 
 
-def annotate(frame_bgr: np.ndarray, result: FrameResult) -> np.ndarray:
-    """A copy of ``frame_bgr`` with faces boxed (green match, red unbooked, yellow pending),
-    labelled ``#track who distance [visibility] [lighting]``; rejected detector blips in grey."""
-    out = frame_bgr.copy()
-    h, w = out.shape[:2]
-    scale = max(0.4, min(w, h) / 900)
-    for box in result.rejected:
-        c = box.clipped(w, h)
-        cv2.rectangle(out, (int(c.x), int(c.y)), (int(c.x + c.w), int(c.y + c.h)), (128, 128, 128), 1)
-    for face in result.faces:
-        c = face.box_px.clipped(w, h)
-        colour = _COLOURS[face.face.verdict]
-        thick = 1 if face.face.visibility is not Visibility.FULL else 2
-        p0, p1 = (int(c.x), int(c.y)), (int(c.x + c.w), int(c.y + c.h))
-        cv2.rectangle(out, p0, p1, colour, thick)
-        (tw, th), base = cv2.getTextSize(face.label, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
-        y = p0[1] - 4 if p0[1] - th - base - 4 > 0 else p1[1] + th + 4
-        cv2.rectangle(out, (p0[0], y - th - 2), (p0[0] + tw + 2, y + base), colour, -1)
-        cv2.putText(
-            out, face.label, (p0[0] + 1, y), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), 1, cv2.LINE_AA
-        )
-    obs = result.observation
-    if obs.persons_without_face:
-        cv2.putText(
-            out,
-            f"{obs.persons_without_face} person(s) without a visible face",
-            (8, h - 10),
-            cv2.FONT_HERSHEY_SIMPLEX,
-            scale,
-            (40, 40, 230),
-            1,
-            cv2.LINE_AA,
-        )
-    return out
+def face_label(result: FaceResult) -> tuple[str, tuple[int, int, int]]:
+    """(text, BGR colour) for one analysed face: its participant id (green), ``unbooked`` (red) or
+    ``?`` (yellow: not identified yet)."""
+    face = result.face
+    if face.verdict is Verdict.MATCH and face.participant:
+        return str(face.participant), _MATCH
+    if face.verdict is Verdict.UNBOOKED:
+        return "unbooked", _UNBOOKED
+    return "?", _UNSURE
+
+
+def annotate(frame_bgr: np.ndarray, result: FrameResult, title: str = "") -> np.ndarray:
+    """A copy of ``frame_bgr`` with every face of ``result`` boxed and labelled (its visibility
+    too when not full), and ``title`` in a bar at the top when given."""
+    image = frame_bgr.copy()
+    for fr in result.faces:
+        text, colour = face_label(fr)
+        box = fr.box_px
+        x0, y0 = round(box.x), round(box.y)
+        x1, y1 = round(box.x + box.w), round(box.y + box.h)
+        cv2.rectangle(image, (x0, y0), (x1, y1), colour, 2)
+        extra = "" if fr.face.visibility is Visibility.FULL else f" ({fr.face.visibility.value})"
+        label = f"{text}{extra}"
+        (tw, th), base = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, 0.6, 2)
+        ty = max(th + 4, y0 - 4)
+        tx = min(max(0, x0), image.shape[1] - tw - 2)
+        cv2.rectangle(image, (tx, ty - th - 4), (tx + tw + 4, ty + base), colour, -1)
+        cv2.putText(image, label, (tx + 2, ty - 2), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (255, 255, 255), 2)
+    if title:
+        cv2.rectangle(image, (0, 0), (image.shape[1], 26), (0, 0, 0), -1)
+        cv2.putText(image, title, (6, 19), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (255, 255, 255), 1)
+    return image
+
+
+__all__ = ["annotate", "face_label"]

@@ -28,6 +28,3 @@ class Enrolment:
             for p in self.people
             if p.embeddings
         }
-
-    def merged(self, other: Enrolment) -> Enrolment:
-        return Enrolment(self.people + other.people)

@@ -31,20 +31,36 @@ def limit_threads(threads: int = 1) -> None:
 
 @contextmanager
 def quiet_native_logs() -> Iterator[None]:
-    """Silence C++ log lines (TFLite/absl INFO and W0000 lines) written to fd 2 while models start.
+    """Send what native code (TFLite, absl) writes to fd 2 to /dev/null; Python's stderr still works.
 
-    MediaPipe's graphs print them when they are built and first run, whatever GLOG/TF variables
-    say; they would bury the one-line errors the CLI promises. Python-level stderr is untouched
-    outside the block, and the block is only used around model construction and a warm-up frame.
+    MediaPipe's graphs print INFO/W0000 lines straight to file descriptor 2 when models load and
+    run, which would bury the command's own messages. ``sys.stderr`` is re-pointed at a duplicate
+    of the real stderr for the duration, so progress and errors stay visible. Set
+    ``MONITOR_NATIVE_LOGS=1`` to keep the native lines (debugging).
     """
-    sys.stderr.flush()
-    saved = os.dup(2)
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, 2)
+    if os.environ.get("MONITOR_NATIVE_LOGS") == "1":
         yield
+        return
+    try:
+        fd = sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):  # a replaced stderr (pytest capture): leave it
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(fd)
+    python_stderr = sys.stderr
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    replacement = os.fdopen(os.dup(saved), "w", buffering=1, encoding="utf-8", errors="replace")
+    try:
+        os.dup2(devnull, fd)
+        sys.stderr = replacement
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=r"SymbolDatabase\.GetPrototype", category=UserWarning)
+            yield
     finally:
-        sys.stderr.flush()
-        os.dup2(saved, 2)
+        replacement.flush()
+        sys.stderr = python_stderr
+        os.dup2(saved, fd)
         os.close(saved)
         os.close(devnull)
+        replacement.close()

@@ -20,7 +20,7 @@ COOKIE = "monitor_session"
 
 
 class LiveCall(Protocol):
-    """One running call (``monitor.call.call.Call``)."""
+    """One running call: what the console asks of a ``monitor.call.handle.CallHandle``."""
 
     @property
     def state(self) -> str: ...
@@ -33,7 +33,7 @@ class LiveCall(Protocol):
 
 
 class CallControl(Protocol):
-    """The calls running in this server (``monitor.call.call.Calls``)."""
+    """The calls running in this server (``monitor.call.calls.Calls``)."""
 
     def get(self, call_id: str) -> LiveCall | None: ...
 

@@ -18,6 +18,7 @@ import av
 import numpy as np
 
 from monitor.errors import UserError
+from monitor.media.picture import luma_thumbnail
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,36 +45,8 @@ class TimedFrame:
         return self.frame.to_ndarray(format="rgb24")
 
     def luma_thumbnail(self, step: int = 8) -> np.ndarray:
-        """Every ``step``-th luma pixel of every ``step``-th row (uint8), read straight from the
-        decoded Y plane for 8-bit YUV frames (tens of microseconds, no colour conversion)."""
-        f = self.frame
-        if f.format.name in _EIGHT_BIT_YUV:
-            plane = f.planes[0]
-            y = np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size)[: f.height, : f.width]
-        else:
-            y = f.to_ndarray(format="gray")
-        return np.ascontiguousarray(y[::step, ::step])
-
-
-# pixel formats whose first plane is 8-bit luma
-_EIGHT_BIT_YUV = frozenset(
-    {
-        "yuv420p",
-        "yuvj420p",
-        "yuv422p",
-        "yuvj422p",
-        "yuv444p",
-        "yuvj444p",
-        "yuv440p",
-        "yuvj440p",
-        "yuv411p",
-        "yuv410p",
-        "nv12",
-        "nv21",
-        "nv16",
-        "gray",
-    }
-)
+        """Every ``step``-th luma pixel of every ``step``-th row (``monitor.media.picture``)."""
+        return luma_thumbnail(self.frame, step)
 
 
 def _error(path: Path, exc: BaseException) -> UserError:

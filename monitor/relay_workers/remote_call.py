@@ -1,12 +1,13 @@
 """The front's stand-in for a call that runs in a relay worker process (``--relay-workers N``).
 
-Theory of operation. :class:`RemoteCall` offers what the front's users call on a
-``monitor.call.call.Call`` -- the signalling handler (``join``, ``answer``, ``capture_attempt``,
-``leave``), ``Calls`` (seats, ``check_seat``, ``devices``, ``ended``), the console (``state``,
-staff actions, ``watch_peer``, ``evidence_jpeg``), /metrics (``stats()``: devices with their media
-state and forwarded counts, taps) -- and does each by a request to the worker the call is placed
-on (``monitor/relay_workers/pool.py``). Seat checks run here first, with the same rules as
-``Call`` (its methods are reused), and again in the worker, which decides.
+Theory of operation. :class:`RemoteCall` is a ``monitor.call.handle.CallHandle``, as a
+``monitor.call.call.Call`` is: it offers what the front's users ask of a call -- the signalling
+handler (``join``, ``answer``, ``capture_attempt``, ``leave``), ``Calls`` (seats, ``check_seat``,
+``devices``, ``ended``), the console (``state``, staff actions, ``watch_peer``,
+``evidence_jpeg``), the board and /metrics (``stats()``: devices with their media state and
+forwarded counts, taps) -- and does each by a request to the worker the call is placed on
+(``monitor/relay_workers/pool.py``). Seat checks run here first, with the same rules as ``Call``
+(``monitor.call.seats``), and again in the worker, which decides.
 
 What the front knows of the call comes from the worker: every hub record (re-published on the
 front's hub; a ``state`` record sets :attr:`state`; an alert brings its evidence JPEG, kept for
@@ -26,11 +27,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol, cast
+from typing import Any, Protocol
 
-from monitor.call.call import EXPLAIN, Call, JoinRefused, Seat
+from monitor.call.explain import state_frame
+from monitor.call.handle import Close, Send
+from monitor.call.seats import JoinRefused, Seat, check_seat, make_seats, seat_of
 from monitor.call.stats import CallStats, DeviceStats, TapStats
 from monitor.hub import Hub
 from monitor.media.tracks import TrackStats
@@ -40,7 +43,6 @@ from monitor.workers.analysis_pool import StreamStats
 from policies.booking import Booking
 from policies.config import PolicyConfig
 from policies.decisions import Alert, State, StateChanged
-from policies.events import Role
 from policies.reasons import Reason
 from signalling import messages
 
@@ -49,8 +51,6 @@ log = logging.getLogger(__name__)
 #: A join waits this long for its call to be placed on a worker (a worker restarting warms up).
 PLACE_TIMEOUT_S = 60.0
 WORKER_DIED = "relay worker process died"
-
-Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 
 class RemoteError(Exception):
@@ -85,7 +85,7 @@ class RemoteDevice:
 
     seat: Seat
     send: Send
-    close: Callable[[], Awaitable[None]]
+    close: Close
     conn: int = 0
     link: Link | None = None
     media_connected: bool = False  # as the worker's latest snapshot said
@@ -93,20 +93,6 @@ class RemoteDevice:
 
     def stats(self) -> DeviceStats:
         return DeviceStats(self.seat.participant, self.seat.role.value, self.media_connected, self.tracks)
-
-
-def make_seats(booking: Booking) -> dict[str, Seat]:
-    """The call's seats, as ``Call`` makes them (tokens: in-memory only, for a server without store)."""
-    import secrets
-
-    prisoner = booking.prisoner
-    seats = [Seat(prisoner.id, Role.PRISONER, prisoner.name, "", bool(prisoner.reference_photos))]
-    seats += [Seat(v.id, Role.VISITOR, v.name, "", True) for v in booking.participants]
-    made = {}
-    for seat in seats:
-        token = secrets.token_urlsafe(24)
-        made[token] = Seat(seat.participant, seat.role, seat.name, token, seat.analysed)
-    return made
 
 
 class RemoteCall:
@@ -156,12 +142,12 @@ class RemoteCall:
     def source_key(self, participant: str) -> str:
         return f"{self.call_id}/{participant}"
 
-    # the seat rules are Call's own (they read now(), state, booking, seats and devices only)
+    # the seat rules are the same as a Call's (monitor.call.seats)
     def seat_of(self, participant: str) -> Seat | None:
-        return Call.seat_of(cast(Call, self), participant)
+        return seat_of(self.seats.values(), participant)
 
     def check_seat(self, seat: Seat) -> Seat:
-        return Call.check_seat(cast(Call, self), seat)
+        return check_seat(seat, booking=self.booking, now=self.now(), state=self._state, taken=self.devices)
 
     def check_token(self, token: str) -> Seat:
         return self.check_seat(self.seats[token])
@@ -182,7 +168,7 @@ class RemoteCall:
             )
         return link
 
-    async def join(self, seat: Seat, send: Send, close: Callable[[], Awaitable[None]]) -> RemoteDevice:
+    async def join(self, seat: Seat, send: Send, close: Close) -> RemoteDevice:
         device = RemoteDevice(seat, send, close)
         participant = seat.participant
         self.devices[participant] = device  # holds the seat while the worker is asked
@@ -334,9 +320,8 @@ class RemoteCall:
                 t, Reason.ANALYSIS_ERROR, detail=f"{WORKER_DIED}; devices must rejoin and be checked again"
             )
             self.on_record(decision_record(alert), None)
-        why, needs = EXPLAIN[Reason.ANALYSIS_ERROR]
         frames = [
-            messages.state(State.PAUSED.value, [Reason.ANALYSIS_ERROR.value], why, needs, self.seconds_left),
+            state_frame(State.PAUSED, (Reason.ANALYSIS_ERROR,), self.seconds_left),
             messages.error(
                 "relay_restarted", "the call server restarted this call; please rejoin with your link"
             ),
@@ -380,4 +365,4 @@ class RemoteWatchPeer:
                 await self.link.notify(ipc.WatchClose(self.watch))
 
 
-__all__ = ["RemoteCall", "RemoteDevice", "RemoteError", "RemoteWatchPeer", "make_seats"]
+__all__ = ["RemoteCall", "RemoteDevice", "RemoteError", "RemoteWatchPeer"]

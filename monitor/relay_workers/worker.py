@@ -31,7 +31,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from monitor.call.call import Call, Calls, Device, JoinRefused
+from monitor.call.call import Call
+from monitor.call.calls import Calls
+from monitor.call.peer import Device
+from monitor.call.seats import JoinRefused
 from monitor.hub import Hub
 from monitor.load import LoopLag
 from monitor.relay_workers import ipc
@@ -52,7 +55,7 @@ class RelayWorker:
         self.ice_servers: list[dict[str, Any]] = list(hello.ice_servers)
         self.analysis_workers = hello.analysis_workers
         self.hub = Hub()
-        self.calls = Calls()
+        self.calls: Calls[Call] = Calls()
         self.pool: AnalysisPool | None = None
         self.conns: dict[int, tuple[Call, Device]] = {}
         self.watches: dict[int, tuple[Any, list[Any]]] = {}

@@ -4,7 +4,7 @@ Theory of operation. :class:`Metrics` is the registry. It holds a few counters o
 ``inc`` calls, usable by any code) and, at scrape time, asks the server's parts for their figures:
 each has a ``stats()`` that returns plain frozen values, and this module reads nothing else of them.
 
-- ``calls`` (``monitor.call.call.Calls``): each call's state, devices (role, media connected, the
+- ``calls`` (``monitor.call.calls.Calls``): each call's state, devices (role, media connected, the
   frames sent on each of their tracks), taps (frames seen for analysis), the analysis results not
   yet handled, and admission's answers (``monitor.call.stats``);
 - ``pool`` (``monitor.workers.analysis_pool.AnalysisPool``), or with relay workers ``relay``
@@ -49,7 +49,7 @@ from monitor.load import LoopLag
 from policies.decisions import State
 
 if TYPE_CHECKING:  # these load websockets, aiortc, models: imported when the server runs, not by the CLI
-    from monitor.call.call import Calls
+    from monitor.call.calls import Calls
     from monitor.call.stats import CallsStats, CallStats
     from monitor.http import HttpRequest, Router
     from monitor.hub import Hub

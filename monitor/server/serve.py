@@ -24,13 +24,16 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 from websockets.asyncio.server import Server as WsServer
 from websockets.asyncio.server import serve
 
 from monitor import console
-from monitor.call.call import JOIN_EARLY_S, Call, Calls, JoinRefused
+from monitor.call.call import Call
+from monitor.call.calls import Calls
+from monitor.call.handle import CallHandle
+from monitor.call.seats import JOIN_EARLY_S, JoinRefused
 from monitor.errors import UserError
 from monitor.http import HttpRequest, Router, error_response, response
 from monitor.hub import Hub
@@ -80,6 +83,7 @@ class Server:
         ice_hosts: list[str] | None = None,
         limits: Any = None,
         origins: tuple[str, ...] = (),
+        forward: bool = True,
     ) -> None:
         self.bookings = bookings
         self.config = config
@@ -92,6 +96,7 @@ class Server:
         self.ssl_context = ssl_context
         # browser origins allowed on the WebSockets (empty: the server's own, scheme://Host)
         self.origins = origins
+        self.forward = forward  # False: calls decode and re-encode what they relay (monitor/call/peer.py)
         self.store = store  # Store: booked calls, join tokens, the console and its audit
         self.refresh_s = refresh_s
         self.relay_workers = relay_workers  # > 0: calls run in relay worker processes (relay_pool.py)
@@ -104,7 +109,9 @@ class Server:
         self._unloadable: set[str] = set()  # stored bookings that failed to load (logged once)
         self._links: list[dict[str, str]] | None = None
         self.hub = Hub()
-        self.calls = Calls(resolver=self._resolve_token if store is not None else None)
+        self.calls: Calls[CallHandle[Any]] = Calls(
+            resolver=self._resolve_token if store is not None else None
+        )
         from monitor.call.admission import Admission, Limits  # capacity hook: refuse new calls over capacity
 
         # monitor.call.admission.Limits: max_calls is per relay process (per worker with relay workers,
@@ -166,7 +173,7 @@ class Server:
         if self.port == 0:
             self.port = next(iter(self._ws.sockets)).getsockname()[1]
 
-    def add_booking(self, booking: Booking) -> Call:
+    def add_booking(self, booking: Booking) -> CallHandle[Any]:
         """Serve one more call (at start, or while running). With a store the booking is put in it
         (if new) and only the store's join tokens join the call: the call's own in-memory tokens,
         which nobody was given and nobody could revoke, are not accepted."""
@@ -180,9 +187,9 @@ class Server:
             remote = RemoteCall(
                 booking, self.config, wall_clock=self.wall_clock, hub=self.hub, ice_servers=self.ice_servers
             )
-            self.calls.add(cast(Call, remote), own_tokens=self.store is None)
+            self.calls.add(remote, own_tokens=self.store is None)
             self.relay.place(remote)
-            return cast(Call, remote)
+            return remote
         call = Call(
             booking,
             self.config,
@@ -191,6 +198,7 @@ class Server:
             hub=self.hub,
             record_dir=self.record_dir,
             ice_servers=self.ice_servers,
+            forward=self.forward,
         )
         self.calls.add(call, own_tokens=self.store is None)
         call.start()
@@ -221,7 +229,7 @@ class Server:
             except Exception:  # a store hiccup must not stop the server serving the calls it has
                 log.exception("reading booked calls from the store failed")
 
-    def _load(self, call_id: str) -> Call | None:
+    def _load(self, call_id: str) -> CallHandle[Any] | None:
         """The stored call, loaded now; None when it has ended or cannot be served (logged)."""
         assert self.store is not None
         from monitor.admin import stored_booking
@@ -240,7 +248,7 @@ class Server:
             return None
         return self.add_booking(booking)
 
-    def _resolve_token(self, token: str) -> tuple[Call, str]:
+    def _resolve_token(self, token: str) -> tuple[CallHandle[Any], str]:
         """A store join token: (its call, loaded if need be; its participant), else JoinRefused."""
         assert self.store is not None
         grant, status = self.store.join_token_status(token)

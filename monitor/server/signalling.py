@@ -28,7 +28,9 @@ from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Response
 
-from monitor.call.call import Call, Calls, Device, JoinRefused
+from monitor.call.calls import Calls
+from monitor.call.handle import CallHandle
+from monitor.call.seats import JoinRefused
 from monitor.http import HttpRequest, error_response, origin_allowed
 from signalling import messages
 from signalling.messages import LINK_RECHECK_S, CaptureAttemptMsg, Join, Leave, Offer, Ping, ProtocolError
@@ -50,7 +52,7 @@ class SignallingServer:
 
     def __init__(
         self,
-        calls: Calls,
+        calls: Calls[CallHandle[Any]],
         link_refusal: Callable[[str], tuple[str, str] | None] | None = None,
         recheck_s: float = LINK_RECHECK_S,
         *,
@@ -99,8 +101,8 @@ class SignallingServer:
             self._rechecker = asyncio.ensure_future(self._recheck_forever())
 
     async def handle(self, ws: ServerConnection) -> None:
-        call: Call | None = None
-        device: Device | None = None
+        call: CallHandle[Any] | None = None
+        device: object | None = None  # what the call gave at the join, handed back to it
         errors = 0
 
         async def send(frame: dict[str, Any]) -> None:

@@ -99,8 +99,8 @@ async def test_browser_call_goes_live_and_the_intruder_pauses_it(
     from playwright.async_api import async_playwright
 
     ARTIFACTS.mkdir(exist_ok=True)
-    call: Call | None = server.calls.get("browser-call")
-    assert call is not None
+    call = server.calls.get("browser-call")
+    assert isinstance(call, Call)
     async with async_playwright() as playwright:
         prison = await browser(playwright, tmp_path / "prison", cameras["clean"])
         visitor = await browser(playwright, tmp_path / "visitor", cameras["clean"])

@@ -31,7 +31,8 @@ import numpy as np
 
 from monitor.admin import import_booking
 from monitor.bookings import load_booking
-from monitor.call.call import JOIN_EARLY_S, Call
+from monitor.call.call import Call
+from monitor.call.seats import JOIN_EARLY_S
 from monitor.media.jitter import watch_losses
 from monitor.server.serve import Server
 from policies.booking import Booking
@@ -177,13 +178,21 @@ def booking_now(
     return dataclasses.replace(base, call_id=call_id, starts_at=starts, ends_at=starts + length)
 
 
+def add_call(server: Server, booking: Booking) -> Call:
+    """``server.add_booking(booking)``, as the in-process :class:`Call` it is without relay workers
+    (the tests look inside it: its decisions, its config)."""
+    call = server.add_booking(booking)
+    assert isinstance(call, Call), "an in-process server (no relay workers) makes Call objects"
+    return call
+
+
 def book_now(server: Server, call_id: str) -> Call:
     """``booking_now(call_id)`` served by ``server``, and in its store when it has one (the
     console's board and the audit log list stored calls)."""
     booking = booking_now(call_id)
     if server.store is not None:
         import_booking(server.store, booking)
-    return server.add_booking(booking)
+    return add_call(server, booking)
 
 
 class LiveServer:
@@ -237,7 +246,7 @@ class LiveServer:
 
     def call(self, call_id: str) -> Call:
         call = self.server.calls.get(call_id)
-        assert call is not None, call_id
+        assert isinstance(call, Call), call_id
         return call
 
     def token(self, call_id: str, role: str) -> str:

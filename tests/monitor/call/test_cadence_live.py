@@ -12,7 +12,8 @@ import numpy as np
 
 from monitor.analysis.cadence import ANALYSIS_FPS, Cadence
 from monitor.bookings import load_booking
-from monitor.call.call import FRAME_STEP_S, TICK_S, Call
+from monitor.call.call import TICK_S, Call
+from monitor.call.sampler import FRAME_STEP_S
 from policies.config import load_policy
 from policies.events import Face, Observation, ParticipantJoined, Role, Tick, Verdict
 

@@ -19,7 +19,15 @@ import av
 import numpy as np
 import pytest
 import pytest_asyncio
-from support.live_server import booking_now, call_clips, join_device, join_token, serving, wait_state
+from support.live_server import (
+    add_call,
+    booking_now,
+    call_clips,
+    join_device,
+    join_token,
+    serving,
+    wait_state,
+)
 from support.pictures import is_clip
 
 from monitor.call.call import Call
@@ -54,7 +62,7 @@ async def server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Serv
 def book(server: Server, name: str, ends_in: float | None = None) -> Call:
     """The clean booking as call ``name``, starting now (or, given ``ends_in``, already running and
     ending soon)."""
-    return server.add_booking(booking_now(name, ends_in=ends_in))
+    return add_call(server, booking_now(name, ends_in=ends_in))
 
 
 def token_of(server: Server, call: Call, role: str) -> str:

@@ -16,7 +16,8 @@ import pytest
 
 from monitor.analysis.cadence import ANALYSIS_FPS, CALM_FPS
 from monitor.bookings import load_booking
-from monitor.call.call import Call, Calls
+from monitor.call.call import Call
+from monitor.call.calls import Calls
 from monitor.workers.analysis_pool import AnalysisPool
 from policies.config import load_policy
 from policies.decisions import State
@@ -44,7 +45,7 @@ async def test_steady_live_camera_is_analysed_calmly_and_a_walk_in_at_once() -> 
     base = load_booking(BOOKING, config)
     end = start + timedelta(minutes=30)
     booking = dataclasses.replace(base, call_id="cadence", starts_at=start, ends_at=end)
-    calls = Calls()
+    calls: Calls[Call] = Calls()
     pool = AnalysisPool(1, calls.on_result, calls.on_failure)
     await pool.start()
     call = Call(booking, config, wall_clock=time.time, pool=pool)

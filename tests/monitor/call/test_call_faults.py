@@ -11,6 +11,7 @@ import pytest_asyncio
 from support.live_server import CLEAN_CLIP, booking_now, join_device, ping_pong, serving
 from support.waiting import until
 
+from monitor.call.call import Call
 from monitor.server.serve import Server
 from policies.decisions import State, StateChanged
 from policies.reasons import Reason
@@ -27,7 +28,7 @@ async def server() -> AsyncIterator[Server]:
 
 async def test_worker_crash_restarts_and_the_call_recovers(server: Server) -> None:
     call = server.calls.get("call-crash")
-    assert call is not None and server.pool is not None
+    assert isinstance(call, Call) and server.pool is not None
     pool = server.pool
     frames = ping_pong(load_clip(CLEAN_CLIP, max_frames=60))
     devices: list[Device] = []

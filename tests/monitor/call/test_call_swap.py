@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
-from support.live_server import booking_now, join_device, serving, visitor_cameras, wait_state
+from support.live_server import add_call, booking_now, join_device, serving, visitor_cameras, wait_state
 from support.pictures import closest_camera
 
 from monitor.media.tracks import PAUSED_BGR
@@ -46,7 +46,7 @@ async def server() -> AsyncIterator[Server]:
 async def test_booked_visitor_swapped_for_an_unbooked_person_pauses_for_unbooked_face_only(
     server: Server, cameras: dict[str, list[Any]]
 ) -> None:
-    call = server.add_booking(booking_now("call-swap"))  # the clean booking: the man is v1, alone
+    call = add_call(server, booking_now("call-swap"))  # the clean booking: the man is v1, alone
     man = {"v1": cameras["v1"]}
     prison, _ = await join_device(server, call, "prisoner", cameras["prison"])
     visitor, camera = await join_device(server, call, "visitor", cameras["v1"])

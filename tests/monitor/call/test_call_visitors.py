@@ -29,6 +29,7 @@ import pytest
 import pytest_asyncio
 from support.live_server import (
     FOUR_VISITORS,
+    add_call,
     booking_now,
     join_seat,
     seat_token,
@@ -95,7 +96,7 @@ async def test_visitors_on_their_own_devices_each_get_their_own_slot_on_the_pris
     booking = dataclasses.replace(booking, participants=booking.participants[:count])
     visitors = booking.visitor_ids
     last = visitors[-1]
-    call = server.add_booking(booking)
+    call = add_call(server, booking)
     prisoner = booking.prisoner.id
     prison, _ = await join_seat(server, call, prisoner, cameras["prison"], FPS)
     assert prison.joined is not None

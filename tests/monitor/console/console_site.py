@@ -24,7 +24,8 @@ from websockets.asyncio.server import serve
 from monitor import console
 from monitor.admin import import_booking
 from monitor.bookings import load_booking
-from monitor.call.call import Call, Calls
+from monitor.call.call import Call
+from monitor.call.calls import Calls
 from monitor.http import Router
 from monitor.hub import Hub
 from monitor.store import auth
@@ -159,7 +160,7 @@ async def site(tmp_path: Path) -> AsyncIterator[Site]:
     store = Store(tmp_path / "monitor.db", clock=clock)
     auth.add_staff(store, "alice", "HMP Example", PASSWORD)
     auth.add_staff(store, "bob", "HMP Other", PASSWORD)
-    hub, calls, router = Hub(), Calls(), Router()
+    hub, calls, router = Hub(), Calls[Call](), Router()
     record_dir = tmp_path / "records"
     record_dir.mkdir()
     result = Site(0, store, hub, calls, clock, record_dir=record_dir)

@@ -20,7 +20,7 @@ async def test_history_names_who_joined_and_left(site: Site, tmp_path: Path) -> 
     ws = await site.ws(await site.login("alice"))
     await ws.send(json.dumps({"type": "hello"}))
     await next_message(ws, "welcome")
-    presence = [  # as monitor.call.call.Call._presence publishes them
+    presence = [  # as monitor.call.effects.Effects.presence publishes them
         {"kind": "joined", "t": 1.5, "source": "A1234BC", "participant": "A1234BC", "role": "prisoner"},
         {"kind": "joined", "t": 2.0, "source": "v1", "participant": "v1", "role": "visitor"},
         {"kind": "left", "t": 9.0, "source": "v1", "participant": "v1", "role": "visitor", "actor": "system"},

@@ -18,7 +18,8 @@ from support.chromium import ARGS, CHROMIUM, require_chromium
 from websockets.asyncio.server import Server, serve
 
 from monitor import console
-from monitor.call.call import Calls
+from monitor.call.call import Call
+from monitor.call.calls import Calls
 from monitor.http import Router
 from monitor.hub import Hub
 from monitor.store import auth
@@ -39,7 +40,7 @@ async def test_a_feed_refused_at_the_handshake_shows_the_login_and_signing_in_ag
 
     store = Store(tmp_path / "monitor.db")
     auth.add_staff(store, "alice", "HMP Example", PASSWORD)
-    router, calls = Router(), Calls()
+    router, calls = Router(), Calls[Call]()
     recorder = console.register(router, store=store, hub=Hub(), calls=calls)
     server = await start(router)
     port = next(iter(server.sockets)).getsockname()[1]

@@ -24,7 +24,7 @@ import numpy as np
 import pytest
 import pytest_asyncio
 from aiortc import RTCPeerConnection, RTCSessionDescription
-from support.live_server import booking_now, call_clips, join_device, serving, wait_state
+from support.live_server import add_call, booking_now, call_clips, join_device, serving, wait_state
 from support.pictures import is_clip
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
@@ -59,7 +59,7 @@ async def server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Serv
 
 
 def book(server: Server, name: str) -> Call:
-    return server.add_booking(booking_now(name))
+    return add_call(server, booking_now(name))
 
 
 async def placed(call: Any, timeout: float = 60.0) -> int:

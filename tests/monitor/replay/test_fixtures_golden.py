@@ -28,7 +28,8 @@ import pytest
 
 from monitor.bookings import load_booking
 from monitor.record.timeline import decode_line, encode_line
-from monitor.replay.replay import load_events, replay_file
+from monitor.replay.command import replay_file
+from monitor.replay.events import load_events
 from policies.config import load_policy
 
 FIXTURES = Path(__file__).resolve().parents[3] / "fixtures"

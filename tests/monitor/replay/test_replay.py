@@ -18,7 +18,9 @@ from monitor.cli import main
 from monitor.errors import UserError
 from monitor.media.video_file import Video
 from monitor.record.timeline import decode_line
-from monitor.replay.replay import ProgressBar, ReplayStats, atomic_output, parse_events
+from monitor.replay.command import ProgressBar, atomic_output
+from monitor.replay.events import parse_events
+from monitor.replay.replay import ReplayStats
 
 ROOT = Path(__file__).resolve().parents[3]
 FIXTURES = ROOT / "fixtures"

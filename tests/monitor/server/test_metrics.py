@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 from support.ice import loopback_ice
-from support.live_server import booking_now, join_device, ping_pong
+from support.live_server import add_call, booking_now, join_device, ping_pong
 from support.waiting import until
 from websockets.datastructures import Headers
 
@@ -248,7 +248,7 @@ async def server() -> AsyncIterator[Server]:
 
 
 def book(server: Server, name: str) -> Call:
-    return server.add_booking(booking_now(name))
+    return add_call(server, booking_now(name))
 
 
 def scrape(port: int, token: str | None = TOKEN) -> tuple[int, str, str]:

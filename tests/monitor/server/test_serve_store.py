@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import pytest_asyncio
+from support.live_server import add_call
 
 from monitor.admin import import_booking, join_links
 from monitor.bookings import load_booking
@@ -129,7 +130,7 @@ async def test_a_call_added_while_running_joins_with_store_tokens_only_and_they_
 ) -> None:
     server, store = site
     added = booking("added-live", "P-ADDED")
-    call = server.add_booking(added)  # not booked through the store first: put there now
+    call = add_call(server, added)  # not booked through the store first: put there now
     assert store.booking("added-live") is not None
     own = next(iter(call.seats))
     assert (await _refusal(server, f"{server.base_url}/join/{own}"))["code"] == "bad_token"

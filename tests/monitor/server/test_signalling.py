@@ -65,8 +65,8 @@ async def exchange(ws: object, frame: str | bytes) -> dict[str, object]:
 @pytest_asyncio.fixture(loop_scope="module")
 async def flowing_call(server: Server) -> AsyncIterator[Watch]:
     """A prisoner device on call-b receiving its visitor slot (the slate while nobody is there)."""
-    call: Call | None = server.calls.get("call-b")
-    assert call is not None
+    call = server.calls.get("call-b")
+    assert isinstance(call, Call)
     dev = Device(url(server))
     await dev.open()
     assert (await dev.join(token(server, "call-b", "prisoner")))["type"] == "joined"

@@ -24,7 +24,8 @@ from monitor.admin import import_booking
 from monitor.store.audit import AuditLog
 from monitor.store.audit_recorder import HubRecorder
 from monitor.bookings import load_booking
-from monitor.call.call import Call, Calls
+from monitor.call.call import Call
+from monitor.call.calls import Calls
 from monitor.hub import Hub
 from monitor.store.database import Store
 from policies.config import load_policy
@@ -36,7 +37,7 @@ async def main():
     booking = dataclasses.replace(base, call_id="crash-call", starts_at=start,
                                   ends_at=start + (base.ends_at - base.starts_at))
     import_booking(store, booking)
-    hub, calls = Hub(), Calls()
+    hub, calls = Hub(), Calls[Call]()
     HubRecorder(AuditLog(store), hub, calls).start()
     call = Call(booking, load_policy(), wall_clock=time.time, hub=hub)
     calls.add(call)
