@@ -287,7 +287,8 @@ class AuditWriter:
                     told = self._health_locked()
             self._cond.notify_all()
         for job, record in zip(batch, records, strict=True):
-            job.future.set_result(record)
+            if not job.future.done():  # a future cancelled by its caller: the record is written anyway
+                job.future.set_result(record)
         if told is not None:
             log.warning("audit records caught up: every waiting record is written")
             self._tell(told)
@@ -305,7 +306,8 @@ class AuditWriter:
             self._cond.notify_all()
         for job in jobs:
             log.critical("audit record not written (%s): %s", why, job.describe())
-            job.future.set_exception(error)
+            if not job.future.done():
+                job.future.set_exception(error)
         calls = sorted({j.call_id or "-" for j in jobs})
         self._note_lost(len(jobs), f"{why}; calls {', '.join(calls)}")
 

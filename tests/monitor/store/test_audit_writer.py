@@ -204,6 +204,20 @@ async def test_a_caller_cancelled_while_waiting_does_not_cancel_the_write(store:
     assert [r.data for r in log.since("HMP Example", 0)] == [{"action": "end"}]
 
 
+async def test_a_cancelled_submit_is_written_and_the_writer_goes_on(store: Store) -> None:
+    writer = AuditWriter(store.path, store.clock)
+    log = AuditLog(store, writer)
+    locker = other_connection(store)
+    locker.execute("BEGIN IMMEDIATE")
+    cancelled = log.submit("alert", {"n": 1}, prison="HMP Example", call_id="c1")
+    cancelled.cancel()  # its caller gave up waiting: the record is still the record
+    locker.execute("COMMIT")
+    after = await log.submit("alert", {"n": 2}, prison="HMP Example", call_id="c1")
+    assert after.id == 2 and [r.data["n"] for r in log.for_call("c1")] == [1, 2]
+    writer.close()
+    assert writer.stats().written == 2
+
+
 def test_close_writes_what_is_queued_and_the_thread_ends_when_idle(store: Store) -> None:
     writer = AuditWriter(store.path, store.clock)
     futures = [
