@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from chromium import ARGS, CHROMIUM, require_chromium
 from console_site import PASSWORD, booking_now
-from small_disk import small_disk
+from support.small_disk import small_disk
 from websockets.asyncio.server import serve
 
 from monitor import console

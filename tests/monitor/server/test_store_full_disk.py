@@ -21,7 +21,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from small_disk import small_disk
+from support.small_disk import small_disk
 from websockets.asyncio.client import ClientConnection, connect
 
 from monitor.bookings import load_booking
@@ -72,9 +72,9 @@ async def until(check: Callable[[], object], timeout: float = 15.0) -> None:
 async def store_message(feed: ClientConnection, timeout: float = 10.0) -> dict[str, Any]:
     """The console feed's next ``store`` message."""
     while True:
-        message = json.loads(await asyncio.wait_for(feed.recv(), timeout))
+        message: dict[str, Any] = json.loads(await asyncio.wait_for(feed.recv(), timeout))
         if message["type"] == "store":
-            return message  # type: ignore[no-any-return]
+            return message
 
 
 async def test_a_full_disk_is_told_to_the_calls_and_staff_and_loses_nothing(tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from small_disk import SmallDisk, small_disk
+from support.small_disk import SmallDisk, small_disk
 
 from monitor.store.audit import AuditLog, StoreHealth
 from monitor.store.audit_writer import AuditWriter
@@ -34,6 +34,12 @@ class Listener:
         self.told.append(health)
 
 
+def fill_last_page(checkpoints: Path) -> None:
+    """Pad the checkpoint file with a comment to a whole page: a note of a loss needs a new one."""
+    with open(checkpoints, "a") as f:
+        f.write("#" * (4095 - checkpoints.stat().st_size % 4096) + "\n")
+
+
 async def until(check: object, timeout: float = 10.0) -> None:
     for _ in range(int(timeout / 0.05)):
         if callable(check) and check():
@@ -51,7 +57,7 @@ async def test_records_wait_out_a_full_disk_and_are_all_written_when_space_is_ba
     before = [await log.submit("state", {"state": "live"}, prison="HMP Example", call_id="c1")]
     store.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # the next commit must grow the WAL
     disk.fill()
-    jpeg = JPEG.read_bytes()
+    jpeg = await asyncio.to_thread(JPEG.read_bytes)
     during = [
         log.submit(
             "alert",
@@ -88,9 +94,7 @@ async def test_a_server_stopped_while_the_disk_is_full_leaves_a_log_verify_calls
     log = AuditLog(store, writer)
     await log.submit("state", {"state": "live"}, prison="HMP Example", call_id="c1")
     store.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    checkpoints = disk.path / "monitor.db.audit-checkpoints"
-    with open(checkpoints, "a") as f:  # its last page full: a note of a loss needs a new one
-        f.write("#" * (4095 - checkpoints.stat().st_size % 4096) + "\n")
+    await asyncio.to_thread(fill_last_page, disk.path / "monitor.db.audit-checkpoints")
     disk.fill()
     waiting = [
         log.submit("alert", {"n": n, "pad": "x" * 4000}, prison="HMP Example", call_id="c1") for n in range(5)

@@ -1,6 +1,6 @@
 """A small file system of a test's own: a real tmpfs mounted under its temporary folder (root
 only), and a filler file that takes every free byte, so writes fail with ENOSPC exactly as on a
-full disk; deleting the filler gives the space back."""
+full disk; deleting the filler gives the space back. ``from support.small_disk import small_disk``."""
 
 from __future__ import annotations
 
