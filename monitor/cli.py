@@ -53,11 +53,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     admin.add_commands(commands, _lazy)
 
-    serve_cmd = commands.add_parser("serve", help="run live calls: join pages, signalling, relay, console")
+    # no abbreviations: `--metrics-token SECRET` must not pass for --metrics-token-file (and show in `ps`)
+    serve_cmd = commands.add_parser(
+        "serve", help="run live calls: join pages, signalling, relay, console", allow_abbrev=False
+    )
     from monitor.server.args import add_serve_arguments  # cheap: argparse only
 
     add_serve_arguments(serve_cmd)
-    from monitor.server.metrics import add_metrics_arguments  # cheap: --metrics-token for /metrics
+    from monitor.server.metrics import add_metrics_arguments  # cheap: --metrics-token-file for /metrics
 
     add_metrics_arguments(serve_cmd)
     serve_cmd.set_defaults(handler=_lazy("monitor.server.command", "run_serve"))

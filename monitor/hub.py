@@ -3,16 +3,25 @@
 Calls publish one record (a timeline-shaped dict, see monitor/record/timeline.py) per decision;
 each subscriber gets every record published after it subscribed, tagged with ``call_id``.
 A subscriber that stops reading is bounded: past ``MAX_BACKLOG`` records it is dropped (its
-iterator ends) rather than making the calls wait or grow memory.
+iterator ends) rather than making the calls wait or grow memory. That suits views (the console's
+wake-ups, metrics), never a record that must not be lost: the audit log is a *sink*
+(:meth:`Hub.attach`), a function called with every record inside :meth:`Hub.publish`, so it sees
+each one, in order, and bounds itself by making the publisher wait (back-pressure), never by losing one.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 MAX_BACKLOG = 1000
+
+log = logging.getLogger(__name__)
+
+Sink = Callable[[dict[str, Any]], None]
 
 
 class Subscription:
@@ -45,9 +54,25 @@ class HubStats:
 class Hub:
     def __init__(self) -> None:
         self._subs: set[Subscription] = set()
+        self._sinks: list[Sink] = []
+
+    def attach(self, sink: Sink) -> None:
+        """Call ``sink`` with every record published from now on (tagged with ``call_id``), inside
+        :meth:`publish`, in order. It is never dropped: one that may fall behind must make the
+        publisher wait (its own bounded queue), not lose records. Its exceptions are logged."""
+        self._sinks.append(sink)
+
+    def detach(self, sink: Sink) -> None:
+        if sink in self._sinks:
+            self._sinks.remove(sink)
 
     def publish(self, call_id: str, record: dict[str, Any]) -> None:
         item = {"call_id": call_id, **record}
+        for sink in list(self._sinks):
+            try:
+                sink(dict(item))
+            except Exception:  # a sink's own failure must not stop the call that published
+                log.exception("hub sink %r failed on a record of call %s", sink, call_id)
         for sub in list(self._subs):
             if sub.queue.qsize() >= MAX_BACKLOG:
                 self._subs.discard(sub)

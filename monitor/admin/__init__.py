@@ -1,5 +1,5 @@
 """Admin commands on the store: `monitor prisoner add`, `visitor add`, `book`, `link revoke|reissue`,
-`staff add`, `audit verify`.
+`staff add|disable|enable|password|sessions`, `audit verify`.
 
 Each prints what it did (one line, or one JSON line per join link for `book`); bad input raises a
 UserError that the CLI prints as one line with a non-zero exit. One module per command group:
@@ -49,7 +49,37 @@ def add_commands(commands: Any, lazy: Lazy) -> None:
         ),
         "staff": (
             "staff accounts",
-            [("add", "add a staff account", staff.add_staff_add_arguments, "staff", "run_staff_add")],
+            [
+                ("add", "add a staff account", staff.add_staff_add_arguments, "staff", "run_staff_add"),
+                (
+                    "disable",
+                    "disable a staff account (its open sessions end)",
+                    staff.add_staff_account_arguments,
+                    "staff",
+                    "run_staff_disable",
+                ),
+                (
+                    "enable",
+                    "enable a disabled staff account",
+                    staff.add_staff_account_arguments,
+                    "staff",
+                    "run_staff_enable",
+                ),
+                (
+                    "password",
+                    "give a staff account a new password (its open sessions end)",
+                    staff.add_staff_password_arguments,
+                    "staff",
+                    "run_staff_password",
+                ),
+                (
+                    "sessions",
+                    "list a staff account's sessions; --revoke ends the open ones",
+                    staff.add_staff_sessions_arguments,
+                    "staff",
+                    "run_staff_sessions",
+                ),
+            ],
         ),
         "link": (
             "join links",

@@ -1,4 +1,9 @@
-"""`monitor staff add` and the demo staff account of `make run`."""
+"""`monitor staff add|disable|enable|password|sessions` and the demo staff account of `make run`.
+
+Every change is written to the audit log (actor ``admin``) of the account's prison. Disabling an
+account, giving it a new password or ``sessions --revoke`` end its open sessions at once (the
+console re-reads the session before every request and action).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,7 @@ import argparse
 import getpass
 import secrets
 import sys
+from datetime import UTC, datetime
 
 from monitor.admin.common import add_db_argument, nonempty, open_store
 from monitor.errors import UserError
@@ -31,6 +37,76 @@ def run_staff_add(args: argparse.Namespace) -> int:
         )
     print(f"added staff account {staff.username} at {staff.prison}")
     return 0
+
+
+def _audit(store: Store, kind: str, username: str, **data: object) -> None:
+    AuditLog(store).append(
+        kind, {"username": username, **data}, prison=auth.account_prison(store, username), actor="admin"
+    )
+
+
+def run_staff_disable(args: argparse.Namespace) -> int:
+    with open_store(args, must_exist=True) as store:
+        ended = auth.set_disabled(store, args.username, True)
+        _audit(store, "staff_disabled", args.username, sessions_ended=ended)
+    print(f"disabled staff account {args.username} ({ended} open sessions ended)")
+    return 0
+
+
+def run_staff_enable(args: argparse.Namespace) -> int:
+    with open_store(args, must_exist=True) as store:
+        auth.set_disabled(store, args.username, False)
+        _audit(store, "staff_enabled", args.username)
+    print(f"enabled staff account {args.username}")
+    return 0
+
+
+def run_staff_password(args: argparse.Namespace) -> int:
+    with open_store(args, must_exist=True) as store:
+        auth.account_prison(store, args.username)  # an unknown account is refused before asking
+        ended = auth.set_password(store, args.username, _password(args))
+        _audit(store, "staff_password_changed", args.username, sessions_ended=ended)
+    print(f"new password for staff account {args.username} ({ended} open sessions ended)")
+    return 0
+
+
+def _when(at: float) -> str:
+    return datetime.fromtimestamp(at, UTC).isoformat(timespec="seconds")
+
+
+def run_staff_sessions(args: argparse.Namespace) -> int:
+    with open_store(args, must_exist=True) as store:
+        if args.revoke:
+            ended = auth.revoke_sessions(store, args.username)
+            _audit(store, "staff_sessions_revoked", args.username, sessions_ended=ended)
+            print(f"ended {ended} open sessions of staff account {args.username}")
+            return 0
+        now = store.clock()
+        found = auth.sessions(store, args.username)
+    for session in found:
+        if session.revoked_at is not None:
+            status = f"ended {_when(session.revoked_at)}"
+        else:
+            status = "open" if session.live(now) else "expired"
+        print(f"signed in {_when(session.created_at)}, until {_when(session.expires_at)}: {status}")
+    if not found:
+        print(f"staff account {args.username} has no sessions")
+    return 0
+
+
+def add_staff_account_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("username")
+    add_db_argument(parser)
+
+
+def add_staff_password_arguments(parser: argparse.ArgumentParser) -> None:
+    add_staff_account_arguments(parser)
+    parser.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+
+
+def add_staff_sessions_arguments(parser: argparse.ArgumentParser) -> None:
+    add_staff_account_arguments(parser)
+    parser.add_argument("--revoke", action="store_true", help="end every open session of the account")
 
 
 DEMO_STAFF = "demo"

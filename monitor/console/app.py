@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import math
 import re
+import sqlite3
 from datetime import UTC, date, datetime, timedelta
 from importlib import resources
 from pathlib import Path
@@ -120,12 +122,18 @@ class Console:
             sep = ""
         if scheme.lower() != "basic" or not sep:
             return error_response(401, "send user name and password (Authorization: Basic)")
-        result = await auth.login_async(self.store, username, password, request.remote)
+        if not self.log.health().ok:  # a login is recorded: none while records cannot be written
+            return self._store_down()
+        try:
+            result = await auth.login_async(self.store, username, password, request.remote)
+        except sqlite3.Error:  # the disk is full or failing: say so, never a 500
+            return self._store_down()
         if result.limited:
+            wait = math.ceil(result.retry_after_s)
             return json_response(
                 429,
-                {"error": "too many failed logins; try again in 15 minutes"},
-                (("Retry-After", str(int(auth.WINDOW_S))),),
+                {"error": f"too many failed sign-ins from this address; try again in {wait} s"},
+                (("Retry-After", str(wait)),),
             )
         if result.staff is None or result.token is None:
             return error_response(401, "wrong user name or password")
@@ -137,6 +145,17 @@ class Console:
         )
         payload = {"username": result.staff.username, "prison": result.staff.prison}
         return json_response(200, payload, (self._cookie(result.token, int(auth.SESSION_S)),))
+
+    @staticmethod
+    def _store_down() -> Response:
+        return json_response(
+            503,
+            {
+                "error": "the server cannot write to its database now (disk full or failing), so it "
+                "cannot sign anyone in; tell the system administrator"
+            },
+            (("Retry-After", "30"),),
+        )
 
     async def logout(self, request: HttpRequest) -> Response:
         if not origin_allowed(request.headers, self.origins, self.secure):
@@ -174,7 +193,10 @@ class Console:
         rows = board.board(
             self.store, staff.prison, start.timestamp(), start.timestamp() + 86400, now, self.calls
         )
-        return json_response(200, {"day": day.isoformat(), "now": now, "calls": rows})
+        store = board.store_status(self.store, self.log, staff.prison)
+        for row in rows:  # a call whose records are waiting to be written (store error)
+            row["records_waiting"] = row["call_id"] in store["calls"]
+        return json_response(200, {"day": day.isoformat(), "now": now, "calls": rows, "store": store})
 
     async def call_history(self, request: HttpRequest) -> Response:
         staff = self.staff(request)

@@ -136,3 +136,13 @@ def history(store: Store, booking: BookingRow, now: float, calls: Any = None) ->
         "records": [r.public() for r in records],
         "acknowledged": sorted(acknowledged(records)),
     }
+
+
+def store_status(store: Store, log: AuditLog, prison: str) -> dict[str, Any]:
+    """Whether the audit records are being written (``ok``; else ``detail``, the records
+    ``waiting`` and the ``calls`` of ``prison`` among those whose records wait: they are paused)."""
+    health = log.health()
+    if health.ok:
+        return {"ok": True, "detail": "", "waiting": 0, "calls": []}
+    calls = sorted(c for c in health.calls if (b := store.booking(c)) is not None and b.prison == prison)
+    return {"ok": False, "detail": health.detail, "waiting": health.waiting, "calls": calls}

@@ -21,7 +21,7 @@ from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
 from monitor.console import messages
-from monitor.console.board import ALERT_KINDS, resume_route
+from monitor.console.board import ALERT_KINDS, resume_route, store_status
 from monitor.console.context import ConsoleParts, session_token
 from monitor.store import auth
 from monitor.store.audit import AuditLog
@@ -112,11 +112,16 @@ class AlertFeed:
         # with a writer thread the log says when a record is committed; else the hub wakes us up
         subscription = hub.subscribe() if hub is not None and log.writer is None else None
         backlog = True  # the first batch is always sent, even empty: what follows is live
+        told: dict[str, Any] = {"ok": True, "detail": "", "waiting": 0, "calls": []}
         try:
             while True:
                 if self._staff(token) is None:
                     await connection.close(CLOSE_LOGIN, "session ended")
                     return
+                store = store_status(self.console.store, log, staff.prison)
+                if store != told:  # the audit records cannot be written (or can again)
+                    await connection.send(messages.encode("store", **store))
+                    told = store
                 marker = log.changes()  # before reading: a commit after this wakes the wait below
                 records = log.since(staff.prison, after, BATCH)
                 if records or backlog:
@@ -184,12 +189,8 @@ class AlertFeed:
             alert = log.get(message.audit_id)
             if alert is None or alert.prison != staff.prison or alert.kind not in ALERT_KINDS:
                 raise ActionRefused("no such alert")
-            await log.append_async(
-                "staff_action",
-                {"action": "acknowledge", "alert_id": alert.id},
-                prison=staff.prison,
-                call_id=alert.call_id,
-                actor=actor,
+            await self._record(
+                {"action": "acknowledge", "alert_id": alert.id}, staff.prison, alert.call_id, actor
             )
             return f"alert {alert.id} acknowledged"
         if not isinstance(message, messages.Pause | messages.Resume | messages.End):
@@ -209,16 +210,14 @@ class AlertFeed:
                 raise ActionRefused(
                     "nothing to approve: the call resumes by itself when the security check passes"
                 )
+            if not log.health().ok:
+                raise ActionRefused(
+                    "records cannot be written now (store error): no call can resume until they can"
+                )
             action, data = "approve_resume", {}
         else:
             action, data = "end", {"note": message.note}
-        await log.append_async(
-            "staff_action",
-            {"action": action, **data},
-            prison=staff.prison,
-            call_id=message.call_id,
-            actor=actor,
-        )
+        await self._record({"action": action, **data}, staff.prison, message.call_id, actor)
         if isinstance(message, messages.Pause):
             await call.staff_pause(message.note, staff.username)
         elif isinstance(message, messages.Resume):
@@ -226,6 +225,16 @@ class AlertFeed:
         else:
             await call.staff_end(message.note, staff.username)
         return f"{action.replace('_', ' ')} sent to {message.call_id}"
+
+    async def _record(self, data: dict[str, Any], prison: str, call_id: str | None, actor: str) -> None:
+        """Write a staff action before it is done. While records cannot be written (store error) it
+        is queued and the action goes ahead (pausing or ending a call, acknowledging an alert)
+        rather than waiting for the disk: the writer keeps it until it can write it."""
+        log = self.console.log
+        if log.health().ok:
+            await log.append_async("staff_action", data, prison=prison, call_id=call_id, actor=actor)
+        else:
+            log.submit("staff_action", data, prison=prison, call_id=call_id, actor=actor)
 
 
 class ActionRefused(Exception):

@@ -13,7 +13,9 @@ On /console/watch (staff watching a call): ``{"type": "watch", "call_id": "..."}
 ``{"type": "answer", "sdp": "..."}`` (at most ``MAX_SDP_BYTES``) for the server's offer.
 
 Server -> client: ``welcome`` (who you are, head audit id), ``records`` (audit records, oldest
-first), ``done`` / ``error`` (answers, with ``ref``). A bad message gets one ``error`` naming what is
+first), ``store`` (whenever it changes: ``ok``, and while not ok the ``detail``, the records
+``waiting`` to be written and the ``calls`` of your prison among theirs), ``done`` / ``error``
+(answers, with ``ref``). A bad message gets one ``error`` naming what is
 wrong; the connection stays open.
 """
 

@@ -64,6 +64,10 @@ class CallWatch:
                 await pc.setRemoteDescription(RTCSessionDescription(answer.sdp, "answer"))
             except Exception as exc:
                 raise WatchRefused(f"the answer cannot be used: {str(exc)[:200]}") from None
+            if not self.console.log.health().ok:  # a watch is recorded first: not while it cannot be
+                raise WatchRefused(
+                    "records cannot be written now (store error): watching waits until they can"
+                )
             await self.console.log.append_async(
                 "staff_action",
                 {"action": "watch"},

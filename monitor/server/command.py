@@ -22,7 +22,7 @@ from typing import Any
 
 from monitor.errors import UserError
 from monitor.media import patches
-from monitor.server.serve import Server
+from monitor.server.serve import Server, listen_socket
 from policies.booking import Booking
 from policies.config import PolicyConfig, load_policy
 
@@ -113,7 +113,25 @@ def _default_ice_hosts(listen_host: str) -> list[str]:
     return (["127.0.0.1"] if listen_host in ("127.0.0.1", "localhost") else []) + list(found)
 
 
+def metrics_token(args: argparse.Namespace) -> str | None:
+    """``--metrics-token-file``: the token is the file's first line (never argv, where `ps` shows
+    it); else ``$MONITOR_METRICS_TOKEN`` (read when the routes are registered)."""
+    path = getattr(args, "metrics_token_file", None)
+    if not path:
+        return None
+    try:
+        token = Path(path).read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"--metrics-token-file {path}: cannot read it: {exc}") from None
+    if len(token) < 16 or any(c.isspace() for c in token):
+        raise UserError(f"--metrics-token-file {path}: the token must be one line of 16 or more characters")
+    return token
+
+
 def run_serve(args: argparse.Namespace) -> int:
+    """Everything that can fail is checked, and the port bound and the database locked, before
+    the store is touched: a start that fails changes nothing (no password rotated, no call
+    booked, no audit record)."""
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from monitor.bookings import load_booking
 
@@ -131,18 +149,25 @@ def run_serve(args: argparse.Namespace) -> int:
     max_calls = getattr(args, "max_calls", DEFAULT_MAX_CALLS)
     if max_calls < 1:
         raise UserError(f"--max-calls {max_calls}: must be at least 1 (calls per relay process)")
-    record_dir = Path(args.record) if args.record else None
-    if record_dir is not None:
-        try:
-            record_dir.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise UserError(f"--record {record_dir}: cannot create the directory: {exc.strerror}") from None
     origins = origins_from(getattr(args, "origin", None) or [])
+    ice_servers = ice_servers_from(args.ice_server)
+    ssl_context = _ssl_context(args)
+    token = metrics_token(args)
     ice_hosts = args.ice_host or _default_ice_hosts(args.host)
     patches.set_ice_host_addresses(ice_hosts)
     from monitor.store.database import Store, default_db_path
+    from monitor.store.lock import ServeLock
 
-    store = Store(args.db or default_db_path())
+    sock = listen_socket(args.host, args.port)
+    lock = ServeLock(Path(args.db or default_db_path()))
+    try:
+        lock.acquire()
+        record_dir = _record_dir(args)
+        store = Store(lock.db_path)
+    except BaseException:
+        sock.close()
+        lock.release()
+        raise
     try:
         staff = _demo(store, config, bookings) if args.demo else None
         if not bookings and not store.bookings_between(time.time(), float("inf")):
@@ -150,32 +175,39 @@ def run_serve(args: argparse.Namespace) -> int:
                 f"nothing to serve: {store.path} has no calls booked from now on; book one with "
                 "`monitor book`, or give --booking FILE (repeatable) or --demo"
             )
-    except BaseException:
-        store.close()
-        raise
-    server = Server(
-        bookings,
-        config,
-        host=args.host,
-        port=args.port,
-        record_dir=record_dir,
-        ice_servers=ice_servers_from(args.ice_server),
-        analysis_workers=args.analysis_workers,
-        ssl_context=_ssl_context(args),
-        store=store,
-        relay_workers=relay_workers,
-        ice_hosts=ice_hosts,
-        limits=Limits(max_calls=max_calls),
-        origins=origins,
-    )
-    server.metrics_token = getattr(args, "metrics_token", None)  # metrics hook: --metrics-token
-    try:
+        server = Server(
+            bookings,
+            config,
+            host=args.host,
+            port=args.port,
+            record_dir=record_dir,
+            ice_servers=ice_servers,
+            analysis_workers=args.analysis_workers,
+            ssl_context=ssl_context,
+            store=store,
+            relay_workers=relay_workers,
+            ice_hosts=ice_hosts,
+            limits=Limits(max_calls=max_calls),
+            origins=origins,
+            sock=sock,
+        )
+        server.metrics_token = token  # metrics hook: --metrics-token-file
         asyncio.run(_run(server, staff))
-    except OSError as exc:
-        raise UserError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from None
     finally:
+        sock.close()
         store.close()
+        lock.release()
     return 0
+
+
+def _record_dir(args: argparse.Namespace) -> Path | None:
+    record_dir = Path(args.record) if args.record else None
+    if record_dir is not None:
+        try:
+            record_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UserError(f"--record {record_dir}: cannot create the directory: {exc.strerror}") from None
+    return record_dir
 
 
 def _demo(store: Any, config: PolicyConfig, bookings: list[Booking]) -> tuple[str, str]:

@@ -23,7 +23,7 @@ Frames dropped by keep-latest analysis are estimated as ``seen - analysed - in f
 exact to within one frame (the frame waiting in the tap).
 
 Access (:func:`register_metrics`): without a token, only loopback clients (127.0.0.0/8, ::1, and
-IPv4-mapped loopback) get the page, others 403. With a token (``--metrics-token`` or
+IPv4-mapped loopback) get the page, others 403. With a token (``--metrics-token-file`` or
 ``MONITOR_METRICS_TOKEN``), every client, loopback included, must send ``Authorization: Bearer
 <token>`` (else 401): behind a reverse proxy on the same host, every client looks like loopback.
 Only a client that presented the configured token gets the series labelled with call ids and
@@ -65,12 +65,12 @@ STATES = tuple(state.value for state in State)
 
 def add_metrics_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--metrics-token",
-        default=os.environ.get(TOKEN_ENV) or None,
-        metavar="TOKEN",
-        help=f"require 'Authorization: Bearer TOKEN' on /metrics from every client (default ${TOKEN_ENV}); "
-        "only with it are per-call series (call and participant ids) served. Without a token /metrics "
-        "answers loopback clients only, with figures that name no call or person",
+        "--metrics-token-file",
+        metavar="FILE",
+        help=f"require 'Authorization: Bearer TOKEN' on /metrics from every client, TOKEN read from FILE "
+        f"(or ${TOKEN_ENV}; never on the command line, where `ps` shows it); only with it are per-call "
+        "series (call and participant ids) served. Without a token /metrics answers loopback clients "
+        "only, with figures that name no call or person",
     )
 
 
@@ -147,6 +147,7 @@ class Metrics:
         self._last_analysed: dict[str, int] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self.started_at = clock()
+        self.audit: Any = None  # monitor.store.audit_writer.AuditWriter: its stats()
 
     # cheap updates (any code may call these)
     def inc(self, name: str, amount: int = 1) -> None:
@@ -250,7 +251,24 @@ class Metrics:
             self._render_relay(page, self.relay.stats())
         if calls is not None:
             self._render_admission(page, calls)
+        self._render_audit(page)
         return page.text()
+
+    def _render_audit(self, page: Exposition) -> None:
+        if self.audit is None:
+            return
+        stats = self.audit.stats()
+        page.family("monitor_audit_records_total", "counter", "Audit records written, retried, given up.")
+        for result in ("written", "retried", "failed"):
+            page.sample(
+                "monitor_audit_records_total",
+                {"written": stats.written, "retried": stats.retried, "failed": stats.failed}[result],
+                {"result": result},
+            )
+        page.family("monitor_audit_records_waiting", "gauge", "Audit records queued for the writer.")
+        page.sample("monitor_audit_records_waiting", stats.queued)
+        page.family("monitor_audit_store_ok", "gauge", "1: audit records are written; 0: store error.")
+        page.sample("monitor_audit_store_ok", int(stats.ok))
 
     def _render_admission(self, page: Exposition, calls: CallsStats) -> None:
         """Admission's answers to devices that would start a call (monitor/call/admission.py)."""
@@ -440,7 +458,7 @@ def register_metrics(router: Router, registry: Metrics, token: str | None = None
                 )
             return response(200, registry.render(detail=True), CONTENT_TYPE)
         if not is_loopback(request.remote):
-            return error_response(403, "metrics are served to loopback clients only (or set --metrics-token)")
+            return error_response(403, "metrics are served to loopback clients only (or set a metrics token)")
         # no token was configured, so nobody proved who they are: nothing that names a call or person
         return response(200, registry.render(detail=False), CONTENT_TYPE)
 

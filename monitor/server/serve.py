@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 import ssl
 import time
 from collections.abc import Callable
@@ -64,6 +65,26 @@ TOKEN_REFUSALS = {
 }
 
 
+def listen_socket(host: str, port: int) -> socket.socket:
+    """The server's listening socket, bound now: ``monitor serve`` binds before it touches the
+    store, so a start that cannot listen (a busy port) changes nothing."""
+    try:
+        infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise UserError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    family, kind, proto, _, address = infos[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(100)
+        sock.setblocking(False)
+    except OSError as exc:
+        sock.close()
+        raise UserError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    return sock
+
+
 class Server:
     def __init__(
         self,
@@ -84,8 +105,10 @@ class Server:
         limits: Any = None,
         origins: tuple[str, ...] = (),
         forward: bool = True,
+        sock: socket.socket | None = None,
     ) -> None:
         self.bookings = bookings
+        self.sock = sock  # bound already (``listen_socket``); else start() binds host:port first
         self.config = config
         self.host = host
         self.port = port
@@ -123,6 +146,8 @@ class Server:
         self._ws: WsServer | None = None
         self.metrics_token: str | None = None  # metrics hook: /metrics bearer token (metrics.py)
         self.metrics: Any = None  # metrics hook: monitor.server.metrics.Metrics, made in _routes()
+        # the audit log the console's recorder writes (AuditLog; its writer has health() and stats())
+        self.audit: Any = None
 
     @property
     def base_url(self) -> str:
@@ -130,6 +155,13 @@ class Server:
         return f"{scheme}://{self.host}:{self.port}"
 
     async def start(self) -> None:
+        if self.sock is None:  # before anything else: a server that cannot listen changes nothing
+            self.sock = listen_socket(self.host, self.port)
+        self.port = self.sock.getsockname()[1]
+        if self.store is not None:  # a chain from before keyed chains is keyed now, or start fails
+            from monitor.store.audit import AuditLog
+
+            AuditLog(self.store).ensure_keyed()
         if self.relay_workers > 0:
             from monitor.relay_workers.pool import RelayPool
 
@@ -163,15 +195,12 @@ class Server:
         self._routes()
         self._ws = await serve(
             self.router.handle_websocket,
-            self.host,
-            self.port,
+            sock=self.sock,
             process_request=self.router.process_request,
             max_size=MAX_FRAME_BYTES,
             ssl=self.ssl_context,
             close_timeout=CLOSE_TIMEOUT_S,
         )
-        if self.port == 0:
-            self.port = next(iter(self._ws.sockets)).getsockname()[1]
 
     def add_booking(self, booking: Booking) -> CallHandle[Any]:
         """Serve one more call (at start, or while running). With a store the booking is put in it
@@ -296,6 +325,8 @@ class Server:
                 record_dir=self.record_dir,
                 origins=self.origins,
             )
+            self.audit = self._console_recorder.log if self._console_recorder is not None else None
+            self.metrics.audit = self.audit.writer if self.audit is not None else None  # metrics hook
 
     async def _index(self, request: HttpRequest) -> Any:
         if request.path != "/":
@@ -350,6 +381,8 @@ class Server:
             self._ws.close()
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._ws.wait_closed(), 5)
+        elif self.sock is not None:  # bound, never served
+            self.sock.close()
         await self.calls.close()
         if self.relay is not None:
             await self.relay.stop()

@@ -1,26 +1,34 @@
-"""The append-only audit log: a hash chain of every state change, alert, warning, staff action and
-join/leave, with evidence frames on disk referenced by their SHA-256.
+"""The append-only audit log: a keyed hash chain of every state change, alert, warning, staff
+action and join/leave, with evidence frames on disk referenced by their SHA-256.
 
 Theory of operation
 -------------------
-Record ``n`` stores ``hash_n = SHA-256(hash_{n-1} + canonical_json(record_n))`` where the record is
-its id, time, prison, call, kind, actor, data and evidence hash, and ``hash_0`` is 64 zeros.
-Changing, removing or inserting any record breaks every hash from there on, so :func:`verify` names
-the first broken record. Triggers in the schema refuse UPDATE and DELETE on the table; the chain
-catches whoever drops them. (Cutting records off the *end* leaves a valid shorter chain: compare the
-head hash that ``monitor audit verify`` prints with a copy kept elsewhere.)
+Record ``n`` stores ``hash_n = HMAC-SHA256(key, hash_{n-1} + canonical_json(record_n))`` where the
+record is its id, time, prison, call, kind, actor, data and evidence hash, and ``hash_0`` is 64
+zeros. The key lives outside the database and every commit is anchored in a checkpoint file
+outside it (:mod:`monitor.store.audit_chain`): changing, removing, inserting or re-chaining any
+record breaks the chain or disagrees with a checkpoint, and cutting records off the end leaves
+fewer records than the checkpoints counted, so :meth:`AuditLog.verify` names the first broken
+record or says how many are missing after which. Triggers in the schema refuse UPDATE and DELETE
+on the table; the chain and the checkpoints catch whoever drops them.
+
+A database from before keyed chains (migration 002) holds a plain SHA-256 chain. The first record
+written to it keys the chain: the plain chain is verified, every hash is recomputed with the key
+(the only UPDATE the triggers allow, and only until the chain is keyed), and the plain head is kept
+in ``audit_chain`` for comparison with copies taken before.
 
 Appending reads the head and inserts the next record inside one ``BEGIN IMMEDIATE`` transaction,
 so concurrent writers (processes too) serialise and a killed writer leaves the chain whole. An
 evidence frame is written to its content-addressed file (temporary file, fsync, rename) *before*
 the record that references it commits. A ``state`` record also moves the ``calls`` row in the same
-transaction, so the board and the log cannot disagree.
+transaction, so the board and the log cannot disagree. The checkpoint is appended after the commit.
 
 On the server's event loop records go through :meth:`AuditLog.submit` / :meth:`AuditLog.append_async`:
 with an :class:`monitor.store.audit_writer.AuditWriter` they are written by its thread, in submission
 order, and the returned future resolves once the record is committed (so nothing the loop is told
-was written can be lost; see that module). Each completed write wakes :meth:`AuditLog.wait_change`,
-which the console's alert feed waits on before reading the new records back from the store.
+was written can be lost; see that module, also for what happens while the disk is full). Each
+completed write wakes :meth:`AuditLog.wait_change`, which the console's alert feed waits on before
+reading the new records back from the store.
 """
 
 from __future__ import annotations
@@ -28,92 +36,32 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import dataclasses
+import functools
 import hashlib
-import json
+import logging
 import os
-from dataclasses import dataclass
+import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
-from monitor.store.database import Store, StoreError
+from monitor.store import audit_verify
+from monitor.store.audit_chain import AuditKey, Checkpoints, checkpoint_path, keyed_hash, load_key
+from monitor.store.audit_record import (
+    GENESIS,
+    OTHER_KINDS,
+    TIMELINE_KINDS,
+    AuditRecord,
+    StoreHealth,
+    Verification,
+    canonical_json,
+    check_record,
+    record_of,
+)
+from monitor.store.database import Store
 
-GENESIS = "0" * 64
-
-#: Record kinds the console shows: the timeline kinds plus what people and devices did.
-TIMELINE_KINDS = ("state", "alert", "warning", "warning_cleared", "identity", "recheck", "event")
-OTHER_KINDS = ("staff_action", "joined", "left", "login")
-
-
-def canonical_json(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-
-
-def chain_hash(prev_hash: str, body: dict[str, Any]) -> str:
-    return hashlib.sha256((prev_hash + canonical_json(body)).encode("utf-8")).hexdigest()
-
-
-@dataclass(frozen=True, slots=True)
-class AuditRecord:
-    id: int
-    at: float
-    prison: str
-    call_id: str | None
-    kind: str
-    actor: str
-    data: dict[str, Any]
-    evidence: str | None
-    prev_hash: str
-    hash: str
-
-    def body(self) -> dict[str, Any]:
-        """What the hash covers."""
-        return {
-            "id": self.id,
-            "at": self.at,
-            "prison": self.prison,
-            "call_id": self.call_id,
-            "kind": self.kind,
-            "actor": self.actor,
-            "data": self.data,
-            "evidence": self.evidence,
-        }
-
-    def public(self) -> dict[str, Any]:
-        """The form sent to the console (no hashes)."""
-        return {**self.body(), "audit_id": self.id}
-
-
-@dataclass(frozen=True, slots=True)
-class Verification:
-    records: int
-    head: str
-    broken_id: int | None = None
-    problem: str | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.problem is None
-
-
-def _check(kind: str, prison: str, data: dict[str, Any]) -> None:
-    if not kind or not prison:
-        raise StoreError("an audit record needs a kind and a prison")
-    canonical_json(data)
-
-
-def _record(row: Any) -> AuditRecord:
-    return AuditRecord(
-        row["id"],
-        row["at"],
-        row["prison"],
-        row["call_id"],
-        row["kind"],
-        row["actor"],
-        json.loads(row["data"]),
-        row["evidence"],
-        row["prev_hash"],
-        row["hash"],
-    )
+log = logging.getLogger(__name__)
 
 
 class RecordWriter(Protocol):
@@ -132,12 +80,18 @@ class RecordWriter(Protocol):
 
     def close(self, timeout: float = 30.0) -> None: ...
 
+    def health(self) -> StoreHealth: ...
+
+    def on_health(self, callback: Callable[[StoreHealth], None]) -> None: ...
+
 
 class AuditLog:
     def __init__(self, store: Store, writer: RecordWriter | None = None) -> None:
         self.store = store
         self.writer = writer
         self._changed = asyncio.Event()
+        self._key: AuditKey | None = None
+        self.anchor_failures = 0  # checkpoints that could not be written (logged)
 
     # -- from the event loop ------------------------------------------------------------------
 
@@ -153,7 +107,7 @@ class AuditLog:
     ) -> asyncio.Future[AuditRecord]:
         """Queue one record for the writer thread (or, without one, write it now); the future
         resolves when it is committed. Records are committed in the order they were submitted."""
-        _check(kind, prison, data)
+        check_record(kind, prison, data, call_id, actor)
         loop = asyncio.get_running_loop()
         if self.writer is None:
             done: asyncio.Future[AuditRecord] = loop.create_future()
@@ -198,6 +152,24 @@ class AuditLog:
             changed, self._changed = self._changed, asyncio.Event()
             changed.set()
 
+    def health(self) -> StoreHealth:
+        """Whether this log's records are being written (always ok without a writer thread: then
+        every append is written, or fails, at once)."""
+        return self.writer.health() if self.writer is not None else StoreHealth()
+
+    def on_health(self, callback: Callable[[StoreHealth], None]) -> None:
+        """Call ``callback`` on this event loop whenever :meth:`health` changes (the writer's
+        thread notices first)."""
+        if self.writer is None:
+            return
+        loop = asyncio.get_running_loop()
+
+        def relay(health: StoreHealth) -> None:
+            if not loop.is_closed():
+                loop.call_soon_threadsafe(callback, health)
+
+        self.writer.on_health(relay)
+
     # -- anywhere ---------------------------------------------------------------------------------
 
     @property
@@ -215,11 +187,15 @@ class AuditLog:
             return digest
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        with open(tmp, "wb") as f:
-            f.write(jpeg)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        try:
+            with open(tmp, "wb") as f:
+                f.write(jpeg)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except OSError:  # a full disk: no partial file is left behind
+            tmp.unlink(missing_ok=True)
+            raise
         return digest
 
     def append(
@@ -233,25 +209,21 @@ class AuditLog:
         evidence: bytes | None = None,
     ) -> AuditRecord:
         """Append one record (and its evidence frame) atomically; returns it with its id and hash.
-        Blocks on the commit (fsync): on the event loop use :meth:`append_async`."""
-        _check(kind, prison, data)  # refuse what cannot be hashed before taking the lock
+        Blocks on the commit (fsync): on the event loop use :meth:`append_async`. Inside an outer
+        transaction it is committed, and checkpointed, with that transaction."""
+        check_record(kind, prison, data, call_id, actor)  # refused before taking the lock
         digest = self.save_evidence(evidence) if evidence is not None else None
         store = self.store
+        outer = store.db.in_transaction
         with store.transaction() as db:
+            key = self._key_for_append(db)
             head = db.execute("SELECT id, hash FROM audit ORDER BY id DESC LIMIT 1").fetchone()
             prev_id, prev_hash = (0, GENESIS) if head is None else (int(head[0]), str(head[1]))
             new_id, at = prev_id + 1, store.clock()
-            body = {
-                "id": new_id,
-                "at": at,
-                "prison": prison,
-                "call_id": call_id,
-                "kind": kind,
-                "actor": actor,
-                "data": data,
-                "evidence": digest,
-            }
-            digest_hex = chain_hash(prev_hash, body)
+            unhashed = AuditRecord(new_id, at, prison, call_id, kind, actor, data, digest, prev_hash, "")
+            record = dataclasses.replace(
+                unhashed, hash=keyed_hash(key.secret, prev_hash, canonical_json(unhashed.body()))
+            )
             db.execute(
                 "INSERT INTO audit (id, at, prison, call_id, kind, actor, data, evidence, prev_hash, hash)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -265,7 +237,7 @@ class AuditLog:
                     canonical_json(data),
                     digest,
                     prev_hash,
-                    digest_hex,
+                    record.hash,
                 ),
             )
             if kind == "state" and call_id is not None and isinstance(data.get("state"), str):
@@ -273,24 +245,72 @@ class AuditLog:
                     "UPDATE calls SET state = ?, updated_at = ? WHERE call_id = ?",
                     (data["state"], at, call_id),
                 )
-        return AuditRecord(new_id, at, prison, call_id, kind, actor, data, digest, prev_hash, digest_hex)
+        if outer:  # checkpointed once the caller's transaction commits (the newest record)
+            store.after_commit(self, functools.partial(self.anchor, record))
+        else:
+            self.anchor(record)
+        return record
+
+    # -- the key and the anchor -----------------------------------------------------------------
+
+    def _key_for_append(self, db: sqlite3.Connection) -> AuditKey:
+        """The key to chain the next record with (inside the append's transaction); keys a chain
+        from before keyed chains first."""
+        row = audit_verify.chain_row(self.store)
+        if row["key_id"] is None:
+            key = load_key(self.store.path, create=True)
+            assert key is not None
+            audit_verify.key_chain(self.store, db, key)
+            return key
+        if self._key is None or self._key.key_id != row["key_id"]:
+            self._key = audit_verify.stored_key(self.store.path, row["key_id"])
+        return self._key
+
+    def ensure_keyed(self) -> None:
+        """Key a chain from before keyed chains now (``monitor serve`` does at start)."""
+        with self.store.transaction() as db:
+            if audit_verify.chain_row(self.store)["key_id"] is None:
+                key = load_key(self.store.path, create=True)
+                assert key is not None
+                audit_verify.key_chain(self.store, db, key)
+
+    def anchor(self, record: AuditRecord) -> None:
+        """Checkpoint ``record`` (committed) as the head of ``record.id`` records. A checkpoint
+        that cannot be written is logged and counted: the records are committed, and the next
+        checkpoint covers them."""
+        try:
+            chain_id = audit_verify.chain_row(self.store)["chain_id"]
+            Checkpoints(checkpoint_path(self.store.path), chain_id).checkpoint(record.id, record.hash)
+        except Exception as exc:  # never raised: the records are committed whatever happens here
+            self.anchor_failures += 1
+            log.error("audit checkpoint of record %d not written: %s", record.id, exc)
+
+    def note_lost(self, records: int, why: str) -> None:
+        """Records given up on (never written): noted in the checkpoint file, so `audit verify`
+        fails, and logged either way."""
+        log.critical("%d audit records were not written: %s", records, why)
+        try:
+            chain_id = audit_verify.chain_row(self.store)["chain_id"] or "unkeyed"
+            Checkpoints(checkpoint_path(self.store.path), chain_id).lost(records, why)
+        except (OSError, sqlite3.Error) as exc:
+            log.critical("and the loss could not be noted in the checkpoint file either: %s", exc)
 
     def get(self, audit_id: int) -> AuditRecord | None:
         row = self.store.db.execute("SELECT * FROM audit WHERE id = ?", (audit_id,)).fetchone()
-        return None if row is None else _record(row)
+        return None if row is None else record_of(row)
 
     def since(self, prison: str, after_id: int, limit: int = 500) -> list[AuditRecord]:
         """Records of one prison with id > after_id, oldest first."""
         rows = self.store.db.execute(
             "SELECT * FROM audit WHERE prison = ? AND id > ? ORDER BY id LIMIT ?", (prison, after_id, limit)
         ).fetchall()
-        return [_record(r) for r in rows]
+        return [record_of(r) for r in rows]
 
     def for_call(self, call_id: str) -> list[AuditRecord]:
         rows = self.store.db.execute(
             "SELECT * FROM audit WHERE call_id = ? ORDER BY id", (call_id,)
         ).fetchall()
-        return [_record(r) for r in rows]
+        return [record_of(r) for r in rows]
 
     def first_since(self, prison: str, at: float) -> int | None:
         """The id of this prison's first record written at or after ``at``."""
@@ -310,51 +330,20 @@ class AuditLog:
         ).fetchall()
         return {r[0] for r in rows}
 
-    def verify(self, *, check_evidence: bool = True) -> Verification:
-        """Walk the whole chain; name the first record that does not hold."""
-        prev_hash, prev_id, count = GENESIS, 0, 0
-        for row in self.store.db.execute("SELECT * FROM audit ORDER BY id"):
-            count += 1
-            call = f", {row['call_id']}" if row["call_id"] else ""
-            where = f"audit record {row['id']} ({row['kind']}{call})"
-            if row["id"] != prev_id + 1:
-                return Verification(
-                    count,
-                    prev_hash,
-                    row["id"],
-                    f"{where}: records {prev_id + 1}..{row['id'] - 1} are missing",
-                )
-            if row["prev_hash"] != prev_hash:
-                return Verification(
-                    count,
-                    prev_hash,
-                    row["id"],
-                    f"{where}: does not link to record {prev_id} "
-                    "(a record before it was changed or replaced)",
-                )
-            try:
-                record = _record(row)
-                computed = chain_hash(prev_hash, record.body())
-            except (ValueError, TypeError):
-                return Verification(count, prev_hash, row["id"], f"{where}: data is not valid JSON (altered)")
-            if computed != row["hash"]:
-                return Verification(
-                    count,
-                    prev_hash,
-                    row["id"],
-                    f"{where}: contents do not match its hash (the record was altered)",
-                )
-            if check_evidence and record.evidence is not None:
-                path = self.evidence_path(record.evidence)
-                try:
-                    actual = hashlib.sha256(path.read_bytes()).hexdigest()
-                except OSError:
-                    return Verification(
-                        count, prev_hash, row["id"], f"{where}: evidence file {path} is missing"
-                    )
-                if actual != record.evidence:
-                    return Verification(
-                        count, prev_hash, row["id"], f"{where}: evidence file {path} was altered"
-                    )
-            prev_hash, prev_id = row["hash"], row["id"]
-        return Verification(count, prev_hash)
+    def verify(self, *, check_evidence: bool = True, checkpoints: Path | None = None) -> Verification:
+        """Walk the whole chain and check it against its checkpoint file (``checkpoints``, default
+        beside the database); name the first record that does not hold, or what is missing."""
+        return audit_verify.verify(self.store, self.evidence_path if check_evidence else None, checkpoints)
+
+
+__all__ = [
+    "GENESIS",
+    "OTHER_KINDS",
+    "TIMELINE_KINDS",
+    "AuditLog",
+    "AuditRecord",
+    "RecordWriter",
+    "StoreHealth",
+    "Verification",
+    "canonical_json",
+]

@@ -1,21 +1,43 @@
-"""The console's recorder: every record the live calls publish on the hub goes to the audit log."""
+"""The console's recorder: every record the live calls publish on the hub goes to the audit log.
+
+It is a sink of the hub (``Hub.attach``), not a subscription: the hub calls it inside ``publish``
+with every record, in order, so none is skipped, however fast the calls publish. It hands each to
+the log's writer thread (``audit_writer.py``), whose bounded queue makes the publisher wait when
+it is full rather than lose a record.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import functools
 import logging
+import math
 from typing import Any
 
 from monitor.store.audit import AuditLog, AuditRecord
+from monitor.store.database import StoreError
 
 log = logging.getLogger(__name__)
 
 #: Hub records that are not policy decisions, and who they are written as.
 PRESENCE_KINDS = ("joined", "left")  # the participant's device (``device:<id>``) or ``system``
 SYSTEM_KINDS = ("recording_failed",)
-#: Records the recorder may have handed to the writer and not seen committed before it waits.
-MAX_PENDING = 256
+
+
+def storable(value: Any) -> Any:
+    """``value`` with whatever JSON or UTF-8 cannot hold made printable: a lone surrogate as its
+    ``\\udXXX`` escape, NaN and infinities and other objects as their repr."""
+    if isinstance(value, str):
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    if isinstance(value, dict):
+        return {storable(str(k)): storable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [storable(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return repr(value)
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    return storable(repr(value))
 
 
 class HubRecorder:
@@ -26,29 +48,30 @@ class HubRecorder:
     Policy decisions are written by the ``policy`` actor; a join or leave by the participant's
     device (``device:<participant>``), or ``system`` when the server dropped the device (the record's
     ``actor``); a recording failure by ``system``. For an alert, a call that offers
-    ``evidence_jpeg(source)`` gives the frame behind it, stored as the record's evidence. The
-    subscription is taken in :meth:`start`, so nothing published after it is missed. Records go to
-    the log's writer thread in hub order without waiting for each commit (at most ``MAX_PENDING``
-    in flight); :meth:`stop` writes what was handed over before returning.
+    ``evidence_jpeg(source)`` gives the frame behind it, stored as the record's evidence. A record
+    whose data cannot be stored as they are (a lone surrogate from a client) is stored with them
+    made printable and ``"sanitized": true``. :meth:`stop` writes what was handed over before
+    returning.
     """
 
     def __init__(self, log: AuditLog, hub: Any, calls: Any = None) -> None:
         self.log = log
         self.hub = hub
         self.calls = calls
-        self.task: asyncio.Task[None] | None = None
         self.written = 0
-        self._pending: set[asyncio.Future[AuditRecord]] = set()
+        self.failed = 0
+        self._attached = False
 
-    def start(self) -> asyncio.Task[None]:
-        subscription = self.hub.subscribe()
-        self.task = asyncio.get_running_loop().create_task(self._run(subscription))
-        return self.task
+    def start(self) -> None:
+        """Attach to the hub: every record published from now on is written."""
+        if not self._attached:
+            self.hub.attach(self.accept)
+            self._attached = True
 
     def stop(self) -> None:
-        if self.task is not None:
-            self.task.cancel()
-            self.task = None
+        if self._attached:
+            self.hub.detach(self.accept)
+            self._attached = False
         if self.log.writer is not None:
             self.log.writer.close()  # what was handed over is written before the server goes
 
@@ -96,32 +119,32 @@ class HubRecorder:
             return None
         actor = self.actor(kind, data)
         evidence = self._evidence(call_id, data) if kind == "alert" else None
-        return self.log.submit(
-            kind, data, prison=self._prison(call_id), call_id=call_id, actor=actor, evidence=evidence
-        )
+        prison = self._prison(call_id)
+        try:
+            return self.log.submit(kind, data, prison=prison, call_id=call_id, actor=actor, evidence=evidence)
+        except StoreError:  # kept, made printable: the record of what happened matters more
+            clean, call = {**storable(data), "sanitized": True}, storable(call_id)
+            return self.log.submit(
+                storable(kind), clean, prison=prison, call_id=call, actor=actor, evidence=evidence
+            )
+
+    def accept(self, item: dict[str, Any]) -> None:
+        """The hub sink: one published record to the log (never raises into the publisher)."""
+        try:
+            future = self.submit(item)
+        except Exception:
+            self.failed += 1
+            log.exception("audit record from the hub cannot be written: %r", item)
+            return
+        if future is not None:
+            future.add_done_callback(functools.partial(self._done, item))
 
     def _done(self, item: dict[str, Any], future: asyncio.Future[AuditRecord]) -> None:
-        self._pending.discard(future)
         if future.cancelled():
             return
         error = future.exception()
         if error is None:
             self.written += 1
         else:
+            self.failed += 1
             log.error("audit record from the hub failed: %r: %s", item, error)
-
-    async def _run(self, subscription: Any) -> None:
-        while True:
-            async for item in subscription:
-                if len(self._pending) >= MAX_PENDING:  # the writer is behind: wait for it
-                    await asyncio.wait(self._pending, return_when=asyncio.FIRST_COMPLETED)
-                try:
-                    future = self.submit(item)
-                except Exception:  # one bad record must not stop the audit trail
-                    log.exception("audit record from the hub failed: %r", item)
-                    continue
-                if future is not None:
-                    self._pending.add(future)
-                    future.add_done_callback(functools.partial(self._done, item))
-            log.error("audit recorder fell behind the hub and was dropped; subscribing again")
-            subscription = self.hub.subscribe()

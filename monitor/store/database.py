@@ -137,6 +137,7 @@ class Store:
     ) -> None:
         self.path = Path(path)
         self.clock = clock
+        self._after_commit: dict[object, Callable[[], None]] = {}
         if self.path.parent and not self.path.parent.exists():
             raise StoreError(f"{self.path}: directory {self.path.parent} does not exist")
         try:
@@ -178,10 +179,20 @@ class Store:
         self.db.execute("BEGIN IMMEDIATE")
         try:
             yield self.db
+            self.db.execute("COMMIT")
         except BaseException:
-            self.db.execute("ROLLBACK")
+            self._after_commit.clear()
+            if self.db.in_transaction:  # SQLite rolls back by itself after some errors (disk full)
+                self.db.execute("ROLLBACK")
             raise
-        self.db.execute("COMMIT")
+        callbacks, self._after_commit = self._after_commit, {}
+        for callback in callbacks.values():
+            callback()
+
+    def after_commit(self, key: object, callback: Callable[[], None]) -> None:
+        """Run ``callback`` when the outermost transaction commits (only the last one given per
+        ``key``); forgotten if it rolls back."""
+        self._after_commit[key] = callback
 
     def schema_version(self) -> int:
         row = self.db.execute("SELECT COALESCE(MAX(version), 0) FROM schema_version").fetchone()
@@ -360,16 +371,10 @@ class Store:
             (row["call_id"],),
         ).fetchall()
         return BookingRow(
-            row["call_id"],
-            row["prisoner_id"],
-            row["prison"],
-            row["starts_at"],
-            row["ends_at"],
-            row["starts_iso"],
-            row["ends_iso"],
-            row["document"],
+            row["call_id"], row["prisoner_id"], row["prison"], row["starts_at"], row["ends_at"],
+            row["starts_iso"], row["ends_iso"], row["document"],
             tuple(BookedVisitor(v["visitor_id"], bool(v["main_caller"])) for v in visitors),
-        )
+        )  # fmt: skip
 
     def booking(self, call_id: str) -> BookingRow | None:
         row = self.db.execute("SELECT * FROM bookings WHERE call_id = ?", (call_id,)).fetchone()

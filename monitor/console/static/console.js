@@ -14,7 +14,7 @@ const REASONS = {
 const RESULT_SHOWN_MS = 8000;  // how long an action's reply stays under the buttons
 const $ = (id) => document.getElementById(id);
 const state = {
-  me: null, ws: null, lastId: 0, calls: new Map(), records: [], acked: new Set(), open: null,
+  me: null, ws: null, lastId: 0, calls: new Map(), records: [], acked: new Set(), open: null, store: { ok: true },
   retry: 500, audio: null, clockSkew: 0, boardTimer: null, watch: null, resultTimer: null,
 };
 
@@ -140,6 +140,7 @@ async function loadBoard() {
   const body = await r.json();
   state.clockSkew = body.now - Date.now() / 1000;
   state.calls = new Map(body.calls.map((c) => [c.call_id, c]));
+  if (body.store) state.store = showStore(body.store);
   renderBoard();
 }
 
@@ -147,6 +148,7 @@ function stateCell(call) {
   const cell = el("td", {}, el("span", { class: `pill state-${call.state}`, text: call.state }));
   const reasons = call.state === "paused" || call.state === "ended" ? call.reasons.map(reasonText).join(", ") : "";
   if (call.interrupted) cell.append(el("span", { class: "reasons", text: "interrupted (server restart)" }));
+  if (call.records_waiting) cell.append(el("span", { class: "reasons records-waiting", text: "records waiting (store error)" }));
   if (reasons) cell.append(el("span", { class: "reasons", text: reasons }));
   return cell;
 }
@@ -265,6 +267,9 @@ function connect() {
     if (msg.type === "welcome") {
       welcomed = true; state.retry = 500;
       $("connection").textContent = "live"; $("connection").className = "conn conn-on";
+    } else if (msg.type === "store") {
+      if (msg.ok !== state.store.ok) scheduleBoard();  // the board marks the calls whose records wait
+      state.store = showStore(msg);
     } else if (msg.type === "records") {
       takeRecords(msg.records, welcomed && (!msg.backlog || state.lastId > 0));
     } else if (msg.type === "done" || msg.type === "error") {

@@ -49,3 +49,46 @@ async def test_records_are_written_in_hub_order_by_the_right_actor(tmp_path: Pat
     assert all(r.prison == "unknown" for r in records)  # no booking in the store, no live call
     assert log.verify().ok
     store.close()
+
+
+async def test_a_burst_is_written_whole_in_hub_order_by_a_small_queue(tmp_path: Path) -> None:
+    """20,000 records published at once, for two calls, through a queue of 100: the publisher
+    waits for room (back-pressure) and not one record is dropped or reordered; a hub subscriber
+    that stops reading is dropped meanwhile, the audit log is not."""
+    store = Store(tmp_path / "monitor.db")
+    writer = AuditWriter(store.path, store.clock, max_records=100)
+    log = AuditLog(store, writer)
+    hub = Hub()
+    recorder = HubRecorder(log, hub)
+    recorder.start()
+    lazy = hub.subscribe()  # a view that never reads: dropped after MAX_BACKLOG records
+    for n in range(20_000):
+        call = "other" if n % 1000 == 500 else "burst"
+        hub.publish(call, {"kind": "alert_repeated", "t": n / 1000, "reason": "capture_attempt", "n": n})
+    assert hub.subscribers == 0 and lazy is not None
+    assert writer.stats().waits >= 1  # the publisher had to wait: nothing was dropped instead
+    recorder.stop()  # every record handed over is written ...
+    for _ in range(100):  # ... and the loop hears of each
+        if recorder.written == 20_000:
+            break
+        await asyncio.sleep(0.05)
+    assert recorder.written == 20_000 and recorder.failed == 0
+    burst, other = log.for_call("burst"), log.for_call("other")
+    assert [r.data["n"] for r in other] == list(range(500, 20_000, 1000))
+    assert [r.data["n"] for r in burst] == [n for n in range(20_000) if n % 1000 != 500]
+    assert log.verify().ok
+    store.close()
+
+
+async def test_a_record_with_a_lone_surrogate_is_kept_made_printable(tmp_path: Path) -> None:
+    store = Store(tmp_path / "monitor.db")
+    log = AuditLog(store, AuditWriter(store.path, store.clock))
+    hub = Hub()
+    recorder = HubRecorder(log, hub)
+    recorder.start()
+    hub.publish("c1", {"kind": "alert", "t": 1.0, "reason": "capture_attempt", "detail": "x\ud800y"})
+    recorder.stop()
+    [record] = log.for_call("c1")
+    assert record.data["detail"] == "x\\ud800y" and record.data["sanitized"] is True
+    assert log.verify().ok
+    store.close()

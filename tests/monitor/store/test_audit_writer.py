@@ -1,20 +1,24 @@
 """The audit writer thread: records from the event loop are committed off the loop, in order, and
-acknowledged only once on disk; a bad record fails alone; a killed server loses nothing it acked."""
+acknowledged only once on disk; a full queue makes the submitter wait; a write that fails is
+retried and reported until it succeeds; a record that can never be written fails alone and is
+noted; a killed server loses nothing it acked."""
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import os
 import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import pytest
 
-from monitor.store.audit import AuditLog
+from monitor.store.audit import AuditLog, AuditRecord, StoreHealth
 from monitor.store.audit_writer import AuditWriter
 from monitor.store.database import Store, StoreError
 
@@ -81,26 +85,110 @@ async def test_the_loop_keeps_running_while_the_database_is_locked(store: Store)
     writer.close()
 
 
-async def test_a_bad_record_in_a_batch_fails_alone(store: Store) -> None:
+class Listener:
+    """What an ``on_health`` listener is told, in order."""
+
+    def __init__(self) -> None:
+        self.told: list[StoreHealth] = []
+
+    def __call__(self, health: StoreHealth) -> None:
+        self.told.append(health)
+
+
+async def test_a_record_that_cannot_be_written_yet_is_retried_in_order_and_reported(store: Store) -> None:
+    """The evidence folder is blocked by a file (as a full or broken disk blocks it): the writer
+    keeps the records, retries, says which calls have records waiting, and once the folder can be
+    made writes every record, in submission order."""
+    writer = AuditWriter(store.path, store.clock, retry_max_s=0.2)
+    log = AuditLog(store, writer)
+    told = Listener()
+    log.on_health(told)
+    store.data_dir.mkdir(parents=True, exist_ok=True)
+    blocker = store.data_dir / "evidence"
+    blocker.write_text("a file where the evidence folder should be")
+    first = log.submit("state", {"state": "live"}, prison="HMP Example", call_id="c1")
+    assert (await first).id == 1
+    alert = log.submit(
+        "alert", {"reason": "unbooked_face"}, prison="HMP Example", call_id="c1", evidence=b"jpeg"
+    )
+    after = [
+        log.submit("state", {"state": "paused", "n": n}, prison="HMP Example", call_id=f"c{2 + n % 2}")
+        for n in range(4)
+    ]
+    for _ in range(100):
+        if told.told and told.told[-1].calls == {"c1", "c2", "c3"}:
+            break
+        await asyncio.sleep(0.05)
+    health = log.health()
+    assert not health.ok and health.calls == {"c1", "c2", "c3"} and health.waiting == 5
+    assert "NotADirectoryError" in health.detail and health.since is not None
+    assert not told.told[0].ok
+    await asyncio.sleep(0.5)
+    assert not alert.done() and writer.stats().retried >= 2 and writer.stats().failed == 0
+    blocker.unlink()  # the administrator clears the disk
+    records = [await asyncio.wait_for(f, 10) for f in (alert, *after)]
+    assert [r.id for r in records] == [2, 3, 4, 5, 6] and records[0].evidence is not None
+    await asyncio.sleep(0.05)
+    assert log.health().ok and told.told[-1].ok
+    writer.close()
+    stats = writer.stats()
+    assert (stats.written, stats.failed, stats.queued, stats.ok) == (6, 0, 0, True)
+    assert log.verify().ok
+
+
+async def test_a_record_that_can_never_be_written_fails_alone_and_verify_says_so(store: Store) -> None:
+    """A record the database refuses (here a trigger, as a broken schema would): it fails alone,
+    the others are written in order, and `audit verify` reports the loss."""
+    store.db.execute(
+        "CREATE TRIGGER refuse_poison BEFORE INSERT ON audit WHEN NEW.kind = 'poison' "
+        "BEGIN SELECT RAISE(ABORT, 'refused'); END"
+    )
     writer = AuditWriter(store.path, store.clock)
     log = AuditLog(store, writer)
-    (store.data_dir).mkdir(parents=True, exist_ok=True)
-    (store.data_dir / "evidence").write_text("a file where the evidence folder should be")
     locker = other_connection(store)
     locker.execute("BEGIN IMMEDIATE")  # so the three records queue up and go as one batch
     try:
         good = log.submit("state", {"state": "live"}, prison="HMP Example", call_id="c1")
-        await asyncio.sleep(0.2)  # the first record has been taken; the next two batch together
-        bad = log.submit("alert", {"reason": "unbooked_face"}, prison="HMP Example", evidence=b"jpeg")
+        bad = log.submit("poison", {}, prison="HMP Example", call_id="c1")
         after = log.submit("state", {"state": "paused"}, prison="HMP Example", call_id="c1")
     finally:
         locker.execute("COMMIT")
     assert (await good).id == 1
-    with pytest.raises(OSError):
+    with pytest.raises(sqlite3.IntegrityError, match="refused"):
         await bad
-    assert (await after).id == 2 and (await after).data == {"state": "paused"}
+    assert (await after).id == 2
     writer.close()
-    assert log.verify().ok
+    assert writer.stats().failed == 1
+    result = log.verify()
+    assert not result.ok and "1 records were never written" in str(result.problem)
+    assert "poison" not in str(result.problem) and "c1" in str(result.problem)
+
+
+def test_a_full_queue_makes_the_submitter_wait_and_loses_nothing(store: Store) -> None:
+    """Back-pressure: with the database locked, the fifth submit waits (the queue holds four)
+    instead of dropping anything; when the lock goes every record is written, in order."""
+    writer = AuditWriter(store.path, store.clock, max_records=4)
+    locker = other_connection(store)
+    locker.execute("BEGIN IMMEDIATE")
+    futures: list[concurrent.futures.Future[AuditRecord]] = []
+
+    def submit_all() -> None:
+        for n in range(12):
+            futures.append(
+                writer.submit("alert", {"n": n}, prison="P", call_id="c1", actor="policy", evidence=None)
+            )
+
+    submitter = threading.Thread(target=submit_all)
+    submitter.start()
+    time.sleep(0.5)
+    assert submitter.is_alive() and len(futures) == 4  # waiting for room, nothing dropped
+    assert writer.stats().queued == 4 and writer.stats().waits == 1
+    locker.execute("COMMIT")
+    submitter.join(20)
+    assert not submitter.is_alive()
+    assert [f.result(20).data["n"] for f in futures] == list(range(12))
+    writer.close()
+    assert writer.stats().written == 12 and writer.stats().queued == 0
 
 
 async def test_a_caller_cancelled_while_waiting_does_not_cancel_the_write(store: Store) -> None:
@@ -114,6 +202,20 @@ async def test_a_caller_cancelled_while_waiting_does_not_cancel_the_write(store:
     locker.execute("COMMIT")
     writer.close()
     assert [r.data for r in log.since("HMP Example", 0)] == [{"action": "end"}]
+
+
+async def test_a_cancelled_submit_is_written_and_the_writer_goes_on(store: Store) -> None:
+    writer = AuditWriter(store.path, store.clock)
+    log = AuditLog(store, writer)
+    locker = other_connection(store)
+    locker.execute("BEGIN IMMEDIATE")
+    cancelled = log.submit("alert", {"n": 1}, prison="HMP Example", call_id="c1")
+    cancelled.cancel()  # its caller gave up waiting: the record is still the record
+    locker.execute("COMMIT")
+    after = await log.submit("alert", {"n": 2}, prison="HMP Example", call_id="c1")
+    assert after.id == 2 and [r.data["n"] for r in log.for_call("c1")] == [1, 2]
+    writer.close()
+    assert writer.stats().written == 2
 
 
 def test_close_writes_what_is_queued_and_the_thread_ends_when_idle(store: Store) -> None:
@@ -138,7 +240,7 @@ def test_close_writes_what_is_queued_and_the_thread_ends_when_idle(store: Store)
 
 SERVER = """
 import asyncio, sys
-from monitor.store.audit import AuditLog
+from monitor.store.audit import AuditLog, AuditRecord, StoreHealth
 from monitor.store.audit_writer import AuditWriter
 from monitor.store.database import Store, StoreError
 
@@ -185,10 +287,15 @@ def test_every_record_acked_before_a_sigkill_is_in_the_chain(tmp_path: Path) -> 
         assert all(log.get(i) is not None for i in acked)
 
 
-def test_a_database_the_writer_cannot_open_fails_every_waiting_record(tmp_path: Path) -> None:
-    writer = AuditWriter(tmp_path / "gone" / "monitor.db", time.time)
-    future = writer.submit("alert", {}, prison="P", call_id=None, actor="policy", evidence=None)
+def test_a_database_the_writer_cannot_open_is_retried_and_given_up_only_at_close(tmp_path: Path) -> None:
+    writer = AuditWriter(tmp_path / "gone" / "monitor.db", time.time, retry_max_s=0.1)
+    told = Listener()
+    writer.on_health(told)
+    future = writer.submit("alert", {}, prison="P", call_id="c9", actor="policy", evidence=None)
+    time.sleep(0.5)
+    assert not future.done() and not writer.health().ok and writer.health().calls == {"c9"}
+    assert "does not exist" in writer.health().detail and told.told and not told.told[0].ok
+    writer.close(timeout=0.5)  # the server stops while the store still fails: given up, and said so
     with pytest.raises(StoreError, match="does not exist"):
         future.result(10)
-    writer.close()
-    assert writer._thread is None
+    assert writer._thread is None and writer.stats().failed == 1

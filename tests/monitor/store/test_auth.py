@@ -78,22 +78,72 @@ def test_wrong_password_and_unknown_user_look_the_same(store: Store) -> None:
     assert auth.login(store, "mallory", "wrong password!", "10.0.0.1") == auth.LoginResult()
 
 
-def test_rate_limit_per_account(store: Store) -> None:
+def test_failures_back_off_one_address_exponentially_and_keep_nobody_else_out(store: Store) -> None:
     clock = store.clock
     assert isinstance(clock, Clock)
-    for i in range(auth.PER_ACCOUNT):
-        assert not auth.login(store, "alice", "guess", f"10.0.0.{i}").limited
-    # even the right password is refused now, from any address
-    assert auth.login(store, "alice", "correct horse battery", "10.9.9.9").limited
+    for _ in range(auth.FREE_FAILURES):
+        assert not auth.login(store, "alice", "guess", "10.6.6.6").limited
+    # the guessing address must wait now, even with the right password ...
+    refused = auth.login(store, "alice", "correct horse battery", "10.6.6.6")
+    assert refused.limited and refused.staff is None and refused.retry_after_s == auth.BACKOFF_FIRST_S
+    # ... and nobody else is kept out: alice signs in from her own desk
+    assert auth.login(store, "alice", "correct horse battery", "10.0.0.1").staff is not None
+    waits = []
+    for _ in range(5):  # each further failure doubles the wait
+        clock.t += auth.retry_after_s(store, "alice", "10.6.6.6")
+        assert not auth.login(store, "alice", "guess", "10.6.6.6").limited
+        waits.append(auth.retry_after_s(store, "alice", "10.6.6.6"))
+    assert waits == [2.0, 4.0, 8.0, 16.0, 32.0]
+    # trying during the wait is refused and recorded, but does not make the wait longer
+    clock.t += 10
+    assert auth.login(store, "alice", "guess", "10.6.6.6").retry_after_s == 22.0
+    assert auth.retry_after_s(store, "alice", "10.6.6.6") == 22.0
+    limited = store.db.execute("SELECT COUNT(*) FROM login_attempts WHERE limited = 1").fetchone()[0]
+    assert limited == 2
+    clock.t += 22
+    assert auth.login(store, "alice", "correct horse battery", "10.6.6.6").staff is not None
+    assert auth.retry_after_s(store, "alice", "10.6.6.6") == 0  # a success starts the count again
+
+
+def test_the_wait_is_capped_and_old_failures_are_forgotten(store: Store) -> None:
+    clock = store.clock
+    assert isinstance(clock, Clock)
+    for _ in range(auth.FREE_FAILURES + 40):
+        clock.t += auth.retry_after_s(store, "alice", "10.6.6.6")
+        auth.login(store, "alice", "guess", "10.6.6.6")
+    assert auth.retry_after_s(store, "alice", "10.6.6.6") == auth.BACKOFF_MAX_S
     clock.t += auth.WINDOW_S + 1
-    assert auth.login(store, "alice", "correct horse battery", "10.9.9.9").staff is not None
+    assert auth.login(store, "alice", "correct horse battery", "10.6.6.6").staff is not None
 
 
-def test_rate_limit_per_address(store: Store) -> None:
+def test_one_address_trying_many_accounts_backs_off(store: Store) -> None:
     for i in range(auth.PER_ADDRESS):
         auth.login(store, f"user{i}", "guess", "10.6.6.6")
     assert auth.login(store, "alice", "correct horse battery", "10.6.6.6").limited
     assert auth.login(store, "alice", "correct horse battery", "10.0.0.2").staff is not None
+
+
+def test_disabling_enabling_and_revoking_sessions(store: Store) -> None:
+    first = auth.login(store, "alice", "correct horse battery", "10.0.0.1")
+    second = auth.login(store, "alice", "correct horse battery", "10.0.0.2")
+    assert [s.live(store.clock()) for s in auth.sessions(store, "alice")] == [True, True]
+    assert auth.revoke_sessions(store, "alice") == 2
+    assert auth.session_staff(store, first.token) is None and auth.session_staff(store, second.token) is None
+    assert auth.revoke_sessions(store, "alice") == 0
+    assert all(s.revoked_at is not None for s in auth.sessions(store, "alice"))
+    third = auth.login(store, "alice", "correct horse battery", "10.0.0.1")
+    assert auth.set_disabled(store, "alice", True) == 1
+    assert auth.session_staff(store, third.token) is None
+    assert auth.login(store, "alice", "correct horse battery", "10.0.0.1").staff is None
+    assert auth.set_disabled(store, "alice", False) == 0
+    assert auth.login(store, "alice", "correct horse battery", "10.0.0.1").staff is not None
+    for change in (
+        lambda: auth.set_disabled(store, "nobody", True),
+        lambda: auth.revoke_sessions(store, "nobody"),
+        lambda: auth.sessions(store, "nobody"),
+    ):
+        with pytest.raises(StoreError, match="staff account nobody: no such account"):
+            change()
 
 
 def test_new_password_ends_open_sessions(store: Store) -> None:

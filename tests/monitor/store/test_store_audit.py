@@ -1,7 +1,8 @@
-"""The audit chain: append-only, tamper-evident, whole after a writer is killed mid-write."""
+"""The audit chain: append-only, tamper-evident (keyed), whole after a writer is killed mid-write."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import signal
 import sqlite3
@@ -12,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from monitor.store.audit import GENESIS, AuditLog
+from monitor.store.audit import GENESIS, AuditLog, canonical_json
+from monitor.store.audit_chain import keyed_hash, load_key
 from monitor.store.database import Store
 
 MEDIA = Path("/work/shared/media")
@@ -65,19 +67,33 @@ def test_edited_record_is_named(log: AuditLog) -> None:
 
 def test_rehashed_record_breaks_the_next_link(log: AuditLog) -> None:
     fill(log)
-    # a careful forger recomputes record 2's own hash: record 3 no longer links to it
+    # a forger who holds the key recomputes record 2's own hash: record 3 no longer links to it
     forged = log.get(2)
     assert forged is not None
-    from monitor.store.audit import canonical_json, chain_hash
-
+    key = load_key(log.store.path, create=False)
+    assert key is not None
     body = {**forged.body(), "data": {"reason": "no_face", "t": 1.5}}
     tamper(
         log.store.path,
         f"UPDATE audit SET data = '{canonical_json(body['data'])}', "
-        f"hash = '{chain_hash(forged.prev_hash, body)}' WHERE id = 2;",
+        f"hash = '{keyed_hash(key.secret, forged.prev_hash, canonical_json(body))}' WHERE id = 2;",
     )
     result = log.verify()
     assert result.broken_id == 3 and "does not link to record 2" in str(result.problem)
+
+
+def test_a_record_rehashed_without_the_key_is_named(log: AuditLog) -> None:
+    fill(log)
+    forged = log.get(2)
+    assert forged is not None
+    body = {**forged.body(), "data": {"reason": "no_face", "t": 1.5}}
+    plain = hashlib.sha256((forged.prev_hash + canonical_json(body)).encode()).hexdigest()
+    tamper(
+        log.store.path,
+        f"UPDATE audit SET data = '{canonical_json(body['data'])}', hash = '{plain}' WHERE id = 2;",
+    )
+    result = log.verify()
+    assert result.broken_id == 2 and "re-chained without the key" in str(result.problem)
 
 
 def test_deleted_record_is_named(log: AuditLog) -> None:
