@@ -23,6 +23,7 @@ from monitor.store.audit import AuditLog
 from monitor.store.database import Store
 from policies.booking import Booking, BookingError, parse_booking
 from policies.config import PolicyConfig, load_policy
+from policies.family import month_bounds
 
 JOIN_EARLY_S = 15 * 60.0  # a join link works this long before the booked start
 
@@ -72,12 +73,6 @@ def booking_document(store: Store, args: argparse.Namespace, starts_at: datetime
     }
 
 
-def _month(moment: datetime) -> tuple[float, float]:
-    first = moment.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-    following = (first + timedelta(days=32)).replace(day=1)
-    return first.timestamp(), following.timestamp()
-
-
 def store_rules(store: Store, booking: Booking, config: PolicyConfig) -> None:
     """The booking rules that need the store (raise BookingError naming the flag and the rule)."""
     approved = set(store.visitor_list(booking.prisoner.id))
@@ -90,8 +85,8 @@ def store_rules(store: Store, booking: Booking, config: PolicyConfig) -> None:
     clash = store.overlapping(booking.prisoner.id, start, end)
     if clash is not None:
         raise BookingError(f"--start: prisoner {booking.prisoner.id} already has call {clash} at that time")
-    month_start, month_end = _month(booking.starts_at)
-    used = store.count_bookings(booking.prisoner.id, month_start, month_end)
+    month_start, month_end = month_bounds(booking.starts_at)
+    used = store.count_bookings(booking.prisoner.id, month_start.timestamp(), month_end.timestamp())
     if used >= config.monthly_allowance:
         raise BookingError(
             f"--start: prisoner {booking.prisoner.id} has used the monthly allowance of "

@@ -297,7 +297,7 @@ def test_book_rules(db: Path, capsys: pytest.CaptureFixture[str]) -> None:
             "--visitor v1: given more than once",
         ),
         (
-            ["--visitor", "v1", "--start", "2036-12-05T10:00:00+00:00", "--call-id", "first"],
+            ["--visitor", "v1", "--start", "2037-01-05T10:00:00+00:00", "--call-id", "first"],
             "call first is already booked",
         ),
     ]
