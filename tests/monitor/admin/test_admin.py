@@ -14,8 +14,10 @@ from pathlib import Path
 import pytest
 
 from monitor.cli import main
+from monitor.store import auth
 from monitor.store.audit import AuditLog
 from monitor.store.database import Store
+from monitor.store.family_staff import grant_extra_calls, set_role
 
 MEDIA = Path("/work/shared/media")
 OBAMA = MEDIA / "face_recognition" / "obama.jpg"
@@ -379,6 +381,19 @@ def test_monthly_allowance_from_the_policy_file(
         )
         == 0
     )
+
+
+def test_one_call_a_month_unless_a_governor_grants_more(db: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert book(db, "--visitor", "v1", "--start", "2036-12-01T10:00:00+00:00") == 0
+    capsys.readouterr()
+    assert book(db, "--visitor", "v1", "--start", "2036-12-15T10:00:00+00:00") == 1
+    err = capsys.readouterr().err
+    assert "has used the monthly allowance of 1 call in 2036-12 (a governor may grant more)" in err
+    with Store(db) as store:
+        governor = auth.add_staff(store, "governor", "HMP Example", "correct horse battery")
+        set_role(store, "governor", "governor")
+        grant_extra_calls(store, governor, "A1234BC", "2036-12", 1, "a family emergency")
+    assert book(db, "--visitor", "v1", "--start", "2036-12-15T10:00:00+00:00") == 0
 
 
 def test_staff_add(db: Path, capsys: pytest.CaptureFixture[str]) -> None:

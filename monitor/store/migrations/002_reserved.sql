@@ -1,0 +1,3 @@
+-- 002: reserved for another branch (numbers 002 and 003 are taken). This file only keeps the
+-- numbering whole on the family branch; the lead drops it when merging the branch that owns 002.
+SELECT 1;
