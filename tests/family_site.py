@@ -164,3 +164,91 @@ def verified_family(
     contact = add_contact(store, reg.account_id, PRISONER[1], PRISONER[0], PRISONER[2])
     verify_account(store, staff, reg.account_id, CONFIG, mailer)
     return reg.account_id, holder, contact.id
+
+
+class FamilyClient:
+    """A family's browser, as far as the server can tell: the login POST and the socket."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.cookie: str | None = None
+        self.ws: Any = None
+        self.sent = 0
+
+    @property
+    def origin(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def _http(self, method: str, path: str, headers: dict[str, str]) -> tuple[int, dict[str, str], bytes]:
+        import http.client
+
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=20)
+        try:
+            conn.request(method, path, headers=headers)
+            answer = conn.getresponse()
+            return answer.status, {k.lower(): v for k, v in answer.getheaders()}, answer.read()
+        finally:
+            conn.close()
+
+    async def get(self, path: str) -> tuple[int, dict[str, str], bytes]:
+        import asyncio
+
+        return await asyncio.to_thread(self._http, "GET", path, {})
+
+    async def login(self, email: str, password: str = PASSWORD) -> tuple[int, dict[str, Any]]:
+        import asyncio
+        import base64
+        import json
+
+        basic = base64.b64encode(f"{email}:{password}".encode()).decode()
+        status, headers, body = await asyncio.to_thread(
+            self._http, "POST", "/family/login", {"Authorization": f"Basic {basic}", "Origin": self.origin}
+        )
+        if status == 200:
+            self.cookie = headers["set-cookie"].split(";")[0].split("=", 1)[1]
+        return status, json.loads(body)
+
+    async def connect(self, origin: str | None = None) -> FamilyClient:
+        from websockets.asyncio.client import connect
+
+        if self.ws is not None:
+            await self.ws.close()
+        headers = {"Cookie": f"family_session={self.cookie}"} if self.cookie else {}
+        self.ws = await connect(
+            f"ws://127.0.0.1:{self.port}/family/ws",
+            origin=origin or self.origin,  # type: ignore[arg-type]
+            additional_headers=headers,
+            max_size=None,
+        )
+        return self
+
+    async def ask(self, message_type: str, **fields: Any) -> dict[str, Any]:
+        """Send one message and return its one answer (checked to be the answer to it)."""
+        import asyncio
+        import json
+
+        self.sent += 1
+        ref = f"m{self.sent}"
+        await self.ws.send(json.dumps({"type": message_type, "ref": ref, **fields}))
+        answer = json.loads(await asyncio.wait_for(self.ws.recv(), 60))
+        assert answer.get("ref") == ref, answer
+        return dict(answer)
+
+    async def upload(
+        self, kind: str, person: str, data: bytes, content_type: str = "image/jpeg"
+    ) -> dict[str, Any]:
+        """Announce a file, and send it when the server is ready; the answer about the file (or
+        the refusal of the announcement)."""
+        import asyncio
+        import json
+
+        ready = await self.ask("upload", kind=kind, person=person, bytes=len(data), content_type=content_type)
+        if ready["type"] != "ok":
+            return ready
+        assert ready["ready"] is True
+        await self.ws.send(data)
+        return dict(json.loads(await asyncio.wait_for(self.ws.recv(), 120)))
+
+    async def close(self) -> None:
+        if self.ws is not None:
+            await self.ws.close()

@@ -29,7 +29,7 @@ from typing import Any, cast
 from websockets.asyncio.server import Server as WsServer
 from websockets.asyncio.server import serve
 
-from monitor import console
+from monitor import console, family
 from monitor.call.call import JOIN_EARLY_S, Call, Calls, JoinRefused
 from monitor.errors import UserError
 from monitor.http import HttpRequest, Router, error_response, response
@@ -116,6 +116,8 @@ class Server:
         self._ws: WsServer | None = None
         self.metrics_token: str | None = None  # metrics hook: /metrics bearer token (metrics.py)
         self.metrics: Any = None  # metrics hook: monitor.server.metrics.Metrics, made in _routes()
+        self.mailer: Any = None  # e-mail to families (monitor.store.family_common.Mailer); None: not sent
+        self.family: family.FamilyApp | None = None  # the /family routes, with a store
 
     @property
     def base_url(self) -> str:
@@ -288,11 +290,22 @@ class Server:
                 record_dir=self.record_dir,
                 origins=self.origins,
             )
+            self.family = family.register(  # /family: the families' pages and socket
+                self.router,
+                store=self.store,
+                config=self.config,
+                base_url=lambda: self.origins[0] if self.origins else self.base_url,
+                origins=self.origins,
+                secure=secure,
+                mailer=self.mailer,
+            )
 
     async def _index(self, request: HttpRequest) -> Any:
         if request.path != "/":
             return error_response(404)
-        return response(200, "Prison call monitor. Open your join link, or /console for staff.\n")
+        return response(
+            200, "Prison call monitor. Open your join link; families: /family; staff: /console.\n"
+        )
 
     async def _join_page(self, request: HttpRequest) -> Any:
         token = request.path.removeprefix("/join/")
@@ -351,3 +364,5 @@ class Server:
             self.metrics.stop()
         if self._console_recorder is not None:
             self._console_recorder.stop()
+        if self.family is not None:
+            self.family.stop()

@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
@@ -92,10 +93,18 @@ def today(store: Store) -> date:
 
 
 def register(
-    store: Store, email: str, password_hash: str, name: str, date_of_birth: str, address: str, mailer: Mailer
+    store: Store,
+    email: str,
+    password_hash: str,
+    name: str,
+    date_of_birth: str,
+    address: str,
+    mailer: Mailer,
+    link: Callable[[str], str] | None = None,
 ) -> Registration:
-    """A new account with its holder, and the confirmation link's token. An address already
-    registered gets an ``already_registered`` message instead, and the answer looks the same."""
+    """A new account with its holder, and the confirmation link's token, mailed (``confirm_email``
+    with ``link(token)``) when ``link`` is given. An address already registered gets an
+    ``already_registered`` message instead, and the answer looks the same."""
     now = store.clock()
     with store.transaction() as db:
         row = db.execute("SELECT id FROM family_accounts WHERE email = ?", (email,)).fetchone()
@@ -113,6 +122,8 @@ def register(
             (new_id("per"), account_id, name, date_of_birth, address, now),
         )
         token = _confirmation(store, account_id)
+        if link is not None:
+            mailer.send("confirm_email", email, name=name, link=link(token))
         AuditLog(store).append("family_registered", {"account": account_id}, prison=NO_PRISON, actor="family")
     return Registration(account_id, token)
 
