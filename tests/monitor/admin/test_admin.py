@@ -9,6 +9,7 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,7 @@ from monitor.store import auth
 from monitor.store.audit import AuditLog
 from monitor.store.database import Store
 from monitor.store.family_staff import grant_extra_calls, set_role
+from policies.config import load_policy
 
 MEDIA = Path("/work/shared/media")
 OBAMA = MEDIA / "face_recognition" / "obama.jpg"
@@ -394,6 +396,37 @@ def test_one_call_a_month_unless_a_governor_grants_more(db: Path, capsys: pytest
         set_role(store, "governor", "governor")
         grant_extra_calls(store, governor, "A1234BC", "2036-12", 1, "a family emergency")
     assert book(db, "--visitor", "v1", "--start", "2036-12-15T10:00:00+00:00") == 0
+
+
+async def test_the_demo_family_is_verified_with_the_demo_prisoner_and_a_fresh_password(
+    tmp_path: Path,
+) -> None:
+    from monitor.admin import demo_family, demo_staff, import_booking
+    from monitor.server.command import demo_booking
+    from monitor.store.family_accounts import account, login_async, people
+    from monitor.store.family_calls import slots
+    from monitor.store.family_contacts import contacts
+
+    config = load_policy()
+    with Store(tmp_path / "demo.db") as store:
+        booking = demo_booking(config, datetime.now(UTC))
+        import_booking(store, booking)
+        staff, _ = demo_staff(store, booking.prison)
+        email, first = demo_family(store, booking, staff)
+        again, second = demo_family(store, booking, staff)
+        assert (email, len(first)) == (again, len(second)) and first != second
+        assert (await login_async(store, email, first, "127.0.0.1")).token is None  # the old password
+        signed_in = await login_async(store, email, second, "127.0.0.1")
+        assert signed_in.token is not None and signed_in.account_id is not None
+        account_id = signed_in.account_id
+        assert account(store, account_id).status == "verified"
+        [holder] = people(store, account_id)
+        assert (holder.visitor_id, holder.status) == (booking.participants[0].id, "approved")
+        [contact] = contacts(store, account_id)
+        assert (contact.prisoner_id, contact.status) == (booking.prisoner.id, "approved")
+        # the demo call used the month's free call; the demo governor's grant leaves calls to book
+        free = slots(store, account_id, contact.id, config)
+        assert free.slots and all(a.left >= 1 for a in free.allowances.values())
 
 
 def test_staff_add(db: Path, capsys: pytest.CaptureFixture[str]) -> None:
