@@ -12,6 +12,7 @@ from monitor.family import api
 from monitor.family.context import FamilyParts
 from monitor.store import auth
 from monitor.store import family_accounts as accounts
+from monitor.store import family_sessions as sessions
 from monitor.store.family_calls import upcoming
 from monitor.store.family_common import Refused
 from monitor.store.family_contacts import contacts
@@ -32,7 +33,7 @@ async def register(parts: FamilyParts, message: api.Register, address: str) -> d
     adult = parts.config.main_caller_min_age
     if age_on(message.date_of_birth, today) < adult:
         raise Refused("too_young", f"you must be {adult} or over to open an account")
-    if accounts.registrations_limited(store, address):
+    if sessions.registrations_limited(store, address):
         raise Refused("too_many", "too many accounts were opened from here in the last hour; try again later")
     hashed = await asyncio.to_thread(auth.hash_password, message.password)
     accounts.register(
@@ -45,7 +46,7 @@ async def register(parts: FamilyParts, message: api.Register, address: str) -> d
         parts.mailer,
         lambda token: parts.link(f"/family/confirm/{token}"),
     )
-    accounts.count_registration(store, address)
+    sessions.count_registration(store, address)
     # the same answer whether or not the address was registered before (the owner is told by mail)
     return {"sent_to": message.email}
 

@@ -27,10 +27,11 @@ from monitor.family.connection import FamilySocket
 from monitor.family.context import COOKIE, FamilyParts, session_token
 from monitor.http import HttpRequest, Router, error_response, json_response, origin_allowed, response
 from monitor.store import family_accounts as accounts
+from monitor.store import family_sessions as sessions
 from monitor.store.audit import AuditLog
 from monitor.store.documents import purge_expired
-from monitor.store.family_accounts import SESSION_S
 from monitor.store.family_common import NO_PRISON
+from monitor.store.family_sessions import SESSION_S
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +128,7 @@ class FamilyApp:
         if scheme.lower() != "basic" or not sep:
             return error_response(401, "send your e-mail address and password")
         store = self.parts.store
-        result = await accounts.login_async(store, email.strip().lower(), password, request.remote)
+        result = await sessions.login_async(store, email.strip().lower(), password, request.remote)
         if result.limited:
             return json_response(
                 429,
@@ -158,7 +159,7 @@ class FamilyApp:
             return error_response(403, "origin not allowed")
         token = session_token(request.headers)
         if token:
-            accounts.logout(self.parts.store, token)
+            sessions.logout(self.parts.store, token)
         return json_response(200, {"ok": True}, (self._cookie("", 0),))
 
     async def admit(self, request: HttpRequest) -> Response | None:

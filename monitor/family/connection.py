@@ -26,8 +26,8 @@ from websockets.exceptions import ConnectionClosed
 from monitor.family import accounts, api, booking, contacts, documents
 from monitor.family.context import FamilyParts, session_token
 from monitor.store.database import StoreError
-from monitor.store.family_accounts import session_account
 from monitor.store.family_common import Refused
+from monitor.store.family_sessions import session_account
 
 log = logging.getLogger(__name__)
 

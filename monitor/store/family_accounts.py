@@ -5,10 +5,8 @@ Theory of operation
 -------------------
 An account is made by registering (an e-mail address, a password, and the holder's own name, date
 of birth and address: the holder is the account's first person). A random confirmation token is
-mailed as a link; only its SHA-256 is kept, as for sessions. Logging in is refused until the
-address is confirmed; it works like the staff login (``monitor.store.auth``): scrypt off the event
-loop, the same rate limit on the shared ``login_attempts`` table (user names ``family:<e-mail>``),
-a random session token of which only the SHA-256 is kept.
+mailed as a link; only its SHA-256 is kept, as for sessions. Logging in and sessions are in
+``family_sessions.py``.
 
 Each person gets a face photo, enrolled as a ``visitors`` row with its reference photo (what the
 live call checks faces against), and, if 18 or over, an ID document; the holder also gives a proof
@@ -22,21 +20,18 @@ Audit records name ids and hashes, never names, dates of birth or addresses.
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
-from monitor.store import auth
 from monitor.store.audit import AuditLog
 from monitor.store.database import Photo, Store, token_digest
 from monitor.store.family_common import NO_PRISON, Mailer, Refused, new_id
 from policies.family import age_on
 
 CONFIRM_S = 48 * 3600.0
-SESSION_S = 14 * 24 * 3600.0
 MAX_PEOPLE = 8  # the holder and up to 7 more (at most 4 on one call)
 ADULT = 18
 DOCUMENT_KINDS = ("id_document", "proof_of_address")
@@ -75,14 +70,6 @@ class Person:
 class Registration:
     account_id: str
     token: str | None  # the confirmation token to mail; None when the address was already registered
-
-
-@dataclass(frozen=True, slots=True)
-class FamilyLogin:
-    account_id: str | None = None
-    token: str | None = None
-    limited: bool = False
-    unconfirmed: bool = False  # right password, address not confirmed yet
 
 
 def today(store: Store) -> date:
@@ -170,89 +157,6 @@ def confirm_email(store: Store, token: str) -> str:
             "email_confirmed", {"account": row["account_id"]}, prison=NO_PRISON, actor="family"
         )
     return "confirmed"
-
-
-# -- logging in ------------------------------------------------------------------------------------
-
-
-def _limited(store: Store, name: str, address: str) -> bool:
-    since = store.clock() - auth.WINDOW_S
-    failures = store.db.execute(
-        "SELECT (SELECT COUNT(*) FROM login_attempts WHERE username = ? AND ok = 0 AND at > ?),"
-        " (SELECT COUNT(*) FROM login_attempts WHERE address = ? AND ok = 0 AND at > ?)",
-        (name, since, address, since),
-    ).fetchone()
-    return bool(failures[0] >= auth.PER_ACCOUNT or failures[1] >= auth.PER_ADDRESS)
-
-
-async def login_async(store: Store, email: str, password: str, address: str) -> FamilyLogin:
-    """Check a password under the staff login's rate limit (scrypt in a thread); on success and
-    with a confirmed address, open a session."""
-    name = f"family:{email[:200]}"
-    if _limited(store, name, address):
-        _attempt(store, name, address, False)
-        return FamilyLogin(limited=True)
-    row = store.db.execute(
-        "SELECT id, password_hash, email_confirmed_at FROM family_accounts WHERE email = ?", (email,)
-    ).fetchone()
-    stored = row["password_hash"] if row is not None else auth._dummy_hash()
-    ok = await asyncio.to_thread(auth.check_password, password, stored)
-    ok = ok and row is not None
-    _attempt(store, name, address, ok)
-    if not ok:
-        return FamilyLogin()
-    if row["email_confirmed_at"] is None:
-        return FamilyLogin(account_id=row["id"], unconfirmed=True)
-    token = secrets.token_urlsafe(32)
-    now = store.clock()
-    with store.transaction() as db:
-        db.execute(
-            "INSERT INTO family_sessions (token_sha256, account_id, created_at, expires_at)"
-            " VALUES (?, ?, ?, ?)",
-            (token_digest(token), row["id"], now, now + SESSION_S),
-        )
-    return FamilyLogin(account_id=row["id"], token=token)
-
-
-def _attempt(store: Store, name: str, address: str, ok: bool) -> None:
-    with store.transaction() as db:
-        db.execute(
-            "INSERT INTO login_attempts (username, address, at, ok) VALUES (?, ?, ?, ?)",
-            (name, address, store.clock(), int(ok)),
-        )
-
-
-def registrations_limited(store: Store, address: str, per_hour: int = 10) -> bool:
-    """Whether one client address has registered ``per_hour`` accounts in the last hour (each
-    registration is recorded as a login attempt named ``family-register``)."""
-    row = store.db.execute(
-        "SELECT COUNT(*) FROM login_attempts WHERE username = 'family-register' AND address = ? AND at > ?",
-        (address, store.clock() - 3600.0),
-    ).fetchone()
-    return bool(row[0] >= per_hour)
-
-
-def count_registration(store: Store, address: str) -> None:
-    _attempt(store, "family-register", address, True)
-
-
-def session_account(store: Store, token: str | None) -> str | None:
-    if not token or len(token) > 128:
-        return None
-    row = store.db.execute(
-        "SELECT account_id FROM family_sessions WHERE token_sha256 = ? AND revoked_at IS NULL"
-        " AND expires_at > ?",
-        (token_digest(token), store.clock()),
-    ).fetchone()
-    return None if row is None else str(row[0])
-
-
-def logout(store: Store, token: str) -> None:
-    with store.transaction() as db:
-        db.execute(
-            "UPDATE family_sessions SET revoked_at = ? WHERE token_sha256 = ? AND revoked_at IS NULL",
-            (store.clock(), token_digest(token)),
-        )
 
 
 # -- reading ---------------------------------------------------------------------------------------

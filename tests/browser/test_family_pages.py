@@ -25,7 +25,7 @@ from family_site import NO_FACE, OBAMA, PASSWORD, PRISONER, Clock, MemoryMailer,
 from monitor.server.serve import Server
 from monitor.store import auth
 from monitor.store.database import Store
-from monitor.store.family_staff import verify_account
+from monitor.store.family_staff import change_settings, verify_account
 from policies.config import load_policy
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.asyncio(loop_scope="module")]
@@ -40,14 +40,14 @@ require_chromium()
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def site(
     tmp_path_factory: pytest.TempPathFactory,
-) -> AsyncIterator[tuple[Server, Store, MemoryMailer, auth.Staff]]:
+) -> AsyncIterator[tuple[Server, Store, MemoryMailer, auth.Staff, auth.Staff]]:
     store = Store(tmp_path_factory.mktemp("db") / "monitor.db", clock=Clock(MONDAY.timestamp()))
-    officer, _ = prison_with_staff(store)
+    officer, governor = prison_with_staff(store)
     mailer = MemoryMailer()
     server = Server([], load_policy(), port=0, analysis_workers=0, store=store)
     server.mailer = mailer
     await server.start()
-    yield server, store, mailer, officer
+    yield server, store, mailer, officer, governor
     await server.stop()
     store.close()
 
@@ -64,11 +64,11 @@ async def touch_sized(page: Any) -> None:
 
 
 async def test_a_family_registers_is_verified_and_books_on_a_phone(
-    site: tuple[Server, Store, MemoryMailer, auth.Staff], tmp_path: Path
+    site: tuple[Server, Store, MemoryMailer, auth.Staff, auth.Staff], tmp_path: Path
 ) -> None:
     from playwright.async_api import async_playwright
 
-    server, store, mailer, officer = site
+    server, store, mailer, officer, governor = site
     base = f"http://127.0.0.1:{server.port}"
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     async with async_playwright() as p:
@@ -146,6 +146,17 @@ async def test_a_family_registers_is_verified_and_books_on_a_phone(
             assert "Tue 4 Jun, 14:00 with John Smith" in await page.inner_text("#calls")
             await page.screenshot(path=ARTIFACTS / "6-booked.png", full_page=True)
             assert mailer.last("call_booked")["starts_at"] == "2030-06-04T14:00:00+01:00"
+
+            # a prison where staff book: the family asks, with times that suit
+            change_settings(store, governor, mode="staff_booked")
+            await page.reload()
+            await page.get_by_role("button", name="Ask for a call with John Smith").click()
+            await page.get_by_label("First choice").fill("2030-06-06T10:00")
+            await touch_sized(page)
+            await page.screenshot(path=ARTIFACTS / "7-request.png", full_page=True)
+            await page.get_by_role("button", name="Send the request").click()
+            await page.wait_for_selector("#notice:has-text('Request sent')")
+            assert "Waiting for the prison to book a time" in await page.inner_text("#requests")
             assert errors == []
         finally:
             await context.close()

@@ -403,9 +403,10 @@ async def test_the_demo_family_is_verified_with_the_demo_prisoner_and_a_fresh_pa
 ) -> None:
     from monitor.admin import demo_family, demo_staff, import_booking
     from monitor.server.command import demo_booking
-    from monitor.store.family_accounts import account, login_async, people
+    from monitor.store.family_accounts import account, people
     from monitor.store.family_calls import slots
     from monitor.store.family_contacts import contacts
+    from monitor.store.family_sessions import login_async
 
     config = load_policy()
     with Store(tmp_path / "demo.db") as store:

@@ -43,17 +43,16 @@ from monitor.store.family_accounts import (
     account,
     add_person,
     confirm_email,
-    login_async,
     missing,
     people,
     register,
-    session_account,
     set_face,
 )
 from monitor.store.family_calls import book, cancel, join_link, slots, upcoming
 from monitor.store.family_common import Refused
 from monitor.store.family_contacts import NO_MATCH, add_contact, set_prisoner_date_of_birth
 from monitor.store.family_requests import request_call, requests
+from monitor.store.family_sessions import login_async, session_account
 from monitor.store.family_staff import (
     allowance,
     approve_contact,
