@@ -12,6 +12,7 @@ import os
 import re
 import stat
 import threading
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -90,9 +91,9 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def store(tmp_path: Path, clock: Clock) -> Store:
+def store(tmp_path: Path, clock: Clock) -> Iterator[Store]:
     with Store(tmp_path / "monitor.db", clock=clock) as opened:
-        yield opened  # type: ignore[misc]
+        yield opened
 
 
 @pytest.fixture
@@ -126,15 +127,16 @@ def test_a_prison_gets_the_default_settings_and_governors_change_them(store: Sto
     assert defaults.timetable == DEFAULTS.timetable and defaults.timetable.starts[5] == ()
     with pytest.raises(Refused, match="only a governor can do this"):
         change_settings(store, officer, mode="staff_booked")
-    for bad, message in [
+    cases: list[tuple[dict[str, object], str]] = [
         ({"mode": "first_come"}, "mode 'first_come': must be self_select or staff_booked"),
         ({"concurrent_calls": 0}, "concurrent calls: must be a whole number from 1 to 50"),
         ({"time_zone": "Mars/Olympus"}, "time zone 'Mars/Olympus': not a known time zone"),
         ({"timetable": {"mon": ["9"]}}, "timetable: mon: '9' is not a time"),
         ({"cancel_cutoff_hours": 0.5}, "cancel cut-off: must be a number of hours from 1 to 336"),
         ({"colour": "red"}, "unknown setting; known: time_zone, mode"),
-    ]:
-        with pytest.raises(Refused, match=starts("") + re.escape(message)):
+    ]
+    for bad, message in cases:
+        with pytest.raises(Refused, match=starts(message)):
             change_settings(store, governor, **bad)
     assert prison(store, PRISON) == defaults  # nothing changed
     changed = change_settings(store, governor, concurrent_calls=1, timetable={"tue": ["10:00"]})
