@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from policies.config import PolicyConfig
+from policies.family import age_on
 
 T = TypeVar("T")
 
@@ -140,10 +141,6 @@ def _photos(value: object, where: str, base_dir: Path, required: bool) -> tuple[
     return tuple(base_dir / _text(item, f"{where}[{i}]") for i, item in enumerate(value))
 
 
-def _age_on(born: date, day: date) -> int:
-    return day.year - born.year - ((day.month, day.day) < (born.month, born.day))
-
-
 def _visitor(value: object, where: str, base_dir: Path, call_day: date, config: PolicyConfig) -> Visitor:
     doc = _object(value, where, _VISITOR, _OPTIONAL["visitor"])
     born = _parse(doc["date_of_birth"], f"{where}.date_of_birth", date.fromisoformat, "a date YYYY-MM-DD")
@@ -152,7 +149,7 @@ def _visitor(value: object, where: str, base_dir: Path, call_day: date, config: 
     main = doc.get("main_caller", False)
     if not isinstance(main, bool):
         raise BookingError(f"{where}.main_caller: must be true or false, got {_type_name(main)}")
-    age = _age_on(born, call_day)
+    age = age_on(born, call_day)
     if main and age < config.main_caller_min_age:
         raise BookingError(
             f"{where}.date_of_birth: main caller must be {config.main_caller_min_age} or older "

@@ -25,7 +25,8 @@ class PolicyConfig:
     allowed_slot_minutes: tuple[int, ...] = (30, 60)
     main_caller_min_age: int = 18
     max_visitors: int = 4
-    monthly_allowance: int = 4
+    monthly_allowance: int = 1
+    booking_window_days: int = 7
     clear_after_s: float = 0.5
     unbooked_face_pause_after_s: float = 0.5
     too_many_faces_pause_after_s: float = 1.0
@@ -42,6 +43,9 @@ class PolicyConfig:
     staff_approval_reasons: tuple[Reason, ...] = (Reason.CAPTURE_ATTEMPT, Reason.STAFF_PAUSE)
     reconnect_grace_s: float = 10.0
     recording_error_pauses: bool = True
+    verification_hours: int = 24
+    document_retention_days: int = 30
+    join_opens_minutes: int = 15
 
     def warn_after(self, reason: Reason) -> float | None:
         """Seconds a finding must last before the participant is warned (None: never warned)."""
@@ -64,6 +68,7 @@ _LAYOUT: dict[str, dict[str, str]] = {
         "main_caller_min_age": "main_caller_min_age",
         "max_visitors": "max_visitors",
         "monthly_allowance": "monthly_allowance",
+        "booking_window_days": "booking_window_days",
     },
     "findings": {
         name: name
@@ -88,9 +93,22 @@ _LAYOUT: dict[str, dict[str, str]] = {
     },
     "connection": {"reconnect_grace_s": "reconnect_grace_s"},
     "faults": {"recording_error_pauses": "recording_error_pauses"},
+    "family": {
+        "verification_hours": "verification_hours",
+        "document_retention_days": "document_retention_days",
+        "join_opens_minutes": "join_opens_minutes",
+    },
 }
 
-_INT_FIELDS = {"main_caller_min_age", "max_visitors", "monthly_allowance"}
+_INT_FIELDS = {
+    "main_caller_min_age",
+    "max_visitors",
+    "monthly_allowance",
+    "booking_window_days",
+    "verification_hours",
+    "document_retention_days",
+    "join_opens_minutes",
+}
 
 
 def _convert(where: str, name: str, value: Any) -> Any:

@@ -38,6 +38,7 @@ FLOORS: dict[str, int] = {
     "monitor.replay": 4,
     "monitor.console": 5,
     "monitor.admin": 5,
+    "monitor.family": 5,
     "monitor.relay_workers": 6,
     "monitor.server": 7,
     "monitor.cli": 8,

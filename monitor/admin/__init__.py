@@ -21,6 +21,7 @@ from typing import Any
 
 from monitor.admin import audit, booking, links, people, staff
 from monitor.admin.booking import join_links
+from monitor.admin.demo_family import demo_family
 from monitor.admin.imported import current_demo_call, import_booking, stored_booking
 from monitor.admin.staff import demo_staff
 
@@ -128,6 +129,7 @@ def add_commands(commands: Any, lazy: Lazy) -> None:
 __all__ = [
     "add_commands",
     "current_demo_call",
+    "demo_family",
     "demo_staff",
     "import_booking",
     "join_links",

@@ -20,6 +20,7 @@ from typing import Any
 from monitor.admin.common import add_db_argument, booking_row, join_base_url, open_store
 from monitor.errors import UserError
 from monitor.store.audit import AuditLog
+from monitor.store.booking_rules import month_allowance
 from monitor.store.database import Store
 from policies.booking import Booking, BookingError, parse_booking
 from policies.config import PolicyConfig, load_policy
@@ -72,12 +73,6 @@ def booking_document(store: Store, args: argparse.Namespace, starts_at: datetime
     }
 
 
-def _month(moment: datetime) -> tuple[float, float]:
-    first = moment.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-    following = (first + timedelta(days=32)).replace(day=1)
-    return first.timestamp(), following.timestamp()
-
-
 def store_rules(store: Store, booking: Booking, config: PolicyConfig) -> None:
     """The booking rules that need the store (raise BookingError naming the flag and the rule)."""
     approved = set(store.visitor_list(booking.prisoner.id))
@@ -90,12 +85,12 @@ def store_rules(store: Store, booking: Booking, config: PolicyConfig) -> None:
     clash = store.overlapping(booking.prisoner.id, start, end)
     if clash is not None:
         raise BookingError(f"--start: prisoner {booking.prisoner.id} already has call {clash} at that time")
-    month_start, month_end = _month(booking.starts_at)
-    used = store.count_bookings(booking.prisoner.id, month_start, month_end)
-    if used >= config.monthly_allowance:
+    allowance = month_allowance(store, booking.prisoner.id, booking.prison, booking.starts_at, config)
+    if allowance.left == 0:
+        calls = allowance.free + allowance.extra
         raise BookingError(
             f"--start: prisoner {booking.prisoner.id} has used the monthly allowance of "
-            f"{config.monthly_allowance} calls in {booking.starts_at:%Y-%m}"
+            f"{calls} call{'' if calls == 1 else 's'} in {allowance.month} (a governor may grant more)"
         )
 
 

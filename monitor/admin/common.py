@@ -1,16 +1,15 @@
-"""What every admin command shares: the ``--db`` flag, opening the store, non-empty text."""
+"""What every admin command shares: the ``--db`` flag, opening the store, non-empty text (and the
+stored row of a booking, ``booking_row``, from the store)."""
 
 from __future__ import annotations
 
 import argparse
-import json
 import urllib.parse
 from pathlib import Path
-from typing import Any
 
 from monitor.errors import UserError
-from monitor.store.database import BookedVisitor, BookingRow, Store, default_db_path
-from policies.booking import Booking
+from monitor.store.booking_rules import booking_row
+from monitor.store.database import Store, default_db_path
 
 DB_HELP = "database file (default: $MONITOR_DB, else ./monitor.db)"
 
@@ -57,16 +56,4 @@ def nonempty(value: str, flag: str) -> str:
     return value.strip()
 
 
-def booking_row(booking: Booking, document: dict[str, Any]) -> BookingRow:
-    """The store row of a validated booking; ``document`` is kept as its JSON (sorted keys)."""
-    return BookingRow(
-        booking.call_id,
-        booking.prisoner.id,
-        booking.prison,
-        booking.starts_at.timestamp(),
-        booking.ends_at.timestamp(),
-        booking.starts_at.isoformat(),
-        booking.ends_at.isoformat(),
-        json.dumps(document, sort_keys=True),
-        tuple(BookedVisitor(v.id, v.main_caller) for v in booking.participants),
-    )
+__all__ = ["add_db_argument", "booking_row", "join_base_url", "nonempty", "open_store"]

@@ -28,6 +28,7 @@ from monitor.admin.common import add_db_argument, nonempty, open_store
 from monitor.errors import UserError
 from monitor.store.audit import AuditLog
 from monitor.store.database import Photo, Prisoner, Store, Visitor
+from monitor.store.family_contacts import set_prisoner_date_of_birth
 
 # -- photos and enrolment --------------------------------------------------------------------------
 
@@ -99,8 +100,11 @@ def run_prisoner_add(args: argparse.Namespace) -> int:
         nonempty(args.id, "ID"), nonempty(args.name, "--name"), nonempty(args.prison, "--prison")
     )
     photos = enrol(prisoner.id, args.photo) if args.photo else ()
+    dob = _date(args.dob, "--dob") if args.dob else None
     with open_store(args) as store, store.transaction():  # the change and its audit record, or neither
         store.add_prisoner(prisoner, keep_photos(store, photos))
+        if dob is not None:  # families add a prisoner by name, number and date of birth
+            set_prisoner_date_of_birth(store, prisoner.id, dob)
         AuditLog(store).append(
             "prisoner_added",
             {"prisoner": prisoner.id, "photos": [p.sha256 for p in photos]},
@@ -184,6 +188,9 @@ def add_prisoner_add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("id", metavar="ID", help="prison number, e.g. A1234BC")
     parser.add_argument("--name", required=True)
     parser.add_argument("--prison", required=True, help="the prison, e.g. 'HMP Example'")
+    parser.add_argument(
+        "--dob", help="date of birth YYYY-MM-DD (families need it, with the name and number, to add them)"
+    )
     parser.add_argument("--photo", action="append", default=[], help="reference photo (optional, repeatable)")
     add_db_argument(parser)
 

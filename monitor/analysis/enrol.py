@@ -56,9 +56,12 @@ class Enroller:
         self._embedder = Embedder()
 
     def embed_photo(self, path: Path) -> np.ndarray:
+        return self.embed_image(_load(path), path.name)
+
+    def embed_image(self, image: np.ndarray, name: str) -> np.ndarray:
+        """The embedding of the one usable face in a decoded BGR image (``name`` labels errors)."""
         s = self.settings
-        frame = Frame(_load(path))
-        name = path.name
+        frame = Frame(image)
         faces = [(d, lm) for d in self._detector.detect(frame) if (lm := self._mesh.landmarks(frame, d.box))]
         if not faces:
             raise EnrolmentError(f"{name}: no face found")

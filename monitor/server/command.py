@@ -169,7 +169,7 @@ def run_serve(args: argparse.Namespace) -> int:
         lock.release()
         raise
     try:
-        staff = _demo(store, config, bookings) if args.demo else None
+        staff, family = _demo(store, config, bookings) if args.demo else (None, None)
         if not bookings and not store.bookings_between(time.time(), float("inf")):
             raise UserError(
                 f"nothing to serve: {store.path} has no calls booked from now on; book one with "
@@ -192,7 +192,7 @@ def run_serve(args: argparse.Namespace) -> int:
             sock=sock,
         )
         server.metrics_token = token  # metrics hook: --metrics-token-file
-        asyncio.run(_run(server, staff))
+        asyncio.run(_run(server, staff, family))
     finally:
         sock.close()
         store.close()
@@ -210,18 +210,25 @@ def _record_dir(args: argparse.Namespace) -> Path | None:
     return record_dir
 
 
-def _demo(store: Any, config: PolicyConfig, bookings: list[Booking]) -> tuple[str, str]:
+def _demo(
+    store: Any, config: PolicyConfig, bookings: list[Booking]
+) -> tuple[tuple[str, str], tuple[str, str]]:
     """--demo: the demo call (the one still on from an earlier run, else a new one starting now)
-    goes into ``bookings``; returns the demo staff account (user name, fresh password)."""
-    from monitor.admin import current_demo_call, demo_staff, stored_booking
+    goes into ``bookings`` (and the store); returns the demo staff account and the demo family's
+    sign-in (each: name, fresh password)."""
+    from monitor.admin import current_demo_call, demo_family, demo_staff, import_booking, stored_booking
 
     reuse = current_demo_call(store, time.time())
     booking = stored_booking(store, reuse, config) if reuse else demo_booking(config, datetime.now(UTC))
     bookings.append(booking)
-    return demo_staff(store, booking.prison)
+    staff = demo_staff(store, booking.prison)
+    import_booking(store, booking)  # its prisoner and visitor are the demo family's
+    return staff, demo_family(store, booking, staff[0])
 
 
-async def _run(server: Server, staff: tuple[str, str] | None = None) -> None:
+async def _run(
+    server: Server, staff: tuple[str, str] | None = None, family: tuple[str, str] | None = None
+) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -241,11 +248,22 @@ async def _run(server: Server, staff: tuple[str, str] | None = None) -> None:
             print(json.dumps({"console": console}), flush=True)
         else:
             print(json.dumps({"console": console, "username": staff[0], "password": staff[1]}), flush=True)
+        family_url = f"{server.base_url}/family"
+        if family is not None:
+            print(json.dumps({"family": family_url, "email": family[0], "password": family[1]}), flush=True)
         if any(call.call_id.startswith("demo-") for call in server.calls):
             print(DEMO_HINT, file=sys.stderr, flush=True)
         if staff is not None:
             print(
                 f"Staff console: {console}   user name: {staff[0]}   password: {staff[1]}",
+                file=sys.stderr,
+                flush=True,
+            )
+        if family is not None:
+            print(
+                f"Family pages (open on a phone or in a narrow window): {family_url}   e-mail: {family[0]}"
+                f"   password: {family[1]}   (a verified family with the demo prisoner as a contact: "
+                "book a call in the next 7 days)",
                 file=sys.stderr,
                 flush=True,
             )

@@ -30,7 +30,7 @@ from typing import Any
 from websockets.asyncio.server import Server as WsServer
 from websockets.asyncio.server import serve
 
-from monitor import console
+from monitor import console, family
 from monitor.call.call import Call
 from monitor.call.calls import Calls
 from monitor.call.handle import CallHandle
@@ -148,6 +148,8 @@ class Server:
         self.metrics: Any = None  # metrics hook: monitor.server.metrics.Metrics, made in _routes()
         # the audit log the console's recorder writes (AuditLog; its writer has health() and stats())
         self.audit: Any = None
+        self.mailer: Any = None  # e-mail to families (monitor.store.family_common.Mailer); None: not sent
+        self.family: family.FamilyApp | None = None  # the /family routes, with a store
 
     @property
     def base_url(self) -> str:
@@ -327,11 +329,22 @@ class Server:
             )
             self.audit = self._console_recorder.log if self._console_recorder is not None else None
             self.metrics.audit = self.audit.writer if self.audit is not None else None  # metrics hook
+            self.family = family.register(  # /family: the families' pages and socket
+                self.router,
+                store=self.store,
+                config=self.config,
+                base_url=lambda: self.origins[0] if self.origins else self.base_url,
+                origins=self.origins,
+                secure=secure,
+                mailer=self.mailer,
+            )
 
     async def _index(self, request: HttpRequest) -> Any:
         if request.path != "/":
             return error_response(404)
-        return response(200, "Prison call monitor. Open your join link, or /console for staff.\n")
+        return response(
+            200, "Prison call monitor. Open your join link; families: /family; staff: /console.\n"
+        )
 
     async def _join_page(self, request: HttpRequest) -> Any:
         token = request.path.removeprefix("/join/")
@@ -392,3 +405,5 @@ class Server:
             self.metrics.stop()
         if self._console_recorder is not None:
             self._console_recorder.stop()
+        if self.family is not None:
+            self.family.stop()

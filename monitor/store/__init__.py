@@ -8,6 +8,10 @@ chain keyed with a secret kept outside the database and anchored in a checkpoint
 ``audit_writer.py`` writes it from one thread (no commit on the event loop; bounded, retried,
 never losing a record) and ``audit_recorder.py`` turns what the calls publish on the hub into
 audit records.
+The families' side keeps its tables and rules here too (migration 003): ``prisons.py`` (call
+settings), ``family_accounts.py``, ``family_sessions.py``, ``family_contacts.py``,
+``family_calls.py``, ``family_requests.py``, ``documents.py`` (ID documents encrypted at rest),
+``booking_rules.py`` (shared with ``monitor book``) and, for the console, ``family_staff.py``.
 
 May import: ``monitor.hub``, ``monitor.errors`` and ``policies``.
 """

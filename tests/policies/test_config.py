@@ -40,6 +40,14 @@ def test_the_issue_defaults() -> None:
     assert all(cfg.pause_after(r) >= 0 for r in OBSERVED_REASONS)
 
 
+def test_the_families_defaults() -> None:
+    """Issue 15: one free call a month, slots in the next 7 days, accounts checked within 24 hours,
+    join links open 15 minutes before the start."""
+    cfg = load_policy()
+    assert (cfg.monthly_allowance, cfg.booking_window_days) == (1, 7)
+    assert (cfg.verification_hours, cfg.join_opens_minutes, cfg.document_retention_days) == (24, 15, 30)
+
+
 def test_a_file_overrides_a_subset(tmp_path: Path) -> None:
     path = tmp_path / "strict.toml"
     path.write_text(
@@ -63,7 +71,8 @@ def test_a_file_overrides_a_subset(tmp_path: Path) -> None:
 BAD = [  # (policy text, start of the exact message)
     (
         "[room]\nx = 1",
-        "<policy>: unknown section [room] (known: booking, findings, analysis, recheck, connection, faults)",
+        "<policy>: unknown section [room] (known: booking, findings, analysis, recheck, connection, faults, "
+        "family)",
     ),
     ("booking = 3", "<policy>: [booking] must be a table"),
     ("[findings]\nclear_after = 1", "<policy>: findings.clear_after: unknown key (known: clear_after_s, "),
@@ -116,6 +125,11 @@ BAD = [  # (policy text, start of the exact message)
         "[findings]\nno_face_warn_after_s = 20",
         "<policy>: findings.no_face_warn_after_s must not exceed findings.no_face_pause_after_s",
     ),
+    (
+        "[family]\njoin_opens_minutes = 0",
+        "<policy>: family.join_opens_minutes: must be a whole number of at least 1, got 0",
+    ),
+    ("[family]\nverify_hours = 1", "<policy>: family.verify_hours: unknown key (known: verification_hours, "),
     ("[findings\n", "<policy>: not valid TOML: "),
 ]  # fmt: skip
 

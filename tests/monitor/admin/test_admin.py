@@ -9,13 +9,17 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from monitor.cli import main
+from monitor.store import auth
 from monitor.store.audit import AuditLog
 from monitor.store.database import Store
+from monitor.store.family_staff import grant_extra_calls, set_role
+from policies.config import load_policy
 
 MEDIA = Path("/work/shared/media")
 OBAMA = MEDIA / "face_recognition" / "obama.jpg"
@@ -297,7 +301,7 @@ def test_book_rules(db: Path, capsys: pytest.CaptureFixture[str]) -> None:
             "--visitor v1: given more than once",
         ),
         (
-            ["--visitor", "v1", "--start", "2036-12-05T10:00:00+00:00", "--call-id", "first"],
+            ["--visitor", "v1", "--start", "2037-01-05T10:00:00+00:00", "--call-id", "first"],
             "call first is already booked",
         ),
     ]
@@ -379,6 +383,51 @@ def test_monthly_allowance_from_the_policy_file(
         )
         == 0
     )
+
+
+def test_one_call_a_month_unless_a_governor_grants_more(db: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert book(db, "--visitor", "v1", "--start", "2036-12-01T10:00:00+00:00") == 0
+    capsys.readouterr()
+    assert book(db, "--visitor", "v1", "--start", "2036-12-15T10:00:00+00:00") == 1
+    err = capsys.readouterr().err
+    assert "has used the monthly allowance of 1 call in 2036-12 (a governor may grant more)" in err
+    with Store(db) as store:
+        governor = auth.add_staff(store, "governor", "HMP Example", "correct horse battery")
+        set_role(store, "governor", "governor")
+        grant_extra_calls(store, governor, "A1234BC", "2036-12", 1, "a family emergency")
+    assert book(db, "--visitor", "v1", "--start", "2036-12-15T10:00:00+00:00") == 0
+
+
+async def test_the_demo_family_is_verified_with_the_demo_prisoner_and_a_fresh_password(
+    tmp_path: Path,
+) -> None:
+    from monitor.admin import demo_family, demo_staff, import_booking
+    from monitor.server.command import demo_booking
+    from monitor.store.family_accounts import account, people
+    from monitor.store.family_calls import slots
+    from monitor.store.family_contacts import contacts
+    from monitor.store.family_sessions import login_async
+
+    config = load_policy()
+    with Store(tmp_path / "demo.db") as store:
+        booking = demo_booking(config, datetime.now(UTC))
+        import_booking(store, booking)
+        staff, _ = demo_staff(store, booking.prison)
+        email, first = demo_family(store, booking, staff)
+        again, second = demo_family(store, booking, staff)
+        assert (email, len(first)) == (again, len(second)) and first != second
+        assert (await login_async(store, email, first, "127.0.0.1")).token is None  # the old password
+        signed_in = await login_async(store, email, second, "127.0.0.1")
+        assert signed_in.token is not None and signed_in.account_id is not None
+        account_id = signed_in.account_id
+        assert account(store, account_id).status == "verified"
+        [holder] = people(store, account_id)
+        assert (holder.visitor_id, holder.status) == (booking.participants[0].id, "approved")
+        [contact] = contacts(store, account_id)
+        assert (contact.prisoner_id, contact.status) == (booking.prisoner.id, "approved")
+        # the demo call used the month's free call; the demo governor's grant leaves calls to book
+        free = slots(store, account_id, contact.id, config)
+        assert free.slots and all(a.left >= 1 for a in free.allowances.values())
 
 
 def test_staff_add(db: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -126,6 +126,16 @@ def test_demo_twice_on_one_database_with_a_printed_staff_account_and_store_links
             token = links[1]["url"].rsplit("/", 1)[1]
             joined = asyncio.run(_join(links[1]["url"].split("/join/")[0], token))
             assert joined["type"] == "joined" and joined["call_id"] == call_id, joined
+            # the demo family's sign-in, printed after the console's, works on /family
+            assert process.stdout is not None
+            family = json.loads(process.stdout.readline())
+            assert family["family"].endswith("/family") and family["email"] == "demo.family@example.org"
+            basic = base64.b64encode(f"{family['email']}:{family['password']}".encode()).decode()
+            login = urllib.request.Request(
+                family["family"] + "/login", method="POST", headers={"Authorization": f"Basic {basic}"}
+            )
+            with urllib.request.urlopen(login, timeout=10) as reply:
+                assert reply.status == 200 and "family_session=" in reply.headers["Set-Cookie"]
             process.send_signal(signal.SIGTERM)
             assert process.wait(timeout=20) == 0
             assert process.stderr is not None
