@@ -101,7 +101,7 @@ class Handler:
             self.refuse -= 1
             self.refused_ids.append(str(message["Message-ID"]))
             return self.refusal
-        login = session.login_data.decode() if isinstance(session.login_data, bytes) else session.login_data
+        login = session.auth_data.decode() if session.authenticated else None
         self.received.append(
             Received(envelope.mail_from, list(envelope.rcpt_tos), message, session.ssl is not None, login)
         )
