@@ -144,6 +144,9 @@ def run_serve(args: argparse.Namespace) -> int:
 
     store = Store(args.db or default_db_path())
     try:
+        from monitor.mail.settings import mail_sender
+
+        mail = mail_sender(args, store)
         staff = _demo(store, config, bookings) if args.demo else None
         if not bookings and not store.bookings_between(time.time(), float("inf")):
             raise UserError(
@@ -167,6 +170,7 @@ def run_serve(args: argparse.Namespace) -> int:
         ice_hosts=ice_hosts,
         limits=Limits(max_calls=max_calls),
         origins=origins,
+        mail=mail,
     )
     server.metrics_token = getattr(args, "metrics_token", None)  # metrics hook: --metrics-token
     try:
@@ -209,6 +213,9 @@ async def _run(server: Server, staff: tuple[str, str] | None = None) -> None:
             print(json.dumps({"console": console}), flush=True)
         else:
             print(json.dumps({"console": console, "username": staff[0], "password": staff[1]}), flush=True)
+        if server.mail is not None:  # after the console line, which readers of the links stop at
+            print(json.dumps(server.mail.transport.where()), flush=True)
+            print(f"Mail to families goes to the {server.mail.describe()}", file=sys.stderr, flush=True)
         if any(call.call_id.startswith("demo-") for call in server.calls):
             print(DEMO_HINT, file=sys.stderr, flush=True)
         if staff is not None:

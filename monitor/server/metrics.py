@@ -135,6 +135,7 @@ class Metrics:
         self.relay = relay  # with relay workers: the calls and their analysis are in the workers
         self.pool = pool
         self.hub = hub
+        self.mail: Any = None  # mail hook: monitor.mail.sender.MailSender (its stats())
         self.clock = clock
         self.lag = LoopLag()
         self.pauses: Counter[str] = Counter()  # reason -> pauses (a state record into paused)
@@ -250,7 +251,17 @@ class Metrics:
             self._render_relay(page, self.relay.stats())
         if calls is not None:
             self._render_admission(page, calls)
+        if self.mail is not None:
+            self._render_mail(page, self.mail.stats())
         return page.text()
+
+    def _render_mail(self, page: Exposition, mail: Any) -> None:
+        """Mail to families (monitor/mail/sender.py): deliveries and failures since start, the queue."""
+        page.family("monitor_mail_total", "counter", "Mail to families since start, by outcome.")
+        for result in ("written", "sent", "retried", "failed"):
+            page.sample("monitor_mail_total", getattr(mail, result), {"result": result})
+        page.family("monitor_mail_queued", "gauge", "Mail waiting in the store's queue.")
+        page.sample("monitor_mail_queued", mail.queued)
 
     def _render_admission(self, page: Exposition, calls: CallsStats) -> None:
         """Admission's answers to devices that would start a call (monitor/call/admission.py)."""
@@ -451,6 +462,7 @@ def register_server_metrics(server: Any) -> Metrics:
     """The hook ``monitor.server.serve.Server`` calls while registering its routes: a registry over its
     calls, pool and hub, started, with /metrics on its router (token: ``server.metrics_token``)."""
     registry = Metrics(calls=server.calls, pool=server.pool, hub=server.hub, relay=server.relay)
+    registry.mail = getattr(server, "mail", None)  # mail hook
     token = server.metrics_token or os.environ.get(TOKEN_ENV) or None
     register_metrics(server.router, registry, token)
     registry.start()

@@ -80,6 +80,7 @@ class Server:
         ice_hosts: list[str] | None = None,
         limits: Any = None,
         origins: tuple[str, ...] = (),
+        mail: Any = None,
     ) -> None:
         self.bookings = bookings
         self.config = config
@@ -93,6 +94,7 @@ class Server:
         # browser origins allowed on the WebSockets (empty: the server's own, scheme://Host)
         self.origins = origins
         self.store = store  # Store: booked calls, join tokens, the console and its audit
+        self.mail = mail  # monitor.mail.sender.MailSender: mail to families, sent in the background
         self.refresh_s = refresh_s
         self.relay_workers = relay_workers  # > 0: calls run in relay worker processes (relay_pool.py)
         self.ice_hosts = ice_hosts  # their ICE host addresses (None: what aioice offers here)
@@ -165,6 +167,8 @@ class Server:
         )
         if self.port == 0:
             self.port = next(iter(self._ws.sockets)).getsockname()[1]
+        if self.mail is not None:
+            self.mail.start()
 
     def add_booking(self, booking: Booking) -> Call:
         """Serve one more call (at start, or while running). With a store the booking is put in it
@@ -338,6 +342,8 @@ class Server:
         if self._refresher is not None:
             self._refresher.cancel()
             self._refresher = None
+        if self.mail is not None:
+            await self.mail.stop()
         if self._ws is not None:
             self._ws.close()
             with contextlib.suppress(Exception):
