@@ -42,6 +42,8 @@ def queue_mail(
         prison=where,
         call_id=getattr(content, "call_id", None),
         send_at=send_at,
+        # a reminder that could not go out before the call started is not worth sending
+        not_after=content.starts_at if isinstance(content, CallReminder) else None,
     )
 
 

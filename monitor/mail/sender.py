@@ -180,7 +180,13 @@ class MailSender:
     async def send_due(self) -> int:
         """One pass: send every message that is due (at most one batch); how many were tried."""
         now = self.store.clock()
-        rows = mail_queue.due(self.store, now, self.batch)
+        rows = []
+        for row in mail_queue.due(self.store, now, self.batch):
+            if row.not_after is not None and now >= row.not_after:
+                mail_queue.mark_too_late(self.store, row.id)
+                log.warning("mail %d (%s) withdrawn: too late to send", row.id, row.kind)
+            else:
+                rows.append(row)
         if not rows:
             self.queued = mail_queue.counts(self.store)["queued"]
             return 0

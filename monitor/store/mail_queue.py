@@ -4,7 +4,8 @@ Theory of operation
 -------------------
 A message is a row from the moment it is queued (:func:`enqueue`, inside the caller's transaction
 when there is one, so a booking and its confirmation commit together) until it is ``sent``,
-``failed`` (too many attempts) or ``withdrawn`` (a reminder of a cancelled call). The one sender
+``failed`` (too many attempts) or ``withdrawn`` (a reminder of a cancelled call, or one whose call
+has started before it could be sent: ``not_after``). The one sender
 (``monitor.mail.sender``) reads what is :func:`due`, tries it, and records the outcome: sent (the
 body is emptied: it holds confirmation and join links, which the store otherwise keeps only as
 hashes), or one more attempt with the next one not before a given time, or failed. A row left
@@ -39,6 +40,7 @@ class QueuedMail:
     status: str
     attempts: int
     next_attempt_at: float
+    not_after: float | None
     last_error: str | None
     created_at: float
     done_at: float | None
@@ -46,7 +48,7 @@ class QueuedMail:
 
 _COLUMNS = (
     "id, kind, recipient, subject, text, html, prison, call_id, message_token, status, attempts,"
-    " next_attempt_at, last_error, created_at, done_at"
+    " next_attempt_at, not_after, last_error, created_at, done_at"
 )
 
 
@@ -65,16 +67,18 @@ def enqueue(
     prison: str,
     call_id: str | None = None,
     send_at: float | None = None,
+    not_after: float | None = None,
 ) -> int:
-    """Queue one message (due at ``send_at``, default now); returns its id."""
+    """Queue one message (due at ``send_at``, default now; not sent from ``not_after`` on);
+    returns its id."""
     if not kind or not recipient or not prison:
         raise StoreError("a queued message needs a kind, a recipient and a prison")
     now = store.clock()
     with store.transaction() as db:
         cursor = db.execute(
             "INSERT INTO mail_queue (kind, recipient, subject, text, html, prison, call_id, message_token,"
-            " status, attempts, next_attempt_at, created_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'queued', 0, ?, ?)",
+            " status, attempts, next_attempt_at, not_after, created_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'queued', 0, ?, ?, ?)",
             (
                 kind,
                 recipient,
@@ -85,6 +89,7 @@ def enqueue(
                 call_id,
                 secrets.token_hex(16),
                 now if send_at is None else send_at,
+                not_after,
                 now,
             ),
         )
@@ -141,6 +146,16 @@ def mark_failed(store: Store, mail_id: int, error: str) -> None:
             "UPDATE mail_queue SET status = 'failed', attempts = attempts + 1, last_error = ?, done_at = ?"
             " WHERE id = ? AND status = 'queued'",
             (error, store.clock(), mail_id),
+        )
+
+
+def mark_too_late(store: Store, mail_id: int) -> None:
+    """Its ``not_after`` has passed before it could be sent (e.g. the server was down): withdrawn."""
+    with store.transaction() as db:
+        db.execute(
+            "UPDATE mail_queue SET status = 'withdrawn', text = '', html = '', last_error = ?, done_at = ?"
+            " WHERE id = ? AND status = 'queued'",
+            ("too late to send", store.clock(), mail_id),
         )
 
 

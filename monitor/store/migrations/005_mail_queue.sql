@@ -16,6 +16,7 @@ CREATE TABLE mail_queue (
     status           TEXT NOT NULL CHECK (status IN ('queued', 'sent', 'failed', 'withdrawn')),
     attempts         INTEGER NOT NULL DEFAULT 0,
     next_attempt_at  REAL NOT NULL,           -- not before (a reminder waits for its time)
+    not_after        REAL,                    -- too late to send from then on (a reminder: its call's start)
     last_error       TEXT,
     created_at       REAL NOT NULL,
     done_at          REAL                     -- sent, failed or withdrawn

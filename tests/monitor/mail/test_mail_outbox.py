@@ -11,7 +11,7 @@ from pathlib import Path
 
 from mail_parts import Clock, body_html, body_text, open_store
 
-from monitor.mail import AddressConfirmation, CallBooked, queue_mail
+from monitor.mail import AddressConfirmation, CallBooked, CallReminder, queue_mail
 from monitor.mail.outbox import OutboxTransport
 from monitor.mail.sender import Backoff, MailSender
 from monitor.mail.settings import DEFAULT_FROM
@@ -119,3 +119,28 @@ async def test_a_message_that_cannot_be_written_is_retried_then_failed_for_staff
         assert mail_queue.requeue_failed(store) == 1
         assert await sender.send_due() == 1
         assert len(list(blocked.glob("*.eml"))) == 1 and sender.stats().written == 1
+
+
+async def test_a_reminder_that_could_not_go_out_before_its_call_is_withdrawn(tmp_path: Path) -> None:
+    clock = Clock()
+    outbox = tmp_path / "outbox"
+    with open_store(tmp_path, clock) as store:
+        start = clock.t + 86400
+        remind = CallReminder(
+            "Ann", "John", "HMP Example", "Europe/London", start, start + 1800, "https://x.org/join/j", "c1"
+        )
+        on_time = queue_mail(store, "ann@example.org", remind, send_at=start - 3600)
+        late = queue_mail(store, "bob@example.org", remind, send_at=start - 3600)
+        sender = MailSender(store, OutboxTransport(outbox), mail_from=DEFAULT_FROM)
+        clock.t = start - 3600
+        store.db.execute(
+            "UPDATE mail_queue SET next_attempt_at = ? WHERE id = ?", (start + 60, late)
+        )  # retried
+        assert await sender.send_due() == 1
+        clock.t = start + 60  # the server was down until after the call started
+        assert await sender.send_due() == 0
+        sent, withdrawn = mail_queue.get(store, on_time), mail_queue.get(store, late)
+        assert sent is not None and sent.status == "sent"
+        assert withdrawn is not None and withdrawn.status == "withdrawn" and withdrawn.text == ""
+        assert withdrawn.last_error == "too late to send"
+        assert len(list(outbox.glob("*.eml"))) == 1 and sender.stats().written == 1
