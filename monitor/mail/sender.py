@@ -190,13 +190,12 @@ class MailSender:
         if not rows:
             self.queued = mail_queue.counts(self.store)["queued"]
             return 0
-        batch = [
-            Outgoing(
-                row.id,
-                row.kind,
-                row.message_token,
-                row.created_at,
-                compose(
+        tried = len(rows)
+        batch: list[Outgoing] = []
+        sendable: list[mail_queue.QueuedMail] = []
+        for row in rows:
+            try:
+                message = compose(
                     subject=row.subject,
                     text=row.text,
                     html_part=row.html,
@@ -204,18 +203,21 @@ class MailSender:
                     mail_from=self.mail_from,
                     message_token=row.message_token,
                     created_at=row.created_at,
-                ),
-            )
-            for row in rows
-        ]
-        try:
-            outcomes = await _in_thread(lambda: self._send(batch))
-        except Exception as exc:  # the transport itself broke: every message of the batch failed
-            outcomes = [error_text(exc)] * len(batch)
-        for row, outcome in zip(rows, outcomes, strict=True):
-            await self._record(row, outcome)
+                )
+            except Exception as exc:  # one bad row must not hold up the others: it fails on its own
+                await self._record(row, f"cannot compose the message: {error_text(exc)}")
+                continue
+            batch.append(Outgoing(row.id, row.kind, row.message_token, row.created_at, message))
+            sendable.append(row)
+        if batch:
+            try:
+                outcomes = await _in_thread(lambda: self._send(batch))
+            except Exception as exc:  # the transport itself broke: every message of the batch failed
+                outcomes = [error_text(exc)] * len(batch)
+            for row, outcome in zip(sendable, outcomes, strict=True):
+                await self._record(row, outcome)
         self.queued = mail_queue.counts(self.store)["queued"]
-        return len(rows)
+        return tried
 
     def _send(self, batch: list[Outgoing]) -> list[str | None]:
         self.send_threads.add(threading.current_thread().name)

@@ -18,8 +18,15 @@ from dataclasses import dataclass, field
 from monitor.mail.transport import Outgoing, error_text
 
 TIMEOUT_S = 30.0
-#: A refusal of one message (the connection is still good for the next).
-REFUSED = (smtplib.SMTPRecipientsRefused, smtplib.SMTPSenderRefused, smtplib.SMTPDataError)
+#: A refusal of one message, or one this server cannot take (an address needing SMTPUTF8 that it
+#: does not offer): the connection is still good for the next.
+REFUSED = (
+    smtplib.SMTPRecipientsRefused,
+    smtplib.SMTPSenderRefused,
+    smtplib.SMTPDataError,
+    smtplib.SMTPNotSupportedError,
+    UnicodeError,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +58,7 @@ def why(exc: BaseException) -> str:
         return "the SMTP server refused the login: " + _reply(exc)
     if isinstance(exc, smtplib.SMTPResponseException):
         return "the SMTP server answered " + _reply(exc)
-    if isinstance(exc, smtplib.SMTPNotSupportedError):
+    if isinstance(exc, smtplib.SMTPNotSupportedError | UnicodeError):
         return "the SMTP server does not support it: " + error_text(exc)
     if isinstance(exc, ssl.SSLError | ssl.CertificateError):
         return "TLS with the SMTP server failed: " + error_text(exc)

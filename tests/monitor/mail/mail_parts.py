@@ -90,6 +90,14 @@ class Handler:
     delay_s: float = 0.0
     received: list[Received] = field(default_factory=list)
     refused_ids: list[str] = field(default_factory=list)
+    unknown_users: tuple[str, ...] = ()  # refused at RCPT TO
+
+    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, options: Any) -> str:
+        if address in self.unknown_users:
+            return "550 5.1.1 no such user here"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
     arrived: threading.Event = field(default_factory=threading.Event)
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:

@@ -144,3 +144,20 @@ async def test_a_reminder_that_could_not_go_out_before_its_call_is_withdrawn(tmp
         assert withdrawn is not None and withdrawn.status == "withdrawn" and withdrawn.text == ""
         assert withdrawn.last_error == "too late to send"
         assert len(list(outbox.glob("*.eml"))) == 1 and sender.stats().written == 1
+
+
+async def test_a_row_that_cannot_be_composed_does_not_hold_up_the_others(
+    store: Store, tmp_path: Path
+) -> None:
+    outbox = tmp_path / "outbox"
+    broken = mail_queue.enqueue(  # past queue_mail's checks: a header that cannot be written
+        store, kind="account_verified", recipient="ann@example.org\nBcc: eve@example.org", subject="s",
+        text="t", html="h", prison="HMP Example",
+    )  # fmt: skip
+    good = queue_mail(store, "bob@example.org", AddressConfirmation("Bob", CONFIRM), prison="HMP Example")
+    sender = MailSender(store, OutboxTransport(outbox), mail_from=DEFAULT_FROM, backoff=Backoff(attempts=1))
+    assert await sender.send_due() == 2
+    failed, sent = mail_queue.get(store, broken), mail_queue.get(store, good)
+    assert failed is not None and failed.status == "failed"
+    assert failed.last_error is not None and failed.last_error.startswith("cannot compose the message")
+    assert sent is not None and sent.status == "sent" and len(list(outbox.glob("*.eml"))) == 1

@@ -233,3 +233,18 @@ async def test_given_up_after_the_last_attempt_and_staff_see_it(tmp_path: Path, 
         assert (record.kind, record.actor, record.call_id) == ("mail_failed", "system", "c7")
         assert "ann@example.org" not in str(record.data)
         assert (sender.stats().retried, sender.stats().failed) == (1, 1)
+
+
+async def test_a_recipient_the_server_refuses_fails_alone(store: Store, smtp_port: int) -> None:
+    handler = Handler(unknown_users=("nobody@example.org",))
+    with SmtpServer(handler, smtp_port):
+        sender = sender_for(store, smtp_port)
+        odd = queue_mail(store, "nobody@example.org", booked("c1"))
+        plain = queue_mail(store, "bob@example.org", booked("c2"))
+        assert await sender.send_due() == 2
+    assert [r.recipients for r in handler.received] == [["bob@example.org"]]  # same connection, next message
+    row = mail_queue.get(store, odd)
+    assert row is not None and row.status == "queued" and row.attempts == 1
+    assert row.last_error == "recipient refused: 550 5.1.1 no such user here"
+    done = mail_queue.get(store, plain)
+    assert done is not None and done.status == "sent"
