@@ -7,6 +7,7 @@ import argparse
 import importlib
 import sys
 from collections.abc import Callable, Sequence
+from typing import NoReturn
 
 from monitor.errors import UserError
 from policies.booking import BookingError
@@ -26,10 +27,20 @@ def _lazy(module: str, function: str) -> Handler:
     return run
 
 
+class _Parser(argparse.ArgumentParser):
+    """Never repeats the values given with flags it does not know: one may be a secret typed in the
+    wrong place (``--smtp-pass SECRET``), and the error goes to logs and terminals."""
+
+    def error(self, message: str) -> NoReturn:
+        prefix = "unrecognized arguments: "
+        if message.startswith(prefix):
+            flags = [a for a in message[len(prefix) :].split() if a.startswith("-")]
+            message = f"unrecognized flags: {' '.join(flags)}" if flags else "unrecognized arguments"
+        super().error(message)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="monitor", description="Live monitor for secure prison video calls."
-    )
+    parser = _Parser(prog="monitor", description="Live monitor for secure prison video calls.")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     booking = commands.add_parser("booking", help="work with booking files")

@@ -36,6 +36,7 @@ FLOORS: dict[str, int] = {
     "monitor.store": 3,
     "monitor.call": 4,
     "monitor.replay": 4,
+    "monitor.mail": 4,
     "monitor.console": 5,
     "monitor.admin": 5,
     "monitor.family": 5,

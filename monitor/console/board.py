@@ -12,8 +12,9 @@ from typing import Any
 from monitor.store.audit import AuditLog, AuditRecord
 from monitor.store.database import BookingRow, Store
 
-#: Records staff must see and acknowledge: the policy's alerts and a failed recording.
-ALERT_KINDS = ("alert", "recording_failed")
+#: Records staff must see and acknowledge: the policy's alerts, a failed recording, an email to a
+#: family given up on (monitor/mail/sender.py).
+ALERT_KINDS = ("alert", "recording_failed", "mail_failed")
 JOIN_EVENTS = {"joined": True, "left": False, "participant_joined": True, "participant_left": False}
 
 

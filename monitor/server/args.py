@@ -6,6 +6,17 @@ import argparse
 import os
 
 
+class _PasswordRefused(argparse.Action):
+    """``--smtp-password VALUE``: refused without repeating the value (and, being a flag of its own,
+    it is not taken as an abbreviation of ``--smtp-password-file``)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: object, **kwargs: object) -> None:
+        parser.error(
+            "--smtp-password: a password on the command line can be read by other users of the machine; "
+            "put it in --smtp-password-file FILE or $MONITOR_SMTP_PASSWORD"
+        )
+
+
 def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8080, help="port (default 8080; 0 picks a free one)")
@@ -75,3 +86,22 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--certfile", help="TLS certificate (PEM) for HTTPS/WSS")
     parser.add_argument("--keyfile", help="TLS private key (PEM)")
+    mail = parser.add_argument_group("mail to families (see docs/operations.md, Mail)")
+    mail.add_argument(
+        "--smtp",
+        metavar="HOST:PORT",
+        help="send mail through this SMTP server (default: write each message to the outbox folder)",
+    )
+    mail.add_argument("--smtp-starttls", action="store_true", help="upgrade the connection with STARTTLS")
+    mail.add_argument("--smtp-user", metavar="NAME", help="log in to the SMTP server (needs --smtp-starttls)")
+    mail.add_argument(
+        "--smtp-password-file",
+        metavar="FILE",
+        help="file holding the SMTP password (default $MONITOR_SMTP_PASSWORD; never on the command line)",
+    )
+    mail.add_argument("--smtp-password", action=_PasswordRefused, help=argparse.SUPPRESS)
+    mail.add_argument("--smtp-cafile", metavar="FILE", help="CA certificates (PEM) to verify the SMTP server")
+    mail.add_argument("--mail-from", metavar="ADDRESS", help="the From of every message (needed with --smtp)")
+    mail.add_argument(
+        "--mail-outbox", metavar="DIR", help="without --smtp: the outbox (default <data dir>/mail-outbox)"
+    )

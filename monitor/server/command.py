@@ -169,6 +169,9 @@ def run_serve(args: argparse.Namespace) -> int:
         lock.release()
         raise
     try:
+        from monitor.mail.settings import mail_sender
+
+        mail = mail_sender(args, store)
         staff, family = _demo(store, config, bookings) if args.demo else (None, None)
         if not bookings and not store.bookings_between(time.time(), float("inf")):
             raise UserError(
@@ -190,6 +193,7 @@ def run_serve(args: argparse.Namespace) -> int:
             limits=Limits(max_calls=max_calls),
             origins=origins,
             sock=sock,
+            mail=mail,
         )
         server.metrics_token = token  # metrics hook: --metrics-token-file
         asyncio.run(_run(server, staff, family))
@@ -251,6 +255,9 @@ async def _run(
         family_url = f"{server.base_url}/family"
         if family is not None:
             print(json.dumps({"family": family_url, "email": family[0], "password": family[1]}), flush=True)
+        if server.mail is not None:  # after the console line, which readers of the links stop at
+            print(json.dumps(server.mail.transport.where()), flush=True)
+            print(f"Mail to families goes to the {server.mail.describe()}", file=sys.stderr, flush=True)
         if any(call.call_id.startswith("demo-") for call in server.calls):
             print(DEMO_HINT, file=sys.stderr, flush=True)
         if staff is not None:

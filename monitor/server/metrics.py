@@ -135,6 +135,7 @@ class Metrics:
         self.relay = relay  # with relay workers: the calls and their analysis are in the workers
         self.pool = pool
         self.hub = hub
+        self.mail: Any = None  # mail hook: monitor.mail.sender.MailSender (its stats())
         self.clock = clock
         self.lag = LoopLag()
         self.pauses: Counter[str] = Counter()  # reason -> pauses (a state record into paused)
@@ -252,6 +253,8 @@ class Metrics:
         if calls is not None:
             self._render_admission(page, calls)
         self._render_audit(page)
+        if self.mail is not None:
+            self._render_mail(page, self.mail.stats())
         return page.text()
 
     def _render_audit(self, page: Exposition) -> None:
@@ -259,16 +262,29 @@ class Metrics:
             return
         stats = self.audit.stats()
         page.family("monitor_audit_records_total", "counter", "Audit records written, retried, given up.")
-        for result in ("written", "retried", "failed"):
-            page.sample(
-                "monitor_audit_records_total",
-                {"written": stats.written, "retried": stats.retried, "failed": stats.failed}[result],
-                {"result": result},
-            )
+        for result, count in (
+            ("written", stats.written),
+            ("retried", stats.retried),
+            ("failed", stats.failed),
+        ):
+            page.sample("monitor_audit_records_total", count, {"result": result})
         page.family("monitor_audit_records_waiting", "gauge", "Audit records queued for the writer.")
         page.sample("monitor_audit_records_waiting", stats.queued)
         page.family("monitor_audit_store_ok", "gauge", "1: audit records are written; 0: store error.")
         page.sample("monitor_audit_store_ok", int(stats.ok))
+
+    def _render_mail(self, page: Exposition, mail: Any) -> None:
+        """Mail to families (monitor/mail/sender.py): deliveries and failures since start, the queue."""
+        page.family("monitor_mail_total", "counter", "Mail to families since start, by outcome.")
+        for result, count in (
+            ("written", mail.written),
+            ("sent", mail.sent),
+            ("retried", mail.retried),
+            ("failed", mail.failed),
+        ):
+            page.sample("monitor_mail_total", count, {"result": result})
+        page.family("monitor_mail_queued", "gauge", "Mail waiting in the store's queue.")
+        page.sample("monitor_mail_queued", mail.queued)
 
     def _render_admission(self, page: Exposition, calls: CallsStats) -> None:
         """Admission's answers to devices that would start a call (monitor/call/admission.py)."""
@@ -469,6 +485,7 @@ def register_server_metrics(server: Any) -> Metrics:
     """The hook ``monitor.server.serve.Server`` calls while registering its routes: a registry over its
     calls, pool and hub, started, with /metrics on its router (token: ``server.metrics_token``)."""
     registry = Metrics(calls=server.calls, pool=server.pool, hub=server.hub, relay=server.relay)
+    registry.mail = getattr(server, "mail", None)  # mail hook
     token = server.metrics_token or os.environ.get(TOKEN_ENV) or None
     register_metrics(server.router, registry, token)
     registry.start()

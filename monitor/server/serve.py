@@ -106,6 +106,7 @@ class Server:
         origins: tuple[str, ...] = (),
         forward: bool = True,
         sock: socket.socket | None = None,
+        mail: Any = None,
     ) -> None:
         self.bookings = bookings
         self.sock = sock  # bound already (``listen_socket``); else start() binds host:port first
@@ -121,6 +122,7 @@ class Server:
         self.origins = origins
         self.forward = forward  # False: calls decode and re-encode what they relay (monitor/call/peer.py)
         self.store = store  # Store: booked calls, join tokens, the console and its audit
+        self.mail = mail  # monitor.mail.sender.MailSender: mail to families, sent in the background
         self.refresh_s = refresh_s
         self.relay_workers = relay_workers  # > 0: calls run in relay worker processes (relay_pool.py)
         self.ice_hosts = ice_hosts  # their ICE host addresses (None: what aioice offers here)
@@ -203,6 +205,8 @@ class Server:
             ssl=self.ssl_context,
             close_timeout=CLOSE_TIMEOUT_S,
         )
+        if self.mail is not None:
+            self.mail.start()
 
     def add_booking(self, booking: Booking) -> CallHandle[Any]:
         """Serve one more call (at start, or while running). With a store the booking is put in it
@@ -390,6 +394,8 @@ class Server:
         if self._refresher is not None:
             self._refresher.cancel()
             self._refresher = None
+        if self.mail is not None:
+            await self.mail.stop()
         if self._ws is not None:
             self._ws.close()
             with contextlib.suppress(Exception):

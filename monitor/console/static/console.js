@@ -110,10 +110,11 @@ function beep() {
   osc.start(); osc.stop(ctx.currentTime + 0.4);
   document.body.dataset.beeps = String(Number(document.body.dataset.beeps || 0) + 1);
 }
-// recording_failed is not a policy decision, but staff must act on it like on an alert
-const ALERT_KINDS = new Set(["alert", "recording_failed"]);
+// recording_failed and mail_failed are not policy decisions, but staff must act on them like on an alert
+const ALERT_KINDS = new Set(["alert", "recording_failed", "mail_failed"]);
 function isAlert(r) { return ALERT_KINDS.has(r.kind); }
 function alertTitle(r) {
+  if (r.kind === "mail_failed") return "An email to a family was not sent";
   return r.kind === "recording_failed" ? "Recording failed (the call goes on unrecorded)" : reasonText(r.data.reason);
 }
 function updateBadge() {
@@ -223,13 +224,13 @@ function alertItem(record) {
     el("div", { class: "alert-head" },
       el("span", { class: "alert-reason", text: alertTitle(record) }), ack),
     el("div", { class: "alert-meta",
-      text: `${clock(record.at)} · call ${record.call_id}${typeof d.t === "number" ? ` at ${d.t.toFixed(1)} s` : ""}${who ? " · " + who : ""}${d.needs_staff ? " · needs staff approval" : ""}` }));
+      text: `${clock(record.at)}${record.call_id ? ` · call ${record.call_id}` : ""}${typeof d.t === "number" ? ` at ${d.t.toFixed(1)} s` : ""}${who ? " · " + who : ""}${d.needs_staff ? " · needs staff approval" : ""}` }));
   const guidance = guidanceFor(record);
   item.append(el("div", { class: "alert-guidance", text: guidance ? `Participant was told: “${guidance}”` : (d.detail || (d.file ? `${d.file}: ${d.error}` : "")) }));
   if (record.evidence) {
     item.append(el("img", { src: `/console/api/evidence/${record.evidence}.jpg`, alt: "evidence frame", class: "evidence" }));
   }
-  item.addEventListener("dblclick", () => openCall(record.call_id));
+  if (record.call_id) item.addEventListener("dblclick", () => openCall(record.call_id));
   return item;
 }
 

@@ -6,9 +6,14 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from pathlib import Path
 
 from console_site import Site, next_message, records_until
 
+from monitor.mail import AddressConfirmation, queue_mail
+from monitor.mail.outbox import OutboxTransport
+from monitor.mail.sender import Backoff, MailSender
+from monitor.mail.settings import DEFAULT_FROM
 from monitor.store.audit import AuditLog
 from monitor.store.database import Store
 from policies.events import CaptureAttempt
@@ -184,4 +189,27 @@ async def test_console_must_say_hello_first(site: Site) -> None:
     assert (await next_message(ws, "error"))["message"] == "send hello first"
     await ws.send(json.dumps({"type": "hello", "after": None}))
     assert (await next_message(ws, "welcome"))["username"] == "alice"
+    await ws.close()
+
+
+async def test_an_email_the_sender_gave_up_on_is_an_alert_staff_acknowledge(
+    site: Site, tmp_path: Path
+) -> None:
+    blocked = tmp_path / "outbox"
+    blocked.write_text("a file where the outbox folder should be")
+    sender = MailSender(
+        site.store, OutboxTransport(blocked), mail_from=DEFAULT_FROM, backoff=Backoff(attempts=1)
+    )
+    confirm = AddressConfirmation("Ann", "https://calls.example.org/family/confirm/abc")
+    queue_mail(site.store, "ann@example.org", confirm, prison="HMP Example")
+    assert await sender.send_due() == 1
+    ws = await console(site, after=0)
+    got = await records_until(ws, lambda r: r["kind"] == "mail_failed")
+    failed = next(r for r in got if r["kind"] == "mail_failed")
+    assert failed["call_id"] is None and failed["actor"] == "system"
+    assert failed["data"]["detail"].startswith(
+        "An email to a family (address confirmation) could not be sent"
+    )
+    await ws.send(json.dumps({"type": "ack", "audit_id": failed["audit_id"]}))
+    assert (await next_message(ws, "done"))["message"] == f"alert {failed['audit_id']} acknowledged"
     await ws.close()
