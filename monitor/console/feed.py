@@ -206,6 +206,7 @@ class AlertFeed:
         elif isinstance(message, messages.Resume):
             if str(call.state) != "paused":
                 raise ActionRefused("the call is not paused")
+            await log.settled()  # the pause's alert may be submitted but not yet committed
             if resume_route(log.for_call(message.call_id)) == "automatic":
                 raise ActionRefused(
                     "nothing to approve: the call resumes by itself when the security check passes"

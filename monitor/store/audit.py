@@ -90,6 +90,7 @@ class AuditLog:
         self.store = store
         self.writer = writer
         self._changed = asyncio.Event()
+        self._latest: asyncio.Future[AuditRecord] | None = None  # the newest record submitted
         self._key: AuditKey | None = None
         self.anchor_failures = 0  # checkpoints that could not be written (logged)
 
@@ -121,7 +122,17 @@ class AuditLog:
         )
         future = asyncio.wrap_future(queued, loop=loop)
         future.add_done_callback(self._notify)
+        self._latest = future
         return future
+
+    async def settled(self) -> None:
+        """Return once every record submitted so far is committed (or has failed): records are
+        committed in submission order, so waiting for the latest is enough. A reader that must see
+        what a call has just published (the state change *and* the alert after it) waits here."""
+        latest = self._latest
+        if latest is not None and not latest.done():
+            with contextlib.suppress(Exception):
+                await asyncio.shield(latest)
 
     async def append_async(
         self,

@@ -32,6 +32,7 @@ import numpy as np
 from monitor.admin import import_booking
 from monitor.bookings import load_booking
 from monitor.call.call import Call
+from monitor.call.handle import CallHandle
 from monitor.call.seats import JOIN_EARLY_S
 from monitor.media.jitter import watch_losses
 from monitor.server.serve import Server
@@ -253,7 +254,7 @@ class LiveServer:
         return join_token(self.server, self.call(call_id), role)
 
 
-def join_token(server: Server, call: Call, role: str) -> str:
+def join_token(server: Server, call: CallHandle[Any], role: str) -> str:
     """A join token for the first seat of ``role``: with a store, a store token (what `monitor book`
     prints; the only kind such a server accepts), else the call's own in-memory token."""
     own, seat = next((t, s) for t, s in call.seats.items() if s.role.value == role)
@@ -355,7 +356,7 @@ def status_of(reply: bytes) -> int | None:
     return status
 
 
-def seat_token(server: Server, call: Call, participant: str) -> str:
+def seat_token(server: Server, call: CallHandle[Any], participant: str) -> str:
     """A join token for ``participant``'s seat (a store token when the server has a store)."""
     own, seat = next((t, s) for t, s in call.seats.items() if s.participant == participant)
     if server.store is None:
@@ -369,7 +370,7 @@ def seat_token(server: Server, call: Call, participant: str) -> str:
 
 
 async def join_seat(
-    server: Server, call: Call, participant: str, frames: list[Any], fps: float = 30.0
+    server: Server, call: CallHandle[Any], participant: str, frames: list[Any], fps: float = 30.0
 ) -> tuple[Device, ClipTrack]:
     """A device that joins ``participant``'s seat and sends ``frames`` as its camera (at ``fps``),
     a tone as its mic."""
@@ -395,7 +396,9 @@ def recover_like_a_browser(dev: Device) -> None:
             watch_losses(receiver)
 
 
-async def join_device(server: Server, call: Call, role: str, frames: list[Any]) -> tuple[Device, ClipTrack]:
+async def join_device(
+    server: Server, call: CallHandle[Any], role: str, frames: list[Any]
+) -> tuple[Device, ClipTrack]:
     """A device that joins ``call`` as ``role`` (with a store link when the server has a store) and
     sends ``frames`` as its camera and a tone as its microphone."""
     dev = Device(f"ws://127.0.0.1:{server.port}/ws/call")

@@ -10,6 +10,7 @@ import dataclasses
 import http.client
 import json
 import time
+import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -132,14 +133,24 @@ def booking_now(call_id: str, prison: str = "HMP Example", prisoner: str = "A123
     )
 
 
+#: Messages a wait for another type passed over, per socket, still to be read in order.
+_HELD: weakref.WeakKeyDictionary[ClientConnection, list[dict[str, Any]]] = weakref.WeakKeyDictionary()
+
+
 async def next_message(ws: ClientConnection, kind: str, timeout: float = 5.0) -> dict[str, Any]:
-    """The next message of this type (others are skipped)."""
+    """The next message of this type. Messages of other types that arrive first are kept for a
+    later wait (a feed's records can come before the ``done`` of the action that made them)."""
+    held = _HELD.setdefault(ws, [])
+    for i, message in enumerate(held):
+        if message["type"] == kind:
+            return held.pop(i)
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
         left = deadline - asyncio.get_running_loop().time()
         message = json.loads(await asyncio.wait_for(ws.recv(), max(left, 0.01)))
         if message["type"] == kind:
             return message
+        held.append(message)
 
 
 async def records_until(ws: ClientConnection, predicate: Any, timeout: float = 5.0) -> list[dict[str, Any]]:
