@@ -326,6 +326,7 @@ class Server:
 
         self.metrics = register_server_metrics(self)
         if self.store is not None:  # /console routes on the same port
+            mailer = self._family_mailer()
             # the console writes every record published on the hub to the audit log
             self._console_recorder = console.register(
                 self.router,
@@ -335,18 +336,10 @@ class Server:
                 secure=secure,
                 record_dir=self.record_dir,
                 origins=self.origins,
+                desk=console.DeskParts(self.config, mailer, self.public_url),
             )
             self.audit = self._console_recorder.log if self._console_recorder is not None else None
             self.metrics.audit = self.audit.writer if self.audit is not None else None  # metrics hook
-            if self.mailer is None and self.mail is not None:  # mail to families: the mail queue
-                from monitor.mail.family_mail import FamilyMail
-
-                self.mailer = FamilyMail(
-                    self.store,
-                    self.public_url,
-                    join_opens_minutes=self.config.join_opens_minutes,
-                    wake=self.mail.wake,
-                )
             self.family = family.register(  # /family: the families' pages and socket
                 self.router,
                 store=self.store,
@@ -354,8 +347,26 @@ class Server:
                 base_url=self.public_url,
                 origins=self.origins,
                 secure=secure,
-                mailer=self.mailer,
+                mailer=mailer,
             )
+
+    def _family_mailer(self) -> Any:
+        """What the family pages and the console's families desk mail with: the one given
+        (``mailer``), else the mail queue when the server has a sender, else nothing (logged)."""
+        if self.mailer is None and self.mail is not None:
+            from monitor.mail.family_mail import FamilyMail
+
+            self.mailer = FamilyMail(
+                self.store,
+                self.public_url,
+                join_opens_minutes=self.config.join_opens_minutes,
+                wake=self.mail.wake,
+            )
+        if self.mailer is None:
+            from monitor.family.mailer import UnsentMail
+
+            self.mailer = UnsentMail()
+        return self.mailer
 
     async def _index(self, request: HttpRequest) -> Any:
         if request.path != "/":

@@ -43,6 +43,7 @@ from monitor.store.family_prison import (
     grants,
     prison_settings,
     prisoner_link,
+    prisoners,
     request_queue,
     set_prisoner_date_of_birth,
 )
@@ -63,6 +64,7 @@ __all__ = [
     "people_queue",
     "prison_settings",
     "prisoner_link",
+    "prisoners",
     "read_document",
     "read_face_photo",
     "refuse_account",
