@@ -194,7 +194,7 @@
     const waiting = answer.verification.length + answer.people.length + answer.contacts.length + answer.requests.length;
     $("desk-badge").textContent = String(waiting);
     $("desk-badge").hidden = waiting === 0;
-    if (desk.shown) { await loadAllowances(); await loadSettings(); }
+    if (desk.shown) { await loadSettings(); await loadAllowances(); }
   }
 
   // -- calls each month, settings ------------------------------------------------------------------
