@@ -1,9 +1,12 @@
 """What the families' tests share: a clock they can move, a mailer that keeps what it was given,
-real enrolled face photos, and a store with a prisoner, staff and (on request) a verified family.
+real enrolled face photos, a store with a prisoner, staff and (on request) a pending or verified
+family, and clients speaking to a real server as a family's browser (``FamilyClient``) and a
+member of staff's console (``StaffClient``: the console login and the families desk) would.
 
 ``MemoryMailer`` implements ``monitor.store.family_common.Mailer`` by keeping each message in a
-list: the tests read the confirmation link and the join links from it. (The product's sender is
-``monitor/mail``, built in parallel; these tests check what the families' side asks it to send.)
+list: the tests read the confirmation link and the join links from it. (The product's mailer,
+``monitor.mail.family_mail.FamilyMail``, is tested apart; these tests check what the families' side
+asks a mailer to send.)
 """
 
 from __future__ import annotations
@@ -148,9 +151,10 @@ def pending_family(
     email: str = "jane@example.org",
     photo: Path = OBAMA,
     name: str = "Jane Smith",
+    prisoner: tuple[str, str, str] = PRISONER,
 ) -> tuple[str, str, str]:
     """A family waiting for staff to check it (face photo, photo ID, proof of address and the
-    prisoner as a contact): (account, holder person, contact)."""
+    prisoner, ``(number, name, date of birth)``, as a contact): (account, holder person, contact)."""
     reg = register(store, email, auth.hash_password(PASSWORD), name, "1985-04-01", "1 High St", mailer)
     assert reg.token is not None and confirm_email(store, reg.token) == "confirmed"
     holder = store.db.execute(
@@ -159,7 +163,7 @@ def pending_family(
     set_face(store, reg.account_id, holder, kept_photo(store, photo))
     id_document(store, vault, reg.account_id, holder, photo)
     proof_of_address(store, vault, reg.account_id, holder)
-    contact = add_contact(store, reg.account_id, PRISONER[1], PRISONER[0], PRISONER[2])
+    contact = add_contact(store, reg.account_id, prisoner[1], prisoner[0], prisoner[2])
     return reg.account_id, holder, contact.id
 
 

@@ -8,6 +8,7 @@ change nothing. The store's clock is a Monday morning in London (2030-06-03 08:0
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ import pytest
 import pytest_asyncio
 from support.family_site import (
     BIDEN,
+    GRACE,
     OBAMA,
     OTHER_PRISON,
     PASSWORD,
@@ -32,10 +34,12 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from monitor.server.serve import Server
 from monitor.store import auth
-from monitor.store.database import Store
+from monitor.store.database import Prisoner, Store
 from monitor.store.documents import DocumentVault
 from monitor.store.family_accounts import account
+from monitor.store.family_contacts import set_prisoner_date_of_birth
 from monitor.store.family_requests import request_call
+from monitor.store.family_staff import set_role
 from monitor.store.prisons import prison
 from policies.config import load_policy
 
@@ -52,6 +56,8 @@ class Desk:
     store: Store
     mailer: MemoryMailer
     vault: DocumentVault
+    officer: auth.Staff
+    governor: auth.Staff
 
     def staff(self) -> StaffClient:
         return StaffClient(self.server.port)
@@ -72,14 +78,14 @@ class Desk:
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def desk(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Desk]:
     store = Store(tmp_path_factory.mktemp("desk") / "monitor.db", clock=Clock(MONDAY.timestamp()))
-    prison_with_staff(store)
+    officer, governor = prison_with_staff(store)
     auth.add_staff(store, "elsewhere", OTHER_PRISON, PASSWORD)
     mailer = MemoryMailer()
     server = Server([], CONFIG, port=0, analysis_workers=0, store=store)
     server.mailer = mailer
     await server.start()
     try:
-        yield Desk(server, store, mailer, DocumentVault(store))
+        yield Desk(server, store, mailer, DocumentVault(store), officer, governor)
     finally:
         await server.stop()
         store.close()
@@ -261,6 +267,117 @@ async def test_a_bad_message_gets_one_clear_error_and_the_desk_goes_on(
     assert (await officer.ask("overview"))["type"] == "ok"  # still open
     assert desk.store.db.execute("SELECT COUNT(*) FROM audit").fetchone()[0] == before
     await officer.close()
+
+
+def snapshot(desk: Desk) -> tuple[object, ...]:
+    """What a refused decision must leave as it was (the store, and nothing mailed)."""
+    store = desk.store
+    counts = tuple(
+        store.db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
+        for table in ("audit", "allowance_grants", "bookings", "visitor_list", "mail_queue")
+    )
+    statuses = store.db.execute(
+        "SELECT (SELECT group_concat(status) FROM family_accounts), (SELECT group_concat(status) FROM"
+        " family_contacts), (SELECT group_concat(status) FROM call_requests)"
+    ).fetchone()
+    settings = store.db.execute("SELECT * FROM prisons ORDER BY name").fetchall()
+    return counts, tuple(statuses), [tuple(row) for row in settings], len(desk.mailer.messages)
+
+
+async def test_bad_decisions_get_one_clear_message_and_change_nothing(desk: Desk) -> None:
+    account_id, holder, contact = pending_family(
+        desk.store, desk.vault, desk.mailer, "odd@example.org", GRACE
+    )
+    set_role(desk.store, "elsewhere", "governor")  # a governor, of another prison
+    officer, governor, elsewhere = [await desk.signed_in(n) for n in ("officer", "governor", "elsewhere")]
+    grant: dict[str, object] = {
+        "prisoner": PRISONER[0],
+        "month": "2030-06",
+        "extra_calls": 1,
+        "reason": "welfare",
+    }
+    extra = "extra calls: a whole number from 1 to 31"
+    nobody = "req-000000000000"
+    cases: list[tuple[StaffClient, str, dict[str, object], str, str]] = [
+        (officer, "refuse_account", {"account": account_id, "reason": "x" * 501}, "reason",
+         "the reason can be at most 500 characters"),
+        (elsewhere, "refuse_account", {"account": account_id, "reason": "no"}, "not_found",
+         "no such account"),
+        (elsewhere, "approve_contact", {"contact": contact}, "not_found", "no such contact"),
+        (officer, "approve_contact", {"contact": contact}, "not_verified",
+         "check the account first (the verification queue)"),
+        (elsewhere, "approve_person", {"person": holder}, "not_found", "no such person"),
+        (elsewhere, "grant", grant, "not_found", "no such prisoner"),
+        (governor, "grant", {**grant, "extra_calls": 0}, "extra_calls", extra),
+        (governor, "grant", {**grant, "extra_calls": 32}, "extra_calls", extra),
+        (governor, "grant", {**grant, "month": "2030-13"}, "month", "a month is YYYY-MM, e.g. 2026-06"),
+        (governor, "change_settings", {"time_zone": "Mars/Base"}, "settings",
+         "time zone 'Mars/Base': not a known time zone (e.g. Europe/London)"),
+        (governor, "change_settings", {"mode": "lottery"}, "settings",
+         "mode 'lottery': must be self_select or staff_booked"),
+        (governor, "change_settings", {"cancel_cutoff_hours": 0}, "settings",
+         "cancel cut-off: must be a number of hours from 1 to 336"),
+        (governor, "change_settings", {"concurrent_calls": "2"}, "settings",
+         "concurrent calls: must be a whole number from 1 to 50"),
+        (governor, "change_settings", {"timetable": ["09:00"]}, "settings",
+         'timetable: the timetable must list start times per day, e.g. {"mon": ["09:00"]}'),
+        (officer, "book_request", {"request": nobody, "starts_at": "2030-06-06T10:00"}, "no_request",
+         "no such request"),
+        (officer, "decline_request", {"request": nobody, "reason": "no"}, "not_found", "no such request"),
+    ]  # fmt: skip
+    before = snapshot(desk)
+    for client, message, fields, code, words in cases:
+        answer = await client.ask(message, **fields)
+        assert (answer["type"], answer["code"], answer["message"]) == ("error", code, words), (
+            message,
+            answer,
+        )
+    assert snapshot(desk) == before
+    assert account(desk.store, account_id).status == "pending"
+    for client in (officer, governor, elsewhere):
+        await client.close()
+
+
+async def test_two_staff_booking_the_last_place_at_once_get_one_call(desk: Desk) -> None:
+    """Two requests, for two prisoners, booked into the prison's one place at the same moment by
+    two members of staff: one call, and one "already has 1 calls at that time"."""
+    officer, governor = await desk.signed_in("officer"), await desk.signed_in("governor")
+    requests = []
+    for number, name, born, email, photo in (
+        ("C1111EE", "Carl Ray", "1970-07-07", "carl@example.org", OBAMA),
+        ("D2222FF", "Dan Roe", "1971-08-08", "dan@example.org", BIDEN),
+    ):
+        desk.store.add_prisoner(Prisoner(number, name, "HMP Example"))
+        set_prisoner_date_of_birth(desk.store, number, born)
+        account_id, holder, contact = pending_family(
+            desk.store, desk.vault, desk.mailer, email, photo, prisoner=(number, name, born)
+        )
+        assert (await officer.ask("verify", account=account_id))["type"] == "ok"
+        requests.append((account_id, holder, contact))
+    assert (await governor.ask("change_settings", mode="staff_booked", concurrent_calls=1))["type"] == "ok"
+    try:
+        friday = datetime(2030, 6, 7, 16, 0, tzinfo=LONDON)
+        ids = [request_call(desk.store, a, c, [h], h, [friday], "", CONFIG) for a, h, c in requests]
+        answers = await asyncio.gather(
+            officer.ask("book_request", request=ids[0], starts_at="2030-06-07T16:00"),
+            governor.ask("book_request", request=ids[1], starts_at="2030-06-07T16:00"),
+        )
+        assert sorted(a["type"] for a in answers) == ["error", "ok"], answers
+        refused = next(a for a in answers if a["type"] == "error")
+        assert (refused["code"], refused["message"]) == (
+            "slot_taken",
+            "HMP Example already has 1 calls at that time",
+        )
+        at_four = desk.store.bookings_between(friday.timestamp(), friday.timestamp() + 1, "HMP Example")
+        assert len(at_four) == 1
+        statuses = desk.store.db.execute(
+            f"SELECT status FROM call_requests WHERE id IN ('{ids[0]}', '{ids[1]}') ORDER BY status"
+        ).fetchall()
+        assert [r[0] for r in statuses] == ["booked", "open"]
+    finally:
+        assert (await governor.ask("change_settings", mode="self_select", concurrent_calls=2))["type"] == "ok"
+    for client in (officer, governor):
+        await client.close()
 
 
 async def test_an_oversized_frame_is_refused_from_its_header(desk: Desk) -> None:
