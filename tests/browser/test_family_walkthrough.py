@@ -263,6 +263,9 @@ async def verify_on_the_console(officer: Any, store: Store) -> None:
         "SELECT COUNT(*) FROM audit WHERE kind = 'document_viewed' AND actor = 'staff:officer'"
     ).fetchone()[0]
     assert after == viewed + 1  # the ID document (the proof of address was not needed)
+    await item.get_by_role("button", name="Refuse").click()  # without a reason: refused, nothing changes
+    await desk_says(officer, "give a reason: the family is told it")
+    assert await officer.locator("#desk-verify li").count() == 1
     await item.get_by_role("button", name="Verify account").click()
     await desk_says(officer, "Verify account: done")
     await officer.wait_for_selector("#desk-verify-empty:not([hidden])")
