@@ -95,8 +95,8 @@ def register(
     now = store.clock()
     with store.transaction() as db:
         row = db.execute("SELECT id FROM family_accounts WHERE email = ?", (email,)).fetchone()
-        if row is not None:
-            mailer.send("already_registered", email, name=name)
+        if row is not None:  # greeted by the holder's name, never one a stranger typed
+            mailer.send("already_registered", email, name=people(store, row["id"])[0].name)
             return Registration(row["id"], None)
         account_id = new_id("fam")
         db.execute(

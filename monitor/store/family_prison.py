@@ -178,6 +178,30 @@ def allowance(store: Store, staff: Staff, prisoner_id: str, month: str, config: 
     return month_allowance(store, prisoner_id, staff.prison, first, config)
 
 
+def prisoners(store: Store, staff: Staff, month: str, config: PolicyConfig) -> list[dict[str, Any]]:
+    """This prison's prisoners with their calls in ``month`` (YYYY-MM, prison time), by name."""
+    first = datetime.strptime(_month(month), "%Y-%m").replace(tzinfo=prison(store, staff.prison).tz)
+    rows = store.db.execute(
+        "SELECT id, name, date_of_birth FROM prisoners WHERE prison = ? ORDER BY name, id", (staff.prison,)
+    ).fetchall()
+    found = []
+    for row in rows:
+        a = month_allowance(store, row["id"], staff.prison, first, config)
+        found.append(
+            {
+                "id": row["id"],
+                "name": row["name"],
+                "date_of_birth": row["date_of_birth"],
+                "month": a.month,
+                "free": a.free,
+                "extra": a.extra,
+                "used": a.used,
+                "left": a.left,
+            }
+        )
+    return found
+
+
 def grant_extra_calls(
     store: Store, staff: Staff, prisoner_id: str, month: str, extra_calls: int, reason: str
 ) -> int:

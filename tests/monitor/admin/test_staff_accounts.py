@@ -1,4 +1,4 @@
-"""`monitor staff disable|enable|password|sessions [--revoke]` on a real store: each takes effect
+"""`monitor staff disable|enable|password|sessions [--revoke]|role` on a real store: each takes effect
 on open sessions at once, is audited (actor ``admin``), and bad input gets one clear line."""
 
 from __future__ import annotations
@@ -83,6 +83,25 @@ def test_disable_enable_and_a_new_password(db: Path, capsys: pytest.CaptureFixtu
         assert log.verify().ok
 
 
+def test_a_staff_account_is_made_a_governor_and_back(db: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from monitor.store.family_roles import role
+
+    capsys.readouterr()
+    assert run(db, "staff", "role", "alice", "governor") == 0
+    assert capsys.readouterr().out == "staff account alice is now a governor\n"
+    with Store(db) as store:
+        alice = auth.login(store, "alice", PASSWORD, "10.0.0.1").staff
+        assert alice is not None and role(store, alice) == "governor"
+    assert run(db, "staff", "role", "alice", "staff") == 0
+    with Store(db) as store:
+        assert role(store, alice) == "staff"
+        rows = store.db.execute("SELECT kind, data FROM audit WHERE kind = 'staff_role_changed'").fetchall()
+        assert [(r[0], r[1]) for r in rows] == [
+            ("staff_role_changed", '{"role":"governor","username":"alice"}'),
+            ("staff_role_changed", '{"role":"staff","username":"alice"}'),
+        ]
+
+
 @pytest.mark.parametrize(
     ("argv", "stdin", "problem"),
     [
@@ -91,6 +110,7 @@ def test_disable_enable_and_a_new_password(db: Path, capsys: pytest.CaptureFixtu
         (("staff", "sessions", "nobody", "--revoke"), None, "staff account nobody: no such account"),
         (("staff", "password", "nobody", "--password-stdin"), "long enough pass\n", "no such account"),
         (("staff", "password", "alice", "--password-stdin"), "short\n", "at least 10 characters"),
+        (("staff", "role", "nobody", "governor"), None, "staff account nobody: no such account"),
     ],
 )
 def test_bad_input_gets_one_clear_line(
