@@ -63,16 +63,25 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         help="run the calls' media, policy and recording in N worker processes (e.g. one per core), "
         "each call on the least-loaded one; 0 (default): everything in this process",
     )
-    from monitor.call.admission import DEFAULT_MAX_CALLS  # cheap: no imports of its own
+    from monitor.call.admission import DEFAULT_MAX_CALLS, DEFAULT_MAX_CPU  # cheap: no imports of its own
 
     parser.add_argument(
         "--max-calls",
         type=int,
-        default=DEFAULT_MAX_CALLS,
         metavar="N",
-        help=f"calls one relay process carries (per relay worker with --relay-workers; default "
-        f"{DEFAULT_MAX_CALLS}, measured by bench/capacity.py on one core); a device that would start "
-        "one more is refused with over_capacity",
+        help="a fixed limit of calls running at once (per relay worker with --relay-workers, where it "
+        f"defaults to {DEFAULT_MAX_CALLS}); by default the server takes calls while its measured load "
+        "allows (--max-cpu, loop lag, analysis backlog: docs/operations.md, Capacity); a device that "
+        "would start one more is refused with over_capacity",
+    )
+    parser.add_argument(
+        "--max-cpu",
+        type=float,
+        default=DEFAULT_MAX_CPU,
+        metavar="SHARE",
+        help=f"take no new call while this server and its workers use more than this share of the "
+        f"machine's cores (default {DEFAULT_MAX_CPU}, counting each call started in the last 20 s as "
+        "0.1 of a core more)",
     )
     parser.add_argument("--db", metavar="FILE", help="SQLite store (default $MONITOR_DB or ./monitor.db)")
     parser.add_argument(

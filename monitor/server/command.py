@@ -144,11 +144,14 @@ def run_serve(args: argparse.Namespace) -> int:
     relay_workers = getattr(args, "relay_workers", 0)
     if relay_workers < 0:
         raise UserError(f"--relay-workers {relay_workers}: must be 0 (calls in this process) or more")
-    from monitor.call.admission import DEFAULT_MAX_CALLS, Limits
+    from monitor.call.admission import DEFAULT_MAX_CPU, Limits
 
-    max_calls = getattr(args, "max_calls", DEFAULT_MAX_CALLS)
-    if max_calls < 1:
+    max_calls = getattr(args, "max_calls", None)
+    if max_calls is not None and max_calls < 1:
         raise UserError(f"--max-calls {max_calls}: must be at least 1 (calls per relay process)")
+    max_cpu = getattr(args, "max_cpu", DEFAULT_MAX_CPU)
+    if not 0 < max_cpu <= 1:
+        raise UserError(f"--max-cpu {max_cpu}: a share of the machine's cores, more than 0 and at most 1")
     origins = origins_from(getattr(args, "origin", None) or [])
     ice_servers = ice_servers_from(args.ice_server)
     ssl_context = _ssl_context(args)
@@ -190,7 +193,7 @@ def run_serve(args: argparse.Namespace) -> int:
             store=store,
             relay_workers=relay_workers,
             ice_hosts=ice_hosts,
-            limits=Limits(max_calls=max_calls),
+            limits=Limits(max_calls=max_calls, max_cpu=max_cpu),
             origins=origins,
             sock=sock,
             mail=mail,

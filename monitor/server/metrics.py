@@ -296,8 +296,9 @@ class Metrics:
         )
         page.sample("monitor_call_starts_total", admission.admitted, {"result": "admitted"})
         page.sample("monitor_call_starts_total", admission.refused, {"result": "over_capacity"})
-        page.family("monitor_max_calls", "gauge", "Calls one relay process may run (per relay worker).")
-        page.sample("monitor_max_calls", admission.max_calls)
+        if admission.max_calls is not None:  # --max-calls (else the measured load decides)
+            page.family("monitor_max_calls", "gauge", "Calls one relay process may run (per relay worker).")
+            page.sample("monitor_max_calls", admission.max_calls)
 
     def _render_relay(self, page: Exposition, relay: RelayStats) -> None:
         links = relay.links

@@ -142,7 +142,8 @@ class Server:
         # monitor.call.admission.Limits: max_calls is per relay process (per worker with relay workers,
         # whose admission, monitor.relay_workers.pool.WorkerAdmission, is set once the workers are started)
         self.limits: Limits = limits or Limits()
-        self.calls.admission = Admission(self.limits)
+        self.calls.admission = Admission(self.limits, measure=self.measured)
+        self.load: Any = None  # monitor.load.LoadProbe: this server's measured load (made in _routes())
         self.router = Router()
         self.pool: AnalysisPool | None = None
         self._ws: WsServer | None = None
@@ -325,6 +326,10 @@ class Server:
         from monitor.server.metrics import register_server_metrics  # metrics hook: GET /metrics
 
         self.metrics = register_server_metrics(self)
+        from monitor.load import LoadProbe  # capacity hook: what admission judges (admission.py)
+
+        self.load = LoadProbe(self.metrics.lag, pids=self._worker_pids, analysis=self._analysis_totals)
+        self.load.start()
         if self.store is not None:  # /console routes on the same port
             mailer = self._family_mailer()
             # the console writes every record published on the hub to the audit log
@@ -349,6 +354,30 @@ class Server:
                 secure=secure,
                 mailer=mailer,
             )
+
+    # ---- measured load (admission, cluster placement) --------------------------------------------
+    def measured(self) -> Any:
+        """This server's measured load now (``monitor.call.admission.Measured``)."""
+        from monitor.call.admission import Measured
+
+        if self.load is None:
+            return Measured()
+        return Measured(self.load.cores, self.load.cpu(), self.load.lag_ms(), self.load.analysis_wait_ms())
+
+    def _worker_pids(self) -> list[int]:
+        from monitor.load import worker_pids
+
+        relay = [link.pid for link in self.relay.links if link.alive] if self.relay is not None else []
+        return worker_pids() + relay
+
+    def _analysis_totals(self) -> dict[str, tuple[int, float]]:
+        if self.pool is not None:
+            analysis = self.pool.stats()
+        elif self.relay is not None:
+            analysis = self.relay.stats().analysis
+        else:
+            return {}
+        return {key: (s.analysed, s.waited_s) for key, s in analysis.streams.items()}
 
     def _family_mailer(self) -> Any:
         """What the family pages and the console's families desk mail with: the one given
@@ -432,6 +461,8 @@ class Server:
             await self.relay.stop()
         if self.pool is not None:
             await self.pool.stop()
+        if self.load is not None:
+            self.load.stop()
         if self.metrics is not None:  # metrics hook
             self.metrics.stop()
         if self._console_recorder is not None:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from monitor.bookings import load_booking
-from monitor.call.admission import Admission, Limits, OverCapacity
+from monitor.call.admission import Admission, Limits, Load, Measured, OverCapacity, overload
 from monitor.server.serve import Server
 from policies.config import load_policy
 from signalling.client import Device
@@ -43,10 +43,53 @@ def test_a_lagging_loop_refuses_new_calls_only() -> None:
     admission.admit("b", ["a"])
 
 
-@pytest.mark.parametrize("field,value", [("max_calls", 0), ("max_loop_lag_ms", 0.0)])
+@pytest.mark.parametrize(
+    "field,value",
+    [("max_calls", 0), ("max_loop_lag_ms", 0.0), ("max_cpu", 0.0), ("max_analysis_wait_ms", -1.0)],
+)
 def test_limits_reject_nonsense(field: str, value: float) -> None:
     with pytest.raises(ValueError, match=field):
         Limits(**{field: value})  # type: ignore[arg-type]
+
+
+def test_the_measured_load_decides_without_a_fixed_limit() -> None:
+    limits = Limits()  # no max_calls: CPU share, loop lag and analysis wait decide
+    assert overload(Load(running=40, cores=2, cpu=0.5, lag_ms=10.0, analysis_wait_ms=30.0), limits) is None
+    assert "processors are 85% busy, the limit is 80%" in str(
+        overload(Load(running=9, cores=2, cpu=0.85), limits)
+    )
+    assert "120 ms late" in str(overload(Load(running=3, cpu=0.2, lag_ms=120.0), limits))
+    assert "analysis is 400 ms behind" in str(
+        overload(Load(running=3, cpu=0.2, analysis_wait_ms=400.0), limits)
+    )
+    # a server running nothing is never refused for its load (what it measures is the machine's)
+    assert overload(Load(running=0, cores=2, cpu=0.99, lag_ms=500.0, analysis_wait_ms=900.0), limits) is None
+    # a fixed limit, when given, comes first
+    assert "3 calls running, the limit is 3" in str(overload(Load(running=3), Limits(max_calls=3)))
+
+
+def test_calls_just_started_count_before_their_load_shows() -> None:
+    """The ramp-up allowance: each call started within ramp_s adds ramp_call_cores, so a burst
+    of starts on an idle-looking server stops before it piles on."""
+    limits = Limits(ramp_s=20.0, ramp_call_cores=0.1)
+    assert Load(running=5, recent=4, cores=2, cpu=0.4).cpu_with_ramp(limits) == pytest.approx(0.6)
+    assert overload(Load(running=8, recent=8, cores=2, cpu=0.39), limits) is None  # 0.79
+    assert overload(Load(running=9, recent=9, cores=2, cpu=0.39), limits) is not None  # 0.84
+    now = [100.0]
+    measured = Measured(cores=2, cpu=0.1, lag_ms=1.0, analysis_wait_ms=5.0)
+    admission = Admission(limits, measure=lambda: measured, clock=lambda: now[0])
+    running: list[str] = []
+    while True:  # one start after another, the measured CPU standing still (it lags behind)
+        try:
+            admission.admit(f"c{len(running)}", running)
+        except OverCapacity as exc:
+            assert "processors are" in exc.message
+            break
+        running.append(f"c{len(running)}")
+    assert len(running) == 15  # 0.1 + 14 x 0.05 = 0.8 still fits the 15th; 0.1 + 15 x 0.05 does not
+    now[0] += 21.0  # the ramp-up is over: only what is measured counts
+    admission.admit("late", running)
+    assert admission.recent() == 1
 
 
 @pytest.fixture
