@@ -18,11 +18,15 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-# System packages the browser tests need (Debian's chromium; never `playwright install`).
+# System packages the tests need: Debian's chromium for the browser tests (never `playwright
+# install`), redis-server for the cluster tests (each test session starts its own on loopback).
 system:
 	@command -v chromium >/dev/null 2>&1 || { \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium >/dev/null; }
+	@command -v redis-server >/dev/null 2>&1 || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq redis-server >/dev/null; }
 
 # axe-core from the npm registry into .venv/axe (about 3.4 MB, a few seconds); Node and npm from
 # Debian when the machine has none.
