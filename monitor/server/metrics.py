@@ -149,6 +149,7 @@ class Metrics:
         self._tasks: list[asyncio.Task[None]] = []
         self.started_at = clock()
         self.audit: Any = None  # monitor.store.audit_writer.AuditWriter: its stats()
+        self.extra: list[Callable[[Exposition], None]] = []  # more figures (a cluster node's)
 
     # cheap updates (any code may call these)
     def inc(self, name: str, amount: int = 1) -> None:
@@ -255,6 +256,8 @@ class Metrics:
         self._render_audit(page)
         if self.mail is not None:
             self._render_mail(page, self.mail.stats())
+        for more in self.extra:
+            more(page)
         return page.text()
 
     def _render_audit(self, page: Exposition) -> None:

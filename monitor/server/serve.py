@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import socket
 import ssl
@@ -107,6 +108,7 @@ class Server:
         forward: bool = True,
         sock: socket.socket | None = None,
         mail: Any = None,
+        cluster: Any = None,
     ) -> None:
         self.bookings = bookings
         self.sock = sock  # bound already (``listen_socket``); else start() binds host:port first
@@ -154,6 +156,9 @@ class Server:
         # e-mail to families (monitor.store.family_common.Mailer); None: FamilyMail on ``mail`` if given
         self.mailer: Any = None
         self.family: family.FamilyApp | None = None  # the /family routes, with a store
+        # cluster hook: monitor.cluster.node.ClusterNode (``--redis``): calls are placed across nodes
+        self.cluster: Any = cluster
+        self.public_base: str | None = None  # this node's URL for the other nodes (default base_url)
 
     @property
     def base_url(self) -> str:
@@ -163,6 +168,10 @@ class Server:
     def public_url(self) -> str:
         """Where families and staff reach the server: the first ``--origin``, else its own URL."""
         return self.origins[0] if self.origins else self.base_url
+
+    def node_url(self) -> str:
+        """Where the other nodes of a cluster (and redirected devices) reach this one."""
+        return self.public_base or self.base_url
 
     async def start(self) -> None:
         if self.sock is None:  # before anything else: a server that cannot listen changes nothing
@@ -203,6 +212,11 @@ class Server:
             self.refresh()
             self._refresher = asyncio.ensure_future(self._refresh_forever())
         self._routes()
+        if self.cluster is not None:  # cluster hook: join the other nodes (monitor/cluster/node.py)
+            await self.cluster.start(self)
+            from monitor.cluster import metrics as cluster_metrics
+
+            self.metrics.extra.append(functools.partial(cluster_metrics.render, self.cluster))
         self._ws = await serve(
             self.router.handle_websocket,
             sock=self.sock,
@@ -248,12 +262,15 @@ class Server:
     # ---- calls from the store -------------------------------------------------------------------
     def refresh(self) -> list[str]:
         """Drop ended calls; load every stored call whose join window opens before the next
-        refresh (and that has not ended). Returns the call ids loaded."""
+        refresh (and that has not ended). Returns the call ids loaded. A node of a cluster loads
+        nothing ahead: a call is loaded on the node placement chooses, when a device joins."""
         assert self.store is not None
         for call in self.calls:
             if call.ended.is_set():
                 self._finished.add(call.call_id)
                 self.calls.remove(call.call_id)
+        if self.cluster is not None:
+            return []
         now = self.wall_clock()
         horizon = now + JOIN_EARLY_S + self.refresh_s + 60.0
         loaded = []
@@ -319,6 +336,7 @@ class Server:
         self.signalling = signalling = SignallingServer(
             self.calls, link_refusal, origins=self.origins, secure=secure
         )
+        signalling.router = self.cluster  # cluster hook: joins of calls running on other nodes
         self.router.ws("/ws/call", signalling.handle, signalling.admit)  # another Origin: HTTP 403
         self.router.get("/join/", self._join_page)
         self.router.get("/web/", self._web_file)
@@ -337,7 +355,7 @@ class Server:
                 self.router,
                 store=self.store,
                 hub=self.hub,
-                calls=self.calls,
+                calls=self.calls if self.cluster is None else self.cluster.view(self.calls, self.store),
                 secure=secure,
                 record_dir=self.record_dir,
                 origins=self.origins,
@@ -445,6 +463,8 @@ class Server:
         return lines
 
     async def stop(self) -> None:
+        if self.cluster is not None:  # leave the cluster first: no new call is placed here
+            await self.cluster.stop()
         if self._refresher is not None:
             self._refresher.cancel()
             self._refresher = None

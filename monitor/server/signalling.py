@@ -8,7 +8,9 @@ withdrawn while it is connected gets a ``bad_token`` error and is closed at the 
 (every ``LINK_RECHECK_S``). A client that then never answers the close frame is dropped after the
 server's close timeout (``monitor.server.serve.CLOSE_TIMEOUT_S``, 1 s, not websockets' 10 s). Nothing a
 client sends can disturb another connection: each handler only touches its own device, and every
-failure is caught here.
+failure is caught here. In a cluster (``monitor serve --redis``), a join whose call runs on another
+node, or is placed on one now, is proxied or redirected there (``router``, see
+``monitor.cluster.routing``) before this server looks at it further.
 
 Before any of that, :meth:`SignallingServer.admit` checks the handshake: a browser page of another
 origin (any ``Origin`` header but the server's own, see ``monitor.http.origin_allowed``) gets an
@@ -22,7 +24,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
@@ -31,6 +33,7 @@ from websockets.http11 import Response
 from monitor.call.calls import Calls
 from monitor.call.handle import CallHandle
 from monitor.call.seats import JoinRefused
+from monitor.cluster.routing import routed
 from monitor.http import HttpRequest, error_response, origin_allowed
 from signalling import messages
 from signalling.messages import LINK_RECHECK_S, CaptureAttemptMsg, Join, Leave, Offer, Ping, ProtocolError
@@ -41,6 +44,16 @@ log = logging.getLogger(__name__)
 MAX_ERRORS = 20
 #: A connection must join within this many seconds.
 JOIN_TIMEOUT_S = 30.0
+
+
+class Router(Protocol):
+    """Where calls run in a cluster (``monitor.cluster.node.ClusterNode``)."""
+
+    async def route(self, token: str) -> tuple[str, str] | None: ...  # None: here; else (node, url)
+
+    async def forward(
+        self, device: ServerConnection, join_frame: str | bytes, node: str, url: str
+    ) -> None: ...
 
 
 class SignallingServer:
@@ -65,6 +78,8 @@ class SignallingServer:
         self.origins = origins
         self.secure = secure
         self.joined: dict[ServerConnection, str] = {}  # connection -> the link token it joined with
+        # cluster hook: monitor.cluster.node.ClusterNode: where each call runs (None: only here)
+        self.router: Router | None = None
         self._rechecker: asyncio.Task[None] | None = None
 
     async def admit(self, request: HttpRequest) -> Response | None:
@@ -140,6 +155,11 @@ class SignallingServer:
                         await fail("already_joined", "this connection has already joined")
                         continue
                     try:
+                        if self.router is not None and not routed(ws):  # cluster hook
+                            elsewhere = await self.router.route(message.token)
+                            if elsewhere is not None:  # the call runs on another node: go there
+                                await self.router.forward(ws, raw, *elsewhere)
+                                return
                         call, seat = self.calls.seat_for(message.token)
                         device = await call.join(seat, send, close)
                         self._joined(ws, message.token)
