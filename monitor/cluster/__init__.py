@@ -19,3 +19,6 @@ May import: ``monitor.call`` (admission's load rule, seats), ``monitor.console``
 ``signalling`` and the lower floors; never ``monitor.server`` (which hands itself in as
 ``node.Host``).
 """
+
+#: How a device whose call runs on another node gets there (``monitor serve --routing``, routing.py).
+ROUTINGS = ("proxy", "redirect")

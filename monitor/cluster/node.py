@@ -129,6 +129,7 @@ class ClusterNode:
         self.redis_ok = False
         self.cluster_stats: Any = None  # registry.ClusterStats, read with every heartbeat
         self._publishing: set[asyncio.Task[None]] = set()
+        self.idle = asyncio.Event()  # set at a heartbeat that finds no call running here
 
     # ---- lifecycle -----------------------------------------------------------------------------
     async def start(self, host: Host) -> None:
@@ -139,6 +140,11 @@ class ClusterNode:
             await self.redis.ping()
         except (RedisError, OSError) as exc:
             raise RegistryError(f"--redis {self.settings.redis_url}: cannot reach Redis: {exc}") from None
+        other = next((r for r in await self.registry.nodes() if r.node == self.name), None)
+        if other is not None and other.url != host.node_url():
+            raise RegistryError(
+                f"a node named {self.name} is running already, at {other.url}: give each node its own --node"
+            )
         host.calls.admission = PlacedAdmission(self)
         if host.audit is not None:
             host.audit.on_committed(self._committed)
@@ -232,6 +238,10 @@ class ClusterNode:
         for call_id in self._mine - set(running):  # ended (or dropped) since the last heartbeat
             await self.registry.release(call_id, self.name)
         self._mine = set(running)
+        if running:
+            self.idle.clear()
+        else:
+            self.idle.set()
         self.cluster_stats = await self.registry.stats()
         reports = {r.node: r for r in await self.registry.nodes()}
         self.reports = reports
@@ -322,6 +332,11 @@ class ClusterNode:
             return
         self.stats.proxied += 1
         await routing.proxy(device, join_frame, node, url)
+
+    def node_origins(self) -> set[str]:
+        """Every live node's origin (scheme://host:port): a join page served by one of them may
+        open this node's signalling socket (``--routing redirect``)."""
+        return {report.url for report in self.reports.values()}
 
     # ---- the bus -------------------------------------------------------------------------------
     def _committed(self, record: Any) -> None:

@@ -44,6 +44,7 @@ from redis.exceptions import RedisError
 
 from monitor.call.admission import Limits
 from monitor.cluster.placement import NodeLoad, NoNode, choose_node
+from monitor.errors import UserError
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +110,7 @@ return 0
 """
 
 
-class RegistryError(Exception):
+class RegistryError(UserError):
     """Redis cannot be reached or answered nonsense; the message names it."""
 
 

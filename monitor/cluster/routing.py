@@ -33,13 +33,13 @@ from websockets.asyncio.client import connect
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
+from monitor.cluster import ROUTINGS
 from signalling import messages
 from signalling.messages import MAX_FRAME_BYTES
 
 log = logging.getLogger(__name__)
 
 ROUTED_HEADER = "X-Monitor-Routed"
-ROUTINGS = ("proxy", "redirect")
 #: The call's node must accept the proxied connection within this.
 CONNECT_TIMEOUT_S = 5.0
 #: Close code for a device whose call's node went away: reconnect (RFC 6455: "Service Restart").

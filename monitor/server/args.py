@@ -95,6 +95,31 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--certfile", help="TLS certificate (PEM) for HTTPS/WSS")
     parser.add_argument("--keyfile", help="TLS private key (PEM)")
+    cluster = parser.add_argument_group("several nodes (see docs/operations.md, Several nodes)")
+    cluster.add_argument(
+        "--redis",
+        metavar="URL",
+        default=os.environ.get("MONITOR_REDIS") or None,
+        help="join the nodes that share this Redis (redis://HOST:PORT/DB; default $MONITOR_REDIS, where "
+        "a password belongs: redis://:PASSWORD@HOST:PORT/DB) and the --db PostgreSQL database: calls are "
+        "placed on the least-loaded node, any node routes devices to their call's node, consoles see every "
+        "node's calls; SIGTERM drains the node (no new calls; it stops when its calls have ended)",
+    )
+    cluster.add_argument(
+        "--node-url",
+        metavar="URL",
+        help="where the other nodes (and, with --routing redirect, devices) reach this node: "
+        "http(s)://HOST:PORT (default: the address it listens on)",
+    )
+    from monitor.cluster import ROUTINGS  # cheap: no imports of its own
+
+    cluster.add_argument(
+        "--routing",
+        choices=ROUTINGS,
+        default=ROUTINGS[0],
+        help="a device whose call runs on another node: its signalling is proxied there (default: one "
+        "public address for the cluster) or redirected there (every node needs a public address)",
+    )
     mail = parser.add_argument_group("mail to families (see docs/operations.md, Mail)")
     mail.add_argument(
         "--smtp",

@@ -13,6 +13,7 @@ import dataclasses
 import json
 import logging
 import signal
+import socket
 import ssl
 import sys
 import time
@@ -153,6 +154,8 @@ def run_serve(args: argparse.Namespace) -> int:
     if not 0 < max_cpu <= 1:
         raise UserError(f"--max-cpu {max_cpu}: a share of the machine's cores, more than 0 and at most 1")
     origins = origins_from(getattr(args, "origin", None) or [])
+    limits = Limits(max_calls=max_calls, max_cpu=max_cpu)
+    cluster, node_url = _cluster(args, limits)
     ice_servers = ice_servers_from(args.ice_server)
     ssl_context = _ssl_context(args)
     token = metrics_token(args)
@@ -193,18 +196,43 @@ def run_serve(args: argparse.Namespace) -> int:
             store=store,
             relay_workers=relay_workers,
             ice_hosts=ice_hosts,
-            limits=Limits(max_calls=max_calls, max_cpu=max_cpu),
+            limits=limits,
             origins=origins,
             sock=sock,
             mail=mail,
+            cluster=cluster,
         )
         server.metrics_token = token  # metrics hook: --metrics-token-file
+        server.public_base = node_url  # cluster hook: where the other nodes reach this one
         asyncio.run(_run(server, staff, family))
     finally:
         sock.close()
         store.close()
         lock.release()
     return 0
+
+
+def _cluster(args: argparse.Namespace, limits: Any) -> tuple[Any, str | None]:
+    """``--redis``: this server's ClusterNode (None without), and ``--node-url`` (checked)."""
+    node_url = None
+    if getattr(args, "node_url", None):
+        try:
+            node_url = origins_from([args.node_url])[0]
+        except UserError as exc:  # the same rule as --origin: scheme://host[:port]
+            raise UserError(str(exc).replace("--origin", "--node-url", 1)) from None
+    redis_url = getattr(args, "redis", None)
+    if not redis_url:
+        if node_url is not None:
+            raise UserError("--node-url is for a node of several (give --redis too)")
+        return None, None
+    from urllib.parse import urlsplit
+
+    if urlsplit(redis_url).scheme not in ("redis", "rediss", "unix"):
+        raise UserError("--redis: expected redis://HOST:PORT/DB (rediss:// for TLS, unix:///PATH)")
+    from monitor.cluster.node import ClusterNode, Settings
+
+    name = getattr(args, "node", None) or socket.gethostname()
+    return ClusterNode(Settings(redis_url, name, routing=getattr(args, "routing", "proxy")), limits), node_url
 
 
 def _record_dir(args: argparse.Namespace) -> Path | None:
@@ -233,13 +261,37 @@ def _demo(
     return staff, demo_family(store, booking, staff[0])
 
 
+async def _drain(server: Server, stop: asyncio.Event) -> None:
+    """Take no new call; stop once the calls running here have ended."""
+    node = server.cluster
+    await node.drain()
+    print(
+        f"draining: no new calls; stopping when the {len(node.running())} running here have ended "
+        "(SIGTERM again stops at once)",
+        file=sys.stderr,
+        flush=True,
+    )
+    await node.idle.wait()
+    stop.set()
+
+
 async def _run(
     server: Server, staff: tuple[str, str] | None = None, family: tuple[str, str] | None = None
 ) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGINT, stop.set)
+    draining: list[asyncio.Task[None]] = []
+
+    def terminate() -> None:
+        """SIGTERM: a node of several drains first (its calls end on it); a second one, or a
+        single server, stops at once."""
+        if server.cluster is None or draining:
+            stop.set()
+        else:
+            draining.append(asyncio.ensure_future(_drain(server, stop)))
+
+    loop.add_signal_handler(signal.SIGTERM, terminate)
     try:
         await server.start()
         if server.interrupted:

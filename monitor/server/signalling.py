@@ -84,9 +84,11 @@ class SignallingServer:
 
     async def admit(self, request: HttpRequest) -> Response | None:
         """The handshake of ``/ws/call``: a page of another origin gets an HTTP 403 (nothing else)."""
-        if not origin_allowed(request.headers, self.origins, self.secure, required=False):
-            return error_response(403, "origin not allowed")
-        return None
+        if origin_allowed(request.headers, self.origins, self.secure, required=False):
+            return None
+        if self.router is not None and request.headers.get("Origin") in self.router.node_origins():
+            return None  # a join page of another node of the cluster, redirected here
+        return error_response(403, "origin not allowed")
 
     async def recheck_links(self) -> int:
         """Disconnect every device whose link no longer works; how many were."""
