@@ -55,6 +55,8 @@ class Router(Protocol):
         self, device: ServerConnection, join_frame: str | bytes, node: str, url: str
     ) -> None: ...
 
+    def node_origins(self) -> set[str]: ...  # every node's own origin (its pages' Origin header)
+
 
 class SignallingServer:
     """``link_refusal``: what a joined device's link gets now (None while it still works, else the
