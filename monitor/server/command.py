@@ -201,6 +201,7 @@ def run_serve(args: argparse.Namespace) -> int:
             sock=sock,
             mail=mail,
             cluster=cluster,
+            admit_by_load=True,
         )
         server.metrics_token = token  # metrics hook: --metrics-token-file
         server.public_base = node_url  # cluster hook: where the other nodes reach this one

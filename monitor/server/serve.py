@@ -109,6 +109,7 @@ class Server:
         sock: socket.socket | None = None,
         mail: Any = None,
         cluster: Any = None,
+        admit_by_load: bool = False,
     ) -> None:
         self.bookings = bookings
         self.sock = sock  # bound already (``listen_socket``); else start() binds host:port first
@@ -139,12 +140,15 @@ class Server:
         self.calls: Calls[CallHandle[Any]] = Calls(
             resolver=self._resolve_token if store is not None else None
         )
-        from monitor.call.admission import Admission, Limits  # capacity hook: refuse new calls over capacity
+        from monitor.call.admission import DEFAULT_MAX_CALLS, Admission, Limits  # capacity hook
 
         # monitor.call.admission.Limits: max_calls is per relay process (per worker with relay workers,
-        # whose admission, monitor.relay_workers.pool.WorkerAdmission, is set once the workers are started)
-        self.limits: Limits = limits or Limits()
-        self.calls.admission = Admission(self.limits, measure=self.measured)
+        # whose admission, monitor.relay_workers.pool.WorkerAdmission, is set once the workers are
+        # started). ``admit_by_load`` (what `monitor serve` does): new calls are admitted by this
+        # server's measured load; else (a server embedded in a test or benchmark, on a machine it
+        # shares) by the fixed limit alone, DEFAULT_MAX_CALLS unless ``limits`` says otherwise.
+        self.limits: Limits = limits or (Limits() if admit_by_load else Limits(max_calls=DEFAULT_MAX_CALLS))
+        self.calls.admission = Admission(self.limits, measure=self.measured if admit_by_load else None)
         self.load: Any = None  # monitor.load.LoadProbe: this server's measured load (made in _routes())
         self.router = Router()
         self.pool: AnalysisPool | None = None

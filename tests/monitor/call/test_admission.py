@@ -132,3 +132,37 @@ async def test_over_capacity_a_new_call_gets_a_clear_error_and_the_running_call_
     finally:
         for device in devices:
             await device.close()
+
+
+async def test_monitor_serve_admits_by_its_measured_load() -> None:
+    """A server that admits by load (as `monitor serve` does) counts the call it just started
+    before its load shows: with a CPU limit below one call's ramp-up allowance, the second call
+    is refused by name of the processors, the first call's devices still let in."""
+    config = load_policy()
+    base = load_booking(BOOKING, config)
+    start = datetime.now(UTC) - timedelta(seconds=1)
+    bookings = [
+        dataclasses.replace(base, call_id=name, starts_at=start, ends_at=start + timedelta(minutes=30))
+        for name in ("first", "second")
+    ]
+    srv = Server(
+        bookings, config, port=0, analysis_workers=0, limits=Limits(max_cpu=0.01), admit_by_load=True
+    )
+    await srv.start()
+    url = f"ws://127.0.0.1:{srv.port}/ws/call"
+    devices = [Device(url) for _ in range(3)]
+    try:
+        for device in devices:
+            await device.open()
+        assert srv.measured().cores >= 1 and srv.load is not None
+        first = await devices[0].join(token(srv, "first", "visitor"))
+        assert first["type"] == "joined", first
+        refused = await devices[1].join(token(srv, "second", "visitor"))
+        assert refused["type"] == "error" and refused["code"] == "over_capacity", refused
+        assert "processors are" in refused["message"] and "the limit is 1%" in refused["message"]
+        again = await devices[2].join(token(srv, "first", "prisoner"))
+        assert again["type"] == "joined"
+    finally:
+        for device in devices:
+            await device.close()
+        await srv.stop()

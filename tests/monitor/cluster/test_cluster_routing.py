@@ -134,3 +134,39 @@ async def console_json(server: object, cookie: str, path: str) -> Any:
     import json
 
     return json.loads(await console_get(server, cookie, path))
+
+
+async def test_two_nodes_racing_for_one_call_start_it_once_and_the_chain_verifies(
+    tmp_path: Path, redis_url: str
+) -> None:
+    """Both devices of a call reach different nodes at the same moment: one node claims the call,
+    the other routes its device there; the call starts once, its records are written once."""
+    async with nodes(tmp_path / "monitor.db", redis_url, ["a", "b"]) as cluster:
+        a, b = cluster["a"], cluster["b"]
+        tokens = book(a.store, booking_now("raced"))
+        prisoner, visitor = await asyncio.gather(
+            device(ws_url(a), tokens["A1234BC"]), device(ws_url(b), tokens["v1"])
+        )
+        owner = await a.cluster.registry.owner("raced")
+        running = [name for name, server in cluster.items() if server.calls.get("raced") is not None]
+        assert running == [owner]
+        call = cluster[str(owner)].calls.get("raced")
+        assert call is not None and sorted(call.devices) == ["A1234BC", "v1"]
+        stats = await a.cluster.registry.stats()
+        assert stats.placed == 1
+        for dev in (prisoner, visitor):
+            await dev.close()
+        await asyncio.sleep(0.5)  # the leave records
+    # every node's records in one chain: it verifies, and each join was written once, by the call's node
+    from monitor.store.audit import AuditLog
+    from monitor.store.database import Store
+
+    store = Store(tmp_path / "monitor.db")
+    try:
+        log = AuditLog(store)
+        result = log.verify()
+        assert result.ok, result
+        joins = [r for r in log.for_call("raced") if r.kind == "joined"]
+        assert sorted(r.data["participant"] for r in joins) == ["A1234BC", "v1"]
+    finally:
+        store.close()
