@@ -13,7 +13,11 @@ report and the calls placed on each node lately, and :func:`choose_node` picks t
   a burst of calls would see the same emptiest node and pile the burst onto it (the thundering
   herd that made BigBlueButton's load-based placement worse than round-robin);
 - of the nodes that fit, the least loaded wins: the lowest CPU share with the allowance, then the
-  fewest calls, then the name (so every node, given the same reports, chooses alike).
+  fewest calls, then the name (so every node, given the same reports, chooses alike). Nodes within
+  ``NEAR`` (5 points of CPU share) of the least loaded count as equal, and the call's id picks
+  among them (rendezvous hashing): calls starting at the same moment on several nodes then spread
+  over the near-equal nodes instead of all racing for one (their claims would succeed one at a
+  time), and each call still lands where any node would put it.
 
 None fits: :class:`NoNode`, naming each node's reason. The choice is only a proposal: the registry
 claims the call for the chosen node atomically, and only if no call was placed on that node since
@@ -24,6 +28,7 @@ Pure and synchronous (frozen values in, a node name out), like ``policies/``: no
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -33,6 +38,8 @@ from monitor.call.admission import TRY_LATER, Limits, Load, overload
 
 #: A node whose latest report is older than this is not serving (LiveKit's AvailableSeconds).
 STALE_S = 5.0
+#: Nodes whose CPU share (with the ramp-up allowance) is within this of the least loaded's are equal.
+NEAR = 0.05
 
 
 class NoNode(Exception):
@@ -135,10 +142,12 @@ def choose_node(
     limits: Limits,
     now: float,
     *,
+    key: str = "",
     stale_s: float = STALE_S,
 ) -> str:
     """The node a new call starts on (see the theory of operation); :class:`NoNode` if none fits.
-    ``placed``: per node, when each call placed on it within the ramp-up window was placed."""
+    ``placed``: per node, when each call placed on it within the ramp-up window was placed;
+    ``key``: the call's id, which picks among near-equal nodes (none: the first of them)."""
     why: dict[str, str] = {}
     fit: list[tuple[float, int, str]] = []
     for node in sorted(nodes, key=lambda n: n.node):
@@ -151,11 +160,15 @@ def choose_node(
         else:
             why[node.node] = reason
     if fit:
-        return min(fit)[2]
+        best = min(fit)
+        if not key:
+            return best[2]
+        near = [entry for entry in fit if entry[0] <= best[0] + NEAR]
+        return min(near, key=lambda entry: hashlib.sha256(f"{key}\0{entry[2]}".encode()).digest())[2]
     if not why:
         raise NoNode(f"no monitoring server is running; {TRY_LATER}")
     listed = "; ".join(f"{name}: {reason}" for name, reason in why.items())
     raise NoNode(f"every monitoring server is busy ({listed}); {TRY_LATER}")
 
 
-__all__ = ["STALE_S", "CallBrief", "NoNode", "NodeLoad", "choose_node", "effective_load", "serving"]
+__all__ = ["NEAR", "STALE_S", "CallBrief", "NoNode", "NodeLoad", "choose_node", "effective_load", "serving"]

@@ -243,7 +243,7 @@ class Registry:
                 return Placement(owner, placed=False, tries=tries)
             times: Mapping[str, list[float]] = {name: entry[1] for name, entry in placed.items()}
             try:
-                chosen = choose_node(list(reports.values()), times, self.limits, now)
+                chosen = choose_node(list(reports.values()), times, self.limits, now, key=call_id)
             except NoNode:
                 await self.redis.hincrby(self.key("stats"), "refused", 1)
                 raise

@@ -55,7 +55,9 @@ def test_calls_placed_since_a_report_count_as_running_and_as_ramping_up() -> Non
     assert load.cpu_with_ramp(Limits(ramp_s=20.0, ramp_call_cores=0.1)) == pytest.approx(0.3 + 2 * 0.05)
 
 
-def burst(nodes: list[NodeLoad], limits: Limits, starts: int) -> tuple[Counter[str], int]:
+def burst(
+    nodes: list[NodeLoad], limits: Limits, starts: int, keyed: bool = False
+) -> tuple[Counter[str], int]:
     """``starts`` calls placed one after another on the same reports (a burst is faster than the
     next report); returns the calls per node and how many found no node."""
     placed: dict[str, list[float]] = {n.node: [] for n in nodes}
@@ -63,7 +65,7 @@ def burst(nodes: list[NodeLoad], limits: Limits, starts: int) -> tuple[Counter[s
     for i in range(starts):
         now = NOW + i * 0.001
         try:
-            chosen = choose_node(nodes, placed, limits, now)
+            chosen = choose_node(nodes, placed, limits, now, key=f"call-{i}" if keyed else "")
         except NoNode:
             refused += 1
             continue
@@ -80,9 +82,23 @@ def test_a_burst_spreads_over_the_nodes_with_the_ramp_up_allowance() -> None:
 
 
 def test_without_the_allowance_a_burst_herds_onto_the_emptiest_node() -> None:
-    nodes = [node("a", 0.10), node("b", 0.12), node("c", 0.15)]
-    spread, refused = burst(nodes, Limits(ramp_call_cores=0.0), 100)
+    nodes = [node("a", 0.10), node("b", 0.20), node("c", 0.30)]
+    spread, refused = burst(nodes, Limits(ramp_call_cores=0.0), 100, keyed=True)
     assert spread == Counter({"a": 100, "b": 0, "c": 0}) and refused == 0
+
+
+def test_near_equal_nodes_are_picked_by_the_calls_id() -> None:
+    """Within NEAR of the least loaded, the call's id picks (rendezvous hashing): the same call
+    always lands on the same node, and different calls spread; a node further off is not picked."""
+    nodes = [node("a", 0.10), node("b", 0.13), node("c", 0.40)]
+    picks = Counter(choose_node(nodes, {}, Limits(), NOW, key=f"call-{i}") for i in range(200))
+    assert set(picks) == {"a", "b"} and min(picks.values()) > 60, picks
+    assert all(
+        choose_node(nodes, {}, Limits(), NOW, key="same") == choose_node(nodes, {}, Limits(), NOW, key="same")
+        for _ in range(5)
+    )
+    spread, refused = burst([node("a", 0.10), node("b", 0.12), node("c", 0.15)], Limits(), 100, keyed=True)
+    assert spread == Counter({"a": 15, "b": 14, "c": 14}) and refused == 57
 
 
 def test_a_fixed_limit_still_holds_in_a_cluster() -> None:
