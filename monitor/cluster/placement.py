@@ -20,8 +20,10 @@ report and the calls placed on each node lately, and :func:`choose_node` picks t
   time), and each call still lands where any node would put it.
 
 None fits: :class:`NoNode`, naming each node's reason. The choice is only a proposal: the registry
-claims the call for the chosen node atomically, and only if no call was placed on that node since
-the reports were read (``registry.py``), so a choice made on stale reports is made again.
+claims the call for the chosen node atomically, and only while the node still has room for it:
+:func:`headroom` says how many more calls it could take on the figures read, and the claim fails
+if others were placed there meanwhile and used that room up (``registry.py``), so a choice made
+on stale figures is made again.
 
 Pure and synchronous (frozen values in, a node name out), like ``policies/``: no clock, no I/O.
 """
@@ -31,7 +33,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from monitor.call.admission import TRY_LATER, Limits, Load, overload
@@ -171,4 +173,28 @@ def choose_node(
     raise NoNode(f"every monitoring server is busy ({listed}); {TRY_LATER}")
 
 
-__all__ = ["NEAR", "STALE_S", "CallBrief", "NoNode", "NodeLoad", "choose_node", "effective_load", "serving"]
+def headroom(node: NodeLoad, placed: Sequence[float], limits: Limits, now: float, most: int = 10_000) -> int:
+    """How many more calls ``node`` can take, one after another, on these figures (0: none)."""
+    load = effective_load(node, placed, limits, now)
+    if serving(node, now) is not None:
+        return 0
+    more = 0
+    while (
+        more < most
+        and overload(replace(load, running=load.running + more, recent=load.recent + more), limits) is None
+    ):
+        more += 1
+    return more
+
+
+__all__ = [
+    "NEAR",
+    "STALE_S",
+    "CallBrief",
+    "NoNode",
+    "NodeLoad",
+    "choose_node",
+    "effective_load",
+    "headroom",
+    "serving",
+]

@@ -10,8 +10,7 @@ several deployments):
 - ``call:<id>``: the node that runs the call (its *claim*), from its first device's join until it
   ends (or ``CLAIM_TTL_S``, should nobody end it);
 - ``placed:<node>``: the calls placed on the node within the ramp-up window (a sorted set, scored
-  by the time of placement), and ``placements:<node>``: how many were ever placed there (the version
-  a claim checks);
+  by the time of placement);
 - ``drain:<node>``: present while an operator has asked the node to drain (``monitor node drain``);
 - ``stats``: cluster-wide placement figures (placed, taken over, refused, retried).
 
@@ -20,11 +19,11 @@ claim and whether its node is alive, every live report with the age of its key, 
 of each node within the ramp-up window, Redis's clock), chooses with the pure
 :func:`~monitor.cluster.placement.choose_node`, then claims in a second script (``CLAIM``) that,
 atomically, returns the owner if someone claimed the call meanwhile (and that owner is alive),
-refuses if any call was placed on the chosen node since the read (its ``placements`` version
-moved: the choice was made on stale figures, so it is made again), else writes the claim and
-the placement. So no two nodes ever start the same call, and a burst of starts on every node at
-once is spread as if placed one after another. Times are Redis's (``TIME``), so the nodes' clocks
-need not agree.
+refuses if the calls placed on the chosen node since the read have used up the room it had
+(:func:`~monitor.cluster.placement.headroom` on the figures read: the choice was made on stale
+figures, so it is made again), else writes the claim and the placement. So no two nodes ever
+start the same call, no node is given more than its room, and a burst of starts on every node
+at once costs few retries. Times are Redis's (``TIME``), so the nodes' clocks need not agree.
 
 A call whose node has died is claimed again by whichever node its next device reaches: the
 ``CLAIM`` script overwrites a claim whose node's report has expired (``taken_over``).
@@ -35,7 +34,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -43,7 +42,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from monitor.call.admission import Limits
-from monitor.cluster.placement import NodeLoad, NoNode, choose_node
+from monitor.cluster.placement import NodeLoad, NoNode, choose_node, headroom
 from monitor.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -70,11 +69,9 @@ for _, name in ipairs(redis.call('SMEMBERS', p .. 'nodes')) do
   if report then
     local since = now_s - tonumber(ARGV[3])
     local placed = redis.call('ZRANGEBYSCORE', p .. 'placed:' .. name, since, '+inf', 'WITHSCORES')
-    local version = redis.call('GET', p .. 'placements:' .. name) or '0'
     table.insert(out, name)
     table.insert(out, report)
     table.insert(out, tostring(redis.call('PTTL', p .. 'node:' .. name)))
-    table.insert(out, version)
     table.insert(out, placed)
   end
 end
@@ -87,15 +84,15 @@ local owner = redis.call('GET', p .. 'call:' .. call)
 if owner and redis.call('EXISTS', p .. 'node:' .. owner) == 1 then
   return {'owner', owner}
 end
-if (redis.call('GET', p .. 'placements:' .. chosen) or '0') ~= ARGV[4] then
+local now = tonumber(ARGV[5])
+local since = now - tonumber(ARGV[6])
+if redis.call('ZCOUNT', p .. 'placed:' .. chosen, since, '+inf') >= tonumber(ARGV[4]) then
   redis.call('HINCRBY', p .. 'stats', 'retried', 1)
   return {'retry', ''}
 end
-local now = tonumber(ARGV[5])
 redis.call('SET', p .. 'call:' .. call, chosen, 'PX', ARGV[7])
 redis.call('ZADD', p .. 'placed:' .. chosen, now, call)
-redis.call('ZREMRANGEBYSCORE', p .. 'placed:' .. chosen, '-inf', now - tonumber(ARGV[6]))
-redis.call('INCR', p .. 'placements:' .. chosen)
+redis.call('ZREMRANGEBYSCORE', p .. 'placed:' .. chosen, '-inf', since)
 if owner then
   redis.call('HINCRBY', p .. 'stats', 'taken_over', 1)
 else
@@ -206,24 +203,18 @@ class Registry:
     # ---- placement ---------------------------------------------------------------------------
     async def _snapshot(
         self, call_id: str
-    ) -> tuple[float, str, bool, dict[str, NodeLoad], dict[str, tuple[str, list[float]]]]:
+    ) -> tuple[float, str, bool, dict[str, NodeLoad], dict[str, list[float]]]:
         """(Redis's time, the call's owner, whether that owner is alive, each live node's report,
-        each node's (placements version, placement times within the ramp-up window))."""
+        each node's placement times within the ramp-up window)."""
         try:
             raw = await self._read(args=[self.prefix, call_id, self.limits.ramp_s])
         except RedisError as exc:
             raise RegistryError(f"Redis: {exc}") from None
         now, owner, alive = float(raw[0]), _text(raw[1]), bool(int(raw[2]))
         reports: dict[str, NodeLoad] = {}
-        placed: dict[str, tuple[str, list[float]]] = {}
-        for i in range(3, len(raw), 5):
-            name, body, ttl_ms, version, times = (
-                _text(raw[i]),
-                raw[i + 1],
-                int(raw[i + 2]),
-                raw[i + 3],
-                raw[i + 4],
-            )
+        placed: dict[str, list[float]] = {}
+        for i in range(3, len(raw), 4):
+            name, body, ttl_ms, times = _text(raw[i]), raw[i + 1], int(raw[i + 2]), raw[i + 3]
             try:
                 report = NodeLoad.from_json(body)
             except ValueError as exc:
@@ -231,7 +222,7 @@ class Registry:
                 continue
             age = max(0.0, self.node_ttl_s - max(0, ttl_ms) / 1000.0)
             reports[name] = replace(report, at=now - age)
-            placed[name] = (_text(version), [float(times[j + 1]) for j in range(0, len(times), 2)])
+            placed[name] = [float(times[j + 1]) for j in range(0, len(times), 2)]
         return now, owner, alive, reports, placed
 
     async def place(self, call_id: str) -> Placement:
@@ -241,19 +232,20 @@ class Registry:
             now, owner, alive, reports, placed = await self._snapshot(call_id)
             if owner and alive:
                 return Placement(owner, placed=False, tries=tries)
-            times: Mapping[str, list[float]] = {name: entry[1] for name, entry in placed.items()}
             try:
-                chosen = choose_node(list(reports.values()), times, self.limits, now, key=call_id)
+                chosen = choose_node(list(reports.values()), placed, self.limits, now, key=call_id)
             except NoNode:
                 await self.redis.hincrby(self.key("stats"), "refused", 1)
                 raise
+            # the claim holds while the placements there in the window stay under this
+            room = len(placed[chosen]) + headroom(reports[chosen], placed[chosen], self.limits, now)
             try:
                 outcome = await self._claim(
                     args=[
                         self.prefix,
                         call_id,
                         chosen,
-                        placed[chosen][0],
+                        room,
                         repr(now),
                         self.limits.ramp_s,
                         int(CLAIM_TTL_S * 1000),

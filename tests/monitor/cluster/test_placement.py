@@ -7,7 +7,7 @@ from collections import Counter
 import pytest
 
 from monitor.call.admission import Limits
-from monitor.cluster.placement import CallBrief, NodeLoad, NoNode, choose_node, effective_load
+from monitor.cluster.placement import CallBrief, NodeLoad, NoNode, choose_node, effective_load, headroom
 
 NOW = 1_000_000.0
 
@@ -114,3 +114,14 @@ def test_a_report_reads_back_and_bad_ones_are_named() -> None:
     for raw in ("[]", '{"node": "a"}', "not json", '{"node":"a","url":"u","at":"x","cores":1,"running":0}'):
         with pytest.raises(ValueError, match="a node report that cannot be read"):
             NodeLoad.from_json(raw)
+
+
+def test_headroom_is_the_calls_a_node_can_still_take_one_after_another() -> None:
+    limits = Limits()  # 0.8 of the cores; 0.1 core per call placed in the last 20 s
+    assert headroom(node("a", 0.10), [], limits, NOW) == 15  # 0.10 + 14 x 0.05 <= 0.8 < 0.10 + 15 x 0.05
+    assert headroom(node("a", 0.10), [NOW - 1.0] * 5, limits, NOW) == 10
+    assert headroom(node("a", 0.10), [], Limits(max_calls=4), NOW) == 4
+    assert headroom(node("a", 0.10, running=3), [], Limits(max_calls=4), NOW) == 1
+    assert headroom(node("a", 0.10, draining=True), [], limits, NOW) == 0
+    assert headroom(node("a", 0.95, running=2), [], limits, NOW) == 0
+    assert headroom(node("a", 0.95, running=0), [], limits, NOW) == 1  # an idle node takes one call
