@@ -42,6 +42,10 @@ from monitor.call.admission import TRY_LATER, Limits, Load, overload
 STALE_S = 5.0
 #: Nodes whose CPU share (with the ramp-up allowance) is within this of the least loaded's are equal.
 NEAR = 0.05
+#: A call placed this long before a node's report may not be in its count yet (its first device's
+#: join is still on its way there), so it is counted as well: a call counted twice for a moment
+#: is better than a node given one call more than its limit.
+REPORT_LAG_S = 2.0
 
 
 class NoNode(Exception):
@@ -125,8 +129,9 @@ def serving(node: NodeLoad, now: float, stale_s: float = STALE_S) -> str | None:
 
 def effective_load(node: NodeLoad, placed: Sequence[float], limits: Limits, now: float) -> Load:
     """``node``'s load counting the calls placed on it (``placed``: when each was, newest or not):
-    those since its report as running, those within the ramp-up window as recent."""
-    since_report = sum(1 for t in placed if t > node.at)
+    those since its report (less ``REPORT_LAG_S``) as running, those within the ramp-up window as
+    recent."""
+    since_report = sum(1 for t in placed if t > node.at - REPORT_LAG_S)
     recent = sum(1 for t in placed if t > now - limits.ramp_s)
     return Load(
         running=node.running + since_report,
@@ -189,6 +194,7 @@ def headroom(node: NodeLoad, placed: Sequence[float], limits: Limits, now: float
 
 __all__ = [
     "NEAR",
+    "REPORT_LAG_S",
     "STALE_S",
     "CallBrief",
     "NoNode",

@@ -92,17 +92,17 @@ def ws_url(server: Server) -> str:
 class Console:
     """A member of staff signed in on one node's console, its feed open."""
 
-    def __init__(self, server: Server, cookie: str, feed: ClientConnection) -> None:
-        self.server = server
+    def __init__(self, port: int, cookie: str, feed: ClientConnection) -> None:
+        self.port = port
         self.cookie = cookie
         self.feed = feed
         self.records: list[dict[str, Any]] = []
         self._held: list[dict[str, Any]] = []
 
     @classmethod
-    async def open(cls, server: Server, username: str) -> Console:
-        """Sign ``username`` (made with :func:`add_staff`) in on ``server``'s console."""
-        origin = f"http://127.0.0.1:{server.port}"
+    async def open(cls, port: int, username: str) -> Console:
+        """Sign ``username`` (made with :func:`add_staff`) in on the console of the node on ``port``."""
+        origin = f"http://127.0.0.1:{port}"
         basic = base64.b64encode(f"{username}:{PASSWORD}".encode()).decode()
         request = urllib.request.Request(
             f"{origin}/console/login",
@@ -112,12 +112,12 @@ class Console:
         reply = await asyncio.to_thread(urllib.request.urlopen, request, timeout=10)
         cookie = reply.headers["Set-Cookie"].split(";")[0].split("=", 1)[1]
         feed = await connect(
-            f"ws://127.0.0.1:{server.port}/console/ws",
+            f"ws://127.0.0.1:{port}/console/ws",
             origin=origin,  # type: ignore[arg-type]
             additional_headers={"Cookie": f"monitor_session={cookie}"},
         )
         await feed.send(json.dumps({"type": "hello"}))
-        console = cls(server, cookie, feed)
+        console = cls(port, cookie, feed)
         await console.next("welcome")
         return console
 
@@ -158,9 +158,85 @@ class Console:
             elif raw["type"] in ("done", "error"):
                 return raw
 
+    async def get(self, path: str) -> bytes:
+        """``GET path`` on this console's node with its session."""
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{self.port}{path}", headers={"Cookie": f"monitor_session={self.cookie}"}
+        )
+        reply = await asyncio.to_thread(urllib.request.urlopen, request, timeout=10)
+        data: bytes = reply.read()
+        return data
+
+    async def board_row(self, call_id: str) -> dict[str, Any]:
+        board = json.loads(await self.get("/console/api/calls"))
+        row: dict[str, Any] = next(r for r in board["calls"] if r["call_id"] == call_id)
+        return row
+
     async def close(self) -> None:
         await self.feed.close()
 
 
 def add_staff(store: Store, username: str, prison: str) -> None:
     auth.add_staff(store, username, prison, PASSWORD)
+
+
+# ---- `monitor serve` processes on PostgreSQL -----------------------------------------------------
+
+
+class NodeProcess:
+    """``monitor serve --redis`` as an operator runs it: its own process, its stderr in a file."""
+
+    def __init__(self, db: str, redis_url: str, name: str, folder: Path, store_dir: Path) -> None:
+        import os
+        import subprocess
+
+        from support.serve_process import MONITOR, printed_links
+
+        self.name = name
+        self.log = folder / f"{name}.stderr"
+        env = dict(os.environ, MONITOR_STORE_DIR=str(store_dir))
+        self.process = subprocess.Popen(
+            [
+                *MONITOR,
+                "serve",
+                "--db", db,
+                "--redis", redis_url,
+                "--node", name,
+                "--port", "0",
+                "--analysis-workers", "1",
+                "--ice-host", "127.0.0.1",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=self.log.open("w"),
+            text=True,
+            cwd=folder,
+            env=env,
+        )  # fmt: skip
+        try:
+            _, console = printed_links(self.process)
+        except AssertionError:
+            raise AssertionError(f"node {name} did not start: {self.log.read_text()[-2000:]}") from None
+        self.base = console["console"].removesuffix("/console")
+        self.port = int(self.base.rsplit(":", 1)[1])
+
+    @property
+    def ws_url(self) -> str:
+        return self.base.replace("http://", "ws://") + "/ws/call"
+
+    def kill(self) -> None:
+        import signal
+
+        self.process.send_signal(signal.SIGKILL)  # no shutdown code runs
+        self.process.wait(timeout=10)
+
+    def stop(self) -> None:
+        import signal
+        import subprocess
+
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)  # at once, not a drain
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()

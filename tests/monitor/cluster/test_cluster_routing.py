@@ -84,7 +84,7 @@ async def test_a_console_on_a_sees_the_pause_alert_of_a_call_on_b_and_acts_on_it
         add_staff(a.store, "alice", "HMP Example")
         await a.cluster.drain()  # a takes no new call: the call goes to b
         tokens = book(a.store, booking_now("watched"))
-        console = await Console.open(a, "alice")
+        console = await Console.open(a.port, "alice")
         prisoner = await device(ws_url(a), tokens["A1234BC"], clips["clean"])
         visitor = await device(ws_url(a), tokens["v1"], clips["clean"])
         assert await a.cluster.registry.owner("watched") == "b"
@@ -95,13 +95,12 @@ async def test_a_console_on_a_sees_the_pause_alert_of_a_call_on_b_and_acts_on_it
         camera.play(clips["intruder"])
         alert = await console.record(lambda r: r["kind"] == "alert" and r["call_id"] == "watched", 60.0)
         assert alert["evidence"], alert  # the frame behind it, viewable from a's console
-        evidence = await console_get(a, console.cookie, f"/console/api/evidence/{alert['evidence']}.jpg")
+        evidence = await console.get(f"/console/api/evidence/{alert['evidence']}.jpg")
         assert evidence[:2] == b"\xff\xd8"
         await wait_state(visitor, "paused", timeout=10.0)
         # the board on a shows the call on b, paused (once b has written it), with its devices
         for _ in range(50):
-            board = await console_json(a, console.cookie, "/console/api/calls")
-            row = next(r for r in board["calls"] if r["call_id"] == "watched")
+            row = await console.board_row("watched")
             if row["state"] == "paused":
                 break
             await asyncio.sleep(0.1)
@@ -115,25 +114,6 @@ async def test_a_console_on_a_sees_the_pause_alert_of_a_call_on_b_and_acts_on_it
         for dev in (prisoner, visitor):
             await dev.close()
         await console.close()
-
-
-async def console_get(server: object, cookie: str, path: str) -> bytes:
-    import asyncio
-    import urllib.request
-
-    port = server.port  # type: ignore[attr-defined]
-    request = urllib.request.Request(
-        f"http://127.0.0.1:{port}{path}", headers={"Cookie": f"monitor_session={cookie}"}
-    )
-    reply = await asyncio.to_thread(urllib.request.urlopen, request, timeout=10)
-    data: bytes = reply.read()
-    return data
-
-
-async def console_json(server: object, cookie: str, path: str) -> Any:
-    import json
-
-    return json.loads(await console_get(server, cookie, path))
 
 
 async def test_two_nodes_racing_for_one_call_start_it_once_and_the_chain_verifies(

@@ -48,11 +48,13 @@ def test_every_node_over_its_limit_is_named() -> None:
 
 
 def test_calls_placed_since_a_report_count_as_running_and_as_ramping_up() -> None:
-    report = node("a", 0.3, 2)
-    placed = [NOW - 30.0, NOW - 10.0, NOW - 0.2]  # one before the ramp-up window, one before the report
+    report = node("a", 0.3, 2)  # reported at NOW - 0.5
+    # before the ramp-up window; well before the report; 1.3 s before it (its join may not have
+    # reached the node when it reported: counted); after it
+    placed = [NOW - 30.0, NOW - 10.0, NOW - 1.8, NOW - 0.2]
     load = effective_load(report, placed, Limits(ramp_s=20.0), NOW)
-    assert (load.running, load.recent) == (3, 2)
-    assert load.cpu_with_ramp(Limits(ramp_s=20.0, ramp_call_cores=0.1)) == pytest.approx(0.3 + 2 * 0.05)
+    assert (load.running, load.recent) == (4, 3)
+    assert load.cpu_with_ramp(Limits(ramp_s=20.0, ramp_call_cores=0.1)) == pytest.approx(0.3 + 3 * 0.05)
 
 
 def burst(
