@@ -92,14 +92,17 @@ class RoutingStats:
 
 
 class PlacedAdmission:
-    """``Calls.admission`` of a cluster node: placement already decided (``route``), so a call
-    loaded here is admitted; the figures are the node's placements."""
+    """``Calls.admission`` of a cluster node: placement already decided that a call loaded here
+    runs here (``route``); with relay workers the server's own admission (``inner``) still picks
+    the worker it runs on. The figures are the node's placements."""
 
-    def __init__(self, node: ClusterNode) -> None:
+    def __init__(self, node: ClusterNode, inner: Any = None) -> None:
         self.node = node
+        self.inner = inner
 
     def admit(self, call_id: str, running: Iterable[str]) -> None:
-        return None
+        if self.inner is not None:
+            self.inner.admit(call_id, running)
 
     def stats(self) -> AdmissionStats:
         return AdmissionStats(
@@ -145,7 +148,8 @@ class ClusterNode:
             raise RegistryError(
                 f"a node named {self.name} is running already, at {other.url}: give each node its own --node"
             )
-        host.calls.admission = PlacedAdmission(self)
+        relay_workers = getattr(host, "relay", None) is not None
+        host.calls.admission = PlacedAdmission(self, host.calls.admission if relay_workers else None)
         if host.audit is not None:
             host.audit.on_committed(self._committed)
             self.bus.on_audit(lambda notice: host.audit.wake())
