@@ -8,7 +8,8 @@ new audit records of the staff member's prison whenever the server's audit write
 (without a writer thread: whenever the hub publishes), and at least every ``POLL_S`` (records
 written by other processes), reading them from the store; *read* validates and executes the
 console's messages. The session is re-checked before every action and on every push, so a logout or
-a disabled account ends the feed at once.
+a disabled account ends the feed at once. A verdict on an undecided face (``confirm_identity`` /
+``reject_identity``) names its alert; the face comes from the alert record (``identity.py``).
 """
 
 from __future__ import annotations
