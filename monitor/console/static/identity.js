@@ -10,6 +10,16 @@
 const ANSWER_ACTIONS = new Set(["acknowledge", "confirm_identity", "reject_identity"]);
 const IDENTITY_ACTIONS = new Set(["confirm_identity", "reject_identity", "identity_refused"]);
 const identityFaces = new Map();  // alert id -> GET /console/api/identity/<id> (null: not available)
+const identityRefusals = new Map();  // alert id -> why the server refused this page's last verdict
+
+// console.js hands every answer here first: true when it answers a verdict (its ref names the alert)
+function identityReply(msg) {
+  const match = /^identity:(\d+)$/.exec(msg.ref || "");
+  if ((msg.type !== "done" && msg.type !== "error") || !match) return false;
+  if (msg.type === "error") identityRefusals.set(Number(match[1]), msg.message);
+  else identityRefusals.delete(Number(match[1]));
+  return true;
+}
 
 function identityVerdict(records, alertId) {
   const said = records.filter((r) => r.kind === "staff_action" && r.data.alert_id === alertId
@@ -42,16 +52,19 @@ function renderIdentity(box, record, face, records, el, send) {
     ? figure(el, p.photos[0], `booked reference photo of ${p.name}`, `${p.name}: booked photo`)
     : el("p", { class: "muted", text: `${p.name}: no reference photo` }));
   const verdict = identityVerdict(records, record.audit_id);
+  const ref = `identity:${record.audit_id}`;
   const buttons = el("div", { class: "identity-actions" },
     ...face.people.map((p) => el("button", { class: "confirm", "data-participant": p.id, text: `This is ${p.name}`,
-      onclick: () => send({ type: "confirm_identity", alert_id: record.audit_id, participant: p.id }) })),
+      onclick: () => send({ type: "confirm_identity", alert_id: record.audit_id, participant: p.id, ref }) })),
     el("button", { class: "danger reject", text: "Not booked",
-      onclick: () => send({ type: "reject_identity", alert_id: record.audit_id }) }));
+      onclick: () => send({ type: "reject_identity", alert_id: record.audit_id, ref }) }));
+  const refused = identityRefusals.get(record.audit_id);
   // a verdict holds for the rest of the call: shown, and the buttons stay for a correction
   const said = verdict
     ? el("p", { class: "identity-verdict", text: `${identityActionText(verdict.data, face)} (by ${verdict.actor.replace("staff:", "")})` })
     : el("p", { class: "identity-verdict muted", text: "Is this someone booked on the call?" });
-  box.replaceChildren(el("div", { class: "identity-pictures" }, seen, ...booked), said, buttons);
+  box.replaceChildren(el("div", { class: "identity-pictures" }, seen, ...booked), said, buttons,
+    el("p", { class: "identity-refused error", role: "status", text: refused ? `Not done: ${refused}` : "" }));
 }
 
 // ``rerender`` redraws the feed once the alert's photos are known (asked for once per alert)
