@@ -24,7 +24,8 @@ and governors' extra calls, all through ``monitor.store.family_staff``.
 
 Staff actions travel over the WebSocket (validated by ``messages.py``), are written to the audit
 log, and are handed to the running call through the :class:`CallControl` protocol, which the live
-server (``monitor serve``) implements.
+server (``monitor serve``) implements. Staff confirm or reject an undecided face from its
+``identity_unconfirmed`` alert, seeing the booked people's reference photos (``identity.py``).
 
 May import: ``monitor.store``, ``monitor.media`` (a staff member's watch of a call), ``monitor.http``,
 ``monitor.hub``, ``monitor.errors`` and ``policies``; never a call or the server (they are handed

@@ -15,7 +15,7 @@ from urllib.parse import unquote
 
 from websockets.http11 import Response
 
-from monitor.console import board, recordings
+from monitor.console import board, identity, recordings
 from monitor.console.context import COOKIE, CallControl, Publisher, session_token
 from monitor.console.feed import AlertFeed
 from monitor.console.watch import CallWatch
@@ -68,6 +68,8 @@ class Console:
         router.get("/console/api/calls/", self.call_history)
         router.get("/console/api/evidence/", self.evidence)
         router.get("/console/api/recordings/", self.recording)
+        router.get("/console/api/identity/", self.undecided_face)
+        router.get("/console/api/reference/", self.reference_photo)
         router.ws("/console/ws", AlertFeed(self).run, self.admit_ws)
         router.ws("/console/watch", CallWatch(self).run, self.admit_ws)
 
@@ -222,6 +224,41 @@ class Console:
         except OSError:
             return error_response(404)
         return response(200, data, "image/jpeg")
+
+    async def undecided_face(self, request: HttpRequest) -> Response:
+        """``/console/api/identity/<alert id>``: an ``identity_unconfirmed`` alert of the staff
+        member's prison with the people booked on that side and their reference photos' URLs."""
+        staff = self.staff(request)
+        if staff is None:
+            return error_response(401, "login required")
+        text = request.path.removeprefix("/console/api/identity/")
+        try:
+            face = identity.undecided_face(
+                self.store, self.log, staff.prison, int(text) if text.isdigit() else -1
+            )
+        except identity.NotJudgeable:
+            return error_response(404)
+        return json_response(200, face.public(self.store))
+
+    async def reference_photo(self, request: HttpRequest) -> Response:
+        """``/console/api/reference/<call_id>/<person>/<sha256>``: a reference photo of a person booked
+        on a call of the staff member's prison; anything else is the same 404 (``identity.py``)."""
+        staff = self.staff(request)
+        if staff is None:
+            return error_response(401, "login required")
+        parts = request.path.removeprefix("/console/api/reference/").split("/")
+        try:
+            call_id, person, digest = (unquote(p, errors="strict") for p in parts)
+        except (UnicodeDecodeError, ValueError):  # not three parts
+            return error_response(404)
+        booking = self.store.booking(call_id) if call_id else None
+        if booking is None or booking.prison != staff.prison:
+            return error_response(404)
+        path = identity.reference_photo(self.store, booking, person, digest)
+        found = await asyncio.to_thread(identity.read_photo, path, digest) if path is not None else None
+        if found is None:
+            return error_response(404)
+        return response(200, found[0], found[1])
 
     async def recording(self, request: HttpRequest) -> Response:
         """``/console/api/recordings/<call_id>/<file>``: one recorded webm of a call of the staff
