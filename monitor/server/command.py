@@ -175,7 +175,7 @@ def run_serve(args: argparse.Namespace) -> int:
         staff, family = _demo(store, config, bookings) if args.demo else (None, None)
         if not bookings and not store.bookings_between(time.time(), float("inf")):
             raise UserError(
-                f"nothing to serve: {store.path} has no calls booked from now on; book one with "
+                f"nothing to serve: {store.name} has no calls booked from now on; book one with "
                 "`monitor book`, or give --booking FILE (repeatable) or --demo"
             )
         server = Server(

@@ -17,8 +17,10 @@ written to it keys the chain: the plain chain is verified, every hash is recompu
 (the only UPDATE the triggers allow, and only until the chain is keyed), and the plain head is kept
 in ``audit_chain`` for comparison with copies taken before.
 
-Appending reads the head and inserts the next record inside one ``BEGIN IMMEDIATE`` transaction,
-so concurrent writers (processes too) serialise and a killed writer leaves the chain whole. An
+Appending reads the head and inserts the next record inside one write transaction (one writer
+at a time: SQLite's ``BEGIN IMMEDIATE``, PostgreSQL's write lock, see :mod:`monitor.store.sql`), so
+concurrent writers (processes, and nodes sharing a PostgreSQL database) serialise into one strict
+sequence and a killed writer leaves the chain whole. An
 evidence frame is written to its content-addressed file (temporary file, fsync, rename) *before*
 the record that references it commits. A ``state`` record also moves the ``calls`` row in the same
 transaction, so the board and the log cannot disagree. The checkpoint is appended after the commit.
@@ -41,7 +43,6 @@ import functools
 import hashlib
 import logging
 import os
-import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
@@ -60,6 +61,7 @@ from monitor.store.audit_record import (
     record_of,
 )
 from monitor.store.database import Store
+from monitor.store.sql import Connection, DatabaseError
 
 log = logging.getLogger(__name__)
 
@@ -242,8 +244,8 @@ class AuditLog:
             )
             if kind == "state" and call_id is not None and isinstance(data.get("state"), str):
                 db.execute(
-                    "UPDATE calls SET state = ?, updated_at = ? WHERE call_id = ?",
-                    (data["state"], at, call_id),
+                    "UPDATE calls SET state = ?, updated_at = ?, node = COALESCE(?, node) WHERE call_id = ?",
+                    (data["state"], at, store.node, call_id),
                 )
         if outer:  # checkpointed once the caller's transaction commits (the newest record)
             store.after_commit(self, functools.partial(self.anchor, record))
@@ -253,7 +255,7 @@ class AuditLog:
 
     # -- the key and the anchor -----------------------------------------------------------------
 
-    def _key_for_append(self, db: sqlite3.Connection) -> AuditKey:
+    def _key_for_append(self, db: Connection) -> AuditKey:
         """The key to chain the next record with (inside the append's transaction); keys a chain
         from before keyed chains first."""
         row = audit_verify.chain_row(self.store)
@@ -292,7 +294,7 @@ class AuditLog:
         try:
             chain_id = audit_verify.chain_row(self.store)["chain_id"] or "unkeyed"
             Checkpoints(checkpoint_path(self.store.path), chain_id).lost(records, why)
-        except (OSError, sqlite3.Error) as exc:
+        except (OSError, DatabaseError) as exc:
             log.critical("and the loss could not be noted in the checkpoint file either: %s", exc)
 
     def get(self, audit_id: int) -> AuditRecord | None:

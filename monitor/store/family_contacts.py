@@ -10,7 +10,6 @@ account's approved people on the prisoner's visitor list (``family_staff.py``).
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
 from datetime import date
 
@@ -19,6 +18,7 @@ from monitor.store.database import Store
 from monitor.store.family_accounts import Person, account, maybe_submit, person
 from monitor.store.family_common import Refused, new_id
 from monitor.store.prisons import prison
+from monitor.store.sql import Row
 from policies.config import PolicyConfig
 from policies.family import age_on
 
@@ -54,7 +54,7 @@ def _plain(name: str) -> str:
     return " ".join(name.split()).casefold()
 
 
-def _contact(store: Store, row: sqlite3.Row) -> Contact:
+def _contact(store: Store, row: Row) -> Contact:
     return Contact(
         row["id"],
         row["account_id"],

@@ -3,11 +3,19 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from support import ice
+
+if TYPE_CHECKING:
+    from support.postgres import PostgresServer
+
+ENGINES = ("sqlite", "postgresql")
 
 
 @pytest.fixture
@@ -15,3 +23,42 @@ def loopback_ice() -> Iterator[None]:
     """Real aiortc peers in the test connect over 127.0.0.1 (see ``support.ice``)."""
     with ice.loopback_ice():
         yield
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """A real PostgreSQL server for the session (``support.postgres``). Skipped only where its
+    binaries are not installed, and never in CI (``make test`` installs them)."""
+    from support.postgres import PostgresServer, binaries
+
+    found = binaries()
+    if found is None:
+        if os.environ.get("CI"):
+            pytest.fail("PostgreSQL is not installed: `make system` installs Debian's postgresql")
+        pytest.skip("PostgreSQL is not installed (`make system` installs it)")
+    server = PostgresServer(found)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(params=ENGINES)
+def store_at(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[str]:
+    """Where the test's store is: a SQLite file in ``tmp_path``, then a new PostgreSQL database
+    whose own files (audit key, checkpoints, data folder) are in ``tmp_path``. What ``--db`` takes."""
+    if request.param == "sqlite":
+        yield str(tmp_path / "monitor.db")
+        return
+    from monitor.store.sql import STORE_DIR_ENV
+
+    server: PostgresServer = request.getfixturevalue("postgres")
+    monkeypatch.setenv(STORE_DIR_ENV, str(tmp_path))
+    url = server.create_database()
+    try:
+        yield url
+    finally:
+        server.drop_database(url)
