@@ -93,6 +93,11 @@ class AuditLog:
         self.writer = writer
         self._changed = asyncio.Event()
         self._key: AuditKey | None = None
+        self._chain: tuple[str, str] | None = None  # (key id, chain id) once read keyed
+        self._keyed_in = -1  # the store transaction that keyed the chain (not cached before its commit)
+        # (store transaction, id, hash) of the last record appended: the head while that transaction
+        # holds the write lock, so a batch reads the head once
+        self._head: tuple[int, int, str] | None = None
         self.anchor_failures = 0  # checkpoints that could not be written (logged)
 
     # -- from the event loop ------------------------------------------------------------------
@@ -219,8 +224,11 @@ class AuditLog:
         outer = store.db.in_transaction
         with store.transaction() as db:
             key = self._key_for_append(db)
-            head = db.execute("SELECT id, hash FROM audit ORDER BY id DESC LIMIT 1").fetchone()
-            prev_id, prev_hash = (0, GENESIS) if head is None else (int(head[0]), str(head[1]))
+            if self._head is not None and self._head[0] == store.transactions:
+                _, prev_id, prev_hash = self._head  # appended earlier in this transaction
+            else:
+                head = db.execute("SELECT id, hash FROM audit ORDER BY id DESC LIMIT 1").fetchone()
+                prev_id, prev_hash = (0, GENESIS) if head is None else (int(head[0]), str(head[1]))
             new_id, at = prev_id + 1, store.clock()
             unhashed = AuditRecord(new_id, at, prison, call_id, kind, actor, data, digest, prev_hash, "")
             record = dataclasses.replace(
@@ -242,6 +250,7 @@ class AuditLog:
                     record.hash,
                 ),
             )
+            self._head = (store.transactions, new_id, record.hash)
             if kind == "state" and call_id is not None and isinstance(data.get("state"), str):
                 db.execute(
                     "UPDATE calls SET state = ?, updated_at = ?, node = COALESCE(?, node) WHERE call_id = ?",
@@ -258,14 +267,22 @@ class AuditLog:
     def _key_for_append(self, db: Connection) -> AuditKey:
         """The key to chain the next record with (inside the append's transaction); keys a chain
         from before keyed chains first."""
-        row = audit_verify.chain_row(self.store)
-        if row["key_id"] is None:
-            key = load_key(self.store.path, create=True)
-            assert key is not None
-            audit_verify.key_chain(self.store, db, key)
-            return key
-        if self._key is None or self._key.key_id != row["key_id"]:
-            self._key = audit_verify.stored_key(self.store.path, row["key_id"])
+        if self._chain is None:
+            row = audit_verify.chain_row(self.store)
+            if row["key_id"] is None:
+                key = load_key(self.store.path, create=True)
+                assert key is not None
+                audit_verify.key_chain(self.store, db, key)
+                self._keyed_in = self.store.transactions
+                return key
+            if self._keyed_in == self.store.transactions:  # keyed in this transaction: may roll back
+                return self._stored_key(row["key_id"])
+            self._chain = (row["key_id"], row["chain_id"])  # fixed for good once keyed (a trigger)
+        return self._stored_key(self._chain[0])
+
+    def _stored_key(self, key_id: str) -> AuditKey:
+        if self._key is None or self._key.key_id != key_id:
+            self._key = audit_verify.stored_key(self.store.path, key_id)
         return self._key
 
     def ensure_keyed(self) -> None:
@@ -281,7 +298,7 @@ class AuditLog:
         that cannot be written is logged and counted: the records are committed, and the next
         checkpoint covers them."""
         try:
-            chain_id = audit_verify.chain_row(self.store)["chain_id"]
+            chain_id = self._chain[1] if self._chain else audit_verify.chain_row(self.store)["chain_id"]
             Checkpoints(checkpoint_path(self.store.path), chain_id).checkpoint(record.id, record.hash)
         except Exception as exc:  # never raised: the records are committed whatever happens here
             self.anchor_failures += 1

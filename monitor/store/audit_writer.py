@@ -368,7 +368,8 @@ class AuditWriter:
     @staticmethod
     def _write(store: Store, batch: list[_Job]) -> list[AuditRecord]:
         audit = AuditLog(store)
-        with store.transaction():  # committed, then the newest record checkpointed
+        # committed, then the newest record checkpointed; on PostgreSQL the inserts are pipelined
+        with store.transaction(), store.db.pipeline():
             return [
                 audit.append(
                     j.kind, j.data, prison=j.prison, call_id=j.call_id, actor=j.actor, evidence=j.evidence

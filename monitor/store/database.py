@@ -145,6 +145,7 @@ class Store:
         self.name = self.location.name  # for messages
         self.clock = clock
         self.node = node
+        self.transactions = 0  # write transactions begun (names the one in progress)
         self._after_commit: dict[object, Callable[[], None]] = {}
         self.db: Connection = connect(self.location)
         try:
@@ -185,6 +186,7 @@ class Store:
             yield self.db
             return
         self.db.begin()
+        self.transactions += 1
         try:
             yield self.db
             self.db.commit()

@@ -30,6 +30,7 @@ current folder): ``name.pg.audit-key``, ``name.pg.audit-checkpoints``, ``name-da
 from __future__ import annotations
 
 import abc
+import contextlib
 import os
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
@@ -154,6 +155,13 @@ class Connection(abc.ABC):
     @abc.abstractmethod
     def script(self, sql: str) -> None:
         """Run several statements (no parameters), inside the caller's transaction."""
+
+    @contextlib.contextmanager
+    def pipeline(self) -> Iterator[None]:
+        """Statements inside go to the server without waiting for each answer (PostgreSQL's
+        pipeline mode; a failure is raised by the first read or at the end). SQLite has no server
+        to wait for: there it changes nothing."""
+        yield
 
     @abc.abstractmethod
     def lock_migrations(self) -> None:

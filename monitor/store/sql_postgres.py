@@ -34,6 +34,7 @@ keepalives on both sides notice a dead peer within about 30 s, so a dead node's 
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import re
@@ -74,6 +75,7 @@ _SESSION = (
     " SET tcp_keepalives_idle = 10; SET tcp_keepalives_interval = 5; SET tcp_keepalives_count = 3;"
     " SET TIME ZONE 'UTC'"
 )
+_BEGIN_WRITE = f"BEGIN; SELECT pg_advisory_xact_lock({LOCKS}, {WRITE})".encode("ascii")
 _WRITES = re.compile(r"\s*(INSERT|UPDATE|DELETE)\b", re.IGNORECASE)
 
 
@@ -253,9 +255,11 @@ class PostgresConnection(Connection):
         return status in (TransactionStatus.INTRANS, TransactionStatus.INERROR, TransactionStatus.ACTIVE)
 
     def begin(self) -> None:
-        self._run("BEGIN", ())
-        try:
-            self._run("SELECT pg_advisory_xact_lock(%s, %s)", (LOCKS, WRITE))
+        try:  # one round trip: no parameters, so both statements go as one simple query
+            self._live().execute(_BEGIN_WRITE)
+        except psycopg.Error as exc:
+            self.rollback()
+            raise _error(exc) from exc
         except BaseException:
             self.rollback()
             raise
@@ -278,6 +282,14 @@ class PostgresConnection(Connection):
     def script(self, sql: str) -> None:
         try:
             self._live().execute(sql.encode("utf-8"))  # bytes, no parameters: sent as it is
+        except psycopg.Error as exc:
+            raise _error(exc) from exc
+
+    @contextlib.contextmanager
+    def pipeline(self) -> Iterator[None]:
+        try:
+            with self._live().pipeline():
+                yield
         except psycopg.Error as exc:
             raise _error(exc) from exc
 

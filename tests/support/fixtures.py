@@ -44,12 +44,9 @@ def postgres() -> Iterator[PostgresServer]:
         server.stop()
 
 
-@pytest.fixture(params=ENGINES)
-def store_at(
-    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def _store_at(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, migrated: bool
 ) -> Iterator[str]:
-    """Where the test's store is: a SQLite file in ``tmp_path``, then a new PostgreSQL database
-    whose own files (audit key, checkpoints, data folder) are in ``tmp_path``. What ``--db`` takes."""
     if request.param == "sqlite":
         yield str(tmp_path / "monitor.db")
         return
@@ -57,8 +54,25 @@ def store_at(
 
     server: PostgresServer = request.getfixturevalue("postgres")
     monkeypatch.setenv(STORE_DIR_ENV, str(tmp_path))
-    url = server.create_database()
+    url = server.create_database(migrated=migrated)
     try:
         yield url
     finally:
         server.drop_database(url)
+
+
+@pytest.fixture(params=ENGINES)
+def store_at(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[str]:
+    """Where the test's store is: a SQLite file in ``tmp_path``, then a new PostgreSQL database
+    whose own files (audit key, checkpoints, data folder) are in ``tmp_path``. What ``--db`` takes."""
+    yield from _store_at(request, tmp_path, monkeypatch, migrated=True)
+
+
+@pytest.fixture(params=ENGINES)
+def fresh_store_at(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[str]:
+    """As ``store_at``, with no schema in the database yet (for tests of the migrations)."""
+    yield from _store_at(request, tmp_path, monkeypatch, migrated=False)
