@@ -103,7 +103,8 @@ def add_contact(store: Store, account_id: str, name: str, number: str, date_of_b
     if recent >= MAX_MISSES:
         raise Refused("too_many_tries", "too many tries today; please try again tomorrow")
     row = store.db.execute(
-        "SELECT id, name FROM prisoners WHERE id = ? COLLATE NOCASE AND date_of_birth = ?",
+        # the prison number in any case (ASCII letters, as SQLite's NOCASE and PostgreSQL's "C" fold)
+        "SELECT id, name FROM prisoners WHERE UPPER(id) = UPPER(?) AND date_of_birth = ?",
         (number.strip(), date_of_birth),
     ).fetchone()
     if row is None or _plain(row["name"]) != _plain(name):

@@ -126,10 +126,38 @@ class PostgresServer:
             conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
         return self.url(name)
 
+    def copy_database(self, url: str) -> str:
+        """A new database holding what ``url``'s holds (nothing may be connected to it)."""
+        name = f"monitor_{os.getpid()}_{next(self._names)}"
+        with self.admin() as conn:
+            conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{url.rsplit("/", 1)[1]}"')
+        return self.url(name)
+
     def drop_database(self, url: str) -> None:
         name = url.rsplit("/", 1)[1]
         with self.admin() as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def clone_store(where: str, files: Path, folder: Path, server: PostgresServer | None) -> str:
+    """A copy of the store at ``where`` and of its own files (audit key and checkpoints, data folder),
+    which are in ``files``, in ``folder``; for PostgreSQL, ``folder`` must then be
+    ``$MONITOR_STORE_DIR``."""
+    if not locate(where).is_postgresql:
+        shutil.copytree(files, folder)
+        return str(folder / Path(where).name)
+    assert server is not None
+    url = server.copy_database(where)
+    old, new = where.rsplit("/", 1)[1], url.rsplit("/", 1)[1]
+    folder.mkdir(parents=True)
+    for entry in files.iterdir():
+        if entry.name.startswith((f"{old}.", f"{old}-")):
+            target = folder / (new + entry.name[len(old) :])
+            if entry.is_dir():
+                shutil.copytree(entry, target)
+            else:
+                shutil.copy2(entry, target)
+    return url
 
 
 def raw_script(location: str | Path, sql: str) -> None:
