@@ -95,9 +95,6 @@ class AuditLog:
         self._key: AuditKey | None = None
         self._chain: tuple[str, str] | None = None  # (key id, chain id) once read keyed
         self._keyed_in = -1  # the store transaction that keyed the chain (not cached before its commit)
-        # (store transaction, id, hash) of the last record appended: the head while that transaction
-        # holds the write lock, so a batch reads the head once
-        self._head: tuple[int, int, str] | None = None
         self.anchor_failures = 0  # checkpoints that could not be written (logged)
 
     # -- from the event loop ------------------------------------------------------------------
@@ -224,8 +221,8 @@ class AuditLog:
         outer = store.db.in_transaction
         with store.transaction() as db:
             key = self._key_for_append(db)
-            if self._head is not None and self._head[0] == store.transactions:
-                _, prev_id, prev_hash = self._head  # appended earlier in this transaction
+            if store.audit_head is not None and store.audit_head[0] == store.transactions:
+                _, prev_id, prev_hash = store.audit_head  # appended earlier in this transaction
             else:
                 head = db.execute("SELECT id, hash FROM audit ORDER BY id DESC LIMIT 1").fetchone()
                 prev_id, prev_hash = (0, GENESIS) if head is None else (int(head[0]), str(head[1]))
@@ -250,7 +247,7 @@ class AuditLog:
                     record.hash,
                 ),
             )
-            self._head = (store.transactions, new_id, record.hash)
+            store.audit_head = (store.transactions, new_id, record.hash)
             if kind == "state" and call_id is not None and isinstance(data.get("state"), str):
                 db.execute(
                     "UPDATE calls SET state = ?, updated_at = ?, node = COALESCE(?, node) WHERE call_id = ?",

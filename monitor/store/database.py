@@ -146,6 +146,9 @@ class Store:
         self.clock = clock
         self.node = node
         self.transactions = 0  # write transactions begun (names the one in progress)
+        # (transaction, id, hash) of the audit record appended last (monitor.store.audit): the head
+        # of the chain while that transaction holds the write lock, so a batch reads it only once
+        self.audit_head: tuple[int, int, str] | None = None
         self._after_commit: dict[object, Callable[[], None]] = {}
         self.db: Connection = connect(self.location)
         try:
