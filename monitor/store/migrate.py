@@ -15,9 +15,9 @@ which is what lets a word-for-word translation be this small; comments and quote
 alone. A SQLite database therefore gets exactly the statements it always got, and upgrades as
 before.
 
-On PostgreSQL several nodes may start at once against a new database: each migration runs under
-an advisory lock (``sql_postgres.MIGRATE``) and reads the version again inside it, so one applies
-it and the others find it done. PostgreSQL's DDL is transactional, so a failed migration leaves
+On PostgreSQL several nodes may start at once against a new database: each migration runs in a
+write transaction (under the write lock every writer takes, see ``sql_postgres.py``) and reads the
+version again inside it, so one applies it and the others find it done. PostgreSQL's DDL is transactional, so a failed migration leaves
 nothing, as on SQLite.
 """
 
@@ -128,10 +128,9 @@ def apply(db: Connection, folder: Traversable, clock: Callable[[], float], name:
 
 def _apply_postgresql(db: Connection, todo: list[Migration], clock: Callable[[], float], name: str) -> None:
     while True:
-        db.execute("BEGIN")
+        db.begin()  # the write lock: one process migrates, the others then find it done
         step = "reading the schema version"
         try:
-            db.lock_migrations()
             db.execute(_VERSION_TABLE[POSTGRESQL])
             current = current_version(db)
             if current > len(todo):

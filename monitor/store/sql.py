@@ -164,10 +164,6 @@ class Connection(abc.ABC):
         yield
 
     @abc.abstractmethod
-    def lock_migrations(self) -> None:
-        """Inside a transaction: wait for any other process applying migrations."""
-
-    @abc.abstractmethod
     def close(self) -> None: ...
 
 
@@ -222,9 +218,6 @@ class SQLiteConnection(Connection):
     def rollback(self) -> None:
         if self.raw.in_transaction:  # SQLite rolls back by itself after some errors (disk full)
             self.execute("ROLLBACK")
-
-    def lock_migrations(self) -> None:
-        pass  # the migrations' ``BEGIN IMMEDIATE`` already keeps every other writer out
 
     def script(self, sql: str) -> None:
         # executescript commits first; the migrations run it on their own ``BEGIN IMMEDIATE`` script

@@ -64,10 +64,8 @@ log = logging.getLogger(__name__)
 
 #: the advisory lock space of this program: (LOCKS, what) in PostgreSQL's two-key form
 LOCKS = 0x6D6F6E69  # "moni"
-WRITE = 1  # every write transaction
-MIGRATE = 2  # applying migrations
-NODE = 3  # ``monitor serve`` of one node: (NODE_SPACE, node_key(name)) held for the server's life
-NODE_SPACE = 0x6D6F6E6E
+WRITE = 1  # every write transaction (migrations too)
+NODE_SPACE = 0x6D6F6E6E  # ``monitor serve`` of one node: (NODE_SPACE, node_key(name)), for its life
 IDLE_IN_TRANSACTION_S = 60
 _SESSION = (
     f"SET lock_timeout = '{int(BUSY_TIMEOUT_S * 1000)}ms';"
@@ -200,10 +198,14 @@ class PostgresConnection(Connection):
     def __init__(self, location: Location) -> None:
         self.location = location
         self.raw = open_raw(location)
+        self._writing = False  # between begin() and commit() or rollback()
 
     def _live(self) -> psycopg.Connection[Any]:
-        """The connection, opened again first if it broke outside a transaction."""
+        """The connection, opened again first if it broke outside a transaction (inside one, the
+        transaction is lost: it fails, and is never carried on outside the write lock)."""
         if self.raw.broken or self.raw.closed:
+            if self._writing:
+                raise OperationalError("the connection was lost during a write transaction (rolled back)")
             log.warning("%s: connection lost; connecting again", self.location.name)
             try:
                 self.raw = open_raw(self.location)
@@ -211,17 +213,26 @@ class PostgresConnection(Connection):
                 raise OperationalError(str(exc)) from None
         return self.raw
 
-    def _run(self, query: str, params: Sequence[Any]) -> Cursor:
+    def _run(self, query: str, params: Sequence[Any], *, read: bool = False) -> Cursor:
+        """Run one statement; a read outside a transaction that finds the connection lost is tried
+        once more on a new one (a write is not: it may have been committed before the loss)."""
         try:
             cursor: Cursor = self._live().execute(query, params)
         except psycopg.Error as exc:
-            raise _error(exc) from exc
+            if not (read and self.raw.broken and not self._writing):
+                raise _error(exc) from exc
+            try:
+                cursor = self._live().execute(query, params)
+            except psycopg.Error as again:
+                raise _error(again) from again
         return cursor
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Cursor:
         query = pyformat(sql)
-        if self.in_transaction or not _WRITES.match(query):
+        if self.in_transaction:
             return self._run(query, params)
+        if not _WRITES.match(query):
+            return self._run(query, params, read=True)
         self.begin()  # a write on its own is a write transaction, like any other
         try:
             cursor = self._run(query, params)
@@ -263,15 +274,20 @@ class PostgresConnection(Connection):
         except BaseException:
             self.rollback()
             raise
+        self._writing = True
 
     def commit(self) -> None:
         if self.raw.info.transaction_status == TransactionStatus.INERROR:
             # PostgreSQL would answer COMMIT with a silent ROLLBACK: say so instead
             self.rollback()
             raise OperationalError("the transaction failed earlier and was rolled back")
-        self._run("COMMIT", ())
+        try:
+            self._run("COMMIT", ())
+        finally:
+            self._writing = self.in_transaction  # a COMMIT that failed is rolled back
 
     def rollback(self) -> None:
+        self._writing = False
         if self.raw.broken or self.raw.closed or not self.in_transaction:
             return  # a lost connection's transaction is rolled back by the server
         try:
@@ -292,10 +308,6 @@ class PostgresConnection(Connection):
                 yield
         except psycopg.Error as exc:
             raise _error(exc) from exc
-
-    def lock_migrations(self) -> None:
-        """Inside a transaction: wait for any other process applying migrations to this database."""
-        self._run("SELECT pg_advisory_xact_lock(%s, %s)", (LOCKS, MIGRATE))
 
     def close(self) -> None:
         self.raw.close()

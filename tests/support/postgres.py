@@ -23,6 +23,7 @@ import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import psycopg
 
@@ -110,7 +111,7 @@ class PostgresServer:
         return f"postgresql://{USER}@127.0.0.1:{self.port}/{database}"
 
     @contextlib.contextmanager
-    def admin(self) -> Iterator[psycopg.Connection[tuple[object, ...]]]:
+    def admin(self) -> Iterator[psycopg.Connection[tuple[Any, ...]]]:
         with psycopg.connect(self.url("postgres"), autocommit=True) as conn:
             yield conn
 
