@@ -30,15 +30,23 @@ import secrets
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from importlib import resources
 from importlib.abc import Traversable
 from pathlib import Path
+from typing import Protocol
 
 from monitor.store import migrate
+from monitor.store.records import BookedVisitor, BookingRow, CallRow, JoinToken, Photo, Prisoner, Visitor
 from monitor.store.sql import Connection, Location, Row, StoreError, locate, open_sqlite
 
 Clock = Callable[[], float]
+
+
+class Releasable(Protocol):
+    def try_acquire(self) -> bool: ...
+
+    def release(self) -> None: ...
+
 
 DEFAULT_DB = "monitor.db"
 
@@ -61,64 +69,6 @@ def connect(location: Location) -> Connection:
 def default_db_path() -> Path:
     """``$MONITOR_DB`` when set, else ``./monitor.db`` (a PostgreSQL URL: what its files are named after)."""
     return locate(default_db()).path
-
-
-@dataclass(frozen=True, slots=True)
-class Prisoner:
-    id: str
-    name: str
-    prison: str
-
-
-@dataclass(frozen=True, slots=True)
-class Photo:
-    path: str
-    sha256: str
-    embedding: bytes  # float64 little-endian
-
-
-@dataclass(frozen=True, slots=True)
-class Visitor:
-    id: str
-    name: str
-    date_of_birth: str
-    photos: tuple[Photo, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class BookedVisitor:
-    visitor_id: str
-    main_caller: bool
-
-
-@dataclass(frozen=True, slots=True)
-class BookingRow:
-    call_id: str
-    prisoner_id: str
-    prison: str
-    starts_at: float
-    ends_at: float
-    starts_iso: str
-    ends_iso: str
-    document: str  # validated booking JSON
-    visitors: tuple[BookedVisitor, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class CallRow:
-    call_id: str
-    state: str
-    interrupted: bool
-    updated_at: float
-
-
-@dataclass(frozen=True, slots=True)
-class JoinToken:
-    call_id: str
-    participant: str
-    role: str
-    not_before: float
-    not_after: float
 
 
 def token_digest(token: str) -> str:
@@ -150,6 +100,7 @@ class Store:
         # of the chain while that transaction holds the write lock, so a batch reads it only once
         self.audit_head: tuple[int, int, str] | None = None
         self._after_commit: dict[object, Callable[[], None]] = {}
+        self._roles: dict[str, Releasable] = {}
         self.db: Connection = connect(self.location)
         try:
             folder = migrations or resources.files("monitor.store").joinpath("migrations")
@@ -167,7 +118,26 @@ class Store:
         self.close()
 
     def close(self) -> None:
+        for lock in self._roles.values():
+            lock.release()
         self.db.close()
+
+    def holds(self, role: str) -> bool:
+        """Whether this process is the one that does ``role`` (e.g. ``"mail-sender"``) among every
+        process sharing the database. SQLite: always (one server per file). PostgreSQL: whoever
+        holds the role's advisory lock; it is taken when free and kept while this store is open, so
+        another node takes the role over when this one stops or dies."""
+        if not self.location.is_postgresql:
+            return True
+        lock = self._roles.get(role)
+        if lock is None:
+            from monitor.store.sql_postgres import ROLE_SPACE, SessionLock
+
+            lock = self._roles[role] = SessionLock(self.location, ROLE_SPACE, role, f"monitor {role}")
+        try:
+            return lock.try_acquire()
+        except StoreError:
+            return False
 
     @property
     def engine(self) -> str:

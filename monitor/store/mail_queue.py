@@ -1,4 +1,4 @@
-"""The mail queue (table ``mail_queue``, migration 005): messages to families waiting to be sent.
+"""The mail queue (table ``mail_queue``, migration 004): messages to families waiting to be sent.
 
 Theory of operation
 -------------------

@@ -17,8 +17,8 @@ before.
 
 On PostgreSQL several nodes may start at once against a new database: each migration runs in a
 write transaction (under the write lock every writer takes, see ``sql_postgres.py``) and reads the
-version again inside it, so one applies it and the others find it done. PostgreSQL's DDL is transactional, so a failed migration leaves
-nothing, as on SQLite.
+version again inside it, so one applies it and the others find it done. PostgreSQL's DDL is
+transactional, so a failed migration leaves nothing, as on SQLite.
 """
 
 from __future__ import annotations

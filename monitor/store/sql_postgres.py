@@ -66,6 +66,7 @@ log = logging.getLogger(__name__)
 LOCKS = 0x6D6F6E69  # "moni"
 WRITE = 1  # every write transaction (migrations too)
 NODE_SPACE = 0x6D6F6E6E  # ``monitor serve`` of one node: (NODE_SPACE, node_key(name)), for its life
+ROLE_SPACE = 0x6D6F6E72  # a task one node of the cluster does at a time (Store.holds): its name
 IDLE_IN_TRANSACTION_S = 60
 _SESSION = (
     f"SET lock_timeout = '{int(BUSY_TIMEOUT_S * 1000)}ms';"
@@ -313,45 +314,85 @@ class PostgresConnection(Connection):
         self.raw.close()
 
 
+class SessionLock:
+    """An advisory lock on a name, held by a connection of its own until released. PostgreSQL
+    releases it when that connection ends, however the process ends (keepalives notice a machine
+    that vanished), so a dead holder never keeps the others out for long."""
+
+    def __init__(self, location: Location, space: int, name: str, application: str) -> None:
+        self.location = location
+        self.space = space
+        self.name = name
+        self.application = application
+        self._conn: psycopg.Connection[Any] | None = None
+        self._held = False
+
+    def _alive(self) -> bool:
+        return self._conn is not None and not self._conn.broken and not self._conn.closed
+
+    def try_acquire(self) -> bool:
+        """Take the lock if it is free (True), else False; a StoreError when the database cannot be
+        reached. A lock whose connection was lost is taken again (or found taken by another)."""
+        if not self._alive():
+            self.release()
+            self._conn = open_raw(self.location, application=self.application)
+        elif self._held:
+            return True
+        assert self._conn is not None
+        try:
+            row = self._conn.execute("SELECT pg_try_advisory_lock(%s, %s)", (self.space, node_key(self.name)))
+            got = row.fetchone()
+        except psycopg.Error as exc:
+            self.release()
+            raise StoreError(
+                f"{self.location.name}: cannot take the lock {self.name!r}: {_error(exc)}"
+            ) from None
+        self._held = bool(got is not None and got[0])
+        return self._held
+
+    def holder(self) -> str | None:
+        """Where the session holding the lock is connected from (None: not known, or not held)."""
+        try:
+            with open_raw(self.location, application=self.application) as conn:
+                row = conn.execute(
+                    "SELECT a.client_addr FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid"
+                    " WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2"
+                    " AND l.classid::bigint = %s AND l.objid::bigint = %s",
+                    (self.space & 0xFFFFFFFF, node_key(self.name) & 0xFFFFFFFF),
+                ).fetchone()
+        except (psycopg.Error, StoreError):
+            return None
+        return None if row is None else str(row[0] or "a local socket")
+
+    def release(self) -> None:
+        self._held = False
+        if self._conn is not None:
+            self._conn.close()  # ending the session releases the lock
+            self._conn = None
+
+
 class NodeLock:
-    """``monitor serve``'s lock on PostgreSQL: an advisory lock on the node's name, held by a
-    connection of its own for the server's life. Several nodes share the database; two servers
-    that claim the same node name do not. PostgreSQL releases it when the connection ends, however
-    the process ends (keepalives notice a machine that vanished)."""
+    """``monitor serve``'s lock on PostgreSQL: a :class:`SessionLock` on the node's name, for the
+    server's life. Several nodes share the database; two servers that claim one node name do not."""
 
     def __init__(self, location: Location, node: str) -> None:
         self.location = location
         self.node = node
-        self._conn: psycopg.Connection[Any] | None = None
+        self._lock = SessionLock(location, NODE_SPACE, node, f"monitor serve {node}")
 
     def acquire(self) -> None:
-        conn = open_raw(self.location, application=f"monitor serve {self.node}")
-        try:
-            row = conn.execute("SELECT pg_try_advisory_lock(%s, %s)", (NODE_SPACE, node_key(self.node)))
-            got = row.fetchone()
-            if got is not None and got[0]:
-                self._conn = conn
-                return
-            holder = conn.execute(
-                "SELECT a.client_addr, a.pid FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid"
-                " WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2"
-                " AND l.classid::bigint = %s AND l.objid::bigint = %s",
-                (NODE_SPACE & 0xFFFFFFFF, node_key(self.node) & 0xFFFFFFFF),
-            ).fetchone()
-        except psycopg.Error as exc:
-            conn.close()
-            raise StoreError(f"{self.location.name}: cannot take the node lock: {_error(exc)}") from None
-        conn.close()
-        where = "" if holder is None else f" (connected from {holder[0] or 'a local socket'})"
+        if self._lock.try_acquire():
+            return
+        self._lock.release()
+        holder = self._lock.holder()
+        where = "" if holder is None else f" (connected from {holder})"
         raise StoreError(
             f"{self.location.name}: another `monitor serve` with node name {self.node!r}{where} is using "
             "this database; stop it first, or give this one another --node"
         )
 
     def release(self) -> None:
-        if self._conn is not None:
-            self._conn.close()  # ending the session releases the lock
-            self._conn = None
+        self._lock.release()
 
 
-__all__ = ["NodeLock", "PgRow", "PostgresConnection", "node_key", "open_raw", "pyformat"]
+__all__ = ["NodeLock", "PgRow", "PostgresConnection", "SessionLock", "node_key", "open_raw", "pyformat"]
