@@ -1,6 +1,6 @@
 """One database interface for the two engines: where the store is (:func:`locate`), a connection
-that runs the same SQL on SQLite or PostgreSQL (``database.connect``), rows read by name or position,
-and the engines' errors named alike.
+that runs the same SQL on SQLite or PostgreSQL (opened by ``database.connect``), rows read by name
+or position, and the engines' errors named alike.
 
 Theory of operation
 -------------------
@@ -22,7 +22,7 @@ transaction is made one; reads never wait for writers.
 
 Where a store is: a file path is a SQLite database; ``postgresql://user@host:port/name`` (or
 ``postgres://``) is a PostgreSQL database. Files that belong to a store (the audit key and
-checkpoints, evidence frames, documents, the serve lock) sit beside a SQLite file; a PostgreSQL
+checkpoints, evidence frames, documents; SQLite's serve lock) sit beside a SQLite file; a PostgreSQL
 database ``name`` keeps them as a file ``name.pg`` would, in ``$MONITOR_STORE_DIR`` (default the
 current folder): ``name.pg.audit-key``, ``name.pg.audit-checkpoints``, ``name-data/``, ...
 """

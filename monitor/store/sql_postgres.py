@@ -1,6 +1,6 @@
 """The store on PostgreSQL (psycopg 3): the :class:`~monitor.store.sql.Connection` for
-``postgresql://`` stores, and the advisory locks that make several processes and nodes share one
-database safely.
+``postgresql://`` stores, and the advisory locks that let several processes and nodes share one
+database: the write lock, the per-node serve lock and the roles one node holds at a time.
 
 Theory of operation
 -------------------
@@ -12,24 +12,31 @@ of ``sql.py``'s. The connection is in autocommit: a read is its own short transa
 holds a snapshot open between requests.
 
 *One writer at a time.* :meth:`PostgresConnection.begin` is ``BEGIN`` (read committed) followed by
-``pg_advisory_xact_lock(WRITE)``: every write transaction, in every process of every node, takes
-this one lock first and holds it to its commit (PostgreSQL makes the commit visible before it
-releases the lock), so each write transaction sees every earlier one complete, exactly as SQLite's
-``BEGIN IMMEDIATE`` does on one machine. That keeps every check-then-write in the store correct as
-written, the last free slot of a prison included, and orders the audit chain: an append reads the
-head and inserts the next record under the lock, so the chain is one strict sequence whatever the
-number of writers. A finer lock would buy little: every audit record (most of the writes) must
-follow the one before it anyway, so appends serialise on the chain's head whatever locks the other
-writes take, and a second lock beside it invites deadlocks (a cancelled call's rows are locked before
-its audit record is appended). ``bench``-style figures for one and four writers are in
-docs/operations.md. Waiting for the lock is bounded by ``lock_timeout`` (``BUSY_TIMEOUT_S``, as
-SQLite's busy timeout), and a session that stalls inside a transaction is ended by
-``idle_in_transaction_session_timeout`` so a frozen node cannot hold every writer off.
+``pg_advisory_xact_lock(LOCKS, WRITE)``, sent as one query: every write transaction (migrations
+too), in every process of every node, takes this one lock first and holds it to its commit
+(PostgreSQL makes the commit visible before it releases the lock), so each write transaction sees
+every earlier one complete, exactly as SQLite's ``BEGIN IMMEDIATE`` does on one machine. That keeps
+every check-then-write in the store correct as written, the last free slot of a prison included,
+and orders the audit chain: an append reads the head and inserts the next record under the lock, so
+the chain is one strict sequence whatever the number of writers. A finer lock would buy little:
+every audit record (most of the writes) must follow the one before it anyway, so appends serialise
+on the chain's head whatever locks the other writes take, and a second lock beside it invites
+deadlocks (a cancelled call's rows are locked before its audit record is appended). Measured append
+rates for one and four writers are in docs/operations.md. Waiting for the lock is bounded by
+``lock_timeout`` (``BUSY_TIMEOUT_S``, as SQLite's busy timeout), and a session that stalls inside a
+transaction is ended by ``idle_in_transaction_session_timeout`` so a frozen node cannot hold every
+writer off.
 
 *Connections that fail.* A connection found broken (the server restarted, the network dropped) is
-opened again before the next statement outside a transaction; the statement that found it broken
-fails with :class:`~monitor.store.sql.OperationalError`, which the audit writer retries. TCP
-keepalives on both sides notice a dead peer within about 30 s, so a dead node's locks are released.
+opened again before the next statement outside a transaction. A read outside a transaction that
+found it broken is tried once more on the new one; a write, or anything inside a transaction, fails
+with :class:`~monitor.store.sql.OperationalError` (a write may have committed before the loss, and a
+transaction is never carried on outside the lock), which the audit writer retries. TCP keepalives on
+both sides notice a dead peer within about 30 s, so a dead node's locks are released.
+
+*Session locks.* :class:`SessionLock` holds an advisory lock on a name with a connection of its own,
+until released or until that connection ends: :class:`NodeLock` (``monitor serve --node NAME``, for
+the server's life) and the roles of ``Store.holds`` (the mail sender: one node at a time).
 """
 
 from __future__ import annotations
