@@ -339,12 +339,18 @@ class SessionLock:
 
     def try_acquire(self) -> bool:
         """Take the lock if it is free (True), else False; a StoreError when the database cannot be
-        reached. A lock whose connection was lost is taken again (or found taken by another)."""
+        reached. A lock whose connection was lost is taken again (or found taken by another): a held
+        lock's session is asked whether it is still there, since only using a connection finds it lost."""
+        if self._held and self._alive():
+            assert self._conn is not None
+            try:
+                self._conn.execute("SELECT 1")
+                return True
+            except psycopg.Error:
+                log.warning("%s: the session holding %r was lost", self.location.name, self.name)
         if not self._alive():
             self.release()
             self._conn = open_raw(self.location, application=self.application)
-        elif self._held:
-            return True
         assert self._conn is not None
         try:
             row = self._conn.execute("SELECT pg_try_advisory_lock(%s, %s)", (self.space, node_key(self.name)))

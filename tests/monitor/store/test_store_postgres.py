@@ -194,3 +194,23 @@ def test_a_lost_connection_is_opened_again(postgres: PostgresServer) -> None:
     writer.close()
     assert log.verify().ok
     store.close()
+
+
+def test_a_role_is_held_by_one_store_and_taken_over_when_its_session_is_lost(
+    postgres: PostgresServer,
+) -> None:
+    url = postgres.create_database()
+    with Store(url, node="node-a") as a, Store(url, node="node-b") as b:
+        assert a.holds("mail-sender") and not b.holds("mail-sender")
+        assert a.holds("mail-sender") and not b.holds("mail-sender")  # held, and asked again
+        assert b.holds("other-role")  # roles are independent
+        with postgres.admin() as conn:  # the server ends every session holding or asking for it
+            conn.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s",
+                ("monitor mail-sender",),
+            )
+        deadline = time.monotonic() + 10
+        while not b.holds("mail-sender"):  # b finds its session lost, opens another, takes the role
+            assert time.monotonic() < deadline, "nobody took the role over"
+            time.sleep(0.1)
+        assert not a.holds("mail-sender")  # a finds its session lost: the role is b's now
