@@ -26,9 +26,12 @@ def loopback_ice() -> Iterator[None]:
 
 
 @pytest.fixture(scope="session")
-def postgres() -> Iterator[PostgresServer]:
+def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresServer]:
     """A real PostgreSQL server for the session (``support.postgres``). Skipped only where its
-    binaries are not installed, and never in CI (``make test`` installs them)."""
+    binaries are not installed, and never in CI (``make test`` installs them). A PostgreSQL store's
+    own files go to a temporary folder unless a test names one (``store_at`` does), never to the
+    working directory."""
+    from monitor.store.sql import STORE_DIR_ENV
     from support.postgres import PostgresServer, binaries
 
     found = binaries()
@@ -39,7 +42,9 @@ def postgres() -> Iterator[PostgresServer]:
     server = PostgresServer(found)
     server.start()
     try:
-        yield server
+        with pytest.MonkeyPatch.context() as env:
+            env.setenv(STORE_DIR_ENV, str(tmp_path_factory.mktemp("postgres-store-files")))
+            yield server
     finally:
         server.stop()
 
