@@ -92,7 +92,7 @@ def register(
         log.warning("staff console disabled: monitor.console.register() was given no store")
         return None
     # one log and one writer thread for the console and the recorder: their records keep their order
-    audit = AuditLog(store, AuditWriter(store.path, store.clock))
+    audit = AuditLog(store, AuditWriter(store.location, store.clock, node=store.node))
     Console(
         store=store, hub=hub, calls=calls, origins=origins, secure=secure, record_dir=record_dir, log=audit
     ).register(router)

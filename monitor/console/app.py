@@ -7,7 +7,6 @@ import base64
 import binascii
 import math
 import re
-import sqlite3
 from datetime import UTC, date, datetime, timedelta
 from importlib import resources
 from pathlib import Path
@@ -23,6 +22,7 @@ from monitor.http import HttpRequest, Router, error_response, json_response, ori
 from monitor.store import auth
 from monitor.store.audit import AuditLog
 from monitor.store.database import Store
+from monitor.store.sql import DatabaseError
 
 STATIC_TYPES = {
     ".html": "text/html; charset=utf-8",
@@ -128,7 +128,7 @@ class Console:
             return self._store_down()
         try:
             result = await auth.login_async(self.store, username, password, request.remote)
-        except sqlite3.Error:  # the disk is full or failing: say so, never a 500
+        except DatabaseError:  # the disk is full or failing: say so, never a 500
             return self._store_down()
         if result.limited:
             wait = math.ceil(result.retry_after_s)

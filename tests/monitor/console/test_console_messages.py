@@ -72,14 +72,12 @@ def test_watch_messages_only_on_the_watch_socket_and_sdp_may_be_large() -> None:
         parse('{"type": "ack", "audit_id": 1}', messages.WATCH_TYPES)
 
 
-def test_board_presence_from_join_and_leave_records(tmp_path: object) -> None:
-    from pathlib import Path
-
+def test_board_presence_from_join_and_leave_records(store_at: str) -> None:
     from monitor.console.board import present
     from monitor.store.audit import AuditLog
     from monitor.store.database import Store
 
-    with Store(Path(str(tmp_path)) / "m.db") as store:
+    with Store(store_at) as store:
         log = AuditLog(store)
         log.append(
             "joined", {"source": "A1", "participant": "A1", "role": "prisoner"}, prison="P", call_id="c"
