@@ -24,7 +24,8 @@ and governors' extra calls, all through ``monitor.store.family_staff``.
 
 Staff actions travel over the WebSocket (validated by ``messages.py``), are written to the audit
 log, and are handed to the running call through the :class:`CallControl` protocol, which the live
-server (``monitor serve``) implements.
+server (``monitor serve``) implements. Staff confirm or reject an undecided face from its
+``identity_unconfirmed`` alert, seeing the booked people's reference photos (``identity.py``).
 
 May import: ``monitor.store``, ``monitor.media`` (a staff member's watch of a call), ``monitor.http``,
 ``monitor.hub``, ``monitor.errors`` and ``policies``; never a call or the server (they are handed
@@ -91,7 +92,7 @@ def register(
         log.warning("staff console disabled: monitor.console.register() was given no store")
         return None
     # one log and one writer thread for the console and the recorder: their records keep their order
-    audit = AuditLog(store, AuditWriter(store.path, store.clock))
+    audit = AuditLog(store, AuditWriter(store.location, store.clock, node=store.node))
     Console(
         store=store, hub=hub, calls=calls, origins=origins, secure=secure, record_dir=record_dir, log=audit
     ).register(router)

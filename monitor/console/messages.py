@@ -7,7 +7,10 @@ the answer):
 - ``{"type": "pause", "call_id": "...", "note": "inappropriate behaviour"}`` (a note is required);
 - ``{"type": "resume", "call_id": "..."}``: approve the resume (the recheck must still pass);
 - ``{"type": "end", "call_id": "...", "note": "..."}``;
-- ``{"type": "ack", "audit_id": 57}``: acknowledge an alert.
+- ``{"type": "ack", "audit_id": 57}``: acknowledge an alert;
+- ``{"type": "confirm_identity", "alert_id": 57, "participant": "v1"}``: the face of the
+  ``identity_unconfirmed`` alert 57 is ``v1``, booked on that side (``identity.py``);
+- ``{"type": "reject_identity", "alert_id": 57}``: that face is nobody booked.
 
 On /console/watch (staff watching a call): ``{"type": "watch", "call_id": "..."}``, then
 ``{"type": "answer", "sdp": "..."}`` (at most ``MAX_SDP_BYTES``) for the server's offer.
@@ -67,6 +70,19 @@ class Ack:
 
 
 @dataclass(frozen=True, slots=True)
+class ConfirmIdentity:
+    alert_id: int
+    participant: str
+    ref: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RejectIdentity:
+    alert_id: int
+    ref: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class WatchCall:
     call_id: str
     ref: str | None = None
@@ -78,8 +94,8 @@ class Answer:
     ref: str | None = None
 
 
-ClientMessage = Hello | Pause | Resume | End | Ack | WatchCall | Answer
-FEED_TYPES = ("hello", "pause", "resume", "end", "ack")
+ClientMessage = Hello | Pause | Resume | End | Ack | ConfirmIdentity | RejectIdentity | WatchCall | Answer
+FEED_TYPES = ("hello", "pause", "resume", "end", "ack", "confirm_identity", "reject_identity")
 WATCH_TYPES = ("watch", "answer")
 
 _FIELDS: dict[str, tuple[str, ...]] = {
@@ -88,6 +104,8 @@ _FIELDS: dict[str, tuple[str, ...]] = {
     "resume": ("call_id",),
     "end": ("call_id", "note"),
     "ack": ("audit_id",),
+    "confirm_identity": ("alert_id", "participant"),
+    "reject_identity": ("alert_id",),
     "watch": ("call_id",),
     "answer": ("sdp",),
 }
@@ -147,6 +165,10 @@ def parse(raw: str | bytes, allowed: tuple[str, ...] = FEED_TYPES) -> ClientMess
             return WatchCall(_text(doc, "call_id", 100), ref)
         case "answer":
             return Answer(_text(doc, "sdp", MAX_SDP_BYTES), ref)
+        case "confirm_identity":
+            return ConfirmIdentity(_int(doc.get("alert_id"), "alert_id"), _text(doc, "participant", 100), ref)
+        case "reject_identity":
+            return RejectIdentity(_int(doc.get("alert_id"), "alert_id"), ref)
         case _:
             return Ack(_int(doc.get("audit_id"), "audit_id"), ref)
 

@@ -221,16 +221,17 @@ def grant_extra_calls(
     with store.transaction() as db:
         cursor = db.execute(
             "INSERT INTO allowance_grants (prisoner_id, month, extra_calls, reason, governor, at)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
+            " VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
             (prisoner_id, _month(month), extra_calls, reason, staff.username, store.clock()),
         )
+        grant_id = int(cursor.fetchone()[0])
         AuditLog(store).append(
             "allowance_granted",
             {"prisoner": prisoner_id, "month": month, "extra_calls": extra_calls},
             prison=staff.prison,
             actor=actor(staff),
         )
-    return int(cursor.lastrowid or 0)
+    return grant_id
 
 
 def grants(store: Store, staff: Staff, month: str | None = None) -> list[dict[str, Any]]:

@@ -243,10 +243,10 @@ def _retain(store: Store, where: str, value: str, config: PolicyConfig) -> None:
 def _list_people(store: Store, account_id: str) -> None:
     """Every approved person of the account on the visitor list of every approved contact."""
     store.db.execute(
-        "INSERT OR IGNORE INTO visitor_list (prisoner_id, visitor_id, approved_at)"
+        "INSERT INTO visitor_list (prisoner_id, visitor_id, approved_at)"
         " SELECT c.prisoner_id, f.visitor_id, ? FROM family_contacts c JOIN family_people f"
         " ON f.account_id = c.account_id WHERE c.account_id = ? AND c.status = 'approved'"
-        " AND f.status = 'approved' AND f.visitor_id IS NOT NULL",
+        " AND f.status = 'approved' AND f.visitor_id IS NOT NULL ON CONFLICT DO NOTHING",
         (store.clock(), account_id),
     )
 

@@ -1,4 +1,5 @@
-"""A real console on a real port: websockets server + Router, SQLite store, hub, live calls.
+"""A real console on a real port: websockets server + Router, a real store (SQLite, then
+PostgreSQL: ``store_at``), hub, live calls.
 
 Imported by the console tests (and its ``site`` fixture re-exported by conftest.py)."""
 
@@ -166,9 +167,9 @@ async def records_until(ws: ClientConnection, predicate: Any, timeout: float = 5
 
 
 @pytest_asyncio.fixture
-async def site(tmp_path: Path) -> AsyncIterator[Site]:
+async def site(store_at: str, tmp_path: Path) -> AsyncIterator[Site]:
     clock = Clock()
-    store = Store(tmp_path / "monitor.db", clock=clock)
+    store = Store(store_at, clock=clock)
     auth.add_staff(store, "alice", "HMP Example", PASSWORD)
     auth.add_staff(store, "bob", "HMP Other", PASSWORD)
     hub, calls, router = Hub(), Calls[Call](), Router()

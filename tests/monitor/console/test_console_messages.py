@@ -9,6 +9,8 @@ import pytest
 from monitor.console import messages
 from monitor.console.messages import MessageError, parse
 
+FEED = "hello, pause, resume, end, ack, confirm_identity, reject_identity"
+
 
 def test_feed_messages_parse_to_typed_values() -> None:
     assert parse('{"type": "hello", "after": null}') == messages.Hello(None)
@@ -19,6 +21,10 @@ def test_feed_messages_parse_to_typed_values() -> None:
     assert parse('{"type": "resume", "call_id": "c1"}') == messages.Resume("c1")
     assert parse('{"type": "end", "call_id": "c1"}') == messages.End("c1", "")
     assert parse('{"type": "ack", "audit_id": 7}') == messages.Ack(7)
+    assert parse(
+        '{"type": "confirm_identity", "alert_id": 9, "participant": " v1 "}'
+    ) == messages.ConfirmIdentity(9, "v1")
+    assert parse('{"type": "reject_identity", "alert_id": 9, "ref": "r"}') == messages.RejectIdentity(9, "r")
 
 
 @pytest.mark.parametrize(
@@ -30,8 +36,18 @@ def test_feed_messages_parse_to_typed_values() -> None:
         ('{"type": "pause", "call_id": 5, "note": "x"}', "call_id: must be text"),
         ('{"type": "pause", "call_id": "c1", "note": "' + "x" * 501 + '"}', "note: at most 500 characters"),
         ('{"type": "resume", "call_id": "c1", "ref": 3}', "ref: must be text of at most 64 characters"),
-        ('{"call_id": "c1"}', "type: must be one of hello, pause, resume, end, ack"),
-        ('{"type": "watch", "call_id": "c1"}', "type: must be one of hello, pause, resume, end, ack"),
+        ('{"call_id": "c1"}', f"type: must be one of {FEED}"),
+        ('{"type": "watch", "call_id": "c1"}', f"type: must be one of {FEED}"),
+        ('{"type": "confirm_identity", "alert_id": 3}', "participant: must not be empty"),
+        (
+            '{"type": "confirm_identity", "alert_id": -3, "participant": "v1"}',
+            "alert_id: must be a whole number >= 0",
+        ),
+        ('{"type": "reject_identity"}', "alert_id: must be a whole number >= 0"),
+        (
+            '{"type": "reject_identity", "alert_id": 3, "participant": "v1"}',
+            "participant: unknown field for reject_identity",
+        ),
         ("null", "a message must be a JSON object"),
         ("{", "not valid JSON"),
     ],
@@ -56,14 +72,12 @@ def test_watch_messages_only_on_the_watch_socket_and_sdp_may_be_large() -> None:
         parse('{"type": "ack", "audit_id": 1}', messages.WATCH_TYPES)
 
 
-def test_board_presence_from_join_and_leave_records(tmp_path: object) -> None:
-    from pathlib import Path
-
+def test_board_presence_from_join_and_leave_records(store_at: str) -> None:
     from monitor.console.board import present
     from monitor.store.audit import AuditLog
     from monitor.store.database import Store
 
-    with Store(Path(str(tmp_path)) / "m.db") as store:
+    with Store(store_at) as store:
         log = AuditLog(store)
         log.append(
             "joined", {"source": "A1", "participant": "A1", "role": "prisoner"}, prison="P", call_id="c"

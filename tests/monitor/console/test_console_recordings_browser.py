@@ -14,6 +14,13 @@ ARTIFACTS = Path(__file__).resolve().parents[3] / "test-artifacts"
 require_chromium()
 
 
+@pytest.fixture
+def store_at(tmp_path: Path) -> str:
+    """SQLite only: the browser shows the same console on either engine, and the console's API
+    tests run on both (a second Chromium per test would buy nothing)."""
+    return str(tmp_path / "monitor.db")
+
+
 async def test_history_view_plays_the_recordings(site: Site, tmp_path: Path) -> None:
     from playwright.async_api import async_playwright, expect
 

@@ -53,13 +53,15 @@ PATHS = (
     "/console/api/calls/",
     "/console/api/calls/call-console",
     "/console/api/evidence/",
+    "/console/api/identity/1",
+    "/console/api/reference/call-console/v1/" + "0" * 64,
     "/console/ws",
     "/console/watch",
 )
 PUBLIC = ("/console", "/console/static/")
 SECRETS = (b"call-console", b"A1234BC", b"HMP Example", b"alice")
-KINDS = ("hello", "pause", "resume", "end", "ack", "watch", "answer")
-FIELDS = ("call_id", "note", "audit_id", "after", "ref", "sdp")
+KINDS = ("hello", "pause", "resume", "end", "ack", "confirm_identity", "reject_identity", "watch", "answer")
+FIELDS = ("call_id", "note", "audit_id", "alert_id", "participant", "after", "ref", "sdp")
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=30),

@@ -4,7 +4,6 @@ written by the right actor (policy decisions: ``policy``; presence: the device o
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 
 from monitor.hub import Hub
 from monitor.store.audit import AuditLog
@@ -13,9 +12,9 @@ from monitor.store.audit_writer import AuditWriter
 from monitor.store.database import Store
 
 
-async def test_records_are_written_in_hub_order_by_the_right_actor(tmp_path: Path) -> None:
-    store = Store(tmp_path / "monitor.db")
-    log = AuditLog(store, AuditWriter(store.path, store.clock))
+async def test_records_are_written_in_hub_order_by_the_right_actor(store_at: str) -> None:
+    store = Store(store_at)
+    log = AuditLog(store, AuditWriter(store.location, store.clock))
     hub = Hub()
     recorder = HubRecorder(log, hub)
     recorder.start()
@@ -51,12 +50,12 @@ async def test_records_are_written_in_hub_order_by_the_right_actor(tmp_path: Pat
     store.close()
 
 
-async def test_a_burst_is_written_whole_in_hub_order_by_a_small_queue(tmp_path: Path) -> None:
+async def test_a_burst_is_written_whole_in_hub_order_by_a_small_queue(store_at: str) -> None:
     """20,000 records published at once, for two calls, through a queue of 100: the publisher
     waits for room (back-pressure) and not one record is dropped or reordered; a hub subscriber
     that stops reading is dropped meanwhile, the audit log is not."""
-    store = Store(tmp_path / "monitor.db")
-    writer = AuditWriter(store.path, store.clock, max_records=100)
+    store = Store(store_at)
+    writer = AuditWriter(store.location, store.clock, max_records=100)
     log = AuditLog(store, writer)
     hub = Hub()
     recorder = HubRecorder(log, hub)
@@ -80,9 +79,9 @@ async def test_a_burst_is_written_whole_in_hub_order_by_a_small_queue(tmp_path: 
     store.close()
 
 
-async def test_a_record_with_a_lone_surrogate_is_kept_made_printable(tmp_path: Path) -> None:
-    store = Store(tmp_path / "monitor.db")
-    log = AuditLog(store, AuditWriter(store.path, store.clock))
+async def test_a_record_with_a_lone_surrogate_is_kept_made_printable(store_at: str) -> None:
+    store = Store(store_at)
+    log = AuditLog(store, AuditWriter(store.location, store.clock))
     hub = Hub()
     recorder = HubRecorder(log, hub)
     recorder.start()
