@@ -133,6 +133,7 @@ class ClusterNode:
         self.cluster_stats: Any = None  # registry.ClusterStats, read with every heartbeat
         self._publishing: set[asyncio.Task[None]] = set()
         self.idle = asyncio.Event()  # set at a heartbeat that finds no call running here
+        self._stopping = False
 
     # ---- lifecycle -----------------------------------------------------------------------------
     async def start(self, host: Host) -> None:
@@ -160,10 +161,12 @@ class ClusterNode:
         self._task = asyncio.ensure_future(self._beat_forever())
 
     async def stop(self) -> None:
+        self._stopping = True
         if self._task is not None:
+            # a cancellation that lands inside a Redis request may be taken for a lost connection by
+            # the client (and caught as one): the flag ends the loop, and the wait is bounded
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await asyncio.wait([self._task], timeout=self.settings.heartbeat_s + 5.0)
             self._task = None
         for watch in list(self._watches):
             await self._serve_watch_close(watch)
@@ -258,7 +261,7 @@ class ClusterNode:
         await self._sweep_watches()
 
     async def _beat_forever(self) -> None:
-        while True:
+        while not self._stopping:
             await asyncio.sleep(self.settings.heartbeat_s)
             try:
                 await self.beat()

@@ -286,6 +286,7 @@ async def _drain(server: Server, stop: asyncio.Event) -> None:
         flush=True,
     )
     await node.idle.wait()
+    print("drained: no call running here; stopping", file=sys.stderr, flush=True)
     stop.set()
 
 
