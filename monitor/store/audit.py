@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from monitor.store.database import Store, StoreError
+from policies.text import encodable
 
 GENESIS = "0" * 64
 
@@ -45,7 +46,12 @@ OTHER_KINDS = ("staff_action", "joined", "left", "login")
 
 
 def canonical_json(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    """The one encoding of a record (stored and hashed). A lone surrogate (refused by the wire
+    parsers) gets JSON's ASCII escapes instead, so a record can always be hashed and stored."""
+    text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    if encodable(text):
+        return text
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), allow_nan=False)
 
 
 def chain_hash(prev_hash: str, body: dict[str, Any]) -> str:
