@@ -41,6 +41,7 @@ ERROR_CODES = {
     "token_in_use",
     "call_over",
     "too_early",
+    "rate_limited",
 }
 KINDS = ("join", "offer", "capture_attempt", "leave", "ping")
 FUZZ = settings(
