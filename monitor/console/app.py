@@ -21,6 +21,7 @@ from monitor.http import HttpRequest, Router, error_response, json_response, ori
 from monitor.store import auth
 from monitor.store.audit import AuditLog
 from monitor.store.database import Store
+from policies.text import id_problem
 
 STATIC_TYPES = {
     ".html": "text/html; charset=utf-8",
@@ -181,7 +182,7 @@ class Console:
         if staff is None:
             return error_response(401, "login required")
         call_id = request.path.removeprefix("/console/api/calls/")
-        booking = self.store.booking(call_id)
+        booking = self.store.booking(call_id) if id_problem(call_id) is None else None
         if booking is None or booking.prison != staff.prison:
             return error_response(404)
         payload = board.history(self.store, booking, self.store.clock(), self.calls)
@@ -214,7 +215,7 @@ class Console:
             call_id, name = (unquote(p, errors="strict") for p in parts)
         except UnicodeDecodeError:
             return error_response(404)
-        booking = self.store.booking(call_id) if call_id else None
+        booking = self.store.booking(call_id) if id_problem(call_id) is None else None
         if booking is None or booking.prison != staff.prison:
             return error_response(404)
         found = recordings.find(self.record_dir, booking.call_id, name)
