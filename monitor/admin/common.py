@@ -1,4 +1,4 @@
-"""What every admin command shares: the ``--db`` flag, opening the store, non-empty text."""
+"""What every admin command shares: the ``--db`` flag, opening the store, non-empty text, ids."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from typing import Any
 from monitor.errors import UserError
 from monitor.store.database import BookedVisitor, BookingRow, Store, default_db_path
 from policies.booking import Booking
+from policies.text import id_problem, text_problem
 
 DB_HELP = "database file (default: $MONITOR_DB, else ./monitor.db)"
 
@@ -54,7 +55,19 @@ def join_base_url(value: str) -> str:
 def nonempty(value: str, flag: str) -> str:
     if not value.strip():
         raise UserError(f"{flag} must not be empty")
+    problem = text_problem(value.strip())
+    if problem is not None:
+        raise UserError(f"{flag}: {problem}")
     return value.strip()
+
+
+def checked_id(value: str, flag: str) -> str:
+    """An id given on the command line (it becomes file names and URL segments): the one id rule
+    of ``policies.text``, or a UserError naming the flag."""
+    problem = id_problem(value)
+    if problem is not None:
+        raise UserError(f"{flag}: {problem}")
+    return value
 
 
 def booking_row(booking: Booking, document: dict[str, Any]) -> BookingRow:

@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 
-from monitor.admin.common import add_db_argument, nonempty, open_store
+from monitor.admin.common import add_db_argument, checked_id, nonempty, open_store
 from monitor.errors import UserError
 from monitor.store.audit import AuditLog
 from monitor.store.database import Photo, Prisoner, Store, Visitor
@@ -96,7 +96,7 @@ def keep_photos(store: Store, photos: tuple[Photo, ...]) -> tuple[Photo, ...]:
 
 def run_prisoner_add(args: argparse.Namespace) -> int:
     prisoner = Prisoner(
-        nonempty(args.id, "ID"), nonempty(args.name, "--name"), nonempty(args.prison, "--prison")
+        checked_id(args.id, "ID"), nonempty(args.name, "--name"), nonempty(args.prison, "--prison")
     )
     photos = enrol(prisoner.id, args.photo) if args.photo else ()
     with open_store(args) as store, store.transaction():  # the change and its audit record, or neither
@@ -122,6 +122,8 @@ def _date(text: str, flag: str) -> str:
 
 
 def run_visitor_add(args: argparse.Namespace) -> int:
+    if args.id is not None:
+        checked_id(args.id, "--id")
     with open_store(args) as store:
         prisoner = store.prisoner(args.prisoner)
         if prisoner is None:
