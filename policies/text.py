@@ -6,7 +6,8 @@ they are held to a small safe set: 1 to ``MAX_ID_CHARS`` letters, digits, ``.``,
 starting with a letter or a digit (so never ``.``, ``..``, a path, or something that reads as a
 flag). Free text (names, notes, a device's capture detail) may be any Unicode except what breaks
 the records it is written to: a lone surrogate (``"\\ud800"`` in JSON decodes to a string UTF-8
-cannot encode) and control characters (which forge lines and confuse terminals). Each check
+cannot encode), control characters and the Unicode line and paragraph separators (which forge
+lines in logs and line-based files, and confuse terminals). Each check
 returns what is wrong, in words, or None; the caller names the field.
 """
 
@@ -18,8 +19,8 @@ MAX_ID_CHARS = 64
 ID_RULE = f"1 to {MAX_ID_CHARS} letters, digits, '.', '_' or '-', starting with a letter or digit"
 _ID = re.compile(rf"[A-Za-z0-9][A-Za-z0-9._-]{{0,{MAX_ID_CHARS - 1}}}")
 _SURROGATE = re.compile("[\ud800-\udfff]")
-_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
-_CONTROL_BUT_LINES = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")  # keeps \t \n \r
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_CONTROL_BUT_LINES = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029]")  # keeps \t \n \r
 
 
 def id_problem(value: str) -> str | None:
@@ -36,9 +37,10 @@ def text_problem(value: str, *, lines: bool = False) -> str | None:
     if found is not None:
         return f"contains a lone surrogate (U+{ord(found.group()):04X}), which is not text"
     found = (_CONTROL_BUT_LINES if lines else _CONTROL).search(value)
-    if found is not None:
-        return f"contains a control character (U+{ord(found.group()):04X})"
-    return None
+    if found is None:
+        return None
+    what = "a line separator" if found.group() in "\u2028\u2029" else "a control character"
+    return f"contains {what} (U+{ord(found.group()):04X})"
 
 
 def encodable(text: str) -> bool:

@@ -37,7 +37,7 @@ def enrol(person_id: str, photos: list[str]) -> tuple[Photo, ...]:
     import numpy as np
 
     from monitor.analysis.enrol import enrol_photos  # loads the face models only when needed
-    from monitor.bookings import check_photo
+    from monitor.inputs import check_photo
 
     paths = [Path(p) for p in photos]
     for path in paths:

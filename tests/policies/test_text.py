@@ -41,6 +41,8 @@ def test_a_long_id_is_quoted_short() -> None:
         ("del\x7f", True, "contains a control character (U+007F)"),
         ("c1\x85", False, "contains a control character (U+0085)"),
         ("esc\x1b[2J", True, "contains a control character (U+001B)"),
+        ("line\u2028separator", False, "contains a line separator (U+2028)"),
+        ("paragraph\u2029", True, "contains a line separator (U+2029)"),
     ],
 )
 def test_free_text_refuses_surrogates_and_control_characters(text: str, lines: bool, problem: str) -> None:
