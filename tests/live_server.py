@@ -26,6 +26,7 @@ from typing import Any, TypeVar
 import aioice.ice
 import cv2
 import numpy as np
+from aiortc.contrib.media import MediaBlackhole
 
 from monitor.bookings import load_booking
 from monitor.call.call import JOIN_EARLY_S, Call
@@ -259,12 +260,16 @@ def join_token(server: Server, call: Call, role: str) -> str:
 @dataclasses.dataclass
 class FlowingCall:
     """A call with both devices connected through the relay; ``watch`` counts the video frames the
-    prisoner receives from the visitor (live media once the call is live, else the slate)."""
+    prisoner receives from the visitor (live media once the call is live, else the slate). Every
+    other received track is read and dropped (``sink``): an unread aiortc track queues its decoded
+    frames without end (about 14 MB/s of 640x480 video), which would be this harness's memory
+    growing, not the server's."""
 
     live: LiveServer
     call: Call
     devices: list[Device]
     watch: Watch
+    sink: MediaBlackhole
 
     @classmethod
     def open(cls, live: LiveServer, call_id: str) -> FlowingCall:
@@ -279,7 +284,14 @@ class FlowingCall:
                 assert joined["type"] == "joined", joined
                 await device.call(ClipTrack(frames), ToneTrack())
                 devices.append(device)
-            return cls(live, live.call(call_id), devices, Watch(devices[0].received[0]))
+            watch = Watch(devices[0].received[0])
+            sink = MediaBlackhole()
+            for device in devices:
+                for track in device.received:
+                    if track is not watch.track:
+                        sink.addTrack(track)
+            await sink.start()
+            return cls(live, live.call(call_id), devices, watch, sink)
 
         return live.run(connect())
 
@@ -304,6 +316,7 @@ class FlowingCall:
     def close(self) -> None:
         async def close() -> None:
             self.watch.stop()
+            await self.sink.stop()
             for device in self.devices:
                 await device.close()
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hostile_files import bomb_png
+from hostile import bomb_png
 
 from monitor.bookings import check_photo, load_booking, read_booking_json
 from monitor.cli import main

@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 from analysis_media import MEDIA, image
-from hostile_files import bomb_png
+from hostile import bomb_png
 
 from monitor.analysis.enrol import EnrolmentError, enrol_booking, enrol_photos
 from monitor.errors import UserError
