@@ -242,6 +242,13 @@ class LiveServer:
     def token(self, call_id: str, role: str) -> str:
         return join_token(self.server, self.call(call_id), role)
 
+    @staticmethod
+    def rss_mb() -> float:
+        """Resident memory of the process the server runs in (this one: a test's clients are small
+        beside it, and FlowingCall reads all it receives)."""
+        status = Path("/proc/self/status").read_text()
+        return int(status.split("VmRSS:")[1].split()[0]) / 1024
+
 
 def join_token(server: Server, call: Call, role: str) -> str:
     """A join token for the first seat of ``role``: with a store, a store token (what `monitor book`

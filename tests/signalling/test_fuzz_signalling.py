@@ -19,7 +19,6 @@ import threading
 import time
 from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -93,17 +92,11 @@ def flowing(live: LiveServer) -> Iterator[FlowingCall]:
         call.close()
 
 
-def rss_mb() -> float:
-    """Resident memory of this process, which runs the server (the fuzzing clients are small)."""
-    status = Path("/proc/self/status").read_text()
-    return int(status.split("VmRSS:")[1].split()[0]) / 1024
-
-
 @pytest.fixture(scope="module")
 def baseline(flowing: FlowingCall) -> dict[str, float]:
     """The live call's frame rate and the server's memory before the fuzzing (the first test that
     asks for it)."""
-    return {"rate": flowing.rate(3.0), "rss_mb": rss_mb()}
+    return {"rate": flowing.rate(3.0), "rss_mb": flowing.live.rss_mb()}
 
 
 @pytest.fixture(scope="module")
@@ -443,5 +436,5 @@ def test_after_the_fuzzing_the_live_call_flows_and_memory_is_bounded(
     assert flowing.call.state.value == "live"
     after = flowing.rate(3.0)
     assert after >= 0.5 * baseline["rate"], f"{after:.1f} frames/s now, {baseline['rate']:.1f} before"
-    grew = rss_mb() - baseline["rss_mb"]
+    grew = live.rss_mb() - baseline["rss_mb"]
     assert grew < MEMORY_BOUND_MB, f"the server grew by {grew:.0f} MB during the fuzzing"
