@@ -251,11 +251,17 @@ async def test_large_files_are_served_in_bounded_parts_and_never_read_whole(site
 
 
 def rss_mb() -> float:
-    return int(re.search(r"VmRSS:\s+(\d+) kB", Path("/proc/self/status").read_text()).group(1)) / 1024
+    return status_kb("VmRSS") / 1024
 
 
 def peak_rss_mb() -> float:
-    return int(re.search(r"VmHWM:\s+(\d+) kB", Path("/proc/self/status").read_text()).group(1)) / 1024
+    return status_kb("VmHWM") / 1024
+
+
+def status_kb(field: str) -> int:
+    found = re.search(rf"{field}:\s+(\d+) kB", Path("/proc/self/status").read_text())
+    assert found is not None, field
+    return int(found.group(1))
 
 
 def reset_peak_rss() -> None:
