@@ -270,7 +270,9 @@ class FlowingCall:
     prisoner receives from the visitor (live media once the call is live, else the slate). Every
     other received track is read and dropped (``sink``): an unread aiortc track queues its decoded
     frames without end (about 14 MB/s of 640x480 video), which would be this harness's memory
-    growing, not the server's."""
+    growing, not the server's. Like a browser, each device asks for a keyframe when it has lost
+    part of one (``recover_like_a_browser``): on a loaded machine a call that runs through a whole
+    module loses packets, and plain aiortc then shows nothing until the sender's next keyframe."""
 
     live: LiveServer
     call: Call
@@ -290,6 +292,7 @@ class FlowingCall:
                 joined = await device.join(live.token(call_id, role))
                 assert joined["type"] == "joined", joined
                 await device.call(ClipTrack(frames), ToneTrack())
+                recover_like_a_browser(device)
                 devices.append(device)
             watch = Watch(devices[0].received[0])
             sink = MediaBlackhole()
