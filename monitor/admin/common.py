@@ -1,5 +1,5 @@
-"""What every admin command shares: the ``--db`` flag, opening the store, non-empty text (and the
-stored row of a booking, ``booking_row``, from the store)."""
+"""What every admin command shares: the ``--db`` flag, opening the store, non-empty text, ids (and
+the stored row of a booking, ``booking_row``, from the store)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from monitor.errors import UserError
 from monitor.store.booking_rules import booking_row
 from monitor.store.database import Store, default_db
 from monitor.store.sql import Location, locate
+from policies.text import id_problem, text_problem
 
 DB_HELP = (
     "SQLite file or postgresql://USER@HOST:PORT/NAME (default: $MONITOR_DB, else ./monitor.db); "
@@ -69,7 +70,27 @@ def join_base_url(value: str) -> str:
 def nonempty(value: str, flag: str) -> str:
     if not value.strip():
         raise UserError(f"{flag} must not be empty")
+    problem = text_problem(value.strip())
+    if problem is not None:
+        raise UserError(f"{flag}: {problem}")
     return value.strip()
 
 
-__all__ = ["add_db_argument", "booking_row", "join_base_url", "nonempty", "open_store", "store_location"]
+def checked_id(value: str, flag: str) -> str:
+    """An id given on the command line (it becomes file names and URL segments): the one id rule
+    of ``policies.text``, or a UserError naming the flag."""
+    problem = id_problem(value)
+    if problem is not None:
+        raise UserError(f"{flag}: {problem}")
+    return value
+
+
+__all__ = [
+    "add_db_argument",
+    "booking_row",
+    "checked_id",
+    "join_base_url",
+    "nonempty",
+    "open_store",
+    "store_location",
+]

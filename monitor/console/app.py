@@ -23,6 +23,7 @@ from monitor.store import auth
 from monitor.store.audit import AuditLog
 from monitor.store.database import Store
 from monitor.store.sql import DatabaseError
+from policies.text import id_problem
 
 STATIC_TYPES = {
     ".html": "text/html; charset=utf-8",
@@ -205,7 +206,7 @@ class Console:
         if staff is None:
             return error_response(401, "login required")
         call_id = request.path.removeprefix("/console/api/calls/")
-        booking = self.store.booking(call_id)
+        booking = self.store.booking(call_id) if id_problem(call_id) is None else None
         if booking is None or booking.prison != staff.prison:
             return error_response(404)
         payload = board.history(self.store, booking, self.store.clock(), self.calls)
@@ -273,32 +274,29 @@ class Console:
             call_id, name = (unquote(p, errors="strict") for p in parts)
         except UnicodeDecodeError:
             return error_response(404)
-        booking = self.store.booking(call_id) if call_id else None
+        booking = self.store.booking(call_id) if id_problem(call_id) is None else None
         if booking is None or booking.prison != staff.prison:
             return error_response(404)
         found = recordings.find(self.record_dir, booking.call_id, name)
         if found is None:
             return error_response(404)
-        too_big = error_response(
-            413,
-            f"recording larger than {recordings.MAX_SERVE_BYTES // 2**20} MB cannot be played here; "
-            "copy it from the record directory",
-        )
-        if found.size > recordings.MAX_SERVE_BYTES:
-            return too_big
-        try:
-            data = await asyncio.to_thread(found.path.read_bytes)
-        except OSError:
-            return error_response(404)
-        if len(data) > recordings.MAX_SERVE_BYTES:  # grew since it was listed
-            return too_big
         accept = ("Accept-Ranges", "bytes")
         try:
-            span = recordings.byte_range(request.headers.get("Range"), len(data))
-        except recordings.RangeNotSatisfiable:
-            return response(416, b"", found.content_type, (accept, ("Content-Range", f"bytes */{len(data)}")))
-        if span is not None:
-            start, end = span
-            content_range = ("Content-Range", f"bytes {start}-{end}/{len(data)}")
-            return response(206, data[start : end + 1], found.content_type, (accept, content_range))
-        return response(200, data, found.content_type, (accept,))
+            part = await asyncio.to_thread(recordings.read_part, found.path, request.headers.get("Range"))
+        except recordings.RangeNotSatisfiable as exc:
+            size = ("Content-Range", f"bytes */{exc.size}")
+            return response(416, b"", found.content_type, (accept, size))
+        except recordings.WholeFileTooLarge as exc:
+            limit = recordings.MAX_PART_BYTES // 2**20
+            return error_response(
+                413,
+                f"recording of {exc.size / 2**20:.0f} MB: larger than {limit} MB, so it is served in byte "
+                "ranges (as a video or audio player asks); or copy it from the record directory",
+            )
+        except OSError:
+            return error_response(404)
+        if part.ranged:
+            return response(
+                206, part.data, found.content_type, (accept, ("Content-Range", part.content_range))
+            )
+        return response(200, part.data, found.content_type, (accept,))

@@ -20,6 +20,10 @@ first), ``store`` (whenever it changes: ``ok``, and while not ok the ``detail``,
 ``waiting`` to be written and the ``calls`` of your prison among theirs), ``done`` / ``error``
 (answers, with ``ref``). A bad message gets one ``error`` naming what is
 wrong; the connection stays open.
+
+A ``call_id`` follows ``policies.text``'s id rule and every other string its rule for free text
+(no lone surrogates, no control characters; an SDP keeps its line breaks), so what a console sends
+can always be written to the audit log.
 """
 
 from __future__ import annotations
@@ -27,6 +31,8 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from typing import Any
+
+from policies.text import encodable, id_problem, text_problem
 
 MAX_BYTES = 4096
 MAX_SDP_BYTES = 64 * 1024
@@ -111,7 +117,7 @@ _FIELDS: dict[str, tuple[str, ...]] = {
 }
 
 
-def _text(doc: dict[str, Any], key: str, limit: int, required: bool = True) -> str:
+def _text(doc: dict[str, Any], key: str, limit: int, required: bool = True, lines: bool = False) -> str:
     value = doc.get(key, "")
     if not isinstance(value, str):
         raise MessageError(f"{key}: must be text")
@@ -120,7 +126,23 @@ def _text(doc: dict[str, Any], key: str, limit: int, required: bool = True) -> s
         raise MessageError(f"{key}: must not be empty")
     if len(value) > limit:
         raise MessageError(f"{key}: at most {limit} characters")
+    problem = text_problem(value, lines=lines)
+    if problem is not None:
+        raise MessageError(f"{key}: {problem}")
     return value
+
+
+def _id(doc: dict[str, Any], key: str) -> str:
+    """An id field (a call, a booked person): ``policies.text``'s id rule."""
+    value = _text(doc, key, 100)
+    problem = id_problem(value)
+    if problem is not None:
+        raise MessageError(f"{key}: {problem}")
+    return value
+
+
+def _call_id(doc: dict[str, Any]) -> str:
+    return _id(doc, "call_id")
 
 
 def _int(value: object, key: str) -> int:
@@ -151,22 +173,24 @@ def parse(raw: str | bytes, allowed: tuple[str, ...] = FEED_TYPES) -> ClientMess
     ref = doc.get("ref")
     if ref is not None and (not isinstance(ref, str) or len(ref) > 64):
         raise MessageError("ref: must be text of at most 64 characters")
+    if ref is not None and (problem := text_problem(ref)) is not None:
+        raise MessageError(f"ref: {problem}")
     match kind:
         case "hello":
             after = doc.get("after")
             return Hello(None if after is None else _int(after, "after"), ref)
         case "pause":
-            return Pause(_text(doc, "call_id", 100), _text(doc, "note", MAX_NOTE), ref)
+            return Pause(_call_id(doc), _text(doc, "note", MAX_NOTE), ref)
         case "resume":
-            return Resume(_text(doc, "call_id", 100), ref)
+            return Resume(_call_id(doc), ref)
         case "end":
-            return End(_text(doc, "call_id", 100), _text(doc, "note", MAX_NOTE, required=False), ref)
+            return End(_call_id(doc), _text(doc, "note", MAX_NOTE, required=False), ref)
         case "watch":
-            return WatchCall(_text(doc, "call_id", 100), ref)
+            return WatchCall(_call_id(doc), ref)
         case "answer":
-            return Answer(_text(doc, "sdp", MAX_SDP_BYTES), ref)
+            return Answer(_text(doc, "sdp", MAX_SDP_BYTES, lines=True), ref)
         case "confirm_identity":
-            return ConfirmIdentity(_int(doc.get("alert_id"), "alert_id"), _text(doc, "participant", 100), ref)
+            return ConfirmIdentity(_int(doc.get("alert_id"), "alert_id"), _id(doc, "participant"), ref)
         case "reject_identity":
             return RejectIdentity(_int(doc.get("alert_id"), "alert_id"), ref)
         case _:
@@ -174,4 +198,7 @@ def parse(raw: str | bytes, allowed: tuple[str, ...] = FEED_TYPES) -> ClientMess
 
 
 def encode(kind: str, **fields: Any) -> str:
-    return json.dumps({"type": kind, **fields}, ensure_ascii=False)
+    """A server frame; a lone surrogate in a record's text (which the parsers refuse, so only from
+    an older record) is sent as JSON's ASCII escape instead of failing the whole feed."""
+    text = json.dumps({"type": kind, **fields}, ensure_ascii=False)
+    return text if encodable(text) else json.dumps({"type": kind, **fields})

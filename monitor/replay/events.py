@@ -5,13 +5,13 @@ checked here and nowhere else."""
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from monitor.errors import UserError
+from monitor.inputs import MAX_EVENTS_BYTES, decode_json, read_text
 from policies.events import (
     CaptureAttempt,
     Event,
@@ -21,6 +21,7 @@ from policies.events import (
     StaffRejectIdentity,
     StaffResume,
 )
+from policies.text import id_problem, text_problem
 
 Record = dict[str, Any]
 Value = str | int
@@ -92,6 +93,10 @@ def _value(where: str, kind: str, key: str, value: object) -> Value:
         raise UserError(f"{where}: {key} must be text, got {type(value).__name__}")
     if spec.required and not value.strip():
         raise UserError(f"{where}: {key} must not be empty")
+    # a source or a participant is an id; notes, details and names are free text
+    problem = id_problem(value) if key in ("source", "participant") else text_problem(value)
+    if problem is not None:
+        raise UserError(f"{where}: {key}: {problem}")
     return value
 
 
@@ -106,10 +111,7 @@ def parse_events(text: str, origin: str) -> tuple[InjectedEvent, ...]:
         if not raw.strip():
             continue
         where = f"{origin}:{number}"
-        try:
-            doc = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            raise UserError(f"{where}: not valid JSON: {exc.msg} at column {exc.colno}") from None
+        doc = decode_json(raw, where)  # depth and size checked before json recurses
         if not isinstance(doc, dict):
             raise UserError(f"{where}: each line must be a JSON object")
         kind = doc.get("kind")
@@ -138,16 +140,9 @@ def parse_events(text: str, origin: str) -> tuple[InjectedEvent, ...]:
 
 
 def load_events(path: str | Path) -> tuple[InjectedEvent, ...]:
+    """The events file at ``path`` (at most ``MAX_EVENTS_BYTES``, checked before reading)."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise UserError(f"{path}: events file not found") from None
-    except UnicodeDecodeError:
-        raise UserError(f"{path}: events file is not UTF-8 text") from None
-    except OSError as exc:
-        raise UserError(f"{path}: cannot read events file: {exc.strerror or exc}") from None
-    return parse_events(text, str(path))
+    return parse_events(read_text(path, "events file", MAX_EVENTS_BYTES), str(path))
 
 
 __all__ = ["InjectedEvent", "load_events", "parse_events"]

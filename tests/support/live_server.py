@@ -28,6 +28,7 @@ from typing import Any, TypeVar
 
 import cv2
 import numpy as np
+from aiortc.contrib.media import MediaBlackhole
 
 from monitor.admin import import_booking
 from monitor.bookings import load_booking
@@ -253,6 +254,13 @@ class LiveServer:
     def token(self, call_id: str, role: str) -> str:
         return join_token(self.server, self.call(call_id), role)
 
+    @staticmethod
+    def rss_mb() -> float:
+        """Resident memory of the process the server runs in (this one: a test's clients are small
+        beside it, and FlowingCall reads all it receives)."""
+        status = Path("/proc/self/status").read_text()
+        return int(status.split("VmRSS:")[1].split()[0]) / 1024
+
 
 def join_token(server: Server, call: CallHandle[Any], role: str) -> str:
     """A join token for the first seat of ``role``: with a store, a store token (what `monitor book`
@@ -271,22 +279,37 @@ def join_token(server: Server, call: CallHandle[Any], role: str) -> str:
 @dataclasses.dataclass
 class FlowingCall:
     """A call with both devices connected through the relay; ``watch`` counts the video frames the
-    prisoner receives from the visitor (live media once the call is live, else the slate)."""
+    prisoner receives from the visitor (live media once the call is live, else the slate). Every
+    other received track is read and dropped (``sink``): an unread aiortc track queues its decoded
+    frames without end (about 14 MB/s of 640x480 video), which would be this harness's memory
+    growing, not the server's. Like a browser, each device asks for a keyframe when it has lost
+    part of one (``recover_like_a_browser``): on a loaded machine a call that runs through a whole
+    module loses packets, and plain aiortc then shows nothing until the sender's next keyframe."""
 
     live: LiveServer
     call: Call
     devices: list[Device]
     watch: Watch
+    sink: MediaBlackhole
 
     @classmethod
     def open(cls, live: LiveServer, call_id: str) -> FlowingCall:
         async def connect() -> FlowingCall:
             frames = ping_pong(load_clip(CLEAN_CLIP, max_frames=60))
             call = live.call(call_id)
-            devices = [
-                (await join_device(live.server, call, role, frames))[0] for role in ("prisoner", "visitor")
-            ]
-            return cls(live, call, devices, Watch(devices[0].received[0]))
+            devices = []
+            for role in ("prisoner", "visitor"):
+                device, _ = await join_device(live.server, call, role, frames)
+                recover_like_a_browser(device)
+                devices.append(device)
+            watch = Watch(devices[0].received[0])
+            sink = MediaBlackhole()
+            for device in devices:
+                for track in device.received:
+                    if track is not watch.track:
+                        sink.addTrack(track)
+            await sink.start()
+            return cls(live, call, devices, watch, sink)
 
         return live.run(connect())
 
@@ -311,6 +334,7 @@ class FlowingCall:
     def close(self) -> None:
         async def close() -> None:
             self.watch.stop()
+            await self.sink.stop()
             for device in self.devices:
                 await device.close()
 

@@ -334,9 +334,7 @@ function renderRecordings(files) {
   box.replaceChildren(...files.map((f) => {
     const start = f.first_frame_call_t != null ? ` from ${f.first_frame_call_t.toFixed(1)} s` : "";
     const label = el("div", { text: `${f.source} ${RECORDING_KINDS[f.kind] || f.kind}, part ${f.part}${start} (${f.bytes < 1048576 ? Math.ceil(f.bytes / 1024) + " KB" : (f.bytes / 1048576).toFixed(1) + " MB"})` });
-    const player = f.playable
-      ? el(f.kind === "audio" ? "audio" : "video", { controls: "", preload: "metadata", src: f.url, "data-file": f.file })
-      : el("p", { class: "muted", text: "Too large to play here; copy it from the record directory." });
+    const player = el(f.kind === "audio" ? "audio" : "video", { controls: "", preload: "metadata", src: f.url, "data-file": f.file });
     return el("figure", { class: `recording recording-${f.kind}` }, label, player);
   }));
 }

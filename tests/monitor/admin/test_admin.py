@@ -23,6 +23,7 @@ from monitor.store.database import Store
 from monitor.store.family_staff import grant_extra_calls, set_role
 from monitor.store.sql import STORE_DIR_ENV, locate
 from policies.config import load_policy
+from policies.text import ID_RULE
 
 MEDIA = Path("/work/shared/media")
 OBAMA = MEDIA / "face_recognition" / "obama.jpg"
@@ -696,3 +697,29 @@ def test_link_revoke_and_reissue(db: str, capsys: pytest.CaptureFixture[str]) ->
             assert run(db, "link", action, *argv) != 0
             err = capsys.readouterr().err
             assert err.strip().endswith(expected) and "Traceback" not in err, err
+
+
+def test_ids_outside_the_safe_set_are_refused_naming_the_flag(
+    db: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`monitor book --call-id ../escaped-call` would name a folder outside the record directory;
+    every id given on the command line follows the one id rule, and nothing is stored."""
+    rule = f"must be {ID_RULE}"
+    booking = ["book", "--prisoner", "A1234BC", "--visitor", "v1", "--start", "2036-12-01T14:00:00+00:00"]
+    cases = [
+        ([*booking, "--call-id", "../escaped-call"], "--call-id"),
+        ([*booking, "--call-id", "a/b"], "--call-id"),
+        (["prisoner", "add", "../P1", "--name", "X", "--prison", "HMP Example"], "ID"),
+        (["prisoner", "add", "P1", "--name", "X\x1b[2J", "--prison", "HMP Example"], "--name"),
+        (["visitor", "add", "--prisoner", "A1234BC", "--id", "../v2", "--name", "X", "--dob", "1980-01-01",
+          "--photo", str(OBAMA)], "--id"),
+    ]  # fmt: skip
+    for argv, flag in cases:
+        assert run(db, *argv) == 1, argv
+        err = capsys.readouterr().err
+        assert err.startswith(f"monitor: error: {flag}: ") and err.count("\n") == 1, (argv, err)
+        assert rule in err or "control character" in err, err
+    with Store(db) as store:
+        assert [b.call_id for b in store.bookings_between(0, 3e9)] == []
+        assert store.prisoner("../P1") is None and store.prisoner("P1") is None
+        assert store.visitor("../v2") is None
