@@ -154,8 +154,12 @@ async def test_a_killed_node_loses_its_call_to_another_node_after_its_security_c
         # it starts again at the security check, which passes there: the call goes live
         assert devices[1].joined is not None and devices[1].joined["state"] == "verifying"
         await wait_state(devices[1], "live", timeout=120)
+        await until(
+            lambda: any(r.kind == "state" and r.data["state"] == "live" for r in records(db)[before:]),
+            15,
+            "the new node to write the call live",
+        )
         after = records(db)[before:]
-        assert any(r.kind == "state" and r.data["state"] == "live" for r in after)
         assert {r.data["participant"] for r in after if r.kind == "joined"} == {"A1234BC", "v1"}
         # a console on a sees it running on its new node
         console = await Console.open(a.port, "alice")
