@@ -1,8 +1,8 @@
 """Several ``monitor serve`` nodes in one test: real servers on loopback ports sharing one store
 and a real Redis (``support.redis_server``), each a :class:`~monitor.cluster.node.ClusterNode`.
 
-In-process nodes (``nodes``) share one SQLite file, as nodes share one PostgreSQL database; the
-tests that kill a node use ``monitor serve`` processes on PostgreSQL instead. ``Console`` is a
+In-process nodes (``nodes``) share one store, a SQLite file or a PostgreSQL database (``store_at``);
+the tests that kill a node use ``monitor serve`` processes (``NodeProcess``) on PostgreSQL. ``Console`` is a
 member of staff on one node's console: signed in, reading its feed, sending actions.
 """
 
@@ -35,7 +35,7 @@ PASSWORD = "correct horse battery"
 
 @contextlib.asynccontextmanager
 async def nodes(
-    db: Path,
+    db: Path | str,
     redis_url: str,
     names: Sequence[str],
     *,
@@ -44,7 +44,8 @@ async def nodes(
     limits: Limits | None = None,
     node_ttl_s: float = 15.0,
 ) -> AsyncIterator[dict[str, Server]]:
-    """A server per name, started in order, sharing ``db`` and Redis; stopped on exit. The nodes
+    """A server per name, started in order, sharing the store at ``db`` (what ``--db`` takes) and
+    Redis; stopped on exit. The nodes
     and the test share one event loop on a shared machine, so a node's report lives 15 s here
     (5 s in service): a test's slow moment must not look like a node's death."""
     servers: dict[str, Server] = {}

@@ -1,10 +1,11 @@
 """Two nodes on one store and one Redis: a call placed on node B is joined through node A by real
-WebRTC devices and goes live; a console on A sees its alerts and acts on it; drained nodes."""
+WebRTC devices and goes live; a console on A sees its alerts and acts on it; drained nodes; two
+nodes racing for one call. Each on a SQLite file and on a PostgreSQL database (``store_at``): real
+redis-server and PostgreSQL servers, started for the session."""
 
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -37,10 +38,10 @@ async def device(url: str, token: str, frames: list[Any] | None = None) -> Devic
 
 @pytest.mark.parametrize("routing", ["proxy", "redirect"])
 async def test_a_call_placed_on_b_is_joined_through_a_and_goes_live(
-    tmp_path: Path, redis_url: str, routing: str
+    store_at: str, redis_url: str, routing: str
 ) -> None:
     clips = call_clips()
-    async with nodes(tmp_path / "monitor.db", redis_url, ["a", "b"], routing=routing) as cluster:
+    async with nodes(store_at, redis_url, ["a", "b"], routing=routing) as cluster:
         a, b = cluster["a"], cluster["b"]
         tokens = book(a.store, booking_now("routed"))
         await a.cluster.drain()  # a takes no new call, and still routes devices to the calls' nodes
@@ -76,10 +77,10 @@ async def test_a_call_placed_on_b_is_joined_through_a_and_goes_live(
 
 
 async def test_a_console_on_a_sees_the_pause_alert_of_a_call_on_b_and_acts_on_it(
-    tmp_path: Path, redis_url: str
+    store_at: str, redis_url: str
 ) -> None:
     clips = call_clips()
-    async with nodes(tmp_path / "monitor.db", redis_url, ["a", "b"]) as cluster:
+    async with nodes(store_at, redis_url, ["a", "b"]) as cluster:
         a, b = cluster["a"], cluster["b"]
         add_staff(a.store, "alice", "HMP Example")
         await a.cluster.drain()  # a takes no new call: the call goes to b
@@ -117,11 +118,11 @@ async def test_a_console_on_a_sees_the_pause_alert_of_a_call_on_b_and_acts_on_it
 
 
 async def test_two_nodes_racing_for_one_call_start_it_once_and_the_chain_verifies(
-    tmp_path: Path, redis_url: str
+    store_at: str, redis_url: str
 ) -> None:
     """Both devices of a call reach different nodes at the same moment: one node claims the call,
     the other routes its device there; the call starts once, its records are written once."""
-    async with nodes(tmp_path / "monitor.db", redis_url, ["a", "b"]) as cluster:
+    async with nodes(store_at, redis_url, ["a", "b"]) as cluster:
         a, b = cluster["a"], cluster["b"]
         tokens = book(a.store, booking_now("raced"))
         prisoner, visitor = await asyncio.gather(
@@ -141,7 +142,7 @@ async def test_two_nodes_racing_for_one_call_start_it_once_and_the_chain_verifie
     from monitor.store.audit import AuditLog
     from monitor.store.database import Store
 
-    store = Store(tmp_path / "monitor.db")
+    store = Store(store_at)
     try:
         log = AuditLog(store)
         result = log.verify()
