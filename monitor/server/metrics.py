@@ -265,12 +265,8 @@ class Metrics:
             return
         stats = self.audit.stats()
         page.family("monitor_audit_records_total", "counter", "Audit records written, retried, given up.")
-        for result, count in (
-            ("written", stats.written),
-            ("retried", stats.retried),
-            ("failed", stats.failed),
-        ):
-            page.sample("monitor_audit_records_total", count, {"result": result})
+        for result in ("written", "retried", "failed"):
+            page.sample("monitor_audit_records_total", getattr(stats, result), {"result": result})
         page.family("monitor_audit_records_waiting", "gauge", "Audit records queued for the writer.")
         page.sample("monitor_audit_records_waiting", stats.queued)
         page.family("monitor_audit_store_ok", "gauge", "1: audit records are written; 0: store error.")
@@ -279,13 +275,8 @@ class Metrics:
     def _render_mail(self, page: Exposition, mail: Any) -> None:
         """Mail to families (monitor/mail/sender.py): deliveries and failures since start, the queue."""
         page.family("monitor_mail_total", "counter", "Mail to families since start, by outcome.")
-        for result, count in (
-            ("written", mail.written),
-            ("sent", mail.sent),
-            ("retried", mail.retried),
-            ("failed", mail.failed),
-        ):
-            page.sample("monitor_mail_total", count, {"result": result})
+        for result in ("written", "sent", "retried", "failed"):
+            page.sample("monitor_mail_total", getattr(mail, result), {"result": result})
         page.family("monitor_mail_queued", "gauge", "Mail waiting in the store's queue.")
         page.sample("monitor_mail_queued", mail.queued)
 
