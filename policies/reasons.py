@@ -11,6 +11,8 @@ class Reason(StrEnum):
     FACE_NOT_VISIBLE = "face_not_visible"
     NO_FACE = "no_face"
     POOR_LIGHTING = "poor_lighting"
+    CAMERA_MOVING = "camera_moving"
+    BUSY_BACKGROUND = "busy_background"
     CAPTURE_ATTEMPT = "capture_attempt"
     STAFF_PAUSE = "staff_pause"
     ANALYSIS_ERROR = "analysis_error"
@@ -25,4 +27,10 @@ OBSERVED_REASONS: tuple[Reason, ...] = (
     Reason.FACE_NOT_VISIBLE,
     Reason.NO_FACE,
     Reason.POOR_LIGHTING,
+    Reason.CAMERA_MOVING,
+    Reason.BUSY_BACKGROUND,
 )
+
+#: Findings that only ever give the participant guidance: the policy has no pause window for them
+#: and the security check never looks at them, so they neither pause a call nor keep it from going live.
+GUIDANCE_ONLY_REASONS: tuple[Reason, ...] = (Reason.CAMERA_MOVING, Reason.BUSY_BACKGROUND)
