@@ -3,16 +3,16 @@
 Theory of operation, per frame: detect (BlazeFace full range) → track (stable ids) → mesh each
 detection. A track becomes *confirmed* the first time its detection gets a plausible mesh; a
 detection of an unconfirmed track without a mesh is a detector blip (cartoons) and is dropped; a
-confirmed track whose mesh is lost while it is still detected is a partial face. A face is
-*covered* when a hand hides its mouth, nose or an eye (``hands.py``: MediaPipe Hands, checked only
-when a face is new or its look changed) or its appearance changed at some face points but not
-others (``occlusion.py``: a mask, a scarf, an object). Each confirmed face then gets visibility,
-lighting, and (sampled, at most one per frame) an identity sample when it passes the quality gates
-(a covered face never does; a sample taken with a hand at the face may match but never votes
-"nobody booked"). The Observation lists the confirmed faces with their track's voted verdict,
-plus persons without a checkable face (pose, sampled), whole-frame lighting, and what is behind
-the people (``scene.py``: a moving camera, a busy background). The pipeline holds per-source state (tracker, identity votes), so make one per source,
-inside the worker process that uses it, and feed it frames in media-time order.
+confirmed track whose mesh is lost while it is still detected is a partial face. A face is *covered*
+when a hand hides its mouth, nose or an eye (``hands.py``: MediaPipe Hands, checked only when a face
+is new or its look changed) or its appearance changed at some face points but not others
+(``occlusion.py``: a mask, a scarf, an object). Each confirmed face then gets visibility, lighting,
+and (sampled, at most one per frame) an identity sample when it passes the quality gates (a covered
+face never does; a sample taken with a hand at the face may match but never votes "nobody booked").
+The Observation lists the confirmed faces with their track's voted verdict, plus persons without a
+checkable face (pose, sampled), whole-frame lighting, and what is behind the people (``scene.py``: a
+moving camera, a busy background). The pipeline holds per-source state (tracker, identity votes), so
+make one per source, inside the worker process that uses it, and feed it frames in media-time order.
 
 Steadiness. A frame is *steady* when nothing in it needs watching closely: at least one face,
 every face followed without a break from the previous frame (same tracks, overlapping boxes),
