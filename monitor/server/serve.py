@@ -39,6 +39,7 @@ from monitor.call.seats import JOIN_EARLY_S, JoinRefused
 from monitor.errors import UserError
 from monitor.http import HttpRequest, Router, error_response, response
 from monitor.hub import Hub
+from monitor.server import capacity
 from monitor.server.signalling import SignallingServer
 from monitor.store.audit_recorder import HubRecorder
 from monitor.workers.analysis_pool import AnalysisPool
@@ -348,10 +349,7 @@ class Server:
         from monitor.server.metrics import register_server_metrics  # metrics hook: GET /metrics
 
         self.metrics = register_server_metrics(self)
-        from monitor.load import LoadProbe  # capacity hook: what admission judges (admission.py)
-
-        self.load = LoadProbe(self.metrics.lag, pids=self._worker_pids, analysis=self._analysis_totals)
-        self.load.start()
+        self.load = capacity.start_probe(self)  # capacity hook: what admission judges (admission.py)
         if self.store is not None:  # /console routes on the same port
             mailer = self._family_mailer()
             # the console writes every record published on the hub to the audit log
@@ -380,26 +378,7 @@ class Server:
     # ---- measured load (admission, cluster placement) --------------------------------------------
     def measured(self) -> Any:
         """This server's measured load now (``monitor.call.admission.Measured``)."""
-        from monitor.call.admission import Measured
-
-        if self.load is None:
-            return Measured()
-        return Measured(self.load.cores, self.load.cpu(), self.load.lag_ms(), self.load.analysis_wait_ms())
-
-    def _worker_pids(self) -> list[int]:
-        from monitor.load import worker_pids
-
-        relay = [link.pid for link in self.relay.links if link.alive] if self.relay is not None else []
-        return worker_pids() + relay
-
-    def _analysis_totals(self) -> dict[str, tuple[int, float]]:
-        if self.pool is not None:
-            analysis = self.pool.stats()
-        elif self.relay is not None:
-            analysis = self.relay.stats().analysis
-        else:
-            return {}
-        return {key: (s.analysed, s.waited_s) for key, s in analysis.streams.items()}
+        return capacity.measured(self.load)
 
     def _family_mailer(self) -> Any:
         """What the family pages and the console's families desk mail with: the one given
