@@ -23,7 +23,11 @@ def render(node: Any, page: Page) -> None:
     page.family("monitor_cluster_joins_routed_total", "counter", "Joins this node sent to the call's node.")
     page.sample("monitor_cluster_joins_routed_total", stats.proxied, {"how": "proxy"})
     page.sample("monitor_cluster_joins_routed_total", stats.redirected, {"how": "redirect"})
-    page.family("monitor_cluster_placements_total", "counter", "Placements this node asked for, by outcome.")
+    page.family(
+        "monitor_cluster_placements_total",
+        "counter",
+        "Calls started here (placed by any node), devices refused here, calls lost to another node.",
+    )
     page.sample("monitor_cluster_placements_total", stats.placed_here, {"result": "placed_here"})
     page.sample("monitor_cluster_placements_total", stats.refused, {"result": "refused"})
     page.sample("monitor_cluster_placements_total", stats.lost, {"result": "lost_to_another_node"})

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import Iterable
@@ -39,6 +40,7 @@ from redis.exceptions import RedisError
 
 from monitor.call.admission import AdmissionStats, Limits, Measured, OverCapacity
 from monitor.call.seats import JoinRefused
+from monitor.cluster import metrics as cluster_metrics
 from monitor.cluster import routing
 from monitor.cluster.bus import Bus, RequestFailed
 from monitor.cluster.placement import CallBrief, NodeLoad, NoNode
@@ -59,6 +61,7 @@ class Host(Protocol):
     calls: Any  # monitor.call.calls.Calls: the calls running here
     store: Any  # monitor.store.database.Store: join tokens and calls
     audit: Any  # monitor.store.audit.AuditLog: its commits go on the bus
+    metrics: Any  # monitor.server.metrics.Metrics: the node's figures join them (None: no /metrics)
 
     def measured(self) -> Measured: ...
 
@@ -84,7 +87,7 @@ class RoutingStats:
     proxied: int = 0
     redirected: int = 0
     unreachable: int = 0
-    placed_here: int = 0  # calls placed on this node (by any node)
+    placed_here: int = 0  # calls started on this node (placed here by any node)
     refused: int = 0  # devices this node refused: no node could take their call
     lost: int = 0  # calls taken from this node by another (it was thought dead)
     place_s_total: float = 0.0  # time spent placing, for the mean
@@ -94,15 +97,24 @@ class RoutingStats:
 class PlacedAdmission:
     """``Calls.admission`` of a cluster node: placement already decided that a call loaded here
     runs here (``route``); with relay workers the server's own admission (``inner``) still picks
-    the worker it runs on. The figures are the node's placements."""
+    the worker it runs on. The figures are the node's placements: a call counts once when its
+    first device is admitted here, whichever node placed it here."""
 
     def __init__(self, node: ClusterNode, inner: Any = None) -> None:
         self.node = node
         self.inner = inner
+        self.started: set[str] = set()  # calls admitted here, until they end (``forget``)
 
     def admit(self, call_id: str, running: Iterable[str]) -> None:
         if self.inner is not None:
             self.inner.admit(call_id, running)
+        if call_id not in self.started:
+            self.started.add(call_id)
+            self.node.stats.placed_here += 1
+
+    def forget(self, running: Iterable[str]) -> None:
+        """Keep only the calls still running here (a call taken back later counts again)."""
+        self.started &= set(running)
 
     def stats(self) -> AdmissionStats:
         return AdmissionStats(
@@ -121,6 +133,7 @@ class ClusterNode:
         )
         self.bus = Bus(self.redis, settings.prefix, settings.node)
         self.host: Host | None = None
+        self.admission: PlacedAdmission | None = None  # the server's admission, once started
         self.draining = False
         self.drain_asked = False  # by an operator through Redis (``monitor node drain``)
         self.stats = RoutingStats()
@@ -150,13 +163,16 @@ class ClusterNode:
                 f"a node named {self.name} is running already, at {other.url}: give each node its own --node"
             )
         relay_workers = getattr(host, "relay", None) is not None
-        host.calls.admission = PlacedAdmission(self, host.calls.admission if relay_workers else None)
+        self.admission = PlacedAdmission(self, host.calls.admission if relay_workers else None)
+        host.calls.admission = self.admission
         if host.audit is not None:
             host.audit.on_committed(self._committed)
             self.bus.on_audit(lambda notice: host.audit.wake())
         for op in ("pause", "resume", "end", "watch", "watch_answer", "watch_close"):
             self.bus.serve(op, getattr(self, f"_serve_{op}"))
         await self.bus.start()
+        if host.metrics is not None:  # the node's figures on the server's /metrics
+            host.metrics.extra.append(functools.partial(cluster_metrics.render, self))
         await self.beat()
         self._task = asyncio.ensure_future(self._beat_forever())
 
@@ -245,6 +261,8 @@ class ClusterNode:
         for call_id in self._mine - set(running):  # ended (or dropped) since the last heartbeat
             await self.registry.release(call_id, self.name)
         self._mine = set(running)
+        if self.admission is not None:
+            self.admission.forget(running)
         if running:
             self.idle.clear()
         else:
@@ -317,10 +335,8 @@ class ClusterNode:
             self.stats.placements += 1
             self.stats.place_s_total += time.monotonic() - started
         if placement.node == self.name:
-            if placement.placed:
-                self.stats.placed_here += 1
-                if placement.taken_over:
-                    log.warning("call %s taken over from node %s (gone)", call_id, placement.taken_over)
+            if placement.taken_over:
+                log.warning("call %s taken over from node %s (gone)", call_id, placement.taken_over)
             return None
         report = self.reports.get(placement.node)
         if report is None:

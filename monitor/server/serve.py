@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 import socket
 import ssl
@@ -218,10 +217,7 @@ class Server:
             self._refresher = asyncio.ensure_future(self._refresh_forever())
         self._routes()
         if self.cluster is not None:  # cluster hook: join the other nodes (monitor/cluster/node.py)
-            await self.cluster.start(self)
-            from monitor.cluster import metrics as cluster_metrics
-
-            self.metrics.extra.append(functools.partial(cluster_metrics.render, self.cluster))
+            await self.cluster.start(self)  # its figures join /metrics
         self._ws = await serve(
             self.router.handle_websocket,
             sock=self.sock,

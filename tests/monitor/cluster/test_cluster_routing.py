@@ -1,11 +1,13 @@
 """Two nodes on one store and one Redis: a call placed on node B is joined through node A by real
 WebRTC devices and goes live; a console on A sees its alerts and acts on it; drained nodes; two
-nodes racing for one call. Each on a SQLite file and on a PostgreSQL database (``store_at``): real
-redis-server and PostgreSQL servers, started for the session."""
+nodes racing for one call; each node's cluster figures on /metrics. Each on a SQLite file and on
+a PostgreSQL database (``store_at``): real redis-server and PostgreSQL servers, started for the
+session."""
 
 from __future__ import annotations
 
 import asyncio
+import urllib.request
 from typing import Any
 
 import pytest
@@ -34,6 +36,12 @@ async def device(url: str, token: str, frames: list[Any] | None = None) -> Devic
         await dev.call(ClipTrack(frames), ToneTrack())
         recover_like_a_browser(dev)
     return dev
+
+
+async def metrics_page(port: int) -> str:
+    """``GET /metrics`` of the node on ``port`` (a loopback client, no token)."""
+    reply = await asyncio.to_thread(urllib.request.urlopen, f"http://127.0.0.1:{port}/metrics", timeout=10)
+    return str(reply.read().decode())
 
 
 @pytest.mark.parametrize("routing", ["proxy", "redirect"])
@@ -135,6 +143,18 @@ async def test_two_nodes_racing_for_one_call_start_it_once_and_the_chain_verifie
         assert call is not None and sorted(call.devices) == ["A1234BC", "v1"]
         stats = await a.cluster.registry.stats()
         assert stats.placed == 1
+        # each node's /metrics: its own placements, and (from its next heartbeat) the cluster's
+        pages = {name: await metrics_page(server.port) for name, server in cluster.items()}
+        assert 'monitor_cluster_placements_total{result="placed_here"} 1' in pages[str(owner)]
+        for _ in range(50):
+            pages = {name: await metrics_page(server.port) for name, server in cluster.items()}
+            if all('monitor_cluster_placements_all_total{result="placed"} 1' in p for p in pages.values()):
+                break
+            await asyncio.sleep(0.1)
+        for page in pages.values():
+            assert 'monitor_cluster_placements_all_total{result="placed"} 1' in page
+            assert 'monitor_cluster_nodes{state="serving"} 2' in page
+            assert "monitor_cluster_redis_ok 1" in page
         for dev in (prisoner, visitor):
             await dev.close()
         await asyncio.sleep(0.5)  # the leave records
