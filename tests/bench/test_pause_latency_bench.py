@@ -8,7 +8,8 @@ import sys
 
 import pytest
 
-from bench.pause_latency import BenchFailed, _receive
+from bench.pause_clients import BenchFailed
+from bench.pause_latency import _receive
 
 
 def _exit(conn: object, code: int) -> None:

@@ -10,14 +10,8 @@ import av
 import pytest
 
 from bench.loadgen import encode_frames
-from bench.pause_latency import (
-    SPLITS,
-    SWAP_CLIP,
-    BenchFailed,
-    ClipMatcher,
-    _split,
-    scenario_images,
-)
+from bench.pause_clients import SWAP_CLIP, BenchFailed, ClipMatcher, scenario_images
+from bench.pause_latency import SPLITS, _split
 
 needs_media = pytest.mark.skipif(not SWAP_CLIP.is_file(), reason=f"real media {SWAP_CLIP} not here")
 
