@@ -146,12 +146,19 @@ class TrackIdentity:
             and self._agrees(self.samples[-1], settings)
         )
 
+    def voting(self, settings: AnalysisSettings) -> bool:
+        """Its verdict waits on its next samples: a new track's first votes, or a face that may be a
+        clear stranger (its latest sample clearly far, not yet unbooked). They come fast."""
+        d = self.decision
+        if d.verdict is Verdict.PENDING and len(self.samples) < settings.votes:
+            return True
+        maybe_stranger = bool(self.samples) and clearly_far(self.samples[-1], settings)
+        return d.verdict is not Verdict.UNBOOKED and maybe_stranger
+
     def period(self, settings: AnalysisSettings) -> float:
         """Seconds between samples for this track as it stands."""
         d = self.decision
-        # a new track's first votes, and a face that may be a clear stranger, come fast
-        maybe_stranger = bool(self.samples) and clearly_far(self.samples[-1], settings)
-        fast = len(self.samples) < settings.votes or (d.verdict is not Verdict.UNBOOKED and maybe_stranger)
+        fast = self.voting(settings)
         if d.verdict is Verdict.PENDING:
             return settings.sample_period_new_s if fast else settings.sample_period_uncertain_s
         if self.disturbed:
@@ -212,6 +219,10 @@ class IdentityBook:
     def disturb(self, track: int) -> None:
         """The pipeline saw a break in ``track`` (missed, jumped, partial, turned away, look changed)."""
         self.state(track).disturbed = True
+
+    def voting(self, track: int) -> bool:
+        """``track``'s verdict waits on its next samples (:meth:`TrackIdentity.voting`)."""
+        return self.enabled and self.state(track).voting(self.settings)
 
     def settled(self, track: int) -> bool:
         """Matched, and the latest sample agrees: nothing for identity to hurry about."""
