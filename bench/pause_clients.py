@@ -8,14 +8,13 @@ import contextlib
 import json
 import logging
 import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 from bench import ROOT
 from bench.console import login, open_console
+from bench.hog import Hog
 from bench.loadgen import _count, _make_packet_track, encode_clip, encode_frames
 from bench.relay import wait_state
 from monitor.media import patches
@@ -38,6 +37,27 @@ HOG_LEAD_S = 3.0
 
 class BenchFailed(Exception):
     """The benchmark cannot go on (a helper process died or went silent); the message says why."""
+
+
+async def receive(conn: Any, process: Any, what: str, timeout: float) -> Any:
+    """The next message from the ``what`` process, or BenchFailed if it exits, reports an error or
+    says nothing for ``timeout`` seconds (instead of waiting forever)."""
+    loop = asyncio.get_running_loop()
+    deadline = time.monotonic() + timeout
+    while True:
+        if await loop.run_in_executor(None, conn.poll, 1.0):
+            try:
+                message = conn.recv()
+            except EOFError:
+                code = process.exitcode
+                raise BenchFailed(f"the {what} process closed its pipe (exit code {code})") from None
+            if message[0] == "error":
+                raise BenchFailed(f"the {what} process failed: {message[1]}")
+            return message
+        if not process.is_alive():
+            raise BenchFailed(f"the {what} process exited with code {process.exitcode}")
+        if time.monotonic() > deadline:
+            raise BenchFailed(f"no word from the {what} process for {timeout:.0f} s")
 
 
 def _loopback() -> None:
@@ -128,7 +148,8 @@ def _log_states(device: Device, key: str, events: list[tuple[float, str, str]]) 
 
 
 def load_process(conn: Any, port: int, calls: list[dict[str, str]], nice: int = 0) -> None:
-    os.nice(nice)  # a device is not the server's: see the module's theory
+    with contextlib.suppress(PermissionError):  # a device is not the server's: bench.pause_latency's theory
+        os.setpriority(os.PRIO_PROCESS, 0, nice)
     asyncio.run(_load(conn, port, calls))
 
 
@@ -253,52 +274,6 @@ async def _console_listener(ws: Any, arrivals: list[tuple[float, dict[str, Any]]
                 arrivals += [(at, r) for r in message["records"] if r.get("call_id") == MEASURED]
 
 
-#: A hog process: spins, and leaves within ~30 ms once the process that started it is gone (a bench
-#: killed outright must not leave busy loops behind on a shared machine), or after 15 minutes.
-HOG_LOOP = """import os, time
-parent, end = os.getppid(), time.monotonic() + 900
-while os.getppid() == parent and time.monotonic() < end:
-    for _ in range(1_000_000):
-        pass
-"""
-
-
-class Hog:
-    """``n`` busy-loop processes at this process's priority (normal: nice 0), competing for the CPU
-    with everything on the machine while they run; :meth:`stop` says how many cores they got."""
-
-    def __init__(self, n: int) -> None:
-        self.n = n
-        self.processes: list[subprocess.Popen[bytes]] = []
-        self.started = 0.0
-
-    def start(self) -> None:
-        self.processes = [subprocess.Popen([sys.executable, "-S", "-c", HOG_LOOP]) for _ in range(self.n)]
-        self.started = time.monotonic()
-
-    def stop(self) -> float:
-        """Stop the hog; the cores it used on average while it ran (CPU seconds over wall seconds)."""
-        if not self.processes:
-            return 0.0
-        wall = time.monotonic() - self.started
-        used = sum(cpu_seconds(process.pid) for process in self.processes)
-        for process in self.processes:
-            process.kill()
-        for process in self.processes:
-            process.wait()
-        self.processes = []
-        return used / wall if wall > 0 else 0.0
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of process ``pid`` so far (``/proc/PID/stat``; 0 if unreadable)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text(encoding="ascii").rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 async def devices(
     conn: Any, port: int, tokens: dict[str, str], plan: list[str], scenario: str, hogs: int = 0
 ) -> None:
@@ -340,7 +315,7 @@ async def _devices(
             switched, slate_at, alert_at = await _trial(trial, cameras["visitor"], intruder, watch, arrivals)
         finally:
             hog_cores = hog.stop()
-        conn.send(("trial", switched, slate_at, alert_at, condition, hog_cores))
+        conn.send(("trial", switched, slate_at, alert_at, condition, hog_cores, hog.niceness))
         cameras["visitor"].play(clean)
         try:
             await wait_state(prison, "live", RESUME_S)

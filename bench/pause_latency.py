@@ -102,35 +102,19 @@ from bench.pause_clients import (
     _watch_ice,
     devices_process,
     load_process,
+    receive,
     scenario_images,
 )
 from bench.pause_figures import LEGS, SPLITS, condition_figures, print_report, split_trial
 from bench.relay import BOOKING
 from monitor.call.call import Call
+from monitor.errors import UserError
+from monitor.server.command import set_niceness
 
 #: What each scenario's pauses are expected to be for (what its alert reasons are checked against).
+#: The server's niceness (``--server-nice``), as ``docs/operations.md`` recommends for ``monitor serve``.
+SERVER_NICE = 0
 EXPECTED_REASON = {"walk_in": "too_many_faces", "swap": "unbooked_face"}
-
-
-async def _receive(conn: Any, process: Any, what: str, timeout: float) -> Any:
-    """The next message from the ``what`` process, or BenchFailed if it exits, reports an error or
-    says nothing for ``timeout`` seconds (instead of waiting forever)."""
-    loop = asyncio.get_running_loop()
-    deadline = time.monotonic() + timeout
-    while True:
-        if await loop.run_in_executor(None, conn.poll, 1.0):
-            try:
-                message = conn.recv()
-            except EOFError:
-                code = process.exitcode
-                raise BenchFailed(f"the {what} process closed its pipe (exit code {code})") from None
-            if message[0] == "error":
-                raise BenchFailed(f"the {what} process failed: {message[1]}")
-            return message
-        if not process.is_alive():
-            raise BenchFailed(f"the {what} process exited with code {process.exitcode}")
-        if time.monotonic() > deadline:
-            raise BenchFailed(f"no word from the {what} process for {timeout:.0f} s")
 
 
 def _token(url: str) -> str:
@@ -270,6 +254,7 @@ async def run(
         "load_calls": load_calls,
         "analysis_workers": workers,
         "load_nice": load_nice,
+        "server_nice": os.getpriority(os.PRIO_PROCESS, 0),
     }
     load_parent, load_child = ctx.Pipe()
     load = ctx.Process(
@@ -293,21 +278,21 @@ async def run(
         # the measured call goes live, then the load calls (a process starting up starves the
         # others for seconds), then the trials start
         process.start()
-        await _receive(parent, process, "devices (measured call)", 240)  # the call is live
+        await receive(parent, process, "devices (measured call)", 240)  # the call is live
         if load_calls:
             load.start()
-            live_at_start = await _receive(load_parent, load, "load generator", 120 * load_calls + 120)
+            live_at_start = await receive(load_parent, load, "load generator", 120 * load_calls + 120)
             result["load_calls_live_at_start"] = live_at_start[1]
             load_parent.send(("counts",))
-            _, counts0 = await _receive(load_parent, load, "load generator", 60)
+            _, counts0 = await receive(load_parent, load, "load generator", 60)
             load0 = time.monotonic()
         result["load_average_before_trials"] = [round(x, 2) for x in os.getloadavg()]
         parent.send(("go",))
         while True:
-            message = await _receive(parent, process, "devices (measured call)", 120 + 10 + RESUME_S + 60)
+            message = await receive(parent, process, "devices (measured call)", 120 + 10 + RESUME_S + 60)
             if message[0] == "done":
                 break
-            _, switched, slate_at, alert_at, condition, cores = message
+            _, switched, slate_at, alert_at, condition, cores, hog_nice = message
             loads[condition].append(os.getloadavg()[0])
             hog_cores[condition].append(cores)
             trial_legs = legs[condition]
@@ -327,6 +312,7 @@ async def run(
                 "condition": condition,
                 "load_average": round(loads[condition][-1], 2),
                 "hog_cores": round(cores, 2),
+                "hog_nice": hog_nice,
                 "gate_s": round(slate_at - switched, 3),
                 "console_s": None if alert_at is None else round(alert_at - switched, 3),
                 "decision_s": None if paused is None else round(paused - switched, 3),
@@ -341,11 +327,11 @@ async def run(
             per_trial.append(row)
         if load_calls:
             load_parent.send(("probe",))
-            _, result["load_generator_probe"] = await _receive(load_parent, load, "load generator", 60)
+            _, result["load_generator_probe"] = await receive(load_parent, load, "load generator", 60)
             result["load_feed_stalls"] = stalls
             result["server_ice_log"] = ice.lines[-40:]
             load_parent.send(("counts",))
-            _, counts1 = await _receive(load_parent, load, "load generator", 60)
+            _, counts1 = await receive(load_parent, load, "load generator", 60)
             wall = time.monotonic() - load0
             result["load_calls_at_end"] = {
                 c.call_id: {
@@ -424,6 +410,12 @@ def main(argv: list[str] | None = None) -> int:
         default=os.cpu_count() or 1,
         help="busy-loop processes in a hog trial (default: one per core)",
     )
+    parser.add_argument(
+        "--server-nice",
+        type=int,
+        default=SERVER_NICE,
+        help=f"scheduling niceness of the server, as `monitor serve --nice` (default {SERVER_NICE})",
+    )
     parser.add_argument("--load-calls", type=int, default=2, help="other calls through the relay meanwhile")
     parser.add_argument("--workers", type=int, default=1, help="analysis worker processes")
     parser.add_argument(
@@ -449,6 +441,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--conditions: {args.conditions!r} is not a list of distinct {', '.join(CONDITIONS)}")
     if args.trials < 1 or args.hog < 1:
         parser.error("--trials and --hog must be at least 1")
+    try:
+        set_niceness(args.server_nice)  # before any thread or process starts: they inherit it
+    except UserError as exc:
+        parser.error(str(exc).replace("--nice", "--server-nice"))
     if args.json is None:
         name = "pause_latency.json" if args.scenario == "walk_in" else f"pause_latency_{args.scenario}.json"
         args.json = str(ROOT / "bench" / "results" / name)

@@ -1,6 +1,6 @@
-"""The pause-latency bench's CPU hog: real busy-loop processes that use the CPU while they run, are
-gone when stopped, and leave by themselves when the process that started them dies (a killed bench
-must not leave busy loops behind on a shared machine); and the bench's conditions are checked."""
+"""The benchmarks' CPU hog: real busy-loop processes that use the CPU while they run, at normal
+priority, are gone when stopped, and leave by themselves when the process that started them dies (a
+killed bench must not leave busy loops behind on a shared machine)."""
 
 from __future__ import annotations
 
@@ -10,10 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-import pytest
-
-from bench.pause_clients import Hog, cpu_seconds
-from bench.pause_latency import main
+from bench.hog import Hog, cpu_seconds
 
 
 def _state(pid: int) -> str | None:
@@ -33,6 +30,8 @@ def test_a_hog_uses_the_cpu_and_is_gone_when_stopped() -> None:
         time.sleep(0.05)
     cores = hog.stop()
     assert cores > 0
+    # at normal priority whatever this process runs at (lowering a niceness needs root)
+    assert hog.niceness == (0 if os.geteuid() == 0 else max(0, os.getpriority(os.PRIO_PROCESS, 0)))
     assert process.returncode is not None and _state(process.pid) is None
     assert hog.stop() == 0.0  # stopping twice is harmless
 
@@ -57,22 +56,7 @@ def test_a_hog_leaves_when_the_process_that_started_it_dies() -> None:
     assert parent.poll(60)
     pid = parent.recv()
     starter.join(30)
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 60
     while _state(pid) not in (None, "Z") and time.monotonic() < deadline:
         time.sleep(0.05)
     assert _state(pid) in (None, "Z")  # gone, or exited and waiting to be reaped
-
-
-@pytest.mark.parametrize(
-    ("argv", "message"),
-    [
-        (["--conditions", "quiet,storm"], "--conditions: 'quiet,storm' is not a list of distinct quiet, hog"),
-        (["--conditions", "hog,hog"], "--conditions: 'hog,hog'"),
-        (["--hog", "0"], "--trials and --hog must be at least 1"),
-    ],
-)
-def test_bad_conditions_are_refused_by_name(argv: list[str], message: str, capsys: Any) -> None:
-    with pytest.raises(SystemExit) as stopped:
-        main(argv)
-    assert stopped.value.code == 2
-    assert message in capsys.readouterr().err
