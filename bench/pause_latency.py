@@ -349,11 +349,12 @@ async def run(
                 "min": round(min(fps), 1) if fps else None,
                 "mean": round(sum(fps) / len(fps), 1) if fps else None,
             }
-    finally:
-        process.join(30)
+    finally:  # either helper may not have started (the bench stopped before it)
+        if process.pid is not None:
+            process.join(30)
         if process.is_alive():
             process.kill()
-        if load_calls:
+        if load.pid is not None:
             with contextlib.suppress(Exception):
                 load_parent.send(("stop",))
             load.join(30)
