@@ -45,8 +45,10 @@ Order of events into the Session: a ``ParticipantJoined`` for the recording's de
 caller, visitor side) at the first frame; then, in media-time order, injected ``--events`` and the
 Observations of analysed frames (an injected event at the same time as a frame goes first); a
 final ``Tick`` at the last frame's time. Before each injected event a ``Tick`` at its time flushes
-whatever fell due, so the ``event`` line sits in time order among the decisions. Replay stops
-early once the session has ended.
+whatever fell due, so the ``event`` line sits in time order among the decisions. An injected
+event the session refuses (not allowed in its state, or naming a device or a booked person the call
+does not have: ``policies.session.RefusedEvent``) is not applied, and noted. Replay stops early
+once the session has ended.
 
 Evidence. With ``--evidence DIR`` every alert gets a JPEG of the analysed frame just before its
 time (or the one whose observation made it fire, when none is earlier), with each face boxed and
@@ -250,7 +252,7 @@ class Replay:
             self._emit_decision(decision)
 
     def _inject(self, item: InjectedEvent) -> None:
-        from policies.session import IllegalTransition
+        from policies.session import RefusedEvent
 
         self._handle(Tick(self.offset + item.t))
         if self.session.state is State.ENDED:
@@ -258,7 +260,7 @@ class Replay:
             return
         try:
             decisions = self.session.handle(item.event(self.offset, self.source))
-        except IllegalTransition as exc:
+        except RefusedEvent as exc:  # not allowed now, or names a device or person the call lacks
             self._stats.skipped_events.append(f"line {item.line}: {exc} (not applied)")
             return
         self._emit(item.record(self.offset))
