@@ -140,7 +140,14 @@ class TrackIdentity:
         late = t - self.last_sample_t - self.period(settings)
         return late if late >= 0 else None
 
-    def add(self, sample: Sample, t: float, settings: AnalysisSettings) -> IdentityDecision:
+    def add(
+        self, sample: Sample, t: float, settings: AnalysisSettings, *, may_be_far: bool = True
+    ) -> IdentityDecision:
+        """Count ``sample`` (taken at ``t``). One that is far from everyone booked is dropped
+        unless ``may_be_far``: it is taken as a doubtful view, never as evidence of a stranger."""
+        if not may_be_far and sample[0][0] > settings.unbooked_distance:
+            self.last_sample_t = t
+            return self.decision
         self.samples.append(sample)
         while len(self.samples) > settings.vote_window:
             self.samples.popleft()
@@ -174,8 +181,11 @@ class IdentityBook:
         due = [(late, -tid) for late, tid in lateness if late is not None]
         return -max(due)[1] if due else None
 
-    def add_embedding(self, track: int, embedding: np.ndarray, t: float) -> IdentityDecision:
-        return self.state(track).add(sample_of(self.enrolment.distances(embedding)), t, self.settings)
+    def add_embedding(
+        self, track: int, embedding: np.ndarray, t: float, *, may_be_far: bool = True
+    ) -> IdentityDecision:
+        sample = sample_of(self.enrolment.distances(embedding))
+        return self.state(track).add(sample, t, self.settings, may_be_far=may_be_far)
 
     def decision(self, track: int) -> IdentityDecision:
         return self.state(track).decision

@@ -166,6 +166,9 @@ def run_serve(args: argparse.Namespace) -> int:
     token = metrics_token(args)
     ice_hosts = args.ice_host or _default_ice_hosts(args.host)
     patches.set_ice_host_addresses(ice_hosts)
+    from monitor.mail.settings import check_mail_flags
+
+    check_mail_flags(args)
     from monitor.admin.common import store_location
     from monitor.store.database import Store
     from monitor.store.lock import ServeLock

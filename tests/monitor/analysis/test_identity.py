@@ -65,6 +65,19 @@ def test_biden_is_not_obama(booked: Enrolment, detector: FaceDetector, embedder:
     assert decisions[-1].distance is not None and decisions[-1].distance > S.unbooked_distance
 
 
+def test_with_a_hand_at_the_face_a_far_sample_is_not_a_vote_for_nobody_booked(
+    booked: Enrolment, detector: FaceDetector, embedder: Embedder
+) -> None:
+    book = IdentityBook(booked, S)
+    biden = _embed(detector, embedder, frame("biden.jpg"))
+    decisions = [book.add_embedding(7, biden, t, may_be_far=False) for t in (0.0, 0.3, 0.6, 0.9)]
+    assert all(d.verdict is Verdict.PENDING and d.samples == 0 for d in decisions)
+    assert book.pick_due(0.9, (7,)) is None  # the dropped samples still set the pace of sampling
+    man = booked.people[0].embeddings[0]
+    decisions = [book.add_embedding(7, man, t, may_be_far=False) for t in (1.2, 1.5, 1.8)]
+    assert decisions[-1].verdict is Verdict.MATCH  # a close sample counts, hand or not
+
+
 def test_strangers_are_never_matched(booked: Enrolment, detector: FaceDetector, embedder: Embedder) -> None:
     for name in ("grace_hopper_512x512.jpg", "astronaut.png", "biden.jpg"):
         assert min(booked.distances(_embed(detector, embedder, frame(name))).values()) > S.unbooked_distance
