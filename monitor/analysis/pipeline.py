@@ -103,6 +103,9 @@ class FrameResult:
     # the costly model runs on this frame: "mesh" (fresh face meshes), "identity" (embeddings),
     # "pose" (person checks), "hands" (hand checks); what benchmarks multiply by their unit costs
     work: dict[str, int] = field(default_factory=dict)
+    # a face in it awaits the identity samples its verdict waits on (a new face's first votes, or
+    # one that may be a clear stranger: ``identity.TrackIdentity.voting``): its next frames matter
+    voting: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -339,7 +342,10 @@ class FramePipeline:
             "pose": self._persons.checks - checks,
             "hands": int(hand_checked),
         }
-        return FrameResult(observation, tuple(faces), tuple(rejected), ms, steady=self._steady, work=work)
+        voting = any(self._identities.voting(w.track) for w in pending)
+        return FrameResult(
+            observation, tuple(faces), tuple(rejected), ms, steady=self._steady, work=work, voting=voting
+        )
 
     def _calm(self, tracked: tuple[TrackedDetection, ...], faces: list[FaceResult]) -> bool:
         """Steady but for the faceless-person check (module doc): every face followed, booked,

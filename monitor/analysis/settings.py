@@ -79,6 +79,11 @@ class AnalysisSettings:
     match_margin: float = 0.06  # over the second-best booked person
     unbooked_distance: float = 0.58
     votes: int = 3  # agreeing samples needed for MATCH or UNBOOKED
+    # ... except a clear stranger: this many latest samples, each further than this from every
+    # booked person, make the face UNBOOKED (``identity.py``'s theory: booked faces measured at most
+    # 0.50 on the fixtures' footage, 0.61 covered by a hand; real strangers 0.74-0.91)
+    clear_unbooked_distance: float = 0.70
+    clear_unbooked_votes: int = 2
     vote_window: int = 5  # the last N samples of a track are considered
     sample_period_new_s: float = 0.15  # a new track's first ``votes`` samples, this often
     sample_period_uncertain_s: float = 0.25  # embed a PENDING track (or one that disagrees) this often
