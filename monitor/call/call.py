@@ -31,6 +31,7 @@ from monitor.analysis.frame_path import FramePath, Sampler
 from monitor.call.effects import Effects
 from monitor.call.explain import ended_frame, joined_frame, state_frame
 from monitor.call.handle import Close, Send
+from monitor.call.held import CarriedOver
 from monitor.call.peer import Device, Media
 from monitor.call.recording import CallRecording
 from monitor.call.sampler import Camera, PoolAnalysis
@@ -46,9 +47,12 @@ from policies.events import (
     AnalysisFailed,
     CaptureAttempt,
     Event,
+    FaultCleared,
+    FaultRaised,
     Observation,
     ParticipantJoined,
     ParticipantLeft,
+    PauseCarriedOver,
     StaffEnd,
     StaffPause,
     StaffResume,
@@ -102,6 +106,7 @@ class Call:
         ice_servers: list[dict[str, Any]] | None = None,
         session_factory: SessionFactory = default_session_factory,
         forward: bool = True,
+        carried: CarriedOver | None = None,
     ) -> None:
         self.booking = booking
         self.call_id = booking.call_id
@@ -127,6 +132,9 @@ class Call:
         )
         self.effects = Effects(self.gate, self.devices, self.publish, self.recording.write_timeline, self.now)
         self._ticker: asyncio.Task[None] | None = None
+        self._recording_fault: str | None = None  # why the recording is not written (raised)
+        # held over a restart (``held.py``): applied once the call has started (``carry_over``)
+        self.carried = carried if carried else None
         if pool is not None:
             pool.add_booking(self.call_id, booking)
         self.ended = asyncio.Event()
@@ -179,11 +187,34 @@ class Call:
             self._ticker = asyncio.ensure_future(self._tick())
             self.recording.start()
 
+    async def carry_over(self) -> None:
+        """Apply what the call carried over a restart (``carried``), once its booked start has
+        come (a pause needs a started call): a pause that needed staff holds the new session
+        paused until staff approve; a call staff ended ends. Idempotent."""
+        carried = self.carried
+        if carried is None or (self.now() < 0 and not carried.ended):
+            return
+        self.carried = None
+        if carried.ended:
+            await self.handle(StaffEnd(self.now(), f"ended before {carried.detail}".strip()))
+        else:
+            await self.handle(PauseCarriedOver(self.now(), carried.reasons, carried.detail))
+
     async def _tick(self) -> None:
         while self.state is not State.ENDED:
+            await self.carry_over()
             await self.handle(Tick(self.tick_time()))
-            self.recording.check()
+            await self._check_recording()
             await asyncio.sleep(self.tick_wait())
+
+    async def _check_recording(self) -> None:
+        """The recording's failures for staff (``recording.py``), and for the policy: a recording
+        that cannot be written raises ``recording_error`` until it is written again."""
+        self.recording.check()
+        failing = self.recording.failing()
+        if failing != self._recording_fault:
+            self._recording_fault = failing
+            await self.fault(Reason.RECORDING_ERROR, failing or "", failing is not None)
 
     def tick_wait(self) -> float:
         """Seconds until the next tick: ``TICK_S``, or sooner when the session has work due sooner
@@ -332,10 +363,20 @@ class Call:
         await self.handle(StaffPause(self.now(), note, staff))
 
     async def staff_resume(self, staff: str = "") -> None:
-        await self.handle(StaffResume(self.now(), staff))
+        """An approval to resume; nothing to approve unless paused (an approval queued while the
+        call moved to a new relay worker may find it carried over without the pause it approved)."""
+        if self.state is State.PAUSED:
+            await self.handle(StaffResume(self.now(), staff))
 
     async def staff_end(self, note: str = "", staff: str = "") -> None:
         await self.handle(StaffEnd(self.now(), note, staff))
+
+    # ---- faults of the server ------------------------------------------------------------------
+    async def fault(self, reason: Reason, detail: str, raised: bool) -> None:
+        """A fault of the server that the call depends on (``store_error``: its audit records
+        cannot be written; ``recording_error``) is raised (again: a new detail) or cleared."""
+        now = self.now()
+        await self.handle(FaultRaised(now, reason, detail) if raised else FaultCleared(now, reason))
 
     # ---- shutdown ------------------------------------------------------------------------------
     async def close(self) -> None:
