@@ -26,6 +26,10 @@ from monitor.server.serve import Server, listen_socket
 from policies.booking import Booking
 from policies.config import PolicyConfig, load_policy
 
+log = logging.getLogger(__name__)
+
+#: The folder of the data directory calls are recorded into unless ``--record DIR`` moves it.
+RECORDINGS = "recordings"
 DEMO_BOOKING = Path(__file__).resolve().parents[2] / "fixtures" / "bookings" / "clean" / "booking.json"
 DEMO_HINT = (
     "Demo call: open the prisoner and the visitor links (two browser windows, camera allowed). The visitor "
@@ -158,11 +162,13 @@ def run_serve(args: argparse.Namespace) -> int:
     from monitor.store.database import Store, default_db_path
     from monitor.store.lock import ServeLock
 
+    if args.record and args.no_record:
+        raise UserError("--record DIR and --no-record: give one or the other")
     sock = listen_socket(args.host, args.port)
     lock = ServeLock(Path(args.db or default_db_path()))
     try:
         lock.acquire()
-        record_dir = _record_dir(args)
+        record_dir = _record_dir(args, lock.db_path)
         store = Store(lock.db_path)
     except BaseException:
         sock.close()
@@ -196,6 +202,9 @@ def run_serve(args: argparse.Namespace) -> int:
             mail=mail,
         )
         server.metrics_token = token  # metrics hook: --metrics-token-file
+        if record_dir is None:  # --no-record: said loudly, and in every call's audit records
+            log.warning("recording is off (--no-record): calls are not recorded")
+            server.unrecorded = "monitor serve --no-record"
         asyncio.run(_run(server, staff, family))
     finally:
         sock.close()
@@ -204,13 +213,22 @@ def run_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _record_dir(args: argparse.Namespace) -> Path | None:
-    record_dir = Path(args.record) if args.record else None
-    if record_dir is not None:
-        try:
-            record_dir.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise UserError(f"--record {record_dir}: cannot create the directory: {exc.strerror}") from None
+def _record_dir(args: argparse.Namespace, db_path: Path) -> Path | None:
+    """Where calls are recorded: ``--record DIR``, else ``<data dir>/recordings`` beside the
+    database; None only with ``--no-record``."""
+    if args.no_record:
+        return None
+    if args.record:
+        record_dir, flag = Path(args.record), f"--record {args.record}"
+    else:
+        from monitor.store.database import data_dir_of
+
+        record_dir = data_dir_of(db_path) / RECORDINGS
+        flag = f"recording into {record_dir} (the default; --record DIR moves it)"
+    try:
+        record_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"{flag}: cannot create the directory: {exc.strerror}") from None
     return record_dir
 
 
