@@ -71,7 +71,8 @@ class CallRecording:
         self._pending_dropped = 0
         self._timeline_failure: str | None = None
         self._timeline_retry_at = 0.0
-        self._reported: set[str] = set()  # recorders (names) whose failure is published
+        self._reported: set[str] = set()  # recorders (names) whose current failure is published
+        self._told: set[str] = set()  # the part errors published
         if folder is None:
             return
         folder.mkdir(parents=True, exist_ok=True)
@@ -164,6 +165,7 @@ class CallRecording:
                 self._reported.discard(recorder.name)
             elif recorder.name not in self._reported:
                 self.failed(recorder.name.split(".", 1)[0], recorder.name, why)
+                self._told.add(recorder.last_error or why)
 
     def failed(self, source: str, what: str, error: str) -> None:
         if what in self._reported:
@@ -178,7 +180,8 @@ class CallRecording:
         for recorder in self.recorders:
             await recorder.stop()
         for recorder in self.recorders:  # a failure in the last moments is published too
-            if (error := recorder.last_error) is not None:
+            if (error := recorder.last_error) is not None and error not in self._told:
+                self._reported.discard(recorder.name)
                 self.failed(recorder.name.split(".", 1)[0], recorder.name, error)
         if self._timeline_failure is not None:
             self._write_pending()
