@@ -337,7 +337,7 @@ class RemoteCall:
             )
             self.on_record(decision_record(alert), None)
         frames = [
-            state_frame(State.PAUSED, (Reason.ANALYSIS_ERROR,), self.seconds_left),
+            state_frame(State.PAUSED, ((Reason.ANALYSIS_ERROR, ""),), self.seconds_left),
             messages.error(
                 "relay_restarted", "the call server restarted this call; please rejoin with your link"
             ),
