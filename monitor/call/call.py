@@ -27,7 +27,8 @@ import cv2
 from aiortc.contrib.media import MediaRelay
 
 from monitor.analysis.cadence import Cadence
-from monitor.analysis.frame_path import FramePath, Sampler
+from monitor.analysis.evidence import annotate_observation
+from monitor.analysis.frame_path import FramePath, Picture, Sampler
 from monitor.call.effects import Effects
 from monitor.call.explain import ended_frame, joined_frame, state_frame
 from monitor.call.handle import Close, Send
@@ -76,6 +77,8 @@ class SessionLike(Protocol):
 
     def next_due(self) -> float | None: ...
 
+    def holding(self) -> tuple[tuple[Reason, str], ...]: ...
+
     def firm_pause_due(self, pending: Mapping[str, float]) -> float | None: ...
 
 
@@ -118,13 +121,18 @@ class Call:
         self.ice_servers = ice_servers or []
         self.session = session_factory(booking, config)
         self.seats = make_seats(booking)
-        self.media = Media(self.relay, [s.participant for s in self.seats.values()], forward=forward)
+        self.roles = {seat.participant: seat.role for seat in self.seats.values()}  # participant -> side
+        participants = [s.participant for s in self.seats.values()]
+        starts = booking.starts_at.strftime("%H:%M")  # the booked time, as booked (its own offset)
+        self.media = Media(self.relay, participants, forward=forward, starts=starts)
         self.gate, self.clock, self.slates = self.media.gate, self.media.clock, self.media.slates
         self.video, self.audio = self.media.video, self.media.audio
         self.devices: dict[str, Device] = {}
         self.analysis = PoolAnalysis(pool) if pool is not None else None
         self.cameras: dict[str, Camera] = {}  # participant -> its analysed camera
         self.analysed_frame: dict[str, Any] = {}  # participant -> last frame sent for analysis
+        # participant -> the latest analysed frame and its observation (the console's evidence)
+        self.evidence_seen: dict[str, tuple[Picture, Observation]] = {}
         analysed = {s.participant for s in self.seats.values() if s.analysed and pool is not None}
         folder = record_dir / self.call_id if record_dir is not None else None
         self.recording = CallRecording(
@@ -133,6 +141,7 @@ class Call:
         self.effects = Effects(self.gate, self.devices, self.publish, self.recording.write_timeline, self.now)
         self._ticker: asyncio.Task[None] | None = None
         self._recording_fault: str | None = None  # why the recording is not written (raised)
+        self._slates: asyncio.Future[Any] | None = None
         # held over a restart (``held.py``): applied once the call has started (``carry_over``)
         self.carried = carried if carried else None
         if pool is not None:
@@ -186,6 +195,8 @@ class Call:
         if self._ticker is None:
             self._ticker = asyncio.ensure_future(self._tick())
             self.recording.start()
+            if self.media.forward:  # encoded in a thread now, ready when the first device joins
+                self._slates = asyncio.ensure_future(self.media.encoded_slates())
 
     async def carry_over(self) -> None:
         """Apply what the call carried over a restart (``carried``), once its booked start has
@@ -257,8 +268,11 @@ class Call:
             await self.close()  # devices, analysis sources, recorders, timeline: all released
             self.ended.set()
 
-    def state_frame(self) -> dict[str, Any]:
-        return state_frame(self.state, self.last_reasons, self.seconds_left)
+    def state_frame(self, participant: str | None = None) -> dict[str, Any]:
+        """What ``participant``'s device is shown now (``explain.state_frame``; None: no side)."""
+        seat = self.seat_of(participant) if participant is not None else None
+        role = seat.role if seat is not None else None
+        return state_frame(self.state, self.session.holding(), self.seconds_left, role, self.roles)
 
     # ---- joins ---------------------------------------------------------------------------------
     def check_token(self, token: str) -> Seat:
@@ -284,8 +298,9 @@ class Call:
         if self.pool is not None and seat.analysed:
             self.pool.open(self.source_key(seat.participant), self.call_id, seat.participant, seat.role)
         joined = ParticipantJoined(self.now(), seat.participant, seat.role, seat.participant, seat.analysed)
+        self.effects.forget(seat.participant)
         await self.handle(joined)
-        await send(self.state_frame())
+        await self.effects.show(self.state_frame)  # (sent by handle, unless the session refused it)
         return device
 
     async def answer(self, device: Device, sdp: str) -> str:
@@ -342,6 +357,7 @@ class Call:
             analysed = self.analysis.analysed(self.source_key(participant), observation)
             if analysed is not None:
                 camera.learned(analysed)
+                self.evidence_seen[participant] = (analysed.sample.picture, observation)
         await self.handle(observation)
         self._pump(participant)
         await self.handle(Tick(self.tick_time()))  # work held back for this frame fires now
@@ -351,11 +367,20 @@ class Call:
         self._pump(participant)
 
     def evidence_jpeg(self, source: str) -> bytes | None:
-        """The frame behind the latest analysis of ``source`` as JPEG (the console's evidence)."""
-        frame = self.analysed_frame.get(source)
-        if frame is None:
+        """The frame behind the latest analysis of ``source`` as JPEG (the console's evidence), each
+        face boxed and labelled from its observation as replay's evidence is
+        (``monitor.analysis.evidence``); a frame whose analysis has not come back yet, unboxed."""
+        seen = self.evidence_seen.get(source)
+        if seen is not None:
+            picture, observation = seen
+            title = f"{source}  call t={observation.t:.2f}s"
+            bgr = cv2.cvtColor(picture.rgb(), cv2.COLOR_RGB2BGR)
+            image = annotate_observation(bgr, observation, title)
+        elif (frame := self.analysed_frame.get(source)) is not None:
+            image = frame.to_ndarray(format="bgr24")
+        else:
             return None
-        ok, data = cv2.imencode(".jpg", frame.to_ndarray(format="bgr24"), [cv2.IMWRITE_JPEG_QUALITY, 85])
+        ok, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 85])
         return bytes(data) if ok else None
 
     # ---- staff ---------------------------------------------------------------------------------
