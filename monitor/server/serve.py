@@ -35,7 +35,7 @@ from monitor.call.call import Call
 from monitor.call.calls import Calls
 from monitor.call.handle import CallHandle
 from monitor.call.held import HeldPause, held_pause
-from monitor.call.seats import JOIN_EARLY_S, JoinRefused
+from monitor.call.seats import JOIN_EARLY_S, JoinRefused, too_early
 from monitor.errors import UserError
 from monitor.http import HttpRequest, Router, error_response, response
 from monitor.hub import Hub
@@ -344,8 +344,7 @@ class Server:
             code, message = TOKEN_REFUSALS.get(status, TOKEN_REFUSALS["unknown"])
             raise JoinRefused(code, message)
         if status == "too_early":
-            opens = datetime.fromtimestamp(grant.not_before, UTC).isoformat(timespec="minutes")
-            raise JoinRefused("too_early", f"this link works from {opens}")
+            raise too_early(datetime.fromtimestamp(grant.not_before, UTC))
         call = self.calls.get(grant.call_id) or self._load(grant.call_id)
         if call is None:
             raise JoinRefused("call_over", "this call has ended")
