@@ -40,6 +40,7 @@ from monitor.call.peer import Device
 from monitor.call.seats import JoinRefused
 from monitor.hub import Hub
 from monitor.load import LoopLag
+from monitor.media.forward import slate_packets
 from monitor.relay_workers import ipc
 from monitor.relay_workers.pipe import PipeChannel
 from monitor.workers.analysis_pool import AnalysisPool, AnalysisStats, StreamStats
@@ -68,9 +69,11 @@ class RelayWorker:
         self._tasks: set[asyncio.Task[Any]] = set()
 
     async def run(self) -> None:
+        slates = asyncio.ensure_future(asyncio.to_thread(slate_packets))  # encoded once, off the loop
         if self.analysis_workers > 0:
             self.pool = AnalysisPool(self.analysis_workers, self.calls.on_result, self.calls.on_failure)
             await self.pool.start()
+        await slates
         self.lag.start()
         self.hub.attach(self._forward)
         background = [asyncio.ensure_future(self._snapshots())]

@@ -39,6 +39,7 @@ from monitor.call.seats import JOIN_EARLY_S, JoinRefused, too_early
 from monitor.errors import UserError
 from monitor.http import HttpRequest, Router, error_response, response
 from monitor.hub import Hub
+from monitor.media.forward import slate_packets
 from monitor.server.signalling import SignallingServer
 from monitor.store.audit_record import StoreHealth
 from monitor.store.audit_recorder import HubRecorder
@@ -170,6 +171,8 @@ class Server:
         if self.sock is None:  # before anything else: a server that cannot listen changes nothing
             self.sock = listen_socket(self.host, self.port)
         self.port = self.sock.getsockname()[1]
+        # the pause slates as VP8, encoded in a thread while the workers start (seconds of CPU)
+        slates = asyncio.ensure_future(asyncio.to_thread(slate_packets)) if self.forward else None
         if self.store is not None:  # a chain from before keyed chains is keyed now, or start fails
             from monitor.store.audit import AuditLog
 
@@ -208,6 +211,8 @@ class Server:
         if self.store is not None:
             self.refresh()
             self._refresher = asyncio.ensure_future(self._refresh_forever())
+        if slates is not None:
+            await slates
         self._routes()
         self._routed = True
         for call in self.calls:
