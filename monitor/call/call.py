@@ -6,7 +6,10 @@ device joins or leaves, an analysed frame, a client event, a staff action, the c
 clock) and goes to its one ``Session`` (:meth:`Call.handle`); the decisions that come back are
 applied in one place (``effects.py``), and ``ended`` closes every device. A ticker feeds ``Tick``
 so windows, fail-closed timeouts and the fixed end fire even when nothing else happens; it wakes
-when the session's next window ends (``Session.next_due``), not up to a tick later.
+when the session's next window ends (``Session.next_due``), not up to a tick later. A call rebuilt
+after a restart first applies what it carried over (``held.py``: ``PauseCarriedOver``, or the end
+staff asked for); faults of the server it depends on (its records or its recording cannot be
+written) reach its session as ``FaultRaised`` / ``FaultCleared`` (:meth:`Call.fault`).
 
 The parts: ``seats.py`` (who may join, when, and whose media each seat receives), ``peer.py``
 (each device's peer connection, the feeds and the gated tracks), ``sampler.py`` (each analysed

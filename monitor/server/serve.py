@@ -10,7 +10,9 @@ that join (a call's own in-memory seat tokens are not accepted: nobody could rev
 booked call whose join window opens within the refresh horizon is loaded (a ``Call`` in memory), again every
 ``refresh_s``, and at once when someone presents a store token of a call not loaded yet (so a
 call booked with `monitor book` while the server runs works without a restart). Ended calls are
-dropped from memory and never reloaded by this process.
+dropped from memory and never served again. A call rebuilt after a restart takes over from its
+audit records the pause reasons that still need staff (``monitor.call.held``). A call whose audit
+records cannot be written (the writer's health hook) pauses with ``store_error`` until they are.
 """
 
 from __future__ import annotations
@@ -196,6 +198,8 @@ class Server:
         elif self.analysis_workers > 0:
             self.pool = AnalysisPool(self.analysis_workers, self.calls.on_result, self.calls.on_failure)
             await self.pool.start()
+        if slates is not None:
+            await slates
         if self.store is not None:
             from monitor.admin import import_booking
 
@@ -211,9 +215,7 @@ class Server:
         if self.store is not None:
             self.refresh()
             self._refresher = asyncio.ensure_future(self._refresh_forever())
-        if slates is not None:
-            await slates
-        self._routes()
+        self._routes()  # no await since the calls were added: their first records reach the audit log
         self._routed = True
         for call in self.calls:
             self._note_unrecorded(call)

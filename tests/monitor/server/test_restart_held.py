@@ -3,7 +3,7 @@
 call is paused for a capture attempt, then again while a member of staff has paused it; each time
 it is started again, the devices (real aiortc peers playing the booked man's clip) rejoin with
 their links, the security check passes, and the call stays paused until staff approve on the
-console; then it goes live.
+console; then it goes live. A call staff ended stays ended.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import json
 import shutil
 import signal
 import subprocess
+import time
 import urllib.request
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -21,14 +22,16 @@ from typing import Any
 
 import numpy as np
 import pytest
-from support.live_server import CLEAN_CLIP, ping_pong, wait_state
+from support.live_server import CLEAN_CLIP, booking_now, ping_pong, wait_state
 from support.serve_process import MONITOR, printed_links
 from support.waiting import until
 from websockets.asyncio.client import connect
 from websockets.typing import Origin
 
+from monitor.server.serve import Server
 from monitor.store.audit import AuditLog, AuditRecord
 from monitor.store.database import Store
+from policies.config import load_policy
 from signalling.client import ClipTrack, Device, ToneTrack, load_clip
 
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.slow]
@@ -244,3 +247,46 @@ async def test_a_call_held_for_staff_stays_held_across_a_killed_server_until_sta
         timeout=60,
     )
     assert verify.returncode == 0, verify.stderr
+
+
+async def test_a_call_staff_ended_stays_ended_after_a_restart(tmp_path: Path) -> None:
+    """Ended is ended: a call staff ended is not served again when its booking is given to the
+    restarted server, and one whose end was written (the console writes the action first) but
+    not acted on before the server stopped ends as soon as it is rebuilt."""
+    store = Store(tmp_path / "m.db")
+    ended, half = booking_now("ended-call"), booking_now("half-ended-call")
+    first = Server([ended, half], load_policy(), port=0, analysis_workers=0, store=store)
+    await first.start()
+    try:
+        call = first.calls.get("ended-call")
+        assert call is not None
+        await call.staff_end("done", "alice")
+        await until(lambda: stored(store, "ended-call") == "ended", 10, "the end in the store")
+        AuditLog(store).append(  # what the console writes before it acts; the server stops first
+            "staff_action", {"action": "end", "note": "over"}, prison="HMP Example", call_id="half-ended-call"
+        )
+    finally:
+        await first.stop()
+    again = Server([ended, half], load_policy(), port=0, analysis_workers=0, store=store)
+    await again.start()
+    try:
+        assert again.calls.get("ended-call") is None  # not served again
+        await until(lambda: stored(store, "half-ended-call") == "ended", 10, "the half-ended call to end")
+        token = store.issue_join_token(
+            "ended-call", "v1", "visitor", time.time() - 60, time.time() + 600, revoke_earlier=False
+        )
+        device = Device(f"ws://127.0.0.1:{again.port}/ws/call")
+        await device.open()
+        try:
+            refused = await device.join(token)
+            assert refused["type"] == "error" and refused["code"] == "call_over", refused
+        finally:
+            await device.close()
+    finally:
+        await again.stop()
+        store.close()
+
+
+def stored(store: Store, call_id: str) -> str | None:
+    row = store.call(call_id)
+    return row.state if row is not None else None
