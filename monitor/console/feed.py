@@ -206,7 +206,8 @@ class AlertFeed:
         elif isinstance(message, messages.Resume):
             if str(call.state) != "paused":
                 raise ActionRefused("the call is not paused")
-            if resume_route(log.for_call(message.call_id)) == "automatic":
+            # the log, or the call itself (its newest records may not be committed yet)
+            if resume_route(log.for_call(message.call_id)) == "automatic" and not call.awaiting_staff:
                 raise ActionRefused(
                     "nothing to approve: the call resumes by itself when the security check passes"
                 )
