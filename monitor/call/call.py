@@ -80,9 +80,6 @@ class SessionLike(Protocol):
 
     def next_due(self) -> float | None: ...
 
-    @property
-    def awaiting_staff(self) -> bool: ...
-
     def holding(self) -> tuple[tuple[Reason, str], ...]: ...
 
     def firm_pause_due(self, pending: Mapping[str, float]) -> float | None: ...
@@ -166,12 +163,6 @@ class Call:
     @property
     def state(self) -> State:
         return self.session.state
-
-    @property
-    def awaiting_staff(self) -> bool:
-        """Paused, and a member of staff must approve before the call can resume (the session's
-        word: the console's reading of the audit log may lag it by a commit)."""
-        return self.session.awaiting_staff
 
     @property
     def decisions(self) -> list[Decision]:

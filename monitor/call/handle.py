@@ -50,9 +50,6 @@ class CallHandle(Protocol[DeviceT]):
     def state(self) -> State: ...
 
     @property
-    def awaiting_staff(self) -> bool: ...  # paused, and a staff approval is needed to resume
-
-    @property
     def last_reasons(self) -> tuple[str, ...]: ...  # why, while paused or ended (reason values)
 
     @property

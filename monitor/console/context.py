@@ -25,9 +25,6 @@ class LiveCall(Protocol):
     @property
     def state(self) -> str: ...
 
-    @property
-    def awaiting_staff(self) -> bool: ...  # paused, and only a staff approval can resume it
-
     async def staff_pause(self, note: str = "", staff: str = "") -> None: ...
 
     async def staff_resume(self, staff: str = "") -> None: ...

@@ -206,8 +206,7 @@ class AlertFeed:
         elif isinstance(message, messages.Resume):
             if str(call.state) != "paused":
                 raise ActionRefused("the call is not paused")
-            # the log, or the call itself (its newest records may not be committed yet)
-            if resume_route(log.for_call(message.call_id)) == "automatic" and not call.awaiting_staff:
+            if resume_route(log.for_call(message.call_id)) == "automatic":
                 raise ActionRefused(
                     "nothing to approve: the call resumes by itself when the security check passes"
                 )

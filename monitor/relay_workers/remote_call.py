@@ -144,11 +144,6 @@ class RemoteCall:
     def state(self) -> State:
         return self._state
 
-    @property
-    def awaiting_staff(self) -> bool:
-        """Paused for a reason staff must approve, as the call's records so far say (``held``)."""
-        return self.held.route in ("needs_staff", "awaiting_staff")
-
     def start(self) -> None:
         """Nothing to start here: the worker runs the call (placing it is the pool's job)."""
 
