@@ -204,7 +204,7 @@ def run_serve(args: argparse.Namespace) -> int:
         server.metrics_token = token  # metrics hook: --metrics-token-file
         if record_dir is None:  # --no-record: said loudly, and in every call's audit records
             log.warning("recording is off (--no-record): calls are not recorded")
-            server.unrecorded = "monitor serve --no-record"
+            server.fail_closed.unrecorded = "monitor serve --no-record"
         asyncio.run(_run(server, staff, family))
     finally:
         sock.close()

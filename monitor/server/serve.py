@@ -36,19 +36,17 @@ from monitor import console, family
 from monitor.call.call import Call
 from monitor.call.calls import Calls
 from monitor.call.handle import CallHandle
-from monitor.call.held import HeldPause, held_pause
 from monitor.call.seats import JOIN_EARLY_S, JoinRefused, too_early
 from monitor.errors import UserError
 from monitor.http import HttpRequest, Router, error_response, response
 from monitor.hub import Hub
 from monitor.media.forward import slate_packets
+from monitor.server.fail_closed import FailClosed
 from monitor.server.signalling import SignallingServer
-from monitor.store.audit_record import StoreHealth
 from monitor.store.audit_recorder import HubRecorder
 from monitor.workers.analysis_pool import AnalysisPool
 from policies.booking import Booking
 from policies.config import PolicyConfig
-from policies.reasons import Reason
 from signalling.messages import MAX_FRAME_BYTES
 
 log = logging.getLogger(__name__)
@@ -139,12 +137,9 @@ class Server:
         self._finished: set[str] = set()  # ended calls: never loaded again by this process
         self._unloadable: set[str] = set()  # stored bookings that failed to load (logged once)
         self._links: list[dict[str, str]] | None = None
-        # why calls are not recorded (``monitor serve --no-record``); "": recorded when record_dir is set
-        self.unrecorded = ""
-        self._routed = False  # the console's audit recorder is attached to the hub
-        self._store_faults: dict[str, str] = {}  # call id -> why its audit records wait (store_error)
-        self._tasks: set[asyncio.Task[Any]] = set()
         self.hub = Hub()
+        # held pauses, store faults, recording turned off (``fail_closed.py``)
+        self.fail_closed = FailClosed(store, self.hub)
         self.calls: Calls[CallHandle[Any]] = Calls(
             resolver=self._resolve_token if store is not None else None
         )
@@ -207,7 +202,7 @@ class Server:
             for booking in self.bookings:
                 import_booking(self.store, booking)
         for booking in self.bookings:
-            if self._ended_in_store(booking.call_id):  # an ended call stays ended, given again or not
+            if self.fail_closed.ended(booking.call_id):  # an ended call stays ended, given again or not
                 self._finished.add(booking.call_id)
                 log.warning("call %s has ended: not served again", booking.call_id)
                 continue
@@ -216,9 +211,9 @@ class Server:
             self.refresh()
             self._refresher = asyncio.ensure_future(self._refresh_forever())
         self._routes()  # no await since the calls were added: their first records reach the audit log
-        self._routed = True
+        self.fail_closed.listening = True
         for call in self.calls:
-            self._note_unrecorded(call)
+            self.fail_closed.note_unrecorded(call)
         self._ws = await serve(
             self.router.handle_websocket,
             sock=self.sock,
@@ -238,7 +233,7 @@ class Server:
             from monitor.admin import import_booking
 
             import_booking(self.store, booking)
-        held = self._held(booking.call_id)
+        held = self.fail_closed.held(booking.call_id)
         if self.relay is not None:  # the call runs in a worker; this is its stand-in (remote_call.py)
             from monitor.relay_workers.remote_call import RemoteCall
 
@@ -252,7 +247,7 @@ class Server:
             )
             self.calls.add(remote, own_tokens=self.store is None)
             self.relay.place(remote)
-            self._note_unrecorded(remote)
+            self.fail_closed.note_unrecorded(remote)
             return remote
         carried = held.carried("the server restarted") if held is not None else None
         call = Call(
@@ -276,28 +271,8 @@ class Server:
             )
         self.calls.add(call, own_tokens=self.store is None)
         call.start()
-        self._note_unrecorded(call)
+        self.fail_closed.note_unrecorded(call)
         return call
-
-    def _note_unrecorded(self, call: CallHandle[Any]) -> None:
-        """With recording turned off, each call's records say so (published once the console's
-        audit recorder listens: at start, for the calls loaded before it)."""
-        if self.unrecorded and self._routed:
-            record = {"kind": "recording_off", "t": round(call.now(), 3), "detail": self.unrecorded}
-            self.hub.publish(call.call_id, record)
-
-    def _held(self, call_id: str) -> HeldPause | None:
-        """What the call's audit records say about its pause (None without a store): a call rebuilt
-        after a restart carries over the reasons that still need staff (``monitor.call.held``)."""
-        if self.store is None:
-            return None
-        from monitor.store.audit import AuditLog
-
-        return held_pause(AuditLog(self.store).for_call(call_id))
-
-    def _ended_in_store(self, call_id: str) -> bool:
-        row = self.store.call(call_id) if self.store is not None else None
-        return row is not None and row.state == "ended"
 
     # ---- calls from the store -------------------------------------------------------------------
     def refresh(self) -> list[str]:
@@ -393,7 +368,7 @@ class Server:
             self.audit = self._console_recorder.log if self._console_recorder is not None else None
             self.metrics.audit = self.audit.writer if self.audit is not None else None  # metrics hook
             if self.audit is not None:  # records that cannot be written pause their calls
-                self.audit.on_health(self._store_health)
+                self.audit.on_health(lambda health: self.fail_closed.store_health(health, self.calls))
             self.family = family.register(  # /family: the families' pages and socket
                 self.router,
                 store=self.store,
@@ -403,26 +378,6 @@ class Server:
                 secure=secure,
                 mailer=self.mailer,
             )
-
-    def _store_health(self, health: StoreHealth) -> None:
-        """The audit log's writes failed, or caught up (``AuditWriter.on_health``, on this loop):
-        each call whose records wait gets ``FaultRaised(store_error)`` (again when the detail
-        changes), and ``FaultCleared`` once every waiting record is written. A call in a relay
-        worker is told there (``RemoteCall.fault``)."""
-        failing = set(health.calls) if not health.ok else set()
-        for call in self.calls:
-            known = self._store_faults.get(call.call_id)
-            if call.call_id in failing and known != health.detail:
-                self._store_faults[call.call_id] = health.detail
-                self._later(call.fault(Reason.STORE_ERROR, health.detail, True))
-            elif call.call_id not in failing and known is not None:
-                del self._store_faults[call.call_id]
-                self._later(call.fault(Reason.STORE_ERROR, "", False))
-
-    def _later(self, work: Any) -> None:
-        task = asyncio.ensure_future(work)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
 
     async def _index(self, request: HttpRequest) -> Any:
         if request.path != "/":
