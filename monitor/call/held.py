@@ -5,9 +5,11 @@ share.
 The records are the call's audit records (``kind`` and ``data``: the timeline records of its
 decisions, as ``monitor.record.timeline`` writes them, and the console's ``staff_action`` records),
 or the same records as they are published on the hub. :class:`HeldPause` mirrors the policy core
-(``policies/session.py``): a pause starts with a ``state`` record into ``paused``; every ``alert``
-while paused restarts the security check and, with ``needs_staff``, adds a reason only a member of
-staff can release; a ``recheck`` record says the check passed; an ``approve_resume`` staff action
+(``policies/session.py``): a pause starts with a ``state`` record into ``paused``, whose reasons
+that the policy lists in ``staff_approval_reasons`` (when given) need staff; every ``alert`` while
+paused restarts the security check and, with ``needs_staff``, adds a reason only a member of staff
+can release (the pause's own alert says so too, but a server killed between the two commits
+leaves only the state record); a ``recheck`` record says the check passed; an ``approve_resume`` staff action
 releases every reason that needed staff so far. A call a member of staff ended (the ``end`` action,
 or an ``ended`` state) stays ended.
 
@@ -41,9 +43,12 @@ class CarriedOver:
 
 
 class HeldPause:
-    """Reads a call's records (:meth:`see`, in order) and says where its pause stands."""
+    """Reads a call's records (:meth:`see`, in order) and says where its pause stands.
+    ``staff_reasons``: the policy's ``staff_approval_reasons`` (values), read from a pause's state
+    record (without them only the alerts say which reasons need staff)."""
 
-    def __init__(self) -> None:
+    def __init__(self, staff_reasons: Iterable[str] = ()) -> None:
+        self.staff_reasons = frozenset(str(r) for r in staff_reasons)
         self.paused = False
         self.ended = False
         self.needs_staff: list[str] = []  # reasons (values) that need a staff approval not given yet
@@ -56,6 +61,8 @@ class HeldPause:
             self.paused = state == "paused"
             if self.paused and not was:
                 self.needs_staff, self.passed = [], False
+                reasons = data.get("reasons") or []
+                self.needs_staff += [str(r) for r in reasons if str(r) in self.staff_reasons]
             if not self.paused:
                 self.needs_staff = []
             self.ended = self.ended or state == "ended"
@@ -103,9 +110,9 @@ class HeldPause:
         return CarriedOver(held, self.ended, detail)
 
 
-def held_pause(records: Iterable[Any]) -> HeldPause:
+def held_pause(records: Iterable[Any], staff_reasons: Iterable[str] = ()) -> HeldPause:
     """The pause a call's records (``AuditRecord`` s, oldest first) describe."""
-    return HeldPause().see_all(records)
+    return HeldPause(staff_reasons).see_all(records)
 
 
 __all__ = ["CarriedOver", "HeldPause", "ResumeRoute", "held_pause"]

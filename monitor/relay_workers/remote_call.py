@@ -128,7 +128,8 @@ class RemoteCall:
         self.link: Link | None = None
         self.worker_deaths = 0
         self._state = State.WAITING
-        self.held = held or HeldPause()  # its pause, from its records: carried to each new place
+        # its pause, from its records: carried to each new place
+        self.held = held or HeldPause(r.value for r in config.staff_approval_reasons)
         self.restarted = "the server restarted"  # what the next place carries the pause over
         self._staff_later: list[tuple[ipc.StaffAction, str, str]] = []  # (action, note, staff) until placed
 

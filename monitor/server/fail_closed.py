@@ -22,6 +22,7 @@ from monitor.call.handle import CallHandle
 from monitor.call.held import HeldPause, held_pause
 from monitor.hub import Hub
 from monitor.store.audit_record import StoreHealth
+from policies.config import PolicyConfig
 from policies.reasons import Reason
 
 
@@ -29,8 +30,9 @@ class FailClosed:
     """``store``: the server's store (None: nothing is kept across a restart); ``hub``: where
     the calls publish; ``unrecorded``: why calls are not recorded ("": they are)."""
 
-    def __init__(self, store: Any, hub: Hub, unrecorded: str = "") -> None:
+    def __init__(self, store: Any, hub: Hub, config: PolicyConfig, unrecorded: str = "") -> None:
         self.store = store
+        self.staff_reasons = [r.value for r in config.staff_approval_reasons]
         self.hub = hub
         self.unrecorded = unrecorded
         self.listening = False  # the console's audit recorder is attached to the hub
@@ -44,7 +46,7 @@ class FailClosed:
             return None
         from monitor.store.audit import AuditLog
 
-        return held_pause(AuditLog(self.store).for_call(call_id))
+        return held_pause(AuditLog(self.store).for_call(call_id), self.staff_reasons)
 
     def ended(self, call_id: str) -> bool:
         """The store says the call has ended: it is never served again."""

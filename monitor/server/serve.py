@@ -139,7 +139,7 @@ class Server:
         self._links: list[dict[str, str]] | None = None
         self.hub = Hub()
         # held pauses, store faults, recording turned off (``fail_closed.py``)
-        self.fail_closed = FailClosed(store, self.hub)
+        self.fail_closed = FailClosed(store, self.hub, config)
         self.calls: Calls[CallHandle[Any]] = Calls(
             resolver=self._resolve_token if store is not None else None
         )

@@ -111,3 +111,19 @@ def test_a_call_staff_ended_stays_ended_even_if_its_end_was_not_recorded() -> No
     ended = Call()
     ended.feed([*frames(0.0, 3.0, MATCH), StaffEnd(3.0, "over", "alice")])
     assert ended.session.state is State.ENDED and ended.held.carried("x").ended
+
+
+def test_the_pause_state_record_alone_carries_what_needs_staff() -> None:
+    """A server killed between committing the pause's state record and its alert: the state's
+    reasons, read with the policy's staff_approval_reasons, still hold the rebuilt call."""
+    call = Call()
+    call.feed(frames(0.0, 3.0, MATCH))
+    paused = decision_record(call.session.handle(CaptureAttempt(3.0, "dev1", "screen recorder"))[0])
+    assert paused["kind"] == "state"  # the alert that follows it was never written
+    staff = [r.value for r in load_policy().staff_approval_reasons]
+    held = HeldPause(staff)
+    held.see("state", paused)
+    assert held.carried("restart").reasons == (Reason.CAPTURE_ATTEMPT,)
+    without = HeldPause()  # without the policy's list only the alert would say it
+    without.see("state", paused)
+    assert without.route == "automatic"
