@@ -75,9 +75,9 @@ class CallRecording:
         self._told: set[str] = set()  # the part errors published
         if folder is None:
             return
-        folder.mkdir(parents=True, exist_ok=True)
+        # the folder and the timeline are made with the first line (``_write_pending``): a disk
+        # that cannot take them is then a recording fault of the call, not a call that cannot load
         self._timeline_path = folder / "timeline.jsonl"
-        self._timeline = self._timeline_path.open("a", encoding="utf-8")
         for participant in video:
             feed = video[participant]
             camera = FeedRecorder(
@@ -91,6 +91,9 @@ class CallRecording:
                 self.analysis_recorders[participant] = camera
 
     def start(self) -> None:
+        if self._timeline_path is not None:
+            with contextlib.suppress(OSError):  # else the first line or part tries again, as a fault
+                self._timeline_path.parent.mkdir(parents=True, exist_ok=True)
         for recorder in self.recorders:
             recorder.start()
 
@@ -123,6 +126,7 @@ class CallRecording:
         assert self._timeline_path is not None
         try:
             if self._timeline is None:
+                self._timeline_path.parent.mkdir(parents=True, exist_ok=True)
                 self._timeline = self._timeline_path.open("a", encoding="utf-8")
             while self._pending:
                 self._timeline.write(self._pending[0])

@@ -331,6 +331,7 @@ class FeedRecorder:
         stem = f"{self.name}.{self.part}"
         sidecar = {"file": f"{stem}.webm", "first_frame_call_t": round(t, 3)}
         try:
+            self.folder.mkdir(parents=True, exist_ok=True)  # (again, if it was removed meanwhile)
             (self.folder / f"{stem}.json").write_text(json.dumps(sidecar))
         except OSError as exc:  # reported through ``errors`` and ``failing``
             self.failures.append(f"{stem}.json: {exc}")
