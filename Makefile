@@ -4,8 +4,11 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# axe-core (the npm package): the accessibility engine of the family pages' browser test
+AXE_VERSION := 4.14.1
+AXE := $(VENV)/axe/node_modules/axe-core/axe.min.js
 
-.PHONY: run test lint bench docs system install clean
+.PHONY: run test lint bench docs system axe install clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,11 +18,24 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-# System packages the browser tests need (Debian's chromium; never `playwright install`).
+# System packages the tests need: Debian's chromium for the browser tests (never `playwright install`)
+# and Debian's postgresql for the store's tests on PostgreSQL (tests/support/postgres.py starts its own
+# server in a temporary folder; the package's own cluster service is not needed).
 system:
-	@command -v chromium >/dev/null 2>&1 || { \
+	@{ command -v chromium >/dev/null 2>&1 && ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; } || { \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium >/dev/null; }
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium postgresql >/dev/null; }
+
+# axe-core from the npm registry into .venv/axe (about 3.4 MB, a few seconds); Node and npm from
+# Debian when the machine has none.
+$(AXE): | $(STAMP)
+	@command -v npm >/dev/null 2>&1 || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq nodejs npm >/dev/null; }
+	npm install --prefix $(VENV)/axe --no-audit --no-fund --no-package-lock --silent axe-core@$(AXE_VERSION)
+	@test -f $@
+
+axe: $(AXE)
 
 run: $(STAMP)
 	$(VENV)/bin/monitor serve --demo
@@ -29,7 +45,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check policies monitor signalling tests bench fixtures tools conftest.py
 	$(VENV)/bin/mypy
 
-test: $(STAMP) system lint
+test: $(STAMP) system $(AXE) lint
 	$(PY) -m pytest tests/policies -q -p no:cacheprovider --cov=policies --cov-branch \
 	  --cov-report=term-missing:skip-covered --cov-fail-under=100
 	$(PY) -m pytest tests -q -p no:cacheprovider --ignore=tests/policies

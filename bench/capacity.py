@@ -23,7 +23,7 @@ each device received. A step passes when every stream meets the targets (analysi
 received >= 28 fps, loop lag p99 <= 50 ms -- the max is reported too, but on a shared
 2-core machine one scheduling hiccup exceeds 50 ms even with one call -- and no backlog
 growth). Calls per core = calls of the largest
-passing step / cores the relay used for them. Issue 4's own loop-lag target ("the event loop never
+passing step / cores the relay used for them. The relay's loop-lag target ("the event loop never
 lags more than 50 ms under the benchmark load") is judged apart, on the *max*, at the default
 admission limit (``monitor.call.admission.DEFAULT_MAX_CALLS`` calls): ``summary.<mode>.loop_lag_target``
 (:func:`loop_lag_target`). The ``serve`` and ``workers`` modes measure the real
@@ -59,7 +59,7 @@ from bench.relay import cpu_seconds, loop_lag
 
 ANALYSIS_FPS = 6.0
 WARM_S = 6.0
-#: Issue 4: "the event loop never lags more than 50 ms under the benchmark load" (the max).
+#: The relay's target: "the event loop never lags more than 50 ms under the benchmark load" (the max).
 LOOP_LAG_TARGET_MAX_MS = 50.0
 #: Modes that run the real `monitor serve` server (bench/capacity_serve.py).
 SERVE_MODES = ("serve", "workers")
@@ -334,7 +334,7 @@ def run_isolated(
 
 
 def loop_lag_target(steps: list[dict[str, Any]], mode: str, calls: int | None = None) -> dict[str, Any]:
-    """Issue 4's target, "the event loop never lags more than 50 ms under the benchmark load",
+    """The loop-lag target, "the event loop never lags more than 50 ms under the benchmark load",
     judged on the max lag of ``mode``'s step at ``calls`` calls (default: the default admission
     limit, ``monitor serve --max-calls``). ``met`` is None when that step was not run, or when its
     max is not known: relay workers report only their p99 over 10 s, and the front's max says

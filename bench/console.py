@@ -1,4 +1,4 @@
-"""Staff console and store figures for issue 5: alert delivery, reconnect backlog, audit writes, login cost.
+"""Staff console and store figures: alert delivery, reconnect backlog, audit writes, login cost.
 
 ``python -m bench.console [--trials 30] [--consoles 10] [--json bench/results/console.json]``
 

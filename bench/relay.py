@@ -1,4 +1,4 @@
-"""Live-call figures for issue 4: forwarding latency per hop, pause latency, cost per call, loop lag.
+"""Live-call figures: forwarding latency per hop, pause latency, cost per call, loop lag.
 
 ``python -m bench.relay [--seconds 20] [--trials 10] [--json bench/results/relay.json]``
 

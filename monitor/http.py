@@ -7,6 +7,12 @@ to the handshake and is then handed to that path's handler, unless the path's ad
 (``Router.ws(..., admit=)``) answers it instead: a refused client gets a plain HTTP 401/403 and no
 WebSocket at all. Anything else gets 404. Handlers are
 registered by the parts of the server (signalling, console) so this module knows none of them.
+
+What text reaches a handler: `websockets` accepts only an ASCII request line and header values of
+tab, printable ASCII and ISO-8859-1 bytes, so paths and headers hold no control character and no
+lone surrogate; the query is percent-decoded with replacement characters. A handler that
+percent-decodes a path segment itself checks the result (a call id against ``policies.text``'s
+id rule), so an encoded ``%00`` or ``%2e%2e`` is simply not found.
 """
 
 from __future__ import annotations

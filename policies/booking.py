@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 from policies.config import PolicyConfig
 from policies.family import age_on
+from policies.text import id_problem, text_problem
 
 T = TypeVar("T")
 
@@ -114,7 +115,19 @@ def _text(value: object, where: str) -> str:
         raise BookingError(f"{where}: must be text, got {_type_name(value)}")
     if not value.strip():
         raise BookingError(f"{where}: must not be empty")
+    problem = text_problem(value)
+    if problem is not None:
+        raise BookingError(f"{where}: {problem}")
     return value
+
+
+def _id(value: object, where: str) -> str:
+    """An id (it becomes file names and URL segments): the one rule of ``policies.text``."""
+    text = _text(value, where)
+    problem = id_problem(text)
+    if problem is not None:
+        raise BookingError(f"{where}: {problem}")
+    return text
 
 
 def _parse(value: object, where: str, parse: Callable[[str], T], rule: str) -> T:
@@ -156,7 +169,7 @@ def _visitor(value: object, where: str, base_dir: Path, call_day: date, config: 
             f"on {call_day}, is {age}"
         )
     return Visitor(
-        id=_text(doc["id"], f"{where}.id"),
+        id=_id(doc["id"], f"{where}.id"),
         name=_text(doc["name"], f"{where}.name"),
         date_of_birth=born,
         main_caller=main,
@@ -167,11 +180,11 @@ def _visitor(value: object, where: str, base_dir: Path, call_day: date, config: 
 def parse_booking(data: object, base_dir: Path, config: PolicyConfig) -> Booking:
     """Validate a decoded booking document. Photo paths are resolved against ``base_dir``."""
     doc = _object(data, "booking", _TOP, set())
-    call_id = _text(doc["call_id"], "call_id")
+    call_id = _id(doc["call_id"], "call_id")
     prison = _text(doc["prison"], "prison")
     pdoc = _object(doc["prisoner"], "prisoner", _PRISONER, _OPTIONAL["prisoner"])
     prisoner = Prisoner(
-        id=_text(pdoc["id"], "prisoner.id"),
+        id=_id(pdoc["id"], "prisoner.id"),
         name=_text(pdoc["name"], "prisoner.name"),
         reference_photos=_photos(
             pdoc.get("reference_photos", []), "prisoner.reference_photos", base_dir, False

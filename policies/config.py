@@ -3,6 +3,12 @@
 ``policies/default.toml`` is the documented default. A user file overrides any subset of its keys;
 unknown sections or keys and values of the wrong type or range raise :class:`PolicyError` naming
 the key, so a typo never silently falls back to a default.
+
+A policy file is small (the documented default is under 4 KB), so one larger than
+``MAX_POLICY_BYTES`` is refused before it is read, and so is nesting no policy has: Python's TOML
+parser recurses on nested arrays and tables (a ``RecursionError`` when deep) and its time and
+memory grow with the square of a dotted key's length (``a.a.a....``: 10,000 parts take 2 s and
+400 MB), so a key of more than ``MAX_KEY_PARTS`` parts is refused before parsing.
 """
 
 from __future__ import annotations
@@ -14,6 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from policies.reasons import Reason
+
+MAX_POLICY_BYTES = 64 * 1024
+MAX_KEY_PARTS = 4  # a policy key has two: [section] and key
 
 
 class PolicyError(ValueError):
@@ -165,12 +174,30 @@ def _check(config: PolicyConfig, origin: str) -> None:
             )
 
 
+def _long_key_line(text: str) -> int | None:
+    """The first line whose key (or table header) has more than ``MAX_KEY_PARTS`` dotted parts.
+    Counts every dot before the ``=`` (or the ``#`` of a header's comment), quoted or not: a key
+    that long is refused either way, as no policy key has one."""
+    for number, line in enumerate(text.splitlines(), start=1):
+        if line.lstrip().startswith("#"):
+            continue
+        key = line.split("=", 1)[0] if "=" in line else line.split("#", 1)[0]
+        if key.count(".") >= MAX_KEY_PARTS:
+            return number
+    return None
+
+
 def parse_policy(text: str, origin: str = "<policy>") -> PolicyConfig:
     """Parse TOML policy text over the built-in defaults."""
+    long_key = _long_key_line(text)
+    if long_key is not None:
+        raise PolicyError(f"{origin}: line {long_key}: a key of more than {MAX_KEY_PARTS} dotted parts")
     try:
         document = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise PolicyError(f"{origin}: not valid TOML: {exc}") from None
+    except RecursionError:
+        raise PolicyError(f"{origin}: not a policy: arrays or tables nested too deeply") from None
     values: dict[str, Any] = {}
     _merge(values, document, origin)
     config = PolicyConfig(**values)
@@ -188,9 +215,14 @@ def load_policy(path: str | Path | None = None) -> PolicyConfig:
     if path is None:
         return base
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        with Path(path).open("rb") as handle:
+            data = handle.read(MAX_POLICY_BYTES + 1)  # never more, whatever the file's size
     except OSError as exc:
         raise PolicyError(f"{path}: cannot read policy file: {exc.strerror or exc}") from None
+    if len(data) > MAX_POLICY_BYTES:
+        raise PolicyError(f"{path}: policy file larger than {MAX_POLICY_BYTES // 1024} KB")
+    try:
+        text = data.decode("utf-8")
     except UnicodeDecodeError:
         raise PolicyError(f"{path}: policy file is not UTF-8 text") from None
     return parse_policy(text, str(path))

@@ -7,10 +7,11 @@ through the few members declared below. A capture attempt pauses the call at onc
 repeats while that pause holds are one *episode*: counted on its one alert (``AlertRepeated`` at
 2, 4, 8, ... attempts and, exactly, when the episode ends), never a new alert each. Staff may
 confirm a face track as a booked person or reject it as nobody booked: the verdict replaces
-analysis's for that track for the rest of the call, and the source's latest observation is judged
-again at once. A fault of the server (audit records or the recording cannot be written) pauses
-the call while it lasts (a recording fault only alerts when the policy says so) and keeps the
-security check from passing; once cleared, the call resumes after the usual recheck.
+analysis's for that track for as long as its device stays (a rejoined device's tracks are
+numbered afresh), and the source's latest observation is judged again at once. A fault of the
+server (audit records or the recording cannot be written) pauses the call while it lasts (a
+recording fault only alerts when the policy says so) and keeps the security check from passing;
+once cleared, the call resumes after the usual recheck.
 """
 
 from __future__ import annotations
@@ -91,8 +92,8 @@ class Interventions:
     def _on_staff_identity(self, e: StaffConfirmIdentity | StaffRejectIdentity) -> None:
         participant = e.participant if isinstance(e, StaffConfirmIdentity) else None
         self._ledger.overrides[(e.source, e.track)] = participant
-        src = self._ledger.sources[e.source]
-        if src.connected and src.latest is not None:
+        src = self._ledger.sources[e.source]  # connected: the session refuses a verdict otherwise
+        if src.latest is not None:
             self._judge(e.source, src)
 
     def _on_fault_raised(self, e: FaultRaised) -> None:

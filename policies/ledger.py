@@ -96,6 +96,9 @@ class Ledger:
     #: faults of the server in force -> (detail, whether they keep the security check from passing)
     faults: dict[Reason, tuple[str, bool]] = field(default_factory=dict)
 
+    def connected(self, name: str) -> bool:
+        return name in self.sources and self.sources[name].connected
+
     def booked_on(self, role: Role) -> tuple[str, ...] | None:
         if role is Role.VISITOR:
             return self.visitors

@@ -256,6 +256,8 @@ class Session(Watching, Interventions):
                 raise InvalidEvent(f"{event.reason} is not a fault (known: {known})")
             case StaffConfirmIdentity() | StaffRejectIdentity() if event.source not in self._ledger.sources:
                 raise InvalidEvent(f"no device {event.source!r} on this call")
+            case StaffConfirmIdentity() | StaffRejectIdentity() if not self._ledger.connected(event.source):
+                raise InvalidEvent(f"device {event.source!r} has left the call; its faces are gone")
             case StaffConfirmIdentity():
                 booked = self._ledger.booked_on(self._ledger.sources[event.source].role) or ()
                 if event.participant not in booked:

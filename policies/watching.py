@@ -132,5 +132,8 @@ class Watching:
             self._drop_finding(key)
         for track_key in [k for k in self._ledger.identities if k[0] == e.source]:
             del self._ledger.identities[track_key]
+        # staff's verdicts too: a rejoined device's analysis numbers its face tracks afresh
+        for track_key in [k for k in self._ledger.overrides if k[0] == e.source]:
+            del self._ledger.overrides[track_key]
         self._refresh_sides()
         self._update_clean()

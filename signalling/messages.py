@@ -7,19 +7,29 @@ frozen message object or raises :class:`ProtocolError` carrying a stable ``code`
 that names what is wrong; the server sends that back as an ``error`` frame (:func:`error`) and
 carries on, so one bad client never disturbs anything else. Server-to-client frames are built by
 the small ``*_frame`` functions below so their shapes live next to the parser.
+
+Every string is held to ``policies.text``'s rule for free text (no lone surrogate: JSON's
+``"\ud800"`` decodes to a string UTF-8 cannot encode, which would stop the call's records being
+written; no control characters; the SDP may have its line breaks), and a join token to the
+characters a link's token has, so nothing a device sends reaches a record it could break.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
+
+from policies.text import encodable, text_problem
 
 #: Largest client frame we parse. An SDP offer with 10 m-lines is ~10 KB; the WebSocket layer
 #: closes (1009) above ``MAX_FRAME_BYTES``, between the two a clear error frame is sent.
 MAX_MESSAGE_BYTES = 64 * 1024
 MAX_FRAME_BYTES = 1024 * 1024
 MAX_TOKEN_CHARS = 128
+#: A join token is URL-safe base64 (``secrets.token_urlsafe``), as it travels in the link's path.
+_TOKEN = re.compile(r"[A-Za-z0-9_-]+")
 MAX_DETAIL_CHARS = 500
 #: The server re-checks the join link of every connected device this often (seconds): a device whose
 #: link was withdrawn since it joined gets a ``bad_token`` error frame and is disconnected.
@@ -73,7 +83,9 @@ _FIELDS: dict[str, tuple[str, ...]] = {
 }
 
 
-def _text(body: dict[str, Any], name: str, kind: str, limit: int, required: bool = True) -> str:
+def _text(
+    body: dict[str, Any], name: str, kind: str, limit: int, required: bool = True, lines: bool = False
+) -> str:
     value = body.get(name)
     if value is None and not required:
         return ""
@@ -83,6 +95,9 @@ def _text(body: dict[str, Any], name: str, kind: str, limit: int, required: bool
         raise ProtocolError("bad_message", f"{kind}.{name}: must not be empty")
     if len(value) > limit:
         raise ProtocolError("bad_message", f"{kind}.{name}: longer than {limit} characters")
+    problem = text_problem(value, lines=lines)
+    if problem is not None:
+        raise ProtocolError("bad_message", f"{kind}.{name}: {problem}")
     return value
 
 
@@ -108,9 +123,14 @@ def parse_client(raw: str | bytes) -> ClientMessage:
     if extra:
         raise ProtocolError("bad_message", f"{kind}: unknown field(s) {', '.join(extra)[:80]}")
     if kind == "join":
-        return Join(_text(body, "token", kind, MAX_TOKEN_CHARS))
+        token = _text(body, "token", kind, MAX_TOKEN_CHARS)
+        if not _TOKEN.fullmatch(token):
+            raise ProtocolError(
+                "bad_token", "this join link is not valid (join.token: letters, digits, '-' and '_' only)"
+            )
+        return Join(token)
     if kind == "offer":
-        sdp = _text(body, "sdp", kind, MAX_MESSAGE_BYTES)
+        sdp = _text(body, "sdp", kind, MAX_MESSAGE_BYTES, lines=True)
         if not sdp.startswith("v=0"):
             raise ProtocolError("bad_sdp", "offer.sdp: not an SDP description (must start with 'v=0')")
         return Offer(sdp)
@@ -125,7 +145,8 @@ def parse_client(raw: str | bytes) -> ClientMessage:
 
 
 def encode(frame: dict[str, Any]) -> str:
-    return json.dumps(frame, ensure_ascii=False)
+    text = json.dumps(frame, ensure_ascii=False)
+    return text if encodable(text) else json.dumps(frame)  # ASCII escapes: always sendable
 
 
 def error(code: str, message: str, *, opens_at: str | None = None) -> dict[str, Any]:

@@ -1,5 +1,5 @@
 """Admin commands on the store: `monitor prisoner add`, `visitor add`, `book`, `link revoke|reissue`,
-`staff add|disable|enable|password|sessions`, `audit verify`.
+`staff add|disable|enable|password|sessions|role`, `audit verify`.
 
 Each prints what it did (one line, or one JSON line per join link for `book`); bad input raises a
 UserError that the CLI prints as one line with a non-zero exit. One module per command group:
@@ -79,6 +79,13 @@ def add_commands(commands: Any, lazy: Lazy) -> None:
                     staff.add_staff_sessions_arguments,
                     "staff",
                     "run_staff_sessions",
+                ),
+                (
+                    "role",
+                    "make a staff account a governor (prison settings, extra calls) or plain staff",
+                    staff.add_staff_role_arguments,
+                    "staff",
+                    "run_staff_role",
                 ),
             ],
         ),

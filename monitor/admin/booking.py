@@ -17,7 +17,7 @@ import sys
 from datetime import datetime, timedelta
 from typing import Any
 
-from monitor.admin.common import add_db_argument, booking_row, join_base_url, open_store
+from monitor.admin.common import add_db_argument, booking_row, checked_id, join_base_url, open_store
 from monitor.errors import UserError
 from monitor.store.audit import AuditLog
 from monitor.store.booking_rules import month_allowance
@@ -125,6 +125,8 @@ def run_book(args: argparse.Namespace) -> int:
     if args.minutes < 1:
         raise UserError(f"--minutes {args.minutes}: the slot length must be a positive number of minutes")
     links_base = join_base_url(args.base_url)
+    if args.call_id is not None:
+        checked_id(args.call_id, "--call-id")
     with open_store(args, must_exist=True) as store:
         document = booking_document(store, args, starts_at)
         if args.main is not None and args.main not in args.visitor:

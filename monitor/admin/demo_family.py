@@ -98,7 +98,8 @@ def _make(store: Store, booking: Booking, hashed: str, staff_username: str) -> N
         (now, staff_username, now, reg.account_id),
     )
     db.execute(
-        "INSERT OR IGNORE INTO visitor_list (prisoner_id, visitor_id, approved_at) VALUES (?, ?, ?)",
+        "INSERT INTO visitor_list (prisoner_id, visitor_id, approved_at) VALUES (?, ?, ?)"
+        " ON CONFLICT DO NOTHING",
         (booking.prisoner.id, visitor.id, now),
     )
     AuditLog(store).append(

@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 
-from monitor.admin.common import add_db_argument, nonempty, open_store
+from monitor.admin.common import add_db_argument, checked_id, nonempty, open_store
 from monitor.errors import UserError
 from monitor.store.audit import AuditLog
 from monitor.store.database import Photo, Prisoner, Store, Visitor
@@ -38,7 +38,7 @@ def enrol(person_id: str, photos: list[str]) -> tuple[Photo, ...]:
     import numpy as np
 
     from monitor.analysis.enrol import enrol_photos  # loads the face models only when needed
-    from monitor.bookings import check_photo
+    from monitor.inputs import check_photo
 
     paths = [Path(p) for p in photos]
     for path in paths:
@@ -97,7 +97,7 @@ def keep_photos(store: Store, photos: tuple[Photo, ...]) -> tuple[Photo, ...]:
 
 def run_prisoner_add(args: argparse.Namespace) -> int:
     prisoner = Prisoner(
-        nonempty(args.id, "ID"), nonempty(args.name, "--name"), nonempty(args.prison, "--prison")
+        checked_id(args.id, "ID"), nonempty(args.name, "--name"), nonempty(args.prison, "--prison")
     )
     photos = enrol(prisoner.id, args.photo) if args.photo else ()
     dob = _date(args.dob, "--dob") if args.dob else None
@@ -126,6 +126,8 @@ def _date(text: str, flag: str) -> str:
 
 
 def run_visitor_add(args: argparse.Namespace) -> int:
+    if args.id is not None:
+        checked_id(args.id, "--id")
     with open_store(args) as store:
         prisoner = store.prisoner(args.prisoner)
         if prisoner is None:

@@ -1,4 +1,4 @@
-"""`monitor staff add|disable|enable|password|sessions` and the demo staff account of `make run`.
+"""`monitor staff add|disable|enable|password|sessions|role` and the demo staff account of `make run`.
 
 Every change is written to the audit log (actor ``admin``) of the account's prison. Disabling an
 account, giving it a new password or ``sessions --revoke`` end its open sessions at once (the
@@ -70,6 +70,18 @@ def run_staff_password(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_staff_role(args: argparse.Namespace) -> int:
+    """Governors change prisons' call settings and grant extra calls (the families desk); the
+    store checks the role on every such action."""
+    from monitor.store.family_roles import set_role
+
+    with open_store(args, must_exist=True) as store:
+        set_role(store, args.username, args.role)
+        _audit(store, "staff_role_changed", args.username, role=args.role)
+    print(f"staff account {args.username} is now {'a governor' if args.role == 'governor' else 'staff'}")
+    return 0
+
+
 def _when(at: float) -> str:
     return datetime.fromtimestamp(at, UTC).isoformat(timespec="seconds")
 
@@ -102,6 +114,13 @@ def add_staff_account_arguments(parser: argparse.ArgumentParser) -> None:
 def add_staff_password_arguments(parser: argparse.ArgumentParser) -> None:
     add_staff_account_arguments(parser)
     parser.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+
+
+def add_staff_role_arguments(parser: argparse.ArgumentParser) -> None:
+    add_staff_account_arguments(parser)
+    parser.add_argument(
+        "role", choices=("staff", "governor"), help="governor: prison settings and extra calls"
+    )
 
 
 def add_staff_sessions_arguments(parser: argparse.ArgumentParser) -> None:

@@ -23,6 +23,7 @@ from monitor.analysis.landmarks import NOSE_TIP, LandmarkStage
 from monitor.analysis.runtime import limit_threads
 from monitor.analysis.settings import AnalysisSettings
 from monitor.errors import UserError
+from monitor.inputs import check_photo
 from policies.events import Visibility
 
 __all__ = ["EnrolledPerson", "Enroller", "Enrolment", "EnrolmentError", "enrol_booking", "enrol_photos"]
@@ -38,6 +39,10 @@ class EnrolmentError(UserError):
 def _load(path: Path) -> np.ndarray:
     if not path.is_file():
         raise EnrolmentError(f"{path.name}: file not found ({path})")
+    try:  # bytes and pixels from the header, before the decoder allocates anything
+        check_photo(path.name, path)
+    except UserError as exc:
+        raise EnrolmentError(str(exc)) from None
     data = np.fromfile(str(path), dtype=np.uint8)
     image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
     if image is None:

@@ -4,7 +4,7 @@ Measured on 8-bit luma. The face region is the central part of the mesh box (for
 cheek to cheek, so hair and background stay out). Uneven compares the two sides of the face on
 small patches at four pairs of mirrored mesh points (cheek centres, under the eyes, mid-cheeks,
 jaw): skin only, so the nose's own shadow and the background beside a narrow face do not dilute
-it. Box halves did (measured on the uneven-light fixture: halves 0.43-0.48 for a face lit from one
+it. Box halves would (measured on the uneven-light fixture: halves 0.43-0.48 for a face lit from one
 side, flickering around the 0.45 cut; cheek patches 0.22-0.24, against 0.74-0.88 for the same face
 evenly lit). Without a mesh (a covered face) the halves of the face region, split at the nose,
 are the fallback.

@@ -25,7 +25,7 @@ frame again found 34 of 70: the caller's landmarks often reach into the other bo
 found beside the caller is *held* for ``hold_checks`` further checks that miss them (each a fresh
 search, at the counter's own period even when the caller asks for a steady one), so a single miss
 does not clear the finding between samples; a person found on the whole frame (nobody there to hide
-them) is not held, so the back_of_head decisions are as before.
+them) is not held: a lone faceless person (``back_of_head``) is judged on each check alone.
 """
 
 from __future__ import annotations

@@ -33,7 +33,7 @@ class AnalysisSettings:
     # identity votes (a new track pays 200-300 ms of identity samples per frame); a face re-found
     # after a longer gap than this must still look as it did when last seen (``track.py``)
     track_max_missed_s: float = 2.0
-    track_position_only_s: float = 0.7  # ... shorter gaps are bridged by position alone, as before
+    track_position_only_s: float = 0.7  # ... a shorter gap is bridged by position alone
     # visibility
     partial_inside_fraction: float = 0.92  # less of the face box inside the frame: partial
     partial_landmarks_outside: float = 0.04  # more mesh points outside the frame: partial

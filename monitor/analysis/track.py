@@ -14,10 +14,10 @@ caller passes each detection's *look* (the 16 x 16 grey thumbnail of its box, as
 keeps it) a track unseen for longer than ``position_only_s`` is only re-found by a face that still
 looks as it did when last seen (``look_change`` <= ``max_look_change``); another person appearing
 where the first one left opens a new track, with no verdict. Shorter gaps are bridged by position
-alone, as they always were: a face moving out of the picture or turning changes its look between
+alone: a face moving out of the picture or turning changes its look between
 two near frames while staying the same person, and the pipeline re-checks the identity of any
-track after a break, or whose look drifted from its latest identity sample. So the long memory
-keeps only tracks that the former short one (0.7 s) dropped, and only for the same-looking face.
+track after a break, or whose look drifted from its latest identity sample. So past
+``position_only_s`` a track is kept only for a face that still looks the same.
 """
 
 from __future__ import annotations

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 #: ``bench.capacity --modes serve`` / ``--modes workers --relay-workers 1`` (relay and its analysis
 #: worker on one dedicated core; bench/results/capacity_serve.json, capacity_workers.json): 3 calls
 #: passed in every run (0.61-0.64 cores, loop lag p99 7-42 ms); 4 calls passed 1 run in 4 (0.69-0.94
-#: cores, p99 31, 53, 61, 293 ms against the 50 ms target). Video only, 4 calls had passed.
+#: cores, p99 31, 53, 61, 293 ms against the 50 ms target).
 DEFAULT_MAX_CALLS = 3
 #: The capacity benchmark's loop lag target (p99); over it the calls running are at their limit.
 DEFAULT_MAX_LOOP_LAG_MS = 50.0

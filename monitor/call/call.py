@@ -57,12 +57,15 @@ from policies.events import (
     ParticipantJoined,
     ParticipantLeft,
     PauseCarriedOver,
+    StaffConfirmIdentity,
     StaffEnd,
     StaffPause,
+    StaffRejectIdentity,
     StaffResume,
     Tick,
 )
 from policies.reasons import Reason
+from policies.session import RefusedEvent
 
 log = logging.getLogger(__name__)
 
@@ -255,13 +258,22 @@ class Call:
         return firm if firm is not None and held < firm <= now else held
 
     # ---- policy --------------------------------------------------------------------------------
-    async def handle(self, event: Event) -> None:
+    async def handle(self, event: Event, *, refusable: bool = False) -> None:
         """Feed one event to the session and act on its decisions. The gate and the records change
-        before this first awaits, so a pause reaches the media on the very next frame."""
+        before this first awaits, so a pause reaches the media on the very next frame. An event
+        the session refuses is logged, or, when ``refusable`` (a staff verdict: the console says
+        why), raised as :class:`~policies.session.RefusedEvent`, the call unchanged."""
         if self.state is State.ENDED:
+            if refusable:
+                raise RefusedEvent("the call has ended")
             return
         try:
             decisions = self.session.handle(event)
+        except RefusedEvent:
+            if refusable:
+                raise
+            log.exception("call %s: session refused %r", self.call_id, event)
+            return
         except Exception:
             log.exception("call %s: session refused %r", self.call_id, event)
             return
@@ -398,6 +410,16 @@ class Call:
 
     async def staff_end(self, note: str = "", staff: str = "") -> None:
         await self.handle(StaffEnd(self.now(), note, staff))
+
+    async def staff_confirm_identity(
+        self, source: str, track: int, participant: str, staff: str = ""
+    ) -> None:
+        """Staff say face ``track`` of ``source`` is ``participant``; RefusedEvent when it cannot apply."""
+        await self.handle(StaffConfirmIdentity(self.now(), source, track, participant, staff), refusable=True)
+
+    async def staff_reject_identity(self, source: str, track: int, staff: str = "") -> None:
+        """Staff say face ``track`` of ``source`` is nobody booked; RefusedEvent when it cannot apply."""
+        await self.handle(StaffRejectIdentity(self.now(), source, track, staff), refusable=True)
 
     # ---- faults of the server ------------------------------------------------------------------
     async def fault(self, reason: Reason, detail: str, raised: bool) -> None:

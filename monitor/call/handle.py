@@ -86,6 +86,14 @@ class CallHandle(Protocol[DeviceT]):
 
     async def staff_end(self, note: str = "", staff: str = "") -> None: ...
 
+    # a staff verdict on one face track; ``policies.session.RefusedEvent`` (its text for staff) when
+    # it cannot apply: the call has ended or moved, the device is not on it, the person not booked
+    async def staff_confirm_identity(
+        self, source: str, track: int, participant: str, staff: str = ""
+    ) -> None: ...
+
+    async def staff_reject_identity(self, source: str, track: int, staff: str = "") -> None: ...
+
     def evidence_jpeg(self, source: str) -> bytes | None: ...
 
     # the server (a fault the call depends on: its audit records cannot be written)

@@ -7,7 +7,6 @@ import base64
 import binascii
 import math
 import re
-import sqlite3
 from datetime import UTC, date, datetime, timedelta
 from importlib import resources
 from pathlib import Path
@@ -15,7 +14,7 @@ from urllib.parse import unquote
 
 from websockets.http11 import Response
 
-from monitor.console import board, recordings
+from monitor.console import board, identity, recordings
 from monitor.console.context import COOKIE, CallControl, Publisher, session_token
 from monitor.console.feed import AlertFeed
 from monitor.console.watch import CallWatch
@@ -23,6 +22,8 @@ from monitor.http import HttpRequest, Router, error_response, json_response, ori
 from monitor.store import auth
 from monitor.store.audit import AuditLog
 from monitor.store.database import Store
+from monitor.store.sql import DatabaseError
+from policies.text import id_problem
 
 STATIC_TYPES = {
     ".html": "text/html; charset=utf-8",
@@ -68,6 +69,8 @@ class Console:
         router.get("/console/api/calls/", self.call_history)
         router.get("/console/api/evidence/", self.evidence)
         router.get("/console/api/recordings/", self.recording)
+        router.get("/console/api/identity/", self.undecided_face)
+        router.get("/console/api/reference/", self.reference_photo)
         router.ws("/console/ws", AlertFeed(self).run, self.admit_ws)
         router.ws("/console/watch", CallWatch(self).run, self.admit_ws)
 
@@ -126,7 +129,7 @@ class Console:
             return self._store_down()
         try:
             result = await auth.login_async(self.store, username, password, request.remote)
-        except sqlite3.Error:  # the disk is full or failing: say so, never a 500
+        except DatabaseError:  # the disk is full or failing: say so, never a 500
             return self._store_down()
         if result.limited:
             wait = math.ceil(result.retry_after_s)
@@ -203,7 +206,7 @@ class Console:
         if staff is None:
             return error_response(401, "login required")
         call_id = request.path.removeprefix("/console/api/calls/")
-        booking = self.store.booking(call_id)
+        booking = self.store.booking(call_id) if id_problem(call_id) is None else None
         if booking is None or booking.prison != staff.prison:
             return error_response(404)
         payload = board.history(self.store, booking, self.store.clock(), self.calls)
@@ -223,6 +226,41 @@ class Console:
             return error_response(404)
         return response(200, data, "image/jpeg")
 
+    async def undecided_face(self, request: HttpRequest) -> Response:
+        """``/console/api/identity/<alert id>``: an ``identity_unconfirmed`` alert of the staff
+        member's prison with the people booked on that side and their reference photos' URLs."""
+        staff = self.staff(request)
+        if staff is None:
+            return error_response(401, "login required")
+        text = request.path.removeprefix("/console/api/identity/")
+        try:
+            face = identity.undecided_face(
+                self.store, self.log, staff.prison, int(text) if text.isdigit() else -1
+            )
+        except identity.NotJudgeable:
+            return error_response(404)
+        return json_response(200, face.public(self.store))
+
+    async def reference_photo(self, request: HttpRequest) -> Response:
+        """``/console/api/reference/<call_id>/<person>/<sha256>``: a reference photo of a person booked
+        on a call of the staff member's prison; anything else is the same 404 (``identity.py``)."""
+        staff = self.staff(request)
+        if staff is None:
+            return error_response(401, "login required")
+        parts = request.path.removeprefix("/console/api/reference/").split("/")
+        try:
+            call_id, person, digest = (unquote(p, errors="strict") for p in parts)
+        except (UnicodeDecodeError, ValueError):  # not three parts
+            return error_response(404)
+        booking = self.store.booking(call_id) if call_id else None
+        if booking is None or booking.prison != staff.prison:
+            return error_response(404)
+        path = identity.reference_photo(self.store, booking, person, digest)
+        found = await asyncio.to_thread(identity.read_photo, path, digest) if path is not None else None
+        if found is None:
+            return error_response(404)
+        return response(200, found[0], found[1])
+
     async def recording(self, request: HttpRequest) -> Response:
         """``/console/api/recordings/<call_id>/<file>``: one recorded webm of a call of the staff
         member's prison; anything else (other prison, unknown file, traversal) is the same 404."""
@@ -236,32 +274,29 @@ class Console:
             call_id, name = (unquote(p, errors="strict") for p in parts)
         except UnicodeDecodeError:
             return error_response(404)
-        booking = self.store.booking(call_id) if call_id else None
+        booking = self.store.booking(call_id) if id_problem(call_id) is None else None
         if booking is None or booking.prison != staff.prison:
             return error_response(404)
         found = recordings.find(self.record_dir, booking.call_id, name)
         if found is None:
             return error_response(404)
-        too_big = error_response(
-            413,
-            f"recording larger than {recordings.MAX_SERVE_BYTES // 2**20} MB cannot be played here; "
-            "copy it from the record directory",
-        )
-        if found.size > recordings.MAX_SERVE_BYTES:
-            return too_big
-        try:
-            data = await asyncio.to_thread(found.path.read_bytes)
-        except OSError:
-            return error_response(404)
-        if len(data) > recordings.MAX_SERVE_BYTES:  # grew since it was listed
-            return too_big
         accept = ("Accept-Ranges", "bytes")
         try:
-            span = recordings.byte_range(request.headers.get("Range"), len(data))
-        except recordings.RangeNotSatisfiable:
-            return response(416, b"", found.content_type, (accept, ("Content-Range", f"bytes */{len(data)}")))
-        if span is not None:
-            start, end = span
-            content_range = ("Content-Range", f"bytes {start}-{end}/{len(data)}")
-            return response(206, data[start : end + 1], found.content_type, (accept, content_range))
-        return response(200, data, found.content_type, (accept,))
+            part = await asyncio.to_thread(recordings.read_part, found.path, request.headers.get("Range"))
+        except recordings.RangeNotSatisfiable as exc:
+            size = ("Content-Range", f"bytes */{exc.size}")
+            return response(416, b"", found.content_type, (accept, size))
+        except recordings.WholeFileTooLarge as exc:
+            limit = recordings.MAX_PART_BYTES // 2**20
+            return error_response(
+                413,
+                f"recording of {exc.size / 2**20:.0f} MB: larger than {limit} MB, so it is served in byte "
+                "ranges (as a video or audio player asks); or copy it from the record directory",
+            )
+        except OSError:
+            return error_response(404)
+        if part.ranged:
+            return response(
+                206, part.data, found.content_type, (accept, ("Content-Range", part.content_range))
+            )
+        return response(200, part.data, found.content_type, (accept,))

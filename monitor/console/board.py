@@ -48,11 +48,15 @@ def present(records: list[AuditRecord]) -> list[dict[str, Any]]:
     return list(devices.values())
 
 
+#: Staff actions that answer an alert: acknowledging it, or a verdict on its face (console/identity.py).
+ANSWERS = ("acknowledge", "confirm_identity", "reject_identity")
+
+
 def acknowledged(records: list[AuditRecord]) -> set[int]:
     return {
         int(r.data["alert_id"])
         for r in records
-        if r.kind == "staff_action" and r.data.get("action") == "acknowledge" and "alert_id" in r.data
+        if r.kind == "staff_action" and r.data.get("action") in ANSWERS and "alert_id" in r.data
     }
 
 

@@ -31,6 +31,13 @@ class LiveCall(Protocol):
 
     async def staff_end(self, note: str = "", staff: str = "") -> None: ...
 
+    # raise policies.session.RefusedEvent (its text for staff) when the verdict cannot apply
+    async def staff_confirm_identity(
+        self, source: str, track: int, participant: str, staff: str = ""
+    ) -> None: ...
+
+    async def staff_reject_identity(self, source: str, track: int, staff: str = "") -> None: ...
+
 
 class CallControl(Protocol):
     """The calls running in this server (``monitor.call.calls.Calls``)."""

@@ -8,7 +8,8 @@ new audit records of the staff member's prison whenever the server's audit write
 (without a writer thread: whenever the hub publishes), and at least every ``POLL_S`` (records
 written by other processes), reading them from the store; *read* validates and executes the
 console's messages. The session is re-checked before every action and on every push, so a logout or
-a disabled account ends the feed at once.
+a disabled account ends the feed at once. A verdict on an undecided face (``confirm_identity`` /
+``reject_identity``) names its alert; the face comes from the alert record (``identity.py``).
 """
 
 from __future__ import annotations
@@ -20,11 +21,12 @@ from typing import Any
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
-from monitor.console import messages
+from monitor.console import identity, messages
 from monitor.console.board import ALERT_KINDS, resume_route, store_status
 from monitor.console.context import ConsoleParts, session_token
 from monitor.store import auth
 from monitor.store.audit import AuditLog
+from policies.session import RefusedEvent
 
 POLL_S = 0.5
 BATCH = 500  # records per message
@@ -193,6 +195,8 @@ class AlertFeed:
                 {"action": "acknowledge", "alert_id": alert.id}, staff.prison, alert.call_id, actor
             )
             return f"alert {alert.id} acknowledged"
+        if isinstance(message, messages.ConfirmIdentity | messages.RejectIdentity):
+            return await self._verdict(staff, message)
         if not isinstance(message, messages.Pause | messages.Resume | messages.End):
             raise ActionRefused("not a console action")  # parse() allows only feed types here
         booking = store.booking(message.call_id)
@@ -206,6 +210,7 @@ class AlertFeed:
         elif isinstance(message, messages.Resume):
             if str(call.state) != "paused":
                 raise ActionRefused("the call is not paused")
+            await log.settled()  # the pause's alert may be submitted but not yet committed
             if resume_route(log.for_call(message.call_id)) == "automatic":
                 raise ActionRefused(
                     "nothing to approve: the call resumes by itself when the security check passes"
@@ -225,6 +230,43 @@ class AlertFeed:
         else:
             await call.staff_end(message.note, staff.username)
         return f"{action.replace('_', ' ')} sent to {message.call_id}"
+
+    async def _verdict(
+        self, staff: auth.Staff, message: messages.ConfirmIdentity | messages.RejectIdentity
+    ) -> str:
+        """Staff confirm the face of an ``identity_unconfirmed`` alert as a person booked on its
+        side, or reject it as nobody booked (``identity.py``): recorded, then sent to the call."""
+        store, log, calls = self.console.store, self.console.log, self.console.calls
+        try:
+            face = identity.undecided_face(store, log, staff.prison, message.alert_id)
+        except identity.NotJudgeable as exc:
+            raise ActionRefused(str(exc)) from None
+        call_id = face.booking.call_id
+        call = calls.get(call_id) if calls is not None else None
+        if call is None or str(call.state) == "ended":
+            raise ActionRefused("this call is not running now")
+        participant = message.participant if isinstance(message, messages.ConfirmIdentity) else None
+        if participant is not None:
+            if participant not in [p.id for p in face.people(store)]:
+                raise ActionRefused(f"{participant} is not booked on the {face.side} side of this call")
+            if not log.health().ok:  # a confirmed face may let the call go live: as a resume
+                raise ActionRefused(
+                    "records cannot be written now (store error): no face can be confirmed until they can"
+                )
+        action = "confirm_identity" if participant is not None else "reject_identity"
+        actor = f"staff:{staff.username}"
+        await self._record(face.audit_data(store, action, participant), staff.prison, call_id, actor)
+        try:
+            if participant is not None:
+                await call.staff_confirm_identity(face.source, face.track, participant, staff.username)
+            else:
+                await call.staff_reject_identity(face.source, face.track, staff.username)
+        except RefusedEvent as exc:  # e.g. the call ended meanwhile: the record says it was not applied
+            refused = {"action": "identity_refused", "alert_id": face.alert.id, "reason": str(exc)}
+            await self._record(refused, staff.prison, call_id, actor)
+            raise ActionRefused(f"not applied: {exc}") from None
+        verdict = f"confirmed as {participant}" if participant is not None else "rejected as not booked"
+        return f"face {face.track} on {face.source} {verdict} ({call_id})"
 
     async def _record(self, data: dict[str, Any], prison: str, call_id: str | None, actor: str) -> None:
         """Write a staff action before it is done. While records cannot be written (store error) it

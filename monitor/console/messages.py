@@ -7,7 +7,10 @@ the answer):
 - ``{"type": "pause", "call_id": "...", "note": "inappropriate behaviour"}`` (a note is required);
 - ``{"type": "resume", "call_id": "..."}``: approve the resume (the recheck must still pass);
 - ``{"type": "end", "call_id": "...", "note": "..."}``;
-- ``{"type": "ack", "audit_id": 57}``: acknowledge an alert.
+- ``{"type": "ack", "audit_id": 57}``: acknowledge an alert;
+- ``{"type": "confirm_identity", "alert_id": 57, "participant": "v1"}``: the face of the
+  ``identity_unconfirmed`` alert 57 is ``v1``, booked on that side (``identity.py``);
+- ``{"type": "reject_identity", "alert_id": 57}``: that face is nobody booked.
 
 On /console/watch (staff watching a call): ``{"type": "watch", "call_id": "..."}``, then
 ``{"type": "answer", "sdp": "..."}`` (at most ``MAX_SDP_BYTES``) for the server's offer.
@@ -17,6 +20,10 @@ first), ``store`` (whenever it changes: ``ok``, and while not ok the ``detail``,
 ``waiting`` to be written and the ``calls`` of your prison among theirs), ``done`` / ``error``
 (answers, with ``ref``). A bad message gets one ``error`` naming what is
 wrong; the connection stays open.
+
+A ``call_id`` follows ``policies.text``'s id rule and every other string its rule for free text
+(no lone surrogates, no control characters; an SDP keeps its line breaks), so what a console sends
+can always be written to the audit log.
 """
 
 from __future__ import annotations
@@ -24,6 +31,8 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from typing import Any
+
+from policies.text import encodable, id_problem, text_problem
 
 MAX_BYTES = 4096
 MAX_SDP_BYTES = 64 * 1024
@@ -67,6 +76,19 @@ class Ack:
 
 
 @dataclass(frozen=True, slots=True)
+class ConfirmIdentity:
+    alert_id: int
+    participant: str
+    ref: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RejectIdentity:
+    alert_id: int
+    ref: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class WatchCall:
     call_id: str
     ref: str | None = None
@@ -78,8 +100,8 @@ class Answer:
     ref: str | None = None
 
 
-ClientMessage = Hello | Pause | Resume | End | Ack | WatchCall | Answer
-FEED_TYPES = ("hello", "pause", "resume", "end", "ack")
+ClientMessage = Hello | Pause | Resume | End | Ack | ConfirmIdentity | RejectIdentity | WatchCall | Answer
+FEED_TYPES = ("hello", "pause", "resume", "end", "ack", "confirm_identity", "reject_identity")
 WATCH_TYPES = ("watch", "answer")
 
 _FIELDS: dict[str, tuple[str, ...]] = {
@@ -88,12 +110,14 @@ _FIELDS: dict[str, tuple[str, ...]] = {
     "resume": ("call_id",),
     "end": ("call_id", "note"),
     "ack": ("audit_id",),
+    "confirm_identity": ("alert_id", "participant"),
+    "reject_identity": ("alert_id",),
     "watch": ("call_id",),
     "answer": ("sdp",),
 }
 
 
-def _text(doc: dict[str, Any], key: str, limit: int, required: bool = True) -> str:
+def _text(doc: dict[str, Any], key: str, limit: int, required: bool = True, lines: bool = False) -> str:
     value = doc.get(key, "")
     if not isinstance(value, str):
         raise MessageError(f"{key}: must be text")
@@ -102,7 +126,23 @@ def _text(doc: dict[str, Any], key: str, limit: int, required: bool = True) -> s
         raise MessageError(f"{key}: must not be empty")
     if len(value) > limit:
         raise MessageError(f"{key}: at most {limit} characters")
+    problem = text_problem(value, lines=lines)
+    if problem is not None:
+        raise MessageError(f"{key}: {problem}")
     return value
+
+
+def _id(doc: dict[str, Any], key: str) -> str:
+    """An id field (a call, a booked person): ``policies.text``'s id rule."""
+    value = _text(doc, key, 100)
+    problem = id_problem(value)
+    if problem is not None:
+        raise MessageError(f"{key}: {problem}")
+    return value
+
+
+def _call_id(doc: dict[str, Any]) -> str:
+    return _id(doc, "call_id")
 
 
 def _int(value: object, key: str) -> int:
@@ -133,23 +173,32 @@ def parse(raw: str | bytes, allowed: tuple[str, ...] = FEED_TYPES) -> ClientMess
     ref = doc.get("ref")
     if ref is not None and (not isinstance(ref, str) or len(ref) > 64):
         raise MessageError("ref: must be text of at most 64 characters")
+    if ref is not None and (problem := text_problem(ref)) is not None:
+        raise MessageError(f"ref: {problem}")
     match kind:
         case "hello":
             after = doc.get("after")
             return Hello(None if after is None else _int(after, "after"), ref)
         case "pause":
-            return Pause(_text(doc, "call_id", 100), _text(doc, "note", MAX_NOTE), ref)
+            return Pause(_call_id(doc), _text(doc, "note", MAX_NOTE), ref)
         case "resume":
-            return Resume(_text(doc, "call_id", 100), ref)
+            return Resume(_call_id(doc), ref)
         case "end":
-            return End(_text(doc, "call_id", 100), _text(doc, "note", MAX_NOTE, required=False), ref)
+            return End(_call_id(doc), _text(doc, "note", MAX_NOTE, required=False), ref)
         case "watch":
-            return WatchCall(_text(doc, "call_id", 100), ref)
+            return WatchCall(_call_id(doc), ref)
         case "answer":
-            return Answer(_text(doc, "sdp", MAX_SDP_BYTES), ref)
+            return Answer(_text(doc, "sdp", MAX_SDP_BYTES, lines=True), ref)
+        case "confirm_identity":
+            return ConfirmIdentity(_int(doc.get("alert_id"), "alert_id"), _id(doc, "participant"), ref)
+        case "reject_identity":
+            return RejectIdentity(_int(doc.get("alert_id"), "alert_id"), ref)
         case _:
             return Ack(_int(doc.get("audit_id"), "audit_id"), ref)
 
 
 def encode(kind: str, **fields: Any) -> str:
-    return json.dumps({"type": kind, **fields}, ensure_ascii=False)
+    """A server frame; a lone surrogate in a record's text (which the parsers refuse, so only from
+    an older record) is sent as JSON's ASCII escape instead of failing the whole feed."""
+    text = json.dumps({"type": kind, **fields}, ensure_ascii=False)
+    return text if encodable(text) else json.dumps({"type": kind, **fields})

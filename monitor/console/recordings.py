@@ -12,21 +12,26 @@ of ``DIR``. So ``..``, encoded ``%2e%2e``, absolute paths and other calls' files
 the list and get the same 404 as a missing file.
 
 ``websockets`` answers plain HTTP from ``process_request`` with a ``Response`` holding the whole
-body in memory, so a file larger than ``MAX_SERVE_BYTES`` is refused with 413 and a message
-saying so (copy it from ``DIR`` instead). Single byte ranges (``Range: bytes=a-b``) are answered
-with 206 so a browser's ``<video>`` element can seek.
+body in memory, so no answer carries more than ``MAX_PART_BYTES``, and only those bytes are read
+from the file (:func:`read_part`: open, seek, read). A byte range (``Range: bytes=a-b``, what a
+browser's ``<video>`` and ``<audio>`` elements always send) is answered with 206 and at most that
+many bytes from ``a``; the ``Content-Range`` says which, and the player asks for the rest as it
+plays (RFC 9110 lets a server send less than an open range asks for). A request without a range
+gets the whole file only when it fits in one answer, else a 413 saying to ask for ranges or copy
+the file from ``DIR``. So eight players on a 150 MB recording hold 8 x 4 MB, not 8 x 150 MB.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-MAX_SERVE_BYTES = 200 * 1024 * 1024
+MAX_PART_BYTES = 4 * 1024 * 1024
 _MEDIA = re.compile(r"^(?P<source>.+)\.(?P<kind>video|camera|audio)\.(?P<part>[0-9]+)\.webm$")
 _RANGE = re.compile(r"^bytes=(?P<start>[0-9]*)-(?P<end>[0-9]*)$")
 CONTENT_TYPES = {"video": "video/webm", "camera": "video/webm", "audio": "audio/webm"}
@@ -126,14 +131,17 @@ def listing(record_dir: Path | None, call_id: str) -> list[dict[str, Any]]:
             "bytes": f.size,
             "first_frame_call_t": f.first_frame_call_t,
             "url": url(call_id, f.name),
-            "playable": f.size <= MAX_SERVE_BYTES,
         }
         for f in list_files(record_dir, call_id)
     ]
 
 
 class RangeNotSatisfiable(ValueError):
-    """The Range header asks for bytes the file does not have (416)."""
+    """The Range header asks for bytes the file of ``size`` bytes does not have (416)."""
+
+    def __init__(self, header: str, size: int) -> None:
+        super().__init__(header)
+        self.size = size
 
 
 def byte_range(header: str | None, size: int) -> tuple[int, int] | None:
@@ -147,10 +155,49 @@ def byte_range(header: str | None, size: int) -> tuple[int, int] | None:
     if not match["start"]:  # suffix: the last n bytes
         length = int(match["end"])
         if length == 0 or size == 0:
-            raise RangeNotSatisfiable(header)
+            raise RangeNotSatisfiable(header, size)
         return max(0, size - length), size - 1
     start = int(match["start"])
     end = int(match["end"]) if match["end"] else size - 1
     if start >= size or end < start:
-        raise RangeNotSatisfiable(header)
+        raise RangeNotSatisfiable(header, size)
     return start, min(end, size - 1)
+
+
+class WholeFileTooLarge(ValueError):
+    """A request without a byte range for a file larger than one answer may carry (413)."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__(size)
+        self.size = size
+
+
+@dataclass(frozen=True, slots=True)
+class Part:
+    """What one answer carries: ``data`` from byte ``start`` of a file of ``size`` bytes;
+    ``ranged``: an answer to a byte range (206 with a Content-Range), else the whole file (200)."""
+
+    data: bytes
+    start: int
+    size: int
+    ranged: bool
+
+    @property
+    def content_range(self) -> str:
+        return f"bytes {self.start}-{self.start + len(self.data) - 1}/{self.size}"
+
+
+def read_part(path: Path, range_header: str | None) -> Part:
+    """Read only what one answer carries (blocking: run it in a thread). The size is the file's
+    now (a recording still being written grows). Raises :class:`RangeNotSatisfiable`,
+    :class:`WholeFileTooLarge` and OSError."""
+    with path.open("rb") as handle:
+        size = os.fstat(handle.fileno()).st_size
+        span = byte_range(range_header, size)
+        if span is None:
+            if size > MAX_PART_BYTES:
+                raise WholeFileTooLarge(size)
+            return Part(handle.read(MAX_PART_BYTES), 0, size, ranged=False)
+        start, end = span
+        handle.seek(start)
+        return Part(handle.read(min(end - start + 1, MAX_PART_BYTES)), start, size, ranged=True)

@@ -17,8 +17,8 @@ so the console can call the same functions for the staff side (``family_staff.py
 is the families' edge: HTTP routes (``app.py``), the socket (``connection.py``) and its messages
 (``api.py``), uploads (``documents.py``, ``images.py``, ``photos.py``), the pages (``static/``).
 
-May import: ``monitor.store``, ``monitor.analysis`` (in the photo checker's process),
-``monitor.http``, ``monitor.errors`` and ``policies``.
+May import: ``monitor.store``, ``monitor.mail`` (the address rule), ``monitor.analysis`` (in the
+photo checker's process), ``monitor.http``, ``monitor.errors`` and ``policies``.
 """
 
 from __future__ import annotations
@@ -49,7 +49,8 @@ def register(
     """Register every /family route on ``router`` and start the document retention task (needs a
     running event loop). ``base_url``: where families reach the server (links in e-mails; the
     first ``--origin`` when there is one), or a function giving it (a port chosen at start).
-    ``mailer``: the e-mail sender (default: none, logged, see ``mailer.py``). Call ``stop()`` on
+    ``mailer``: the e-mail sender (``monitor.mail.family_mail.FamilyMail`` from ``monitor serve``;
+    default: none, logged, see ``mailer.py``). Call ``stop()`` on
     the returned app at shutdown."""
     public_url = base_url if callable(base_url) else (lambda: base_url)
     parts = FamilyParts(

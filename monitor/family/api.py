@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
+from monitor.mail.messages import MailError, mail_address
 from monitor.store.auth import MIN_PASSWORD
 
 MAX_BYTES = 16 * 1024
@@ -44,7 +45,6 @@ MAX_PASSWORD = 200
 MAX_NOTE = 500
 MAX_PEOPLE = 8
 UPLOAD_KINDS = ("id_document", "proof_of_address", "face_photo")
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _ID = re.compile(r"^[a-z]+-[0-9a-f]{12}$")
 _LOCAL_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}$")
 
@@ -299,8 +299,10 @@ def _message(kind: str, doc: dict[str, Any]) -> Message:
     match kind:
         case "register":
             email = _text(doc, "email", 254).lower()
-            if not _EMAIL.match(email):
-                raise MessageError("e-mail address: this does not look like an e-mail address")
+            try:  # the rule the mail queue applies, so every address taken here can be mailed
+                mail_address(email)
+            except MailError:
+                raise MessageError("e-mail address: this does not look like an e-mail address") from None
             password = doc.get("password")
             if not isinstance(password, str) or not MIN_PASSWORD <= len(password) <= MAX_PASSWORD:
                 raise MessageError(f"password: use {MIN_PASSWORD} to {MAX_PASSWORD} characters")

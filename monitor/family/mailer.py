@@ -1,11 +1,11 @@
-"""The families' e-mail until ``monitor/mail`` (built in parallel) provides the product's sender.
+"""The families' e-mail when the server has no mail sender (a server made without one, e.g. in tests).
 
 Every message the families' side sends goes through the ``Mailer`` interface
 (``monitor.store.family_common.Mailer``: ``send(kind, to, **fields)``, kinds and fields listed
 there). :class:`UnsentMail`, the default, sends nothing: it logs one warning per message naming
 its kind (never the address or the link, which is a secret), so a server without a mail sender
-says plainly that families are not being e-mailed. ``monitor serve`` hands the families' side the
-real sender once there is one (``register(..., mailer=...)``).
+says plainly that families are not being e-mailed. ``monitor serve`` always has a sender and hands
+the families' side ``monitor.mail.family_mail.FamilyMail`` (``register(..., mailer=...)``).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ class UnsentMail:
 
     def send(self, kind: str, to: str, **fields: Any) -> None:
         self.unsent += 1
-        log.warning("e-mail %r to a family not sent: this server has no mail sender yet", kind)
+        log.warning("e-mail %r to a family not sent: this server has no mail sender", kind)
 
 
 __all__ = ["Mailer", "UnsentMail"]

@@ -84,6 +84,13 @@ def _zone_words(at: float, time_zone: str) -> str:
     return f"{time_zone} time" + (f", {abbreviation}" if abbreviation and abbreviation[0].isalpha() else "")
 
 
+def _check_link(kind: str, name: str, link: object) -> None:
+    text = link if isinstance(link, str) else ""
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.netloc or any(c in text for c in ' "<>'):
+        raise MailError(f"{kind}: {name} {link!r} is not an http(s) link")
+
+
 class _Checked:
     """Checks the fields of a message when it is made: text not empty, links http(s)."""
 
@@ -100,10 +107,13 @@ class _Checked:
                 if not value.strip() and field.name not in self._optional:
                     raise MailError(f"{self.kind}: {field.name} is empty")
         for name in self._links:
-            link = getattr(self, name)
-            parts = urlsplit(link)
-            if parts.scheme not in ("http", "https") or not parts.netloc or any(c in link for c in ' "<>'):
-                raise MailError(f"{self.kind}: {name} {link!r} is not an http(s) link")
+            _check_link(self.kind, name, getattr(self, name))
+        for person, link in getattr(self, "join_links", ()):
+            if not isinstance(person, str) or not person.strip() or _CONTROL.search(person):
+                raise MailError(
+                    f"{self.kind}: join_links: a person's name is empty or has control characters"
+                )
+            _check_link(self.kind, "join_links", link)
         zone = getattr(self, "time_zone", None)
         if zone is not None:
             _zone(zone)
@@ -147,9 +157,11 @@ class CallBooked(_Checked):
     time_zone: str  # the prison's (IANA name)
     starts_at: float  # UTC epoch seconds
     ends_at: float
-    join_link: str
+    join_link: str  # the main caller's
     call_id: str
     join_opens_minutes: int = 15
+    join_links: tuple[tuple[str, str], ...] = ()  # (name, link) of each person, when more than one
+    cancel_until: float | None = None  # the family may cancel until then
     kind: ClassVar[str] = "call_booked"
     _links: ClassVar[tuple[str, ...]] = ("join_link",)
 
@@ -165,6 +177,7 @@ class CallReminder(_Checked):
     join_link: str
     call_id: str
     join_opens_minutes: int = 15
+    join_links: tuple[tuple[str, str], ...] = ()
     kind: ClassVar[str] = "call_reminder"
     _links: ClassVar[tuple[str, ...]] = ("join_link",)
 
@@ -182,12 +195,100 @@ class CallCancelled(_Checked):
     _optional: ClassVar[tuple[str, ...]] = ("reason",)
 
 
+@dataclass(frozen=True, slots=True)
+class AlreadyRegistered(_Checked):
+    """Someone tried to open an account with an address that has one (the page says the same
+    either way, so it cannot be used to find out who has an account)."""
+
+    name: str  # the account holder's
+    link: str  # the family pages
+    kind: ClassVar[str] = "already_registered"
+    _links: ClassVar[tuple[str, ...]] = ("link",)
+
+
+@dataclass(frozen=True, slots=True)
+class ContactApproved(_Checked):
+    name: str
+    prisoner_name: str
+    prison: str
+    link: str
+    kind: ClassVar[str] = "contact_approved"
+    _links: ClassVar[tuple[str, ...]] = ("link",)
+
+
+@dataclass(frozen=True, slots=True)
+class ContactRefused(_Checked):
+    name: str
+    prisoner_name: str
+    prison: str
+    reason: str
+    link: str
+    kind: ClassVar[str] = "contact_refused"
+    _links: ClassVar[tuple[str, ...]] = ("link",)
+
+
+@dataclass(frozen=True, slots=True)
+class PersonApproved(_Checked):
+    name: str
+    person_name: str  # the person added to the account
+    link: str
+    kind: ClassVar[str] = "person_approved"
+    _links: ClassVar[tuple[str, ...]] = ("link",)
+
+
+@dataclass(frozen=True, slots=True)
+class PersonRefused(_Checked):
+    name: str
+    person_name: str
+    reason: str
+    link: str
+    kind: ClassVar[str] = "person_refused"
+    _links: ClassVar[tuple[str, ...]] = ("link",)
+
+
+@dataclass(frozen=True, slots=True)
+class RequestDeclined(_Checked):
+    """A staff-booked prison declined a family's request for a call."""
+
+    name: str
+    prisoner_name: str
+    prison: str
+    reason: str
+    link: str
+    kind: ClassVar[str] = "request_declined"
+    _links: ClassVar[tuple[str, ...]] = ("link",)
+
+
 MailContent = (
-    AddressConfirmation | AccountVerified | AccountRefused | CallBooked | CallReminder | CallCancelled
+    AddressConfirmation
+    | AccountVerified
+    | AccountRefused
+    | CallBooked
+    | CallReminder
+    | CallCancelled
+    | AlreadyRegistered
+    | ContactApproved
+    | ContactRefused
+    | PersonApproved
+    | PersonRefused
+    | RequestDeclined
 )
 KINDS: dict[str, type[MailContent]] = {
     cls.kind: cls
-    for cls in (AddressConfirmation, AccountVerified, AccountRefused, CallBooked, CallReminder, CallCancelled)
+    for cls in (
+        AddressConfirmation,
+        AccountVerified,
+        AccountRefused,
+        CallBooked,
+        CallReminder,
+        CallCancelled,
+        AlreadyRegistered,
+        ContactApproved,
+        ContactRefused,
+        PersonApproved,
+        PersonRefused,
+        RequestDeclined,
+    )
 }
 
 
@@ -266,20 +367,44 @@ def _parts(content: MailContent) -> tuple[str, list[Paragraph]]:
             ("Open your account:", content.link),
         ]
     if isinstance(content, CallBooked | CallReminder):
-        time = _call_time(content.starts_at, content.ends_at, content.time_zone)
-        opens = f"The link works from {content.join_opens_minutes} minutes before the call starts."
-        if isinstance(content, CallBooked):
-            subject = "Your video call is booked"
-            first = f"Your video call with {content.prisoner_name} at {content.prison} is booked."
-        else:
-            subject = "Reminder: your video call is coming up"
-            first = f"This is a reminder of your video call with {content.prisoner_name} at {content.prison}."
-        return subject, [
-            first,
-            f"When: {time}.",
-            f"{opens} Use a phone or tablet with its camera and microphone turned on.",
-            ("Join the call:", content.join_link),
-            "Everyone on the call must have been added to your account and approved.",
+        return _call_parts(content)
+    if isinstance(content, AlreadyRegistered):
+        return "You already have an account", [
+            "Someone tried to open an account for prison video calls with this email address, "
+            "which already has one.",
+            ("If that was you, sign in instead:", content.link),
+            "If it was not you, you can ignore this email: nothing has changed.",
+        ]
+    if isinstance(content, ContactApproved):
+        return f"You can now book calls with {content.prisoner_name}", [
+            f"{content.prison} has approved your calls with {content.prisoner_name}. "
+            "Everyone approved on your account is on their visitor list.",
+            ("Book a call:", content.link),
+        ]
+    if isinstance(content, ContactRefused):
+        return f"{content.prison} did not approve your calls with {content.prisoner_name}", [
+            f"{content.prison} did not approve your calls with {content.prisoner_name}.",
+            f"The reason: {content.reason}",
+            ("Open your account:", content.link),
+        ]
+    if isinstance(content, PersonApproved):
+        return f"{content.person_name} can now join your calls", [
+            f"We have checked the documents of {content.person_name}. They can now join your calls.",
+            ("Open your account:", content.link),
+        ]
+    if isinstance(content, PersonRefused):
+        return f"We could not approve {content.person_name}", [
+            f"We have checked the documents of {content.person_name} and could not approve them for calls.",
+            f"The reason: {content.reason}",
+            "You can upload new documents and we will check them again.",
+            ("Open your account:", content.link),
+        ]
+    if isinstance(content, RequestDeclined):
+        return "Your request for a call was declined", [
+            f"{content.prison} could not book the call you asked for with {content.prisoner_name}.",
+            f"The reason: {content.reason}",
+            "You can ask again with other times.",
+            ("Open your account:", content.link),
         ]
     time = _call_time(content.starts_at, None, content.time_zone)
     paragraphs: list[Paragraph] = [
@@ -289,6 +414,33 @@ def _parts(content: MailContent) -> tuple[str, list[Paragraph]]:
         paragraphs.append(f"The reason: {content.reason}")
     paragraphs.append("The join link for this call no longer works. You can book another call.")
     return "Your video call is cancelled", paragraphs
+
+
+def _call_parts(content: CallBooked | CallReminder) -> tuple[str, list[Paragraph]]:
+    time = _call_time(content.starts_at, content.ends_at, content.time_zone)
+    links = "The links work" if len(content.join_links) > 1 else "The link works"
+    opens = f"{links} from {content.join_opens_minutes} minutes before the call starts."
+    if isinstance(content, CallBooked):
+        subject = "Your video call is booked"
+        first = f"Your video call with {content.prisoner_name} at {content.prison} is booked."
+    else:
+        subject = "Reminder: your video call is coming up"
+        first = f"This is a reminder of your video call with {content.prisoner_name} at {content.prison}."
+    paragraphs: list[Paragraph] = [
+        first,
+        f"When: {time}.",
+        f"{opens} Use a phone or tablet with its camera and microphone turned on.",
+    ]
+    if len(content.join_links) > 1:
+        paragraphs.append("Each person joins with their own link, on their own phone or tablet:")
+        paragraphs += [(f"Join as {person}:", link) for person, link in content.join_links]
+    else:
+        paragraphs.append(("Join the call:", content.join_link))
+    paragraphs.append("Everyone on the call must have been added to your account and approved.")
+    if isinstance(content, CallBooked) and content.cancel_until is not None:
+        until = when(content.cancel_until, content.time_zone)
+        paragraphs.append(f"If you cannot make it, cancel the call on your account until {until}.")
+    return subject, paragraphs
 
 
 def render(content: MailContent) -> Rendered:

@@ -16,7 +16,9 @@ store is the queue: a message queued by another process, e.g. an admin command, 
 next poll), or until :meth:`MailSender.wake` (the family pages may call it after queueing).
 :meth:`stop` lets a batch that is being sent finish (within a bound) so its outcome is recorded;
 one cut off by the bound stays queued and is sent again at the next start (at least once, with
-the same Message-ID). Only one sender may run per database.
+the same Message-ID). One sender sends per database: on PostgreSQL, where several nodes share it,
+the one that holds the sender's role (``Store.holds``); the others' wait, and one takes over within
+a poll when that node stops or dies.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from monitor.store.database import Store
 
 log = logging.getLogger(__name__)
 
+ROLE = "mail-sender"  # one sender per database (Store.holds): a second node's waits to take over
 POLL_S = 2.0
 BATCH = 20
 STOP_S = 5.0
@@ -178,7 +181,10 @@ class MailSender:
         self._wake.clear()
 
     async def send_due(self) -> int:
-        """One pass: send every message that is due (at most one batch); how many were tried."""
+        """One pass: send every message that is due (at most one batch); how many were tried. On a
+        database shared by several nodes only the node holding the sender's role sends."""
+        if not self.store.holds(ROLE):
+            return 0
         now = self.store.clock()
         rows = []
         for row in mail_queue.due(self.store, now, self.batch):

@@ -165,7 +165,8 @@ class EncodedSource:
 
 class _Tee:
     """Stands in for the receiver's decoder queue: publishes each encoded frame, then queues it for
-    aiortc's decoder thread as before. ``put`` runs on the event loop, ``get`` on that thread."""
+    aiortc's decoder thread, as aiortc does without the tee. ``put`` runs on the event loop, ``get``
+    on that thread."""
 
     def __init__(self, real: queue.Queue[Any], source: EncodedSource) -> None:
         self.real = real

@@ -5,8 +5,8 @@ sequence order only, and holds everything behind a missing packet until 512 late
 arrived -- 5 to 15 s of 640x480 video. Its ``NackGenerator`` asks for a missing packet once, when
 the gap is first seen. So when a burst is lost and the NACK or the retransmission is lost too (UDP
 buffers overflow on a loaded host, exactly when keyframes burst), the receiver shows nothing for
-seconds, although the sender would gladly send a fresh keyframe. This is what stalled the
-in-process test devices after a lost forwarded keyframe; browsers recover on their own.
+seconds, although the sender would gladly send a fresh keyframe. aiortc peers (the tests' devices)
+stall this way after a lost forwarded keyframe; browsers recover on their own.
 
 :func:`watch_losses` wraps the buffer's ``add`` (which the receiver calls for every RTP packet):
 
@@ -23,12 +23,12 @@ The per-packet cost is a clock read and two attribute lookups; all the rest runs
 
 Before any of that, packets must leave the kernel. asyncio's UDP transport reads *one* datagram per
 socket per event-loop iteration, so a socket is drained no faster than the loop iterates. A busy
-relay on a shared machine iterated ~100-150 times a second, below a 1 Mbit/s camera's ~150 packets
-a second (video, audio, RTCP): its socket's kernel queue filled (~400 kB, seconds of delay), every
-packet behind it was late or dropped, and the ICE consent checks (one try, 0.5 s timeout, RFC 7675)
-failed six times in a row -- aioice closed the connection ~30 s after it connected, the "load call
-stall" of the pause-latency bench. :func:`read_datagrams_in_batches` makes each wake-up read what
-is queued (up to ``DATAGRAM_BATCH``), as uvloop and libuv do.
+relay on a shared machine iterates ~100-150 times a second, below a 1 Mbit/s camera's ~150 packets
+a second (video, audio, RTCP): its socket's kernel queue fills (~400 kB, seconds of delay), every
+packet behind it is late or dropped, and the ICE consent checks (one try, 0.5 s timeout, RFC 7675)
+fail six times in a row -- aioice then closes the connection ~30 s after it connected.
+:func:`read_datagrams_in_batches` makes each wake-up read what is queued (up to
+``DATAGRAM_BATCH``), as uvloop and libuv do.
 """
 
 from __future__ import annotations

@@ -31,6 +31,7 @@ from policies.decisions import (
     WarningCleared,
     WarningIssued,
 )
+from policies.text import encodable
 
 
 def _round(t: float) -> float:
@@ -89,8 +90,11 @@ def decision_record(decision: Decision, offset: float = 0.0) -> dict[str, Any]:
 
 
 def encode_line(record: dict[str, Any]) -> str:
-    """One timeline line (no trailing newline); keys in a stable order for diffable files."""
-    return json.dumps(record, ensure_ascii=False, separators=(", ", ": "))
+    """One timeline line (no trailing newline); keys in a stable order for diffable files. Text is
+    written as UTF-8, except that a record holding a lone surrogate (which UTF-8 cannot encode; the
+    wire parsers refuse them) is written with JSON's ASCII escapes, so writing it can never fail."""
+    line = json.dumps(record, ensure_ascii=False, separators=(", ", ": "))
+    return line if encodable(line) else json.dumps(record, separators=(", ", ": "))
 
 
 def decode_line(line: str) -> dict[str, Any]:

@@ -138,6 +138,19 @@ class Fault(Message):
 
 
 @dataclass(frozen=True, slots=True)
+class StaffIdentity(Request):
+    """Staff confirm face ``track`` of ``source`` as ``participant``, or reject it (None). Refused
+    (code ``refused``, the session's words) when it cannot apply."""
+
+    KIND: ClassVar[str] = "staff_identity"
+    call: str
+    source: str
+    track: int
+    participant: str | None
+    staff: str
+
+
+@dataclass(frozen=True, slots=True)
 class Watch(Request):
     """A console's receive-only view of a call; ``watch`` names it from now on."""
 
@@ -245,6 +258,7 @@ KINDS: dict[str, type[Message]] = {
         Leave,
         Staff,
         Fault,
+        StaffIdentity,
         Watch,
         WatchAnswer,
         WatchClose,
@@ -440,6 +454,7 @@ __all__ = [
     "Snapshot",
     "Staff",
     "StaffAction",
+    "StaffIdentity",
     "Stop",
     "Watch",
     "WatchAnswer",

@@ -49,6 +49,7 @@ from policies.booking import Booking
 from policies.config import PolicyConfig
 from policies.decisions import Alert, State, StateChanged
 from policies.reasons import Reason
+from policies.session import RefusedEvent
 from signalling import messages
 
 log = logging.getLogger(__name__)
@@ -252,6 +253,30 @@ class RemoteCall:
         link = self.link
         if link is not None and link.alive:
             await link.notify(ipc.Fault(self.call_id, reason.value, detail, raised))
+
+    async def _staff_identity(self, source: str, track: int, participant: str | None, staff: str) -> None:
+        """A staff verdict on one face track, applied by the call's session in its worker, or
+        RefusedEvent with the reason. Never kept for later, unlike a pause: a call placed again
+        has a fresh session whose face tracks are not the ones staff looked at."""
+        link = self.link
+        if link is None or not link.alive:
+            raise RefusedEvent(
+                "the call's relay process is restarting: its faces are checked again from the start"
+            )
+        try:
+            await link.request(
+                ipc.StaffIdentity(link.next_id(), self.call_id, source, track, participant, staff)
+            )
+        except RemoteError as exc:
+            raise RefusedEvent(exc.message) from None
+
+    async def staff_confirm_identity(
+        self, source: str, track: int, participant: str, staff: str = ""
+    ) -> None:
+        await self._staff_identity(source, track, participant, staff)
+
+    async def staff_reject_identity(self, source: str, track: int, staff: str = "") -> None:
+        await self._staff_identity(source, track, None, staff)
 
     async def watch_peer(self) -> tuple[RemoteWatchPeer, str, list[dict[str, str]], list[dict[str, Any]]]:
         """A console's receive-only view, made in the worker: (peer stand-in, offer SDP, slots, ICE)."""

@@ -45,6 +45,7 @@ from monitor.relay_workers import ipc
 from monitor.relay_workers.pipe import PipeChannel
 from monitor.workers.analysis_pool import AnalysisPool, AnalysisStats, StreamStats
 from policies.reasons import Reason
+from policies.session import RefusedEvent
 
 log = logging.getLogger(__name__)
 
@@ -122,6 +123,10 @@ class RelayWorker:
             if request_id is not None:
                 await self._send(ipc.reply(request_id, code=exc.code, message=exc.message))
             return
+        except RefusedEvent as exc:  # a staff verdict the session will not apply: for staff
+            if request_id is not None:
+                await self._send(ipc.reply(request_id, code="refused", message=str(exc)[:300]))
+            return
         except ValueError as exc:  # an offer or answer that cannot be used: for the user
             if request_id is not None:
                 await self._send(ipc.reply(request_id, code="bad_sdp", message=str(exc)[:300]))
@@ -166,6 +171,12 @@ class RelayWorker:
                 await self._call(call_id).staff_resume(staff)
             case ipc.Staff(call=call_id, action="end", note=note, staff=staff):
                 await self._call(call_id).staff_end(note, staff)
+            case ipc.StaffIdentity(call=call_id, source=source, track=track, participant=None, staff=staff):
+                await self._call(call_id).staff_reject_identity(source, track, staff)
+            case ipc.StaffIdentity(
+                call=call_id, source=source, track=track, participant=str(who), staff=staff
+            ):
+                await self._call(call_id).staff_confirm_identity(source, track, who, staff)
             case ipc.Watch(watch=watch, call=call_id):
                 from monitor.console.watch import watch_peer
 

@@ -32,21 +32,23 @@ unless the look changes, pose every 30 s unless the picture changes: ``monitor/a
 calm frame costs little more than the face detector (~6 ms); the pace itself is what is left to
 trade. It is the backstop for an entrance the change gate cannot see (a face of 60-80 px, the
 smallest identity will embed, against a background of similar brightness changes no block enough),
-and it bounds the target "an unbooked face pauses within 2 s of appearing": seen at the next calm
-slot, three identity samples on the busy grid (0.33 s), then the 1 s the policy waits. At 2 a second
-the worst case is 0.5 + 0.33 + 1.0 = 1.83 s, one busy frame of slack for a sample lost to motion
-blur; at 1.5 it would be exactly 2.0 s and at 1 a second 2.33 s. Below 1/2 a second the calm
-frames would also be further apart than the tracker keeps an unseen face (2.0 s, and past 0.7 s
-only a face that still looks the same): every calm frame would open a new track and re-identify
-it, so such a pace is refused. ``make bench`` reports the
-steady-state speed at each pace.
+and it bounds the target "an unbooked face pauses within 1.5 s of appearing": seen at the next calm
+slot, three identity samples on the busy grid (0.33 s), then the policy's ``unbooked_face`` window
+(0.5 s). At 2 a second the worst case is 0.5 + 0.33 + 0.5 = 1.33 s, one busy frame of slack for a
+sample lost to motion blur; at 1.5 it would be exactly 1.5 s and at 1 a second 1.83 s. Below 1/2 a
+second the calm frames would also be further apart than the tracker keeps an unseen face (2.0 s,
+and past 0.7 s only a face that still looks the same): every calm frame would open a new track and
+re-identify it, so such a pace is refused. ``make bench`` reports the steady-state speed at each
+pace.
 
 Order of events into the Session: a ``ParticipantJoined`` for the recording's device (the main
 caller, visitor side) at the first frame; then, in media-time order, injected ``--events`` and the
 Observations of analysed frames (an injected event at the same time as a frame goes first); a
 final ``Tick`` at the last frame's time. Before each injected event a ``Tick`` at its time flushes
-whatever fell due, so the ``event`` line sits in time order among the decisions. Replay stops
-early once the session has ended.
+whatever fell due, so the ``event`` line sits in time order among the decisions. An injected
+event the session refuses (not allowed in its state, or naming a device or a booked person the call
+does not have: ``policies.session.RefusedEvent``) is not applied, and noted. Replay stops early
+once the session has ended.
 
 Evidence. With ``--evidence DIR`` every alert gets a JPEG of the analysed frame just before its
 time (or the one whose observation made it fire, when none is earlier), with each face boxed and
@@ -155,7 +157,8 @@ class Replay:
         sampler = Sampler(self.source, analysis_fps, calm_fps, change_threshold, offset=self.offset)
         self.cadence = sampler.cadence
         # the tracker forgets a face unseen for longer than this: a calm pace slower than that would
-        # make every calm frame a new, unidentified face (measured at 1 a second: 7x slower, not faster)
+        # make every calm frame a new, unidentified face (a new track costs 200-300 ms of identity
+        # samples, so such a pace runs several times slower, not faster)
         keep = getattr(getattr(pipeline, "settings", None), "track_max_missed_s", None)
         if keep is None:
             from monitor.analysis.pipeline import DEFAULT_SETTINGS
@@ -249,7 +252,7 @@ class Replay:
             self._emit_decision(decision)
 
     def _inject(self, item: InjectedEvent) -> None:
-        from policies.session import IllegalTransition
+        from policies.session import RefusedEvent
 
         self._handle(Tick(self.offset + item.t))
         if self.session.state is State.ENDED:
@@ -257,7 +260,7 @@ class Replay:
             return
         try:
             decisions = self.session.handle(item.event(self.offset, self.source))
-        except IllegalTransition as exc:
+        except RefusedEvent as exc:  # not allowed now, or names a device or person the call lacks
             self._stats.skipped_events.append(f"line {item.line}: {exc} (not applied)")
             return
         self._emit(item.record(self.offset))

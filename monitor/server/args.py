@@ -80,7 +80,20 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         f"{DEFAULT_MAX_CALLS}, measured by bench/capacity.py on one core); a device that would start "
         "one more is refused with over_capacity",
     )
-    parser.add_argument("--db", metavar="FILE", help="SQLite store (default $MONITOR_DB or ./monitor.db)")
+    parser.add_argument(
+        "--db",
+        metavar="DB",
+        help="the store: a SQLite file, or postgresql://USER@HOST:PORT/NAME shared by several nodes "
+        "(default $MONITOR_DB, else ./monitor.db); a PostgreSQL password goes in ~/.pgpass, $PGPASSWORD "
+        "or $MONITOR_DB, never on the command line",
+    )
+    parser.add_argument(
+        "--node",
+        metavar="NAME",
+        help="this server's name among the nodes sharing one PostgreSQL database (default: the host "
+        "name); two servers with one name are refused, and a node starting again marks only its own "
+        "calls interrupted",
+    )
     parser.add_argument(
         "--origin",
         action="append",

@@ -12,7 +12,9 @@ import asyncio
 import dataclasses
 import json
 import logging
+import re
 import signal
+import socket
 import ssl
 import sys
 import time
@@ -30,6 +32,7 @@ log = logging.getLogger(__name__)
 
 #: The folder of the data directory calls are recorded into unless ``--record DIR`` moves it.
 RECORDINGS = "recordings"
+_NODE = re.compile(r"^[A-Za-z0-9._-]{1,63}$")
 DEMO_BOOKING = Path(__file__).resolve().parents[2] / "fixtures" / "bookings" / "clean" / "booking.json"
 DEMO_HINT = (
     "Demo call: open the prisoner and the visitor links (two browser windows, camera allowed). The visitor "
@@ -132,6 +135,14 @@ def metrics_token(args: argparse.Namespace) -> str | None:
     return token
 
 
+def node_name(given: str | None) -> str:
+    """``--node``: this server's name on a shared PostgreSQL database (default: the host name)."""
+    name = given if given is not None else socket.gethostname()
+    if not _NODE.match(name):
+        raise UserError(f"--node {name!r}: use 1-63 letters, digits, '.', '_' or '-'")
+    return name
+
+
 def run_serve(args: argparse.Namespace) -> int:
     """Everything that can fail is checked, and the port bound and the database locked, before
     the store is touched: a start that fails changes nothing (no password rotated, no call
@@ -159,17 +170,20 @@ def run_serve(args: argparse.Namespace) -> int:
     token = metrics_token(args)
     ice_hosts = args.ice_host or _default_ice_hosts(args.host)
     patches.set_ice_host_addresses(ice_hosts)
-    from monitor.store.database import Store, default_db_path
+    from monitor.admin.common import store_location
+    from monitor.store.database import Store
     from monitor.store.lock import ServeLock
 
     if args.record and args.no_record:
         raise UserError("--record DIR and --no-record: give one or the other")
+    where = store_location(getattr(args, "db", None))
+    node = node_name(getattr(args, "node", None)) if where.is_postgresql else None
     sock = listen_socket(args.host, args.port)
-    lock = ServeLock(Path(args.db or default_db_path()))
+    lock = ServeLock(where, node or "")
     try:
         lock.acquire()
-        record_dir = _record_dir(args, lock.db_path)
-        store = Store(lock.db_path)
+        record_dir = _record_dir(args, where.path)
+        store = Store(where, node=node)
     except BaseException:
         sock.close()
         lock.release()
@@ -181,7 +195,7 @@ def run_serve(args: argparse.Namespace) -> int:
         staff, family = _demo(store, config, bookings) if args.demo else (None, None)
         if not bookings and not store.bookings_between(time.time(), float("inf")):
             raise UserError(
-                f"nothing to serve: {store.path} has no calls booked from now on; book one with "
+                f"nothing to serve: {store.name} has no calls booked from now on; book one with "
                 "`monitor book`, or give --booking FILE (repeatable) or --demo"
             )
         server = Server(

@@ -156,13 +156,18 @@ class Server:
         self.metrics: Any = None  # metrics hook: monitor.server.metrics.Metrics, made in _routes()
         # the audit log the console's recorder writes (AuditLog; its writer has health() and stats())
         self.audit: Any = None
-        self.mailer: Any = None  # e-mail to families (monitor.store.family_common.Mailer); None: not sent
+        # e-mail to families (monitor.store.family_common.Mailer); None: FamilyMail on ``mail`` if given
+        self.mailer: Any = None
         self.family: family.FamilyApp | None = None  # the /family routes, with a store
 
     @property
     def base_url(self) -> str:
         scheme = "https" if self.ssl_context else "http"
         return f"{scheme}://{self.host}:{self.port}"
+
+    def public_url(self) -> str:
+        """Where families and staff reach the server: the first ``--origin``, else its own URL."""
+        return self.origins[0] if self.origins else self.base_url
 
     async def start(self) -> None:
         if self.sock is None:  # before anything else: a server that cannot listen changes nothing
@@ -355,6 +360,7 @@ class Server:
 
         self.metrics = register_server_metrics(self)
         if self.store is not None:  # /console routes on the same port
+            mailer = self._family_mailer()
             # the console writes every record published on the hub to the audit log
             self._console_recorder = console.register(
                 self.router,
@@ -364,6 +370,7 @@ class Server:
                 secure=secure,
                 record_dir=self.record_dir,
                 origins=self.origins,
+                desk=console.DeskParts(self.config, mailer, self.public_url),
             )
             self.audit = self._console_recorder.log if self._console_recorder is not None else None
             self.metrics.audit = self.audit.writer if self.audit is not None else None  # metrics hook
@@ -373,11 +380,29 @@ class Server:
                 self.router,
                 store=self.store,
                 config=self.config,
-                base_url=lambda: self.origins[0] if self.origins else self.base_url,
+                base_url=self.public_url,
                 origins=self.origins,
                 secure=secure,
-                mailer=self.mailer,
+                mailer=mailer,
             )
+
+    def _family_mailer(self) -> Any:
+        """What the family pages and the console's families desk mail with: the one given
+        (``mailer``), else the mail queue when the server has a sender, else nothing (logged)."""
+        if self.mailer is None and self.mail is not None:
+            from monitor.mail.family_mail import FamilyMail
+
+            self.mailer = FamilyMail(
+                self.store,
+                self.public_url,
+                join_opens_minutes=self.config.join_opens_minutes,
+                wake=self.mail.wake,
+            )
+        if self.mailer is None:
+            from monitor.family.mailer import UnsentMail
+
+            self.mailer = UnsentMail()
+        return self.mailer
 
     async def _index(self, request: HttpRequest) -> Any:
         if request.path != "/":

@@ -10,6 +10,13 @@ server's close timeout (``monitor.server.serve.CLOSE_TIMEOUT_S``, 1 s, not webso
 client sends can disturb another connection: each handler only touches its own device, and every
 failure is caught here.
 
+What one connection may send is budgeted (:class:`MessageBudget`, a token bucket): a burst of
+``MESSAGE_BURST`` frames, then ``MESSAGES_PER_S`` a second. A device of the join page sends a join,
+an offer and a capture_attempt per thing its user does: far less. A frame over the budget is not
+parsed or acted on; it gets a ``rate_limited`` error frame and counts as a bad frame, so a client
+that keeps flooding is closed (1008) after ``MAX_ERRORS`` of them in a row, and no flood reaches the
+call (1,000 capture_attempt a second would otherwise each be a policy event and a record).
+
 Before any of that, :meth:`SignallingServer.admit` checks the handshake: a browser page of another
 origin (any ``Origin`` header but the server's own, see ``monitor.http.origin_allowed``) gets an
 HTTP 403 and no WebSocket, so a page elsewhere cannot use a link token it got hold of. A client
@@ -22,6 +29,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from websockets.asyncio.server import ServerConnection
@@ -41,6 +49,33 @@ log = logging.getLogger(__name__)
 MAX_ERRORS = 20
 #: A connection must join within this many seconds.
 JOIN_TIMEOUT_S = 30.0
+#: Frames one connection may send at once, and then per second (see :class:`MessageBudget`).
+MESSAGE_BURST = 30
+MESSAGES_PER_S = 10.0
+
+
+@dataclass
+class MessageBudget:
+    """A token bucket: ``burst`` frames at once, refilled at ``per_s`` a second (``now``: seconds
+    on any steady clock)."""
+
+    burst: float
+    per_s: float
+    tokens: float
+    last: float
+
+    @classmethod
+    def full(cls, now: float, burst: float = MESSAGE_BURST, per_s: float = MESSAGES_PER_S) -> MessageBudget:
+        return cls(burst, per_s, burst, now)
+
+    def take(self, now: float) -> bool:
+        """Spend one frame's worth; False when the budget is spent (the frame is over it)."""
+        self.tokens = min(self.burst, self.tokens + max(0.0, now - self.last) * self.per_s)
+        self.last = now
+        if self.tokens < 1.0:
+            return False
+        self.tokens -= 1.0
+        return True
 
 
 class SignallingServer:
@@ -104,6 +139,8 @@ class SignallingServer:
         call: CallHandle[Any] | None = None
         device: object | None = None  # what the call gave at the join, handed back to it
         errors = 0
+        loop = asyncio.get_running_loop()
+        budget = MessageBudget.full(loop.time())
 
         async def send(frame: dict[str, Any]) -> None:
             await ws.send(messages.encode(frame))
@@ -127,6 +164,12 @@ class SignallingServer:
                     await send(messages.error("join_timeout", f"no join within {JOIN_TIMEOUT_S:.0f} s"))
                     await ws.close(1008, "no join")
                     return
+                if not budget.take(loop.time()):
+                    await fail(
+                        "rate_limited",
+                        f"more than {MESSAGES_PER_S:g} messages a second: this one was not acted on",
+                    )
+                    continue
                 try:
                     message = messages.parse_client(raw)
                 except ProtocolError as exc:

@@ -17,8 +17,10 @@ written to it keys the chain: the plain chain is verified, every hash is recompu
 (the only UPDATE the triggers allow, and only until the chain is keyed), and the plain head is kept
 in ``audit_chain`` for comparison with copies taken before.
 
-Appending reads the head and inserts the next record inside one ``BEGIN IMMEDIATE`` transaction,
-so concurrent writers (processes too) serialise and a killed writer leaves the chain whole. An
+Appending reads the head and inserts the next record inside one write transaction (one writer
+at a time: SQLite's ``BEGIN IMMEDIATE``, PostgreSQL's write lock, see :mod:`monitor.store.sql`), so
+concurrent writers (processes, and nodes sharing a PostgreSQL database) serialise into one strict
+sequence and a killed writer leaves the chain whole. An
 evidence frame is written to its content-addressed file (temporary file, fsync, rename) *before*
 the record that references it commits. A ``state`` record also moves the ``calls`` row in the same
 transaction, so the board and the log cannot disagree. The checkpoint is appended after the commit.
@@ -41,7 +43,6 @@ import functools
 import hashlib
 import logging
 import os
-import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
@@ -60,6 +61,7 @@ from monitor.store.audit_record import (
     record_of,
 )
 from monitor.store.database import Store
+from monitor.store.sql import Connection, DatabaseError
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +92,10 @@ class AuditLog:
         self.store = store
         self.writer = writer
         self._changed = asyncio.Event()
+        self._latest: asyncio.Future[AuditRecord] | None = None  # the newest record submitted
         self._key: AuditKey | None = None
+        self._chain: tuple[str, str] | None = None  # (key id, chain id) once read keyed
+        self._keyed_in = -1  # the store transaction that keyed the chain (not cached before its commit)
         self.anchor_failures = 0  # checkpoints that could not be written (logged)
 
     # -- from the event loop ------------------------------------------------------------------
@@ -121,7 +126,17 @@ class AuditLog:
         )
         future = asyncio.wrap_future(queued, loop=loop)
         future.add_done_callback(self._notify)
+        self._latest = future
         return future
+
+    async def settled(self) -> None:
+        """Return once every record submitted so far is committed (or has failed): records are
+        committed in submission order, so waiting for the latest is enough. A reader that must see
+        what a call has just published (the state change *and* the alert after it) waits here."""
+        latest = self._latest
+        if latest is not None and not latest.done():
+            with contextlib.suppress(Exception):
+                await asyncio.shield(latest)
 
     async def append_async(
         self,
@@ -217,8 +232,11 @@ class AuditLog:
         outer = store.db.in_transaction
         with store.transaction() as db:
             key = self._key_for_append(db)
-            head = db.execute("SELECT id, hash FROM audit ORDER BY id DESC LIMIT 1").fetchone()
-            prev_id, prev_hash = (0, GENESIS) if head is None else (int(head[0]), str(head[1]))
+            if store.audit_head is not None and store.audit_head[0] == store.transactions:
+                _, prev_id, prev_hash = store.audit_head  # appended earlier in this transaction
+            else:
+                head = db.execute("SELECT id, hash FROM audit ORDER BY id DESC LIMIT 1").fetchone()
+                prev_id, prev_hash = (0, GENESIS) if head is None else (int(head[0]), str(head[1]))
             new_id, at = prev_id + 1, store.clock()
             unhashed = AuditRecord(new_id, at, prison, call_id, kind, actor, data, digest, prev_hash, "")
             record = dataclasses.replace(
@@ -240,10 +258,11 @@ class AuditLog:
                     record.hash,
                 ),
             )
+            store.audit_head = (store.transactions, new_id, record.hash)
             if kind == "state" and call_id is not None and isinstance(data.get("state"), str):
                 db.execute(
-                    "UPDATE calls SET state = ?, updated_at = ? WHERE call_id = ?",
-                    (data["state"], at, call_id),
+                    "UPDATE calls SET state = ?, updated_at = ?, node = COALESCE(?, node) WHERE call_id = ?",
+                    (data["state"], at, store.node, call_id),
                 )
         if outer:  # checkpointed once the caller's transaction commits (the newest record)
             store.after_commit(self, functools.partial(self.anchor, record))
@@ -253,17 +272,25 @@ class AuditLog:
 
     # -- the key and the anchor -----------------------------------------------------------------
 
-    def _key_for_append(self, db: sqlite3.Connection) -> AuditKey:
+    def _key_for_append(self, db: Connection) -> AuditKey:
         """The key to chain the next record with (inside the append's transaction); keys a chain
         from before keyed chains first."""
-        row = audit_verify.chain_row(self.store)
-        if row["key_id"] is None:
-            key = load_key(self.store.path, create=True)
-            assert key is not None
-            audit_verify.key_chain(self.store, db, key)
-            return key
-        if self._key is None or self._key.key_id != row["key_id"]:
-            self._key = audit_verify.stored_key(self.store.path, row["key_id"])
+        if self._chain is None:
+            row = audit_verify.chain_row(self.store)
+            if row["key_id"] is None:
+                key = load_key(self.store.path, create=True)
+                assert key is not None
+                audit_verify.key_chain(self.store, db, key)
+                self._keyed_in = self.store.transactions
+                return key
+            if self._keyed_in == self.store.transactions:  # keyed in this transaction: may roll back
+                return self._stored_key(row["key_id"])
+            self._chain = (row["key_id"], row["chain_id"])  # fixed for good once keyed (a trigger)
+        return self._stored_key(self._chain[0])
+
+    def _stored_key(self, key_id: str) -> AuditKey:
+        if self._key is None or self._key.key_id != key_id:
+            self._key = audit_verify.stored_key(self.store.path, key_id)
         return self._key
 
     def ensure_keyed(self) -> None:
@@ -279,7 +306,7 @@ class AuditLog:
         that cannot be written is logged and counted: the records are committed, and the next
         checkpoint covers them."""
         try:
-            chain_id = audit_verify.chain_row(self.store)["chain_id"]
+            chain_id = self._chain[1] if self._chain else audit_verify.chain_row(self.store)["chain_id"]
             Checkpoints(checkpoint_path(self.store.path), chain_id).checkpoint(record.id, record.hash)
         except Exception as exc:  # never raised: the records are committed whatever happens here
             self.anchor_failures += 1
@@ -292,7 +319,7 @@ class AuditLog:
         try:
             chain_id = audit_verify.chain_row(self.store)["chain_id"] or "unkeyed"
             Checkpoints(checkpoint_path(self.store.path), chain_id).lost(records, why)
-        except (OSError, sqlite3.Error) as exc:
+        except (OSError, DatabaseError) as exc:
             log.critical("and the loss could not be noted in the checkpoint file either: %s", exc)
 
     def get(self, audit_id: int) -> AuditRecord | None:

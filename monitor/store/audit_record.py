@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from monitor.store.database import StoreError
+from policies.text import encodable
 
 GENESIS = "0" * 64
 
@@ -18,7 +19,12 @@ OTHER_KINDS = ("staff_action", "joined", "left", "login")
 
 
 def canonical_json(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    """The one encoding of a record (stored and hashed). A lone surrogate (refused by the wire
+    parsers) gets JSON's ASCII escapes instead, so a record can always be hashed and stored."""
+    text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    if encodable(text):
+        return text
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), allow_nan=False)
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,7 +11,6 @@ import hashlib
 import hmac
 import logging
 import secrets
-import sqlite3
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -21,6 +20,7 @@ from monitor.store.audit_chain import AuditKey, Checkpoints, checkpoint_path, ke
 from monitor.store.audit_chain import read_checkpoints as read_checkpoint_file
 from monitor.store.audit_record import GENESIS, Verification, canonical_json, record_of
 from monitor.store.database import Store, StoreError
+from monitor.store.sql import Connection, Row
 
 log = logging.getLogger(__name__)
 
@@ -32,10 +32,10 @@ def plain_hash(prev_hash: str, canonical_body: str) -> str:
     return hashlib.sha256((prev_hash + canonical_body).encode("utf-8")).hexdigest()
 
 
-def chain_row(store: Store) -> sqlite3.Row:
-    row: sqlite3.Row | None = store.db.execute("SELECT * FROM audit_chain WHERE id = 1").fetchone()
+def chain_row(store: Store) -> Row:
+    row: Row | None = store.db.execute("SELECT * FROM audit_chain WHERE id = 1").fetchone()
     if row is None:
-        raise StoreError(f"{store.path}: the audit chain settings row is missing (altered)")
+        raise StoreError(f"{store.name}: the audit chain settings row is missing (altered)")
     return row
 
 
@@ -55,7 +55,7 @@ def stored_key(db_path: Path, key_id: str) -> AuditKey:
     return key
 
 
-def key_chain(store: Store, db: sqlite3.Connection, key: AuditKey) -> None:
+def key_chain(store: Store, db: Connection, key: AuditKey) -> None:
     """Inside a write transaction: verify the plain chain, recompute every hash with ``key``, fix
     the chain's settings and start its checkpoint file."""
     rows = list(db.execute("SELECT * FROM audit ORDER BY id"))
@@ -75,7 +75,7 @@ def key_chain(store: Store, db: sqlite3.Connection, key: AuditKey) -> None:
     )
     Checkpoints(checkpoint_path(store.path), chain_id).start()
     if rows:
-        log.warning("audit chain of %s keyed: %d records re-hashed", store.path, len(rows))
+        log.warning("audit chain of %s keyed: %d records re-hashed", store.name, len(rows))
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +88,7 @@ class Walked:
 
 
 def walk(
-    rows: Iterable[sqlite3.Row],
+    rows: Iterable[Row],
     hash_of: Hash,
     evidence_path: Callable[[str], Path] | None = None,
     wanted: frozenset[int] = frozenset(),
@@ -111,7 +111,7 @@ def walk(
 
 
 def _problem(
-    row: sqlite3.Row,
+    row: Row,
     prev_id: int,
     prev_hash: str,
     hash_of: Hash,

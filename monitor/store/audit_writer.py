@@ -4,14 +4,15 @@ never losing one.
 Theory of operation
 -------------------
 The event loop hands each record to :meth:`AuditWriter.submit` and gets a future back. One writer
-thread, with its own SQLite connection to the same file (``sqlite3`` connections must not be shared
-between threads mid-transaction), appends the queued records in submission order (``AuditLog.append``:
+thread, with its own connection to the same database (a connection must not be shared between
+threads mid-transaction), appends the queued records in submission order (``AuditLog.append``:
 evidence file written and fsynced, then the record), one transaction per batch of up to ``BATCH``,
 then checkpoints the new head outside the database (``audit_chain.py``). A future is resolved only
-after ``COMMIT`` returns, and the connection runs ``synchronous=FULL``: a record acknowledged to its
-caller is on disk. Order is the submission order because there is one thread and one queue; the
-chain is computed inside the write transaction, so writers in other processes (admin commands)
-still interleave safely.
+after ``COMMIT`` returns, and SQLite runs ``synchronous=FULL`` (PostgreSQL flushes its log at
+commit unless its operator turned ``synchronous_commit`` off): a record acknowledged to its caller
+is on disk. Order is the submission order because there is one thread and one queue; the chain is
+computed inside the write transaction, so writers in other processes (admin commands) and on
+other nodes still interleave safely.
 
 *Bounded, with back-pressure.* The queue holds at most ``max_records`` records and ``max_bytes``
 bytes (evidence frames included), counting the batch being written. A submit that finds it full
@@ -21,10 +22,11 @@ thinned before they get here (the policy counts repeated capture attempts on one
 events are rate-limited per connection), so a working disk makes the loop wait at most a commit.
 
 *Failures.* A batch that fails for a reason that may pass (disk full, an I/O error, the database
-locked too long, the key or the evidence folder missing: ``OSError``, SQLite's operational errors,
-``StoreError``) is rolled back, the connection closed, and the same batch retried after a back-off
-(``retry_first_s`` doubling up to ``retry_max_s``) for as long as it takes; its records and
-everything submitted meanwhile stay queued (bounded as above). Meanwhile :meth:`health` is not ok
+locked too long, the connection to PostgreSQL lost, the key or the evidence folder missing:
+``OSError``, the database's operational errors, ``StoreError``) is rolled back, the connection
+closed, and the same batch retried after a back-off (``retry_first_s`` doubling up to
+``retry_max_s``) for as long as it takes; its records and everything submitted meanwhile stay
+queued (bounded as above). Meanwhile :meth:`health` is not ok
 and names the calls with records waiting; :meth:`on_health` listeners are told as soon as that
 changes, so the calls can pause (``FaultRaised(store_error)``) and staff be told. Health is ok again
 once every record submitted before the writes recovered is written. A record that can never be
@@ -41,7 +43,6 @@ from __future__ import annotations
 import concurrent.futures
 import itertools
 import logging
-import sqlite3
 import threading
 import time
 from collections import deque
@@ -54,6 +55,7 @@ from monitor.store.audit import AuditLog, AuditRecord, StoreHealth
 from monitor.store.audit_chain import Checkpoints, checkpoint_path
 from monitor.store.audit_record import canonical_json, check_record
 from monitor.store.database import Clock, Store, StoreError
+from monitor.store.sql import DatabaseError, IntegrityError, Location, ProgrammingError, locate
 
 log = logging.getLogger(__name__)
 
@@ -63,14 +65,14 @@ MAX_RECORDS = 10_000
 MAX_BYTES = 64 * 2**20
 RETRY_FIRST_S = 0.05
 RETRY_MAX_S = 5.0
-_PERMANENT = (sqlite3.IntegrityError, sqlite3.ProgrammingError, sqlite3.InterfaceError, sqlite3.DataError)
+_PERMANENT = (IntegrityError, ProgrammingError)
 
 
 def may_pass(error: BaseException) -> bool:
     """Whether a failed write is worth retrying (the disk, the file system, a lock, the setup)."""
     if isinstance(error, _PERMANENT):
         return False
-    return isinstance(error, OSError | sqlite3.DatabaseError | StoreError)
+    return isinstance(error, OSError | DatabaseError | StoreError)
 
 
 @dataclass
@@ -113,15 +115,17 @@ class AuditWriterStats:
 class AuditWriter:
     def __init__(
         self,
-        path: Path,
+        location: str | Path | Location,
         clock: Clock,
         *,
+        node: str | None = None,
         max_records: int = MAX_RECORDS,
         max_bytes: int = MAX_BYTES,
         retry_first_s: float = RETRY_FIRST_S,
         retry_max_s: float = RETRY_MAX_S,
     ) -> None:
-        self.path = path
+        self.location = locate(location)
+        self.node = node
         self.clock = clock
         self.max_records = max_records
         self.max_bytes = max_bytes
@@ -313,12 +317,12 @@ class AuditWriter:
 
     def _note_lost(self, count: int, why: str) -> None:
         try:
-            with Store(self.path, clock=self.clock) as store:
+            with Store(self.location, clock=self.clock, node=self.node) as store:
                 AuditLog(store).note_lost(count, why)
         except Exception:  # the database cannot even be opened: the checkpoint file alone
             log.critical("%d audit records were not written: %s", count, why)
             try:
-                Checkpoints(checkpoint_path(self.path), "unknown").lost(count, why)
+                Checkpoints(checkpoint_path(self.location.path), "unknown").lost(count, why)
             except OSError as exc:
                 log.critical("and the loss could not be noted in the checkpoint file either: %s", exc)
 
@@ -336,7 +340,7 @@ class AuditWriter:
             while batch := self._take(limit):
                 try:
                     if store is None:
-                        store = Store(self.path, clock=self.clock)
+                        store = Store(self.location, clock=self.clock, node=self.node)
                     records = self._write(store, batch)
                 except Exception as exc:
                     if store is not None:
@@ -364,7 +368,8 @@ class AuditWriter:
     @staticmethod
     def _write(store: Store, batch: list[_Job]) -> list[AuditRecord]:
         audit = AuditLog(store)
-        with store.transaction():  # committed, then the newest record checkpointed
+        # committed, then the newest record checkpointed; on PostgreSQL the inserts are pipelined
+        with store.transaction(), store.db.pipeline():
             return [
                 audit.append(
                     j.kind, j.data, prison=j.prison, call_id=j.call_id, actor=j.actor, evidence=j.evidence

@@ -134,11 +134,12 @@ def add_staff(store: Store, username: str, prison: str, password: str) -> Staff:
     with store.transaction() as db:
         if db.execute("SELECT 1 FROM staff WHERE username = ?", (username,)).fetchone():
             raise StoreError(f"staff account {username} already exists")
-        cursor = db.execute(
-            "INSERT INTO staff (username, prison, password_hash, created_at) VALUES (?, ?, ?, ?)",
+        new_id = db.execute(
+            "INSERT INTO staff (username, prison, password_hash, created_at) VALUES (?, ?, ?, ?)"
+            " RETURNING id",
             (username, prison, hashed, store.clock()),
-        )
-    return Staff(int(cursor.lastrowid or 0), username, prison)
+        ).fetchone()[0]
+    return Staff(int(new_id), username, prison)
 
 
 def set_password(store: Store, username: str, password: str) -> int:

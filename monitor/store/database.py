@@ -1,49 +1,74 @@
-"""The SQLite store: prisoners, visitor lists, visitors, bookings, calls and join tokens.
+"""The store: prisoners, visitor lists, visitors, bookings, calls and join tokens, on SQLite or
+PostgreSQL.
 
 Theory of operation
 -------------------
-One SQLite file in WAL mode with foreign keys on. The schema is built by the numbered files in
-``monitor/store/migrations`` (``001_initial.sql``, ``002_...``), each applied once, in order, inside one
-transaction together with its row in ``schema_version``; a half-applied migration therefore
-never exists. Every write goes through :meth:`Store.transaction` (``BEGIN IMMEDIATE`` ...
-``COMMIT``), so a process killed mid-write leaves the last committed state and nothing else.
-Several processes may share the file (the server and an admin command): ``busy_timeout`` makes a
-writer wait for the other instead of failing.
+One database: a SQLite file (WAL, foreign keys on) or a PostgreSQL database, reached through
+:mod:`monitor.store.sql`, which runs the same SQL on both. The schema is built by the numbered
+files in ``monitor/store/migrations`` (:mod:`monitor.store.migrate`), each applied once, in order,
+inside one transaction together with its row in ``schema_version``; a half-applied migration
+therefore never exists. Every write goes through :meth:`Store.transaction`, which lets one writer
+in at a time (SQLite's ``BEGIN IMMEDIATE``; on PostgreSQL an advisory lock every writer takes), so
+a process killed mid-write leaves the last committed state and nothing else, and a rule checked
+inside a transaction still holds at its commit. Several processes (and, on PostgreSQL, several
+nodes) may share the database: a writer waits for the other instead of failing.
 
 The staff accounts and sessions live in :mod:`monitor.store.auth`, the audit chain in
 :mod:`monitor.store.audit`; both use this store's connection and transactions. The clock is injected
 (``clock``) so tests can move time; nothing here decides policy.
 
-Default database path: ``$MONITOR_DB`` when set, else ``./monitor.db``. Files that belong to the
-database (evidence frames) live in the data directory next to it: ``monitor.db`` -> ``monitor-data/``.
+Default database: ``$MONITOR_DB`` when set (a path or a ``postgresql://`` URL), else
+``./monitor.db``. Files that belong to the database (evidence frames) live in the data directory
+next to it: ``monitor.db`` -> ``monitor-data/`` (for PostgreSQL see :mod:`monitor.store.sql`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-import re
 import secrets
-import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from importlib import resources
 from importlib.abc import Traversable
 from pathlib import Path
+from typing import Protocol
 
-from monitor.errors import UserError
+from monitor.store import migrate
+from monitor.store.records import BookedVisitor, BookingRow, CallRow, JoinToken, Photo, Prisoner, Visitor
+from monitor.store.sql import Connection, Location, Row, StoreError, locate, open_sqlite
 
 Clock = Callable[[], float]
 
+
+class Releasable(Protocol):
+    def try_acquire(self) -> bool: ...
+
+    def release(self) -> None: ...
+
+
 DEFAULT_DB = "monitor.db"
-_MIGRATION_NAME = re.compile(r"^(\d{3})_[a-z0-9_]+\.sql$")
+
+
+def default_db() -> str:
+    """``$MONITOR_DB`` when set (a path or a PostgreSQL URL), else ``./monitor.db``."""
+    return os.environ.get("MONITOR_DB") or DEFAULT_DB
+
+
+def connect(location: Location) -> Connection:
+    """A connection to the store's database (no migration applied), or a StoreError saying why
+    there is none."""
+    if location.is_postgresql:
+        from monitor.store.sql_postgres import PostgresConnection  # psycopg only when it is used
+
+        return PostgresConnection(location)
+    return open_sqlite(location)
 
 
 def default_db_path() -> Path:
-    """``$MONITOR_DB`` when set, else ``./monitor.db``."""
-    return Path(os.environ.get("MONITOR_DB") or DEFAULT_DB)
+    """``$MONITOR_DB`` when set, else ``./monitor.db`` (a PostgreSQL URL: what its files are named after)."""
+    return locate(default_db()).path
 
 
 def data_dir_of(db_path: Path) -> Path:
@@ -51,109 +76,43 @@ def data_dir_of(db_path: Path) -> Path:
     return db_path.with_name(db_path.stem + "-data")
 
 
-class StoreError(UserError):
-    """The database cannot be opened or a stored rule was broken (one clear line)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Prisoner:
-    id: str
-    name: str
-    prison: str
-
-
-@dataclass(frozen=True, slots=True)
-class Photo:
-    path: str
-    sha256: str
-    embedding: bytes  # float64 little-endian
-
-
-@dataclass(frozen=True, slots=True)
-class Visitor:
-    id: str
-    name: str
-    date_of_birth: str
-    photos: tuple[Photo, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class BookedVisitor:
-    visitor_id: str
-    main_caller: bool
-
-
-@dataclass(frozen=True, slots=True)
-class BookingRow:
-    call_id: str
-    prisoner_id: str
-    prison: str
-    starts_at: float
-    ends_at: float
-    starts_iso: str
-    ends_iso: str
-    document: str  # validated booking JSON
-    visitors: tuple[BookedVisitor, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class CallRow:
-    call_id: str
-    state: str
-    interrupted: bool
-    updated_at: float
-
-
-@dataclass(frozen=True, slots=True)
-class JoinToken:
-    call_id: str
-    participant: str
-    role: str
-    not_before: float
-    not_after: float
-
-
-def _migrations(folder: Traversable) -> list[tuple[int, str, str]]:
-    found: list[tuple[int, str, str]] = []
-    for entry in folder.iterdir():
-        match = _MIGRATION_NAME.match(entry.name)
-        if match:
-            found.append((int(match.group(1)), entry.name, entry.read_text(encoding="utf-8")))
-    found.sort()
-    versions = [v for v, _, _ in found]
-    if versions != list(range(1, len(versions) + 1)):
-        raise StoreError(f"migrations are not numbered 001, 002, ... without gaps: {versions}")
-    return found
-
-
 def token_digest(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
 class Store:
-    """An open database. Use as a context manager or call :meth:`close`."""
+    """An open database. Use as a context manager or call :meth:`close`.
+
+    ``location``: a SQLite file or a ``postgresql://`` URL (see :mod:`monitor.store.sql`).
+    ``node``: this server's name among several sharing one database (written on the calls whose
+    state it records, so that it marks only its own calls interrupted when it starts again)."""
 
     def __init__(
         self,
-        path: str | Path,
+        location: str | Path | Location,
         *,
         clock: Clock = time.time,
         migrations: Traversable | None = None,
+        node: str | None = None,
     ) -> None:
-        self.path = Path(path)
+        self.location = locate(location)
+        self.path = self.location.path  # what the store's own files are named after
+        self.name = self.location.name  # for messages
         self.clock = clock
+        self.node = node
+        self.transactions = 0  # write transactions begun (names the one in progress)
+        # (transaction, id, hash) of the audit record appended last (monitor.store.audit): the head
+        # of the chain while that transaction holds the write lock, so a batch reads it only once
+        self.audit_head: tuple[int, int, str] | None = None
         self._after_commit: dict[object, Callable[[], None]] = {}
-        if self.path.parent and not self.path.parent.exists():
-            raise StoreError(f"{self.path}: directory {self.path.parent} does not exist")
+        self._roles: dict[str, Releasable] = {}
+        self.db: Connection = connect(self.location)
         try:
-            self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=10.0)
-            self.db.row_factory = sqlite3.Row
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("PRAGMA foreign_keys=ON")
-            self.db.execute("PRAGMA synchronous=FULL")
-        except sqlite3.DatabaseError as exc:
-            raise StoreError(f"{self.path}: cannot open database: {exc}") from None
-        self._migrate(migrations or resources.files("monitor.store").joinpath("migrations"))
+            folder = migrations or resources.files("monitor.store").joinpath("migrations")
+            migrate.apply(self.db, folder, clock, self.name)
+        except BaseException:
+            self.db.close()
+            raise
 
     # -- plumbing -----------------------------------------------------------------------------
 
@@ -164,7 +123,30 @@ class Store:
         self.close()
 
     def close(self) -> None:
+        for lock in self._roles.values():
+            lock.release()
         self.db.close()
+
+    def holds(self, role: str) -> bool:
+        """Whether this process is the one that does ``role`` (e.g. ``"mail-sender"``) among every
+        process sharing the database. SQLite: always (one server per file). PostgreSQL: whoever
+        holds the role's advisory lock; it is taken when free and kept while this store is open, so
+        another node takes the role over when this one stops or dies."""
+        if not self.location.is_postgresql:
+            return True
+        lock = self._roles.get(role)
+        if lock is None:
+            from monitor.store.sql_postgres import ROLE_SPACE, SessionLock
+
+            lock = self._roles[role] = SessionLock(self.location, ROLE_SPACE, role, f"monitor {role}")
+        try:
+            return lock.try_acquire()
+        except StoreError:
+            return False
+
+    @property
+    def engine(self) -> str:
+        return self.db.engine
 
     @property
     def data_dir(self) -> Path:
@@ -176,19 +158,19 @@ class Store:
         return self.data_dir / photo.path
 
     @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        """One atomic write: ``BEGIN IMMEDIATE`` (take the write lock now) ... ``COMMIT``."""
+    def transaction(self) -> Iterator[Connection]:
+        """One atomic write: one writer at a time (see the module docstring) ... ``COMMIT``."""
         if self.db.in_transaction:  # nested: the outer transaction commits
             yield self.db
             return
-        self.db.execute("BEGIN IMMEDIATE")
+        self.db.begin()
+        self.transactions += 1
         try:
             yield self.db
-            self.db.execute("COMMIT")
+            self.db.commit()
         except BaseException:
             self._after_commit.clear()
-            if self.db.in_transaction:  # SQLite rolls back by itself after some errors (disk full)
-                self.db.execute("ROLLBACK")
+            self.db.rollback()
             raise
         callbacks, self._after_commit = self._after_commit, {}
         for callback in callbacks.values():
@@ -200,37 +182,7 @@ class Store:
         self._after_commit[key] = callback
 
     def schema_version(self) -> int:
-        row = self.db.execute("SELECT COALESCE(MAX(version), 0) FROM schema_version").fetchone()
-        return int(row[0])
-
-    def _migrate(self, folder: Traversable) -> None:
-        try:
-            self.db.execute(
-                "CREATE TABLE IF NOT EXISTS schema_version ("
-                " version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at REAL NOT NULL)"
-            )
-        except sqlite3.DatabaseError as exc:
-            raise StoreError(f"{self.path}: not a monitor database: {exc}") from None
-        migrations = _migrations(folder)
-        current = self.schema_version()
-        if current > len(migrations):
-            raise StoreError(
-                f"{self.path}: database schema version {current} is newer than this program "
-                f"knows ({len(migrations)}); upgrade the program"
-            )
-        for version, name, sql in migrations[current:]:
-            script = (
-                "BEGIN IMMEDIATE;\n"
-                f"{sql}\n;"
-                f"INSERT INTO schema_version (version, name, applied_at) VALUES ({version}, '{name}', "
-                f"{self.clock()!r});\nCOMMIT;"
-            )
-            try:
-                self.db.executescript(script)
-            except sqlite3.DatabaseError as exc:
-                if self.db.in_transaction:
-                    self.db.execute("ROLLBACK")
-                raise StoreError(f"{self.path}: migration {name} failed: {exc}") from None
+        return migrate.current_version(self.db)
 
     # -- prisoners and visitors ---------------------------------------------------------------
 
@@ -291,7 +243,8 @@ class Store:
             if self.visitor(visitor_id) is None:
                 raise StoreError(f"visitor {visitor_id}: no such visitor")
             db.execute(
-                "INSERT OR IGNORE INTO visitor_list (prisoner_id, visitor_id, approved_at) VALUES (?, ?, ?)",
+                "INSERT INTO visitor_list (prisoner_id, visitor_id, approved_at) VALUES (?, ?, ?)"
+                " ON CONFLICT DO NOTHING",
                 (prisoner_id, visitor_id, self.clock()),
             )
 
@@ -370,7 +323,7 @@ class Store:
                 (booking.call_id, self.clock()),
             )
 
-    def _booking(self, row: sqlite3.Row) -> BookingRow:
+    def _booking(self, row: Row) -> BookingRow:
         visitors = self.db.execute(
             "SELECT visitor_id, main_caller FROM booking_visitors WHERE call_id = ? ORDER BY position",
             (row["call_id"],),
@@ -404,16 +357,19 @@ class Store:
     def set_call_state(self, call_id: str, state: str) -> None:
         with self.transaction() as db:
             db.execute(
-                "UPDATE calls SET state = ?, updated_at = ? WHERE call_id = ?", (state, self.clock(), call_id)
+                "UPDATE calls SET state = ?, updated_at = ?, node = COALESCE(?, node) WHERE call_id = ?",
+                (state, self.clock(), self.node, call_id),
             )
 
     def mark_interrupted(self) -> list[str]:
-        """At start-up: calls left neither waiting nor ended by a dead server are flagged interrupted."""
+        """At start-up: calls left neither waiting nor ended by a dead server are flagged interrupted
+        (with a ``node`` name, only the calls this node ran: other nodes' calls are running)."""
+        sql = "SELECT call_id FROM calls WHERE state NOT IN ('waiting', 'ended') AND interrupted = 0"
+        params: tuple[object, ...] = ()
+        if self.node is not None:
+            sql, params = sql + " AND node = ?", (self.node,)
         with self.transaction() as db:
-            rows = db.execute(
-                "SELECT call_id FROM calls WHERE state NOT IN ('waiting', 'ended') AND interrupted = 0"
-            ).fetchall()
-            ids = [r[0] for r in rows]
+            ids = [r[0] for r in db.execute(sql + " ORDER BY call_id", params).fetchall()]
             db.executemany(
                 "UPDATE calls SET interrupted = 1, updated_at = ? WHERE call_id = ?",
                 [(self.clock(), i) for i in ids],

@@ -21,7 +21,6 @@ Audit records name ids and hashes, never names, dates of birth or addresses.
 from __future__ import annotations
 
 import secrets
-import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -29,6 +28,7 @@ from datetime import UTC, date, datetime
 from monitor.store.audit import AuditLog
 from monitor.store.database import Photo, Store, token_digest
 from monitor.store.family_common import NO_PRISON, Mailer, Refused, new_id
+from monitor.store.sql import Row
 from policies.family import age_on
 
 CONFIRM_S = 48 * 3600.0
@@ -95,8 +95,8 @@ def register(
     now = store.clock()
     with store.transaction() as db:
         row = db.execute("SELECT id FROM family_accounts WHERE email = ?", (email,)).fetchone()
-        if row is not None:
-            mailer.send("already_registered", email, name=name)
+        if row is not None:  # greeted by the holder's name, never one a stranger typed
+            mailer.send("already_registered", email, name=people(store, row["id"])[0].name)
             return Registration(row["id"], None)
         account_id = new_id("fam")
         db.execute(
@@ -178,7 +178,7 @@ def account(store: Store, account_id: str) -> Account:
     )
 
 
-def _person(store: Store, row: sqlite3.Row) -> Person:
+def _person(store: Store, row: Row) -> Person:
     kinds = store.db.execute(
         "SELECT DISTINCT kind FROM family_documents WHERE person_id = ? AND replaced_at IS NULL"
         " AND deleted_at IS NULL ORDER BY kind",

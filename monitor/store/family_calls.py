@@ -237,7 +237,7 @@ def _insert(
     mailer.send(
         "call_booked",
         account(store, account_id).email,
-        name=chosen[0].name,
+        name=people(store, account_id)[0].name,  # the holder's address, so the holder's name
         prisoner_name=c.prisoner_name,
         prison=c.prison,
         time_zone=here.time_zone,

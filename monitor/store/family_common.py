@@ -4,20 +4,21 @@
 member of staff); the family WebSocket sends both as an error frame, and nothing has changed when
 it is raised (every change is one transaction that the exception rolls back).
 
-``Mailer`` is the one way these modules send e-mail. ``monitor/mail`` (being built in parallel)
-provides the product's sender; until then ``monitor.family.mailer`` has the default. Messages are
-queued inside the transaction that decides them, so a mailer that writes to the store's mail queue
-sends exactly the messages of committed changes. The kinds and their fields:
+``Mailer`` is the one way these modules send e-mail; the product's is
+``monitor.mail.family_mail.FamilyMail`` (``monitor serve`` hands it over), which queues each
+message in the store's mail queue. Messages are queued inside the transaction that decides them,
+so exactly the messages of committed changes are sent. Every message goes to the account's
+address and greets the account holder (``name``). The kinds and their fields:
 
 ======================  ==========================================================================
 ``confirm_email``       ``link`` (the confirmation URL), ``name``
 ``already_registered``  ``name``: someone tried to register this address again
-``account_verified``    ``name``
-``account_refused``     ``name``, ``reason``
+``account_verified``    ``name``, ``prison`` (whose staff decided)
+``account_refused``     ``name``, ``reason``, ``prison``
 ``contact_approved``    ``name``, ``prisoner_name``, ``prison``
 ``contact_refused``     ``name``, ``prisoner_name``, ``prison``, ``reason``
-``person_approved``     ``name``, ``person_name``
-``person_refused``      ``name``, ``person_name``, ``reason``
+``person_approved``     ``name``, ``person_name``, ``prison``
+``person_refused``      ``name``, ``person_name``, ``reason``, ``prison``
 ``call_booked``         ``name``, ``prisoner_name``, ``prison``, ``time_zone``, ``starts_at``,
                         ``ends_at`` (ISO, prison time), ``cancel_until`` (ISO), ``people`` (names),
                         ``links`` (``[{"name", "url"}]``: each person's join link), ``call_id``

@@ -10,7 +10,6 @@ account's approved people on the prisoner's visitor list (``family_staff.py``).
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
 from datetime import date
 
@@ -19,6 +18,7 @@ from monitor.store.database import Store
 from monitor.store.family_accounts import Person, account, maybe_submit, person
 from monitor.store.family_common import Refused, new_id
 from monitor.store.prisons import prison
+from monitor.store.sql import Row
 from policies.config import PolicyConfig
 from policies.family import age_on
 
@@ -54,7 +54,7 @@ def _plain(name: str) -> str:
     return " ".join(name.split()).casefold()
 
 
-def _contact(store: Store, row: sqlite3.Row) -> Contact:
+def _contact(store: Store, row: Row) -> Contact:
     return Contact(
         row["id"],
         row["account_id"],
@@ -103,7 +103,8 @@ def add_contact(store: Store, account_id: str, name: str, number: str, date_of_b
     if recent >= MAX_MISSES:
         raise Refused("too_many_tries", "too many tries today; please try again tomorrow")
     row = store.db.execute(
-        "SELECT id, name FROM prisoners WHERE id = ? COLLATE NOCASE AND date_of_birth = ?",
+        # the prison number in any case (ASCII letters, as SQLite's NOCASE and PostgreSQL's "C" fold)
+        "SELECT id, name FROM prisoners WHERE UPPER(id) = UPPER(?) AND date_of_birth = ?",
         (number.strip(), date_of_birth),
     ).fetchone()
     if row is None or _plain(row["name"]) != _plain(name):

@@ -178,6 +178,30 @@ def allowance(store: Store, staff: Staff, prisoner_id: str, month: str, config: 
     return month_allowance(store, prisoner_id, staff.prison, first, config)
 
 
+def prisoners(store: Store, staff: Staff, month: str, config: PolicyConfig) -> list[dict[str, Any]]:
+    """This prison's prisoners with their calls in ``month`` (YYYY-MM, prison time), by name."""
+    first = datetime.strptime(_month(month), "%Y-%m").replace(tzinfo=prison(store, staff.prison).tz)
+    rows = store.db.execute(
+        "SELECT id, name, date_of_birth FROM prisoners WHERE prison = ? ORDER BY name, id", (staff.prison,)
+    ).fetchall()
+    found = []
+    for row in rows:
+        a = month_allowance(store, row["id"], staff.prison, first, config)
+        found.append(
+            {
+                "id": row["id"],
+                "name": row["name"],
+                "date_of_birth": row["date_of_birth"],
+                "month": a.month,
+                "free": a.free,
+                "extra": a.extra,
+                "used": a.used,
+                "left": a.left,
+            }
+        )
+    return found
+
+
 def grant_extra_calls(
     store: Store, staff: Staff, prisoner_id: str, month: str, extra_calls: int, reason: str
 ) -> int:
@@ -197,16 +221,17 @@ def grant_extra_calls(
     with store.transaction() as db:
         cursor = db.execute(
             "INSERT INTO allowance_grants (prisoner_id, month, extra_calls, reason, governor, at)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
+            " VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
             (prisoner_id, _month(month), extra_calls, reason, staff.username, store.clock()),
         )
+        grant_id = int(cursor.fetchone()[0])
         AuditLog(store).append(
             "allowance_granted",
             {"prisoner": prisoner_id, "month": month, "extra_calls": extra_calls},
             prison=staff.prison,
             actor=actor(staff),
         )
-    return int(cursor.lastrowid or 0)
+    return grant_id
 
 
 def grants(store: Store, staff: Staff, month: str | None = None) -> list[dict[str, Any]]:

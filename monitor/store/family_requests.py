@@ -6,7 +6,6 @@ times that suit them; staff book a time (``family_calls.book_request``) or decli
 from __future__ import annotations
 
 import json
-import sqlite3
 from datetime import UTC, datetime
 
 from monitor.store.audit import AuditLog
@@ -14,6 +13,7 @@ from monitor.store.database import Store
 from monitor.store.family_calls import MAX_NOTE, MAX_PREFERRED, usable_contact
 from monitor.store.family_common import Refused, new_id
 from monitor.store.family_contacts import callers
+from monitor.store.sql import Row
 from policies.config import PolicyConfig
 
 
@@ -95,7 +95,7 @@ def withdraw_request(store: Store, account_id: str, request_id: str) -> None:
         )
 
 
-def request_public(row: sqlite3.Row) -> dict[str, object]:
+def request_public(row: Row) -> dict[str, object]:
     return {
         "id": row["id"],
         "contact": row["contact_id"],

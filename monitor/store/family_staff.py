@@ -43,6 +43,7 @@ from monitor.store.family_prison import (
     grants,
     prison_settings,
     prisoner_link,
+    prisoners,
     request_queue,
     set_prisoner_date_of_birth,
 )
@@ -63,6 +64,7 @@ __all__ = [
     "people_queue",
     "prison_settings",
     "prisoner_link",
+    "prisoners",
     "read_document",
     "read_face_photo",
     "refuse_account",
@@ -241,10 +243,10 @@ def _retain(store: Store, where: str, value: str, config: PolicyConfig) -> None:
 def _list_people(store: Store, account_id: str) -> None:
     """Every approved person of the account on the visitor list of every approved contact."""
     store.db.execute(
-        "INSERT OR IGNORE INTO visitor_list (prisoner_id, visitor_id, approved_at)"
+        "INSERT INTO visitor_list (prisoner_id, visitor_id, approved_at)"
         " SELECT c.prisoner_id, f.visitor_id, ? FROM family_contacts c JOIN family_people f"
         " ON f.account_id = c.account_id WHERE c.account_id = ? AND c.status = 'approved'"
-        " AND f.status = 'approved' AND f.visitor_id IS NOT NULL",
+        " AND f.status = 'approved' AND f.visitor_id IS NOT NULL ON CONFLICT DO NOTHING",
         (store.clock(), account_id),
     )
 
@@ -297,7 +299,9 @@ def verify_account(
             prison=staff.prison,
             actor=actor(staff),
         )
-        mailer.send("account_verified", acc.email, name=people(store, account_id)[0].name)
+        mailer.send(
+            "account_verified", acc.email, name=people(store, account_id)[0].name, prison=staff.prison
+        )
 
 
 def refuse_account(
@@ -318,7 +322,13 @@ def refuse_account(
         AuditLog(store).append(
             "account_refused", {"account": account_id}, prison=staff.prison, actor=actor(staff)
         )
-        mailer.send("account_refused", acc.email, name=people(store, account_id)[0].name, reason=reason)
+        mailer.send(
+            "account_refused",
+            acc.email,
+            name=people(store, account_id)[0].name,
+            reason=reason,
+            prison=staff.prison,
+        )
 
 
 def people_queue(store: Store, staff: Staff) -> list[dict[str, Any]]:
@@ -369,7 +379,14 @@ def _decide_person(
         )
         holder = next(x for x in everyone.values() if x.holder)
         extra = {} if reason is None else {"reason": reason}
-        mailer.send(f"person_{status}", acc.email, name=holder.name, person_name=p.name, **extra)
+        mailer.send(
+            f"person_{status}",
+            acc.email,
+            name=holder.name,
+            person_name=p.name,
+            prison=staff.prison,
+            **extra,
+        )
 
 
 def approve_person(store: Store, staff: Staff, person_id: str, config: PolicyConfig, mailer: Mailer) -> None:

@@ -1,4 +1,4 @@
-"""The mail queue (table ``mail_queue``, migration 005): messages to families waiting to be sent.
+"""The mail queue (table ``mail_queue``, migration 004): messages to families waiting to be sent.
 
 Theory of operation
 -------------------
@@ -78,7 +78,7 @@ def enqueue(
         cursor = db.execute(
             "INSERT INTO mail_queue (kind, recipient, subject, text, html, prison, call_id, message_token,"
             " status, attempts, next_attempt_at, not_after, created_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'queued', 0, ?, ?, ?)",
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'queued', 0, ?, ?, ?) RETURNING id",
             (
                 kind,
                 recipient,
@@ -93,8 +93,7 @@ def enqueue(
                 now,
             ),
         )
-        mail_id = cursor.lastrowid
-    assert mail_id is not None
+        mail_id = int(cursor.fetchone()[0])
     return mail_id
 
 

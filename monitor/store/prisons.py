@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import json
 import math
-import sqlite3
 from dataclasses import dataclass
 from datetime import tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from monitor.store.database import Store, StoreError
+from monitor.store.sql import Row
 from policies.slots import Timetable, TimetableError, parse_timetable
 
 MODES = ("self_select", "staff_booked")
@@ -67,7 +67,7 @@ def check_time_zone(name: str) -> str:
     return name
 
 
-def _row(row: sqlite3.Row) -> Prison:
+def _row(row: Row) -> Prison:
     return Prison(
         row["name"],
         row["time_zone"],
@@ -87,8 +87,8 @@ def prison(store: Store, name: str) -> Prison:
         return _row(row)
     with store.transaction() as db:
         db.execute(
-            "INSERT OR IGNORE INTO prisons (name, time_zone, mode, concurrent_calls, timetable,"
-            " cancel_cutoff_hours, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO prisons (name, time_zone, mode, concurrent_calls, timetable,"
+            " cancel_cutoff_hours, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
             (
                 name,
                 DEFAULTS.time_zone,

@@ -4,7 +4,7 @@ Theory of operation. :func:`worker_main` is the target of each process the pool 
 first (:func:`warm_up`), then reports :class:`~monitor.workers.messages.Ready` and serves the pool's
 messages from its inbox one at a time, in order: enrolments per call, a pipeline per opened source,
 frames in, results out. Warm start: a cold worker spends seconds importing and loading the models
-and running them for the first time; on a busy machine that exceeded the policy's fail-closed
+and running them for the first time; on a busy machine that can exceed the policy's fail-closed
 window (5 s without analysis pauses the call with ``analysis_error``) for a call's first frames. So
 a worker enrols a real reference photo, builds a pipeline and analyses that photo once before it
 reports ready.

@@ -9,9 +9,9 @@ When the worker is free it takes the waiting frame that matters most (:func:`pic
    in): the policy's confirmation window starts with the frame that shows it;
 1b. a source's *first* frame (the oldest first): until a camera is analysed once the call's
    security check cannot pass, and the policy's 5 s fail-closed window runs from the join, not
-   from the first frame (media set-up takes ~2 s); four cameras joining one worker at once got
-   their first results 2.2, 3.4, 4.5 and 5.3 s after joining while the served ones settled, and
-   the fourth paused the call for ``analysis_error``;
+   from the first frame (media set-up takes ~2 s); served behind settling sources, cameras that
+   join a busy worker together would wait seconds for a first result (four at once: 2.2-5.3 s),
+   and the last would fail its call closed for ``analysis_error``;
 2. one whose source still has its face tracks (*kept*: served less than ``TRACK_KEEP_S`` ago; the
    tracker forgets a face unseen for 2.0 s) and is either steady or has been served in a row for
    less than ``SETTLE_S`` (it is settling: a few more frames make it steady and cheap); of
@@ -24,9 +24,9 @@ When the worker is free it takes the waiting frame that matters most (:func:`pic
 
 Why 2: a source whose frames come further apart than the tracker's memory gets a new face track on
 every frame, and a new track is the costliest frame there is (identity samples: ~200 ms of CPU
-instead of ~10 ms). Served in turn, calls joining a busy worker made every source's frames that far
-apart, so every frame was new and costly, which kept them far apart: analysis fell to ~1 frame a
-second per source, no face was identified any more, and no security check could pass (calls stuck
+instead of ~10 ms). Served in turn, calls joining a busy worker would make every source's frames
+that far apart; every frame is then new and costly, which keeps them far apart: analysis falls to
+~1 frame a second per source, no face is identified, and no security check can pass (calls stay
 paused or verifying). Letting a source that still has its tracks go on until it settles, one
 source after another, gets every source back to steady, cheap frames; ``SETTLE_S`` stops a source
 that never settles from holding the worker.

@@ -5,8 +5,8 @@ API: the console's pages come later), a call booked from the day and time picker
 cancel button. Every control the family touches is at least 44 px high and nothing is wider than
 the screen. Screenshots go to test-artifacts/family/.
 
-(The whole walk with a real SMTP server, the console in a second browser and axe-core is a later
-test, once the mail sender and the console's pages exist.)
+(The whole walk with a real SMTP server, the console in a second browser, axe-core on every view
+and the mailed link joining the live call is test_family_walkthrough.py.)
 """
 
 from __future__ import annotations

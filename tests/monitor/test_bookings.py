@@ -7,10 +7,12 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+from support.hostile import bomb_png
 
 from monitor.bookings import check_photo, load_booking, read_booking_json
 from monitor.cli import main
@@ -113,7 +115,7 @@ def test_the_command_applies_a_policy_file(call_dir: Path) -> None:
         (b'{"call_id": "x",\n  "prison": }', "not valid JSON: Expecting value at line 2 column 13"),
         (b"", "not valid JSON: Expecting value at line 1 column 1"),
         (b'{"call_id": "caf\xe9"}', "booking file is not UTF-8 text (bad byte at offset 16)"),
-        (b'{"call_id": "a", "call_id": "b"}', "not valid booking JSON: duplicate key 'call_id'"),
+        (b'{"call_id": "a", "call_id": "b"}', "not valid JSON: duplicate key 'call_id'"),
         (b"[1, 2]", "booking: must be an object, got a list"),
     ],
     ids=["syntax", "empty", "latin-1", "duplicate-key", "not-object"],
@@ -207,3 +209,94 @@ def test_main_in_process_reports_errors_without_a_traceback(
     assert main(["booking", "check", str(call_dir / "missing.json")]) == 1
     captured = capsys.readouterr()
     assert captured.err == f"monitor: error: {call_dir / 'missing.json'}: booking file not found\n"
+
+
+def test_a_decompression_bomb_photo_is_refused_from_its_header(call_dir: Path) -> None:
+    """`booking check` with a 20000x20000 PNG reference photo: refused by its header, one line,
+    without decoding it (the checking process stays small)."""
+    bomb = bomb_png(call_dir / "tom.png")
+    assert bomb.stat().st_size < 2**20
+    started = time.monotonic()
+    result = subprocess.run(
+        [sys.executable, "-c", CHECK_AND_REPORT_PEAK, str(call_dir / "booking.json")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    seconds = time.monotonic() - started
+    err, peak_mb = result.stderr.rsplit("peak_rss_mb=", 1)
+    assert result.returncode == 1, result.stderr
+    assert err == (
+        f"monitor: error: {call_dir / 'booking.json'}: participants[1].reference_photos[0]: {bomb} is "
+        "20000x20000 pixels; a reference photo may have at most 50 million (e.g. 8000x6000): scale it down\n"
+    )
+    assert float(peak_mb) < 300, f"{peak_mb} MB: the photo was decoded ({seconds:.1f} s)"
+
+
+# VmHWM: this process's own peak (getrusage's maxrss would include what the parent had at fork)
+CHECK_AND_REPORT_PEAK = """
+import re, sys
+from pathlib import Path
+from monitor.cli import main
+code = main(["booking", "check", sys.argv[1]])
+peak_kb = int(re.search(r"VmHWM:\\s+(\\d+) kB", Path("/proc/self/status").read_text()).group(1))
+print(f"peak_rss_mb={peak_kb / 1024:.0f}", file=sys.stderr)
+sys.exit(code)
+"""
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"[" * 100_000 + b"]" * 100_000, "JSON nested deeper than 16 levels"),
+        (b'{"call_id": ' + b'{"a": ' * 20 + b"1" + b"}" * 21, "JSON nested deeper than 16 levels"),
+        (b'{"call_id": 1' + b"0" * 5000 + b"}", "not valid JSON: Exceeds the limit (4300 digits)"),
+    ],
+    ids=["100k-deep", "17-deep", "huge-number"],
+)
+def test_booking_json_nested_too_deep_is_refused_in_one_line(
+    tmp_path: Path, content: bytes, message: str
+) -> None:
+    path = tmp_path / "b.json"
+    path.write_bytes(content)
+    with pytest.raises(UserError) as caught:
+        load_booking(path, CONFIG)
+    assert str(caught.value).startswith(f"{path}: {message}")
+    result = check(str(path))
+    assert result.returncode == 1 and result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+
+
+def test_a_booking_file_too_large_is_refused_before_it_is_read(tmp_path: Path) -> None:
+    path = tmp_path / "big.json"
+    with path.open("wb") as handle:  # sparse: 50 MB of nothing, never read
+        handle.truncate(50 * 2**20)
+    with pytest.raises(UserError, match=r"big\.json: booking file larger than 256 KB \(50\.0 MB\)$"):
+        load_booking(path, CONFIG)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("call_id", "../escaped-call", "call_id: must be 1 to 64 letters"),
+        ("visitor_id", "../v2", "participants[1].id: must be 1 to 64 letters"),
+        ("name", "Tom\ud800", "participants[1].name: contains a lone surrogate (U+D800)"),
+        ("name", "Tom\u2028Jones", "participants[1].name: contains a line separator (U+2028)"),
+        ("name", "Tom\x00", "participants[1].name: contains a control character (U+0000)"),
+    ],
+)
+def test_unsafe_ids_and_text_in_a_booking_file_are_named(
+    call_dir: Path, field: str, value: str, message: str
+) -> None:
+    doc = booking_doc()
+    if field == "call_id":
+        doc["call_id"] = value
+    elif field == "visitor_id":
+        doc["participants"][1]["id"] = value
+    else:
+        doc["participants"][1]["name"] = value
+    path = write(call_dir / "unsafe.json", doc)  # json.dumps escapes the surrogate: valid JSON text
+    result = check(str(path))
+    assert result.returncode == 1 and result.stderr.startswith(f"monitor: error: {path}: {message}"), (
+        result.stderr
+    )

@@ -13,6 +13,7 @@ import pytest
 from policy_helpers import CONFIG, config
 
 from policies.booking import Booking, BookingError, Prisoner, Visitor, parse_booking
+from policies.text import ID_RULE
 
 BASE = Path("/calls/0001")
 
@@ -145,6 +146,22 @@ CASES: list[tuple[str, list[Any], Any, str]] = [
     ("two-main-callers", V1, visitor(1, main_caller=True), "participants[1].main_caller: only one main caller is allowed, participants[0] is already the main caller"),
     ("duplicate-visitor-id", [*V1, "id"], "v1", "participants[1].id: id 'v1' is already used by participants[0].id"),
     ("visitor-is-prisoner", [*V0, "id"], "A1234BC", "participants[0].id: id 'A1234BC' is already used by prisoner.id"),
+    # ids become file names and URL segments: one safe set, whatever the field
+    ("call-id-escapes", ["call_id"], "../escaped-call", f"call_id: must be {ID_RULE}, got '../escaped-call'"),
+    ("call-id-slash", ["call_id"], "a/b", f"call_id: must be {ID_RULE}, got 'a/b'"),
+    ("call-id-dot", ["call_id"], ".", f"call_id: must be {ID_RULE}, got '.'"),
+    ("call-id-long", ["call_id"], "c" * 65, f"call_id: must be {ID_RULE}, got '{'c' * 65}'"),
+    ("call-id-space", ["call_id"], "call 1", f"call_id: must be {ID_RULE}, got 'call 1'"),
+    ("visitor-id-escapes", [*V1, "id"], "../v2", f"participants[1].id: must be {ID_RULE}, got '../v2'"),
+    ("visitor-id-flag", [*V1, "id"], "-v2", f"participants[1].id: must be {ID_RULE}, got '-v2'"),
+    ("prisoner-id-backslash", ["prisoner", "id"], "..\\A1", f"prisoner.id: must be {ID_RULE}, got '..\\\\A1'"),
+    ("prisoner-id-unicode", ["prisoner", "id"], "A1\u00e9", f"prisoner.id: must be {ID_RULE}, got 'A1\u00e9'"),
+    # free text: any Unicode but lone surrogates and control characters
+    ("name-surrogate", [*V0, "name"], "Jane \ud800", "participants[0].name: contains a lone surrogate (U+D800), which is not text"),
+    ("name-newline", ["prisoner", "name"], "John\nSmith", "prisoner.name: contains a control character (U+000A)"),
+    ("prison-nul", ["prison"], "HMP\x00", "prison: contains a control character (U+0000)"),
+    ("photo-escape", [*V1, "reference_photos"], ["tom\x1b[2J.jpg"], "participants[1].reference_photos[0]: contains a control character (U+001B)"),
+    ("id-surrogate", ["call_id"], "\udfff", "call_id: contains a lone surrogate (U+DFFF), which is not text"),
 ]  # fmt: skip
 
 
@@ -201,3 +218,17 @@ def test_limits_come_from_the_policy() -> None:
 
 def test_booking_error_is_a_value_error() -> None:
     assert issubclass(BookingError, ValueError)
+
+
+def test_ids_of_the_safe_set_are_kept_as_given() -> None:
+    doc = _with(example(), ["call_id"], "Call_2026-12-01.a")
+    doc = _with(doc, [*V0, "id"], "v" * 64)
+    booking = parse_booking(_with(doc, ["prisoner", "id"], "0A1234BC"), BASE, CONFIG)
+    assert (booking.call_id, booking.main_caller.id, booking.prisoner.id) == (
+        "Call_2026-12-01.a",
+        "v" * 64,
+        "0A1234BC",
+    )
+    # names keep any other Unicode (accents, other scripts, emoji)
+    named = parse_booking(_with(example(), [*V0, "name"], "Zoë Ōtsuka 王芳 🙂"), BASE, CONFIG)
+    assert named.main_caller.name == "Zoë Ōtsuka 王芳 🙂"

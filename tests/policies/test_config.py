@@ -9,7 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from policies.config import PolicyConfig, PolicyError, default_policy_text, load_policy, parse_policy
+from policies.config import (
+    MAX_POLICY_BYTES,
+    PolicyConfig,
+    PolicyError,
+    default_policy_text,
+    load_policy,
+    parse_policy,
+)
 from policies.reasons import OBSERVED_REASONS, Reason
 
 
@@ -153,3 +160,36 @@ def test_bad_policy_files(tmp_path: Path) -> None:
     typo.write_text("[recheck]\nclean_for = 2\n", encoding="utf-8")
     with pytest.raises(PolicyError, match=r"typo\.toml: recheck\.clean_for: unknown key"):
         load_policy(str(typo))
+
+
+def test_a_policy_file_too_large_is_refused_before_it_is_read(tmp_path: Path) -> None:
+    big = tmp_path / "big.toml"
+    with big.open("wb") as handle:  # sparse: 1 GB of nothing, never read
+        handle.truncate(2**30)
+    with pytest.raises(PolicyError, match=rf"^{re.escape(str(big))}: policy file larger than 64 KB$"):
+        load_policy(big)
+    at_limit = tmp_path / "at_limit.toml"
+    tail = "[booking]\nmax_visitors = 3\n"
+    at_limit.write_text("#" * (MAX_POLICY_BYTES - len(tail) - 1) + "\n" + tail, encoding="utf-8")
+    assert at_limit.stat().st_size == MAX_POLICY_BYTES
+    assert load_policy(at_limit).max_visitors == 3
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("a = " + "[" * 100_000 + "]" * 100_000, "<policy>: not a policy: arrays or tables nested too"),
+        ("a = " + "{b = " * 50_000 + "1" + "}" * 50_000, "<policy>: not a policy: arrays or tables"),
+        ("a." * 20_000 + "b = 1", "<policy>: line 1: a key of more than 4 dotted parts"),
+        ("[findings]\n[" + "a." * 20_000 + "b] # deep", "<policy>: line 2: a key of more than 4 dotted"),
+        ("[booking]\n'a'.'b'.c.d.e = 1", "<policy>: line 2: a key of more than 4 dotted parts"),
+    ],
+)
+def test_nesting_no_policy_has_is_refused_quickly(text: str, message: str) -> None:
+    with pytest.raises(PolicyError, match=f"^{re.escape(message)}"):
+        parse_policy(text)
+
+
+def test_dots_in_comments_and_values_are_not_keys() -> None:
+    text = "# a.b.c.d.e.f in a comment\n[findings] # x.y.z.w.v\nclear_after_s = 0.5 # 1.2.3.4.5\n"
+    assert parse_policy(text).clear_after_s == 0.5

@@ -106,13 +106,24 @@ def test_a_verdict_for_another_track_leaves_this_one_to_analysis() -> None:
     assert (1.6, "identity", "dev1", 7, None) in timeline(out)
 
 
-def test_a_verdict_for_a_device_that_left_waits_for_its_return() -> None:
+def test_a_verdict_before_the_first_frame_waits_for_it() -> None:
+    s = session()
+    feed(s, [ParticipantJoined(0.5, "dev1", Role.VISITOR, "v1")])
+    assert feed(s, [StaffConfirmIdentity(1.0, "dev1", 5, "v1")]) == []
+    out = feed(s, frames(1.0, 3.5, pending(5)))
+    assert (1.0, "identity", "dev1", 5, "v1") in timeline(out) and s.state is State.LIVE
+
+
+def test_a_verdict_does_not_outlive_its_device() -> None:
+    """A rejoined device's analysis numbers its faces afresh: track 1 may be someone else."""
     s = live_session()
-    feed(s, [ParticipantLeft(1.5, "dev1")])
-    assert feed(s, [StaffRejectIdentity(2.0, "dev1", 1, "officer 7")]) == []
+    feed(s, [StaffConfirmIdentity(1.5, "dev1", 7, "v2"), ParticipantLeft(2.0, "dev1")])
+    with pytest.raises(InvalidEvent, match="device 'dev1' has left the call"):
+        s.handle(StaffRejectIdentity(2.5, "dev1", 1, "officer 7"))
     feed(s, [ParticipantJoined(3.0, "dev1", Role.VISITOR, "v1")])
-    out = feed(s, frames(3.0, 4.5, match(1)))
-    assert (3.0, "identity", "dev1", 1, None) in timeline(out)
+    out = feed(s, frames(3.0, 5.0, match(1), pending(7)))
+    assert (3.0, "identity", "dev1", 1, "v1") in timeline(out)  # analysis's verdicts, not staff's
+    assert not any(x[1] == "identity" and x[3] == 7 for x in timeline(out))
 
 
 @pytest.mark.parametrize(

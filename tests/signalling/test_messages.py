@@ -25,6 +25,9 @@ from signalling.messages import (
     ("raw", "expected"),
     [
         ('{"type": "join", "token": "abc"}', Join("abc")),
+        ('{"type": "join", "token": "Ab-_9"}', Join("Ab-_9")),
+        ('{"type": "capture_attempt", "detail": "Zoë 🙂 \\ud83d\\ude42"}', CaptureAttemptMsg("Zoë 🙂 🙂")),
+        ('{"type": "offer", "sdp": "v=0\\r\\n\\ta=x"}', Offer("v=0\r\n\ta=x")),
         (
             '{"type": "offer", "sdp": "v=0\\r\\no=- 1 1 IN IP4 0.0.0.0\\r\\n"}',
             Offer("v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\n"),
@@ -54,6 +57,24 @@ def test_good_messages(raw: str, expected: object) -> None:
         ('{"type": "join", "token": "a", "admin": true}', "bad_message", "unknown field(s) admin"),
         ('{"type": "offer", "sdp": "hello"}', "bad_sdp", "must start with 'v=0'"),
         ('{"type": "capture_attempt", "detail": 3}', "bad_message", "capture_attempt.detail"),
+        # text that would break the records it is written to (a lone surrogate cannot be UTF-8)
+        (
+            '{"type": "capture_attempt", "detail": "\\ud800"}',
+            "bad_message",
+            "capture_attempt.detail: contains a lone surrogate (U+D800)",
+        ),
+        (
+            '{"type": "capture_attempt", "detail": "x\\u0000"}',
+            "bad_message",
+            "capture_attempt.detail: contains a control character (U+0000)",
+        ),
+        ('{"type": "capture_attempt", "detail": "a\\nb"}', "bad_message", "control character (U+000A)"),
+        ('{"type": "join", "token": "\\udfff"}', "bad_message", "join.token: contains a lone surrogate"),
+        ('{"type": "join", "token": "abc\\u001b"}', "bad_message", "join.token: contains a control"),
+        ('{"type": "join", "token": "../abc"}', "bad_token", "join.token: letters, digits, '-' and '_'"),
+        ('{"type": "join", "token": "a b"}', "bad_token", "this join link is not valid"),
+        ('{"type": "offer", "sdp": "v=0\\r\\n\\ud83d"}', "bad_message", "offer.sdp: contains a lone"),
+        ('{"type": "offer", "sdp": "v=0\\r\\n\\u0007"}', "bad_message", "offer.sdp: contains a control"),
         ("[" * 100_000 + "]" * 100_000, "too_large", "larger than"),
         ('{"type": "ping", "pad": "' + "x" * MAX_MESSAGE_BYTES + '"}', "too_large", "larger than"),
     ],
@@ -105,7 +126,7 @@ def test_well_formed_json_of_any_shape_parses_or_raises_protocol_error(
     try:
         parse_client(json.dumps({"type": kind, **body}))
     except ProtocolError as exc:
-        assert exc.code in ("bad_message", "bad_sdp", "unknown_type", "too_large")
+        assert exc.code in ("bad_message", "bad_sdp", "bad_token", "unknown_type", "too_large")
 
 
 def test_server_frames_are_json_with_a_type() -> None:
@@ -121,3 +142,15 @@ def test_server_frames_are_json_with_a_type() -> None:
     for frame in frames:
         assert json.loads(messages.encode(frame))["type"] == frame["type"]
     assert messages.state("live", [], "", "", -3)["seconds_left"] == 0.0
+
+
+def test_server_frames_are_sendable_whatever_their_text() -> None:
+    """The parsers refuse lone surrogates; should one still reach a frame, it is escaped, not sent
+    as text UTF-8 cannot encode (which would cost the device its connection)."""
+    frame = messages.error("bad_message", "x\ud800")
+    text = messages.encode(frame)
+    text.encode("utf-8")
+    assert json.loads(text) == frame
+    assert messages.encode(messages.warning("no_face", "Zoë")) == (
+        '{"type": "warning", "reason": "no_face", "guidance": "Zoë"}'
+    )

@@ -1,9 +1,12 @@
 """What the families' tests share: a clock they can move, a mailer that keeps what it was given,
-real enrolled face photos, and a store with a prisoner, staff and (on request) a verified family.
+real enrolled face photos, a store with a prisoner, staff and (on request) a pending or verified
+family, and clients speaking to a real server as a family's browser (``FamilyClient``) and a
+member of staff's console (``StaffClient``: the console login and the families desk) would.
 
 ``MemoryMailer`` implements ``monitor.store.family_common.Mailer`` by keeping each message in a
-list: the tests read the confirmation link and the join links from it. (The product's sender is
-``monitor/mail``, built in parallel; these tests check what the families' side asks it to send.)
+list: the tests read the confirmation link and the join links from it. (The product's mailer,
+``monitor.mail.family_mail.FamilyMail``, is tested apart; these tests check what the families' side
+asks a mailer to send.)
 """
 
 from __future__ import annotations
@@ -141,6 +144,29 @@ def proof_of_address(store: Store, vault: DocumentVault, account_id: str, person
     return document.id
 
 
+def pending_family(
+    store: Store,
+    vault: DocumentVault,
+    mailer: MemoryMailer,
+    email: str = "jane@example.org",
+    photo: Path = OBAMA,
+    name: str = "Jane Smith",
+    prisoner: tuple[str, str, str] = PRISONER,
+) -> tuple[str, str, str]:
+    """A family waiting for staff to check it (face photo, photo ID, proof of address and the
+    prisoner, ``(number, name, date of birth)``, as a contact): (account, holder person, contact)."""
+    reg = register(store, email, auth.hash_password(PASSWORD), name, "1985-04-01", "1 High St", mailer)
+    assert reg.token is not None and confirm_email(store, reg.token) == "confirmed"
+    holder = store.db.execute(
+        "SELECT id FROM family_people WHERE account_id = ? AND holder = 1", (reg.account_id,)
+    ).fetchone()[0]
+    set_face(store, reg.account_id, holder, kept_photo(store, photo))
+    id_document(store, vault, reg.account_id, holder, photo)
+    proof_of_address(store, vault, reg.account_id, holder)
+    contact = add_contact(store, reg.account_id, prisoner[1], prisoner[0], prisoner[2])
+    return reg.account_id, holder, contact.id
+
+
 def verified_family(
     store: Store,
     vault: DocumentVault,
@@ -151,19 +177,79 @@ def verified_family(
 ) -> tuple[str, str, str]:
     """A family verified by ``staff`` with the prisoner as an approved contact: (account, holder
     person, contact)."""
-    reg = register(
-        store, email, auth.hash_password(PASSWORD), "Jane Smith", "1985-04-01", "1 High St", mailer
-    )
-    assert reg.token is not None and confirm_email(store, reg.token) == "confirmed"
-    holder = store.db.execute(
-        "SELECT id FROM family_people WHERE account_id = ? AND holder = 1", (reg.account_id,)
-    ).fetchone()[0]
-    set_face(store, reg.account_id, holder, kept_photo(store, photo))
-    id_document(store, vault, reg.account_id, holder, photo)
-    proof_of_address(store, vault, reg.account_id, holder)
-    contact = add_contact(store, reg.account_id, PRISONER[1], PRISONER[0], PRISONER[2])
-    verify_account(store, staff, reg.account_id, CONFIG, mailer)
-    return reg.account_id, holder, contact.id
+    account_id, holder, contact = pending_family(store, vault, mailer, email, photo)
+    verify_account(store, staff, account_id, CONFIG, mailer)
+    return account_id, holder, contact
+
+
+class StaffClient:
+    """A member of staff's console, as far as the server can tell: the console login (a session
+    cookie), the families desk's socket and the audited document reads."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.cookie: str | None = None
+        self.ws: Any = None
+        self.sent = 0
+
+    @property
+    def origin(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def login(self, username: str, password: str = PASSWORD) -> int:
+        import asyncio
+        import base64
+
+        basic = base64.b64encode(f"{username}:{password}".encode()).decode()
+        headers = {"Authorization": f"Basic {basic}", "Origin": self.origin}
+        status, got, _ = await asyncio.to_thread(_http, self.port, "POST", "/console/login", headers)
+        if status == 200:
+            self.cookie = got["set-cookie"].split(";")[0].split("=", 1)[1]
+        return status
+
+    async def get(self, path: str) -> tuple[int, dict[str, str], bytes]:
+        import asyncio
+
+        headers = {"Cookie": f"monitor_session={self.cookie}"} if self.cookie else {}
+        return await asyncio.to_thread(_http, self.port, "GET", path, headers)
+
+    async def connect(self, origin: str | None = None) -> StaffClient:
+        from websockets.asyncio.client import connect
+
+        headers = {"Cookie": f"monitor_session={self.cookie}"} if self.cookie else {}
+        self.ws = await connect(
+            f"ws://127.0.0.1:{self.port}/console/desk",
+            origin=origin or self.origin,  # type: ignore[arg-type]
+            additional_headers=headers,
+        )
+        return self
+
+    async def ask(self, message_type: str, **fields: Any) -> dict[str, Any]:
+        import asyncio
+        import json
+
+        self.sent += 1
+        ref = f"s{self.sent}"
+        await self.ws.send(json.dumps({"type": message_type, "ref": ref, **fields}))
+        answer = json.loads(await asyncio.wait_for(self.ws.recv(), 30))
+        assert answer.get("ref") == ref, answer
+        return dict(answer)
+
+    async def close(self) -> None:
+        if self.ws is not None:
+            await self.ws.close()
+
+
+def _http(port: int, method: str, path: str, headers: dict[str, str]) -> tuple[int, dict[str, str], bytes]:
+    import http.client
+
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=20)
+    try:
+        conn.request(method, path, headers=headers)
+        answer = conn.getresponse()
+        return answer.status, {k.lower(): v for k, v in answer.getheaders()}, answer.read()
+    finally:
+        conn.close()
 
 
 class FamilyClient:

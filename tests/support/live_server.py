@@ -28,10 +28,12 @@ from typing import Any, TypeVar
 
 import cv2
 import numpy as np
+from aiortc.contrib.media import MediaBlackhole
 
 from monitor.admin import import_booking
 from monitor.bookings import load_booking
 from monitor.call.call import Call
+from monitor.call.handle import CallHandle
 from monitor.call.seats import JOIN_EARLY_S
 from monitor.media.jitter import watch_losses
 from monitor.server.serve import Server
@@ -252,8 +254,15 @@ class LiveServer:
     def token(self, call_id: str, role: str) -> str:
         return join_token(self.server, self.call(call_id), role)
 
+    @staticmethod
+    def rss_mb() -> float:
+        """Resident memory of the process the server runs in (this one: a test's clients are small
+        beside it, and FlowingCall reads all it receives)."""
+        status = Path("/proc/self/status").read_text()
+        return int(status.split("VmRSS:")[1].split()[0]) / 1024
 
-def join_token(server: Server, call: Call, role: str) -> str:
+
+def join_token(server: Server, call: CallHandle[Any], role: str) -> str:
     """A join token for the first seat of ``role``: with a store, a store token (what `monitor book`
     prints; the only kind such a server accepts), else the call's own in-memory token."""
     own, seat = next((t, s) for t, s in call.seats.items() if s.role.value == role)
@@ -270,22 +279,37 @@ def join_token(server: Server, call: Call, role: str) -> str:
 @dataclasses.dataclass
 class FlowingCall:
     """A call with both devices connected through the relay; ``watch`` counts the video frames the
-    prisoner receives from the visitor (live media once the call is live, else the slate)."""
+    prisoner receives from the visitor (live media once the call is live, else the slate). Every
+    other received track is read and dropped (``sink``): an unread aiortc track queues its decoded
+    frames without end (about 14 MB/s of 640x480 video), which would be this harness's memory
+    growing, not the server's. Like a browser, each device asks for a keyframe when it has lost
+    part of one (``recover_like_a_browser``): on a loaded machine a call that runs through a whole
+    module loses packets, and plain aiortc then shows nothing until the sender's next keyframe."""
 
     live: LiveServer
     call: Call
     devices: list[Device]
     watch: Watch
+    sink: MediaBlackhole
 
     @classmethod
     def open(cls, live: LiveServer, call_id: str) -> FlowingCall:
         async def connect() -> FlowingCall:
             frames = ping_pong(load_clip(CLEAN_CLIP, max_frames=60))
             call = live.call(call_id)
-            devices = [
-                (await join_device(live.server, call, role, frames))[0] for role in ("prisoner", "visitor")
-            ]
-            return cls(live, call, devices, Watch(devices[0].received[0]))
+            devices = []
+            for role in ("prisoner", "visitor"):
+                device, _ = await join_device(live.server, call, role, frames)
+                recover_like_a_browser(device)
+                devices.append(device)
+            watch = Watch(devices[0].received[0])
+            sink = MediaBlackhole()
+            for device in devices:
+                for track in device.received:
+                    if track is not watch.track:
+                        sink.addTrack(track)
+            await sink.start()
+            return cls(live, call, devices, watch, sink)
 
         return live.run(connect())
 
@@ -310,6 +334,7 @@ class FlowingCall:
     def close(self) -> None:
         async def close() -> None:
             self.watch.stop()
+            await self.sink.stop()
             for device in self.devices:
                 await device.close()
 
@@ -355,7 +380,7 @@ def status_of(reply: bytes) -> int | None:
     return status
 
 
-def seat_token(server: Server, call: Call, participant: str) -> str:
+def seat_token(server: Server, call: CallHandle[Any], participant: str) -> str:
     """A join token for ``participant``'s seat (a store token when the server has a store)."""
     own, seat = next((t, s) for t, s in call.seats.items() if s.participant == participant)
     if server.store is None:
@@ -369,7 +394,7 @@ def seat_token(server: Server, call: Call, participant: str) -> str:
 
 
 async def join_seat(
-    server: Server, call: Call, participant: str, frames: list[Any], fps: float = 30.0
+    server: Server, call: CallHandle[Any], participant: str, frames: list[Any], fps: float = 30.0
 ) -> tuple[Device, ClipTrack]:
     """A device that joins ``participant``'s seat and sends ``frames`` as its camera (at ``fps``),
     a tone as its mic."""
@@ -395,7 +420,9 @@ def recover_like_a_browser(dev: Device) -> None:
             watch_losses(receiver)
 
 
-async def join_device(server: Server, call: Call, role: str, frames: list[Any]) -> tuple[Device, ClipTrack]:
+async def join_device(
+    server: Server, call: CallHandle[Any], role: str, frames: list[Any]
+) -> tuple[Device, ClipTrack]:
     """A device that joins ``call`` as ``role`` (with a store link when the server has a store) and
     sends ``frames`` as its camera and a tone as its microphone."""
     dev = Device(f"ws://127.0.0.1:{server.port}/ws/call")

@@ -227,9 +227,8 @@ function alertItem(record) {
       text: `${clock(record.at)}${record.call_id ? ` · call ${record.call_id}` : ""}${typeof d.t === "number" ? ` at ${d.t.toFixed(1)} s` : ""}${who ? " · " + who : ""}${d.needs_staff ? " · needs staff approval" : ""}` }));
   const guidance = guidanceFor(record);
   item.append(el("div", { class: "alert-guidance", text: guidance ? `Participant was told: “${guidance}”` : (d.detail || (d.file ? `${d.file}: ${d.error}` : "")) }));
-  if (record.evidence) {
-    item.append(el("img", { src: `/console/api/evidence/${record.evidence}.jpg`, alt: "evidence frame", class: "evidence" }));
-  }
+  if (record.kind === "alert" && d.reason === "identity_unconfirmed") item.append(identityPanel(record, state.records, el, send, renderFeed));  // its frame beside the booked photos
+  else if (record.evidence) item.append(el("img", { src: `/console/api/evidence/${record.evidence}.jpg`, alt: "evidence frame", class: "evidence" }));
   if (record.call_id) item.addEventListener("dblclick", () => openCall(record.call_id));
   return item;
 }
@@ -247,7 +246,7 @@ function takeRecords(records, live) {
     if (r.audit_id <= state.lastId) continue;
     state.lastId = r.audit_id;
     state.records.push(r);
-    if (r.kind === "staff_action" && r.data.action === "acknowledge") state.acked.add(r.data.alert_id);
+    if (r.kind === "staff_action" && ANSWER_ACTIONS.has(r.data.action)) state.acked.add(r.data.alert_id);
     if (isAlert(r) && live) alerted = true;
     if (r.call_id) boardChanged = true;
   }
@@ -273,6 +272,7 @@ function connect() {
       state.store = showStore(msg);
     } else if (msg.type === "records") {
       takeRecords(msg.records, welcomed && (!msg.backlog || state.lastId > 0));
+    } else if (identityReply(msg)) { renderFeed();  // a verdict's answer, shown on its alert (identity.js)
     } else if (msg.type === "done" || msg.type === "error") {
       $("action-result").textContent = msg.message;
       $("action-result").className = msg.type === "error" ? "error" : "muted";
@@ -317,7 +317,7 @@ function describe(r, call) {
     case "warning_cleared": return [`cleared: ${reasonText(d.reason)}`, d.source || ""];
     case "identity": return ["identity", `track ${d.track} on ${d.source}: ${d.participant || "not booked"}${d.distance != null ? ` (${d.distance})` : ""}`];
     case "recheck": return ["security check passed", d.awaiting_staff ? "waiting for staff approval" : ""];
-    case "staff_action": return [`staff: ${String(d.action).replace("_", " ")}`, `${r.actor.replace("staff:", "")}${d.note ? ": " + d.note : ""}${d.alert_id ? ` (alert ${d.alert_id})` : ""}`];
+    case "staff_action": return [`staff: ${String(d.action).replace("_", " ")}`, `${r.actor.replace("staff:", "")}${d.note ? ": " + d.note : ""}${IDENTITY_ACTIONS.has(d.action) ? ": " + identityActionText({ ...d, participant: personText(call, d.participant) }) : ""}${d.alert_id ? ` (alert ${d.alert_id})` : ""}`];
     case "recording_failed": return ["recording failed", `${d.file || ""}: ${d.error || ""}`];
     case "joined": case "left": {
       const side = { prisoner: "prison side", visitor: "visitor side" }[d.role] || "";
@@ -334,9 +334,7 @@ function renderRecordings(files) {
   box.replaceChildren(...files.map((f) => {
     const start = f.first_frame_call_t != null ? ` from ${f.first_frame_call_t.toFixed(1)} s` : "";
     const label = el("div", { text: `${f.source} ${RECORDING_KINDS[f.kind] || f.kind}, part ${f.part}${start} (${f.bytes < 1048576 ? Math.ceil(f.bytes / 1024) + " KB" : (f.bytes / 1048576).toFixed(1) + " MB"})` });
-    const player = f.playable
-      ? el(f.kind === "audio" ? "audio" : "video", { controls: "", preload: "metadata", src: f.url, "data-file": f.file })
-      : el("p", { class: "muted", text: "Too large to play here; copy it from the record directory." });
+    const player = el(f.kind === "audio" ? "audio" : "video", { controls: "", preload: "metadata", src: f.url, "data-file": f.file });
     return el("figure", { class: `recording recording-${f.kind}` }, label, player);
   }));
 }

@@ -126,6 +126,7 @@ CREATE TABLE audit (
 CREATE INDEX audit_prison ON audit (prison, id);
 CREATE INDEX audit_call ON audit (call_id, id);
 
+-- engine: sqlite
 CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
 BEGIN
     SELECT RAISE(ABORT, 'audit log is append-only');
@@ -135,3 +136,19 @@ CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
 BEGIN
     SELECT RAISE(ABORT, 'audit log is append-only');
 END;
+
+-- engine: postgresql
+-- The same refusals (as integrity errors, as SQLite's RAISE(ABORT) is), and TRUNCATE too.
+CREATE FUNCTION audit_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'audit log is append-only' USING ERRCODE = 'integrity_constraint_violation';
+END $$;
+
+CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
+    FOR EACH ROW EXECUTE FUNCTION audit_append_only();
+
+CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
+    FOR EACH ROW EXECUTE FUNCTION audit_append_only();
+
+CREATE TRIGGER audit_no_truncate BEFORE TRUNCATE ON audit
+    FOR EACH STATEMENT EXECUTE FUNCTION audit_append_only();

@@ -14,6 +14,7 @@ CREATE TABLE audit_chain (
 );
 INSERT INTO audit_chain (id) VALUES (1);
 
+-- engine: sqlite
 CREATE TRIGGER audit_chain_fixed BEFORE UPDATE ON audit_chain
 WHEN OLD.key_id IS NOT NULL OR NEW.id IS NOT OLD.id
 BEGIN
@@ -36,6 +37,46 @@ WHEN (SELECT key_id FROM audit_chain WHERE id = 1) IS NOT NULL
 BEGIN
     SELECT RAISE(ABORT, 'audit log is append-only');
 END;
+
+-- engine: postgresql
+CREATE FUNCTION audit_chain_fixed() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP <> 'UPDATE' THEN
+        RAISE EXCEPTION 'the audit chain settings cannot be deleted'
+            USING ERRCODE = 'integrity_constraint_violation';
+    END IF;
+    IF OLD.key_id IS NOT NULL OR NEW.id IS DISTINCT FROM OLD.id THEN
+        RAISE EXCEPTION 'the audit chain is keyed: its settings are fixed'
+            USING ERRCODE = 'integrity_constraint_violation';
+    END IF;
+    RETURN NEW;
+END $$;
+
+CREATE TRIGGER audit_chain_fixed BEFORE UPDATE ON audit_chain
+    FOR EACH ROW EXECUTE FUNCTION audit_chain_fixed();
+CREATE TRIGGER audit_chain_no_delete BEFORE DELETE ON audit_chain
+    FOR EACH ROW EXECUTE FUNCTION audit_chain_fixed();
+CREATE TRIGGER audit_chain_no_truncate BEFORE TRUNCATE ON audit_chain
+    FOR EACH STATEMENT EXECUTE FUNCTION audit_chain_fixed();
+
+-- Before the chain is keyed, only the hashes of existing records may be rewritten; nothing else.
+CREATE FUNCTION audit_rehash_only() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF (SELECT key_id FROM audit_chain WHERE id = 1) IS NOT NULL
+        OR NEW.id IS DISTINCT FROM OLD.id OR NEW.at IS DISTINCT FROM OLD.at
+        OR NEW.prison IS DISTINCT FROM OLD.prison OR NEW.call_id IS DISTINCT FROM OLD.call_id
+        OR NEW.kind IS DISTINCT FROM OLD.kind OR NEW.actor IS DISTINCT FROM OLD.actor
+        OR NEW.data IS DISTINCT FROM OLD.data OR NEW.evidence IS DISTINCT FROM OLD.evidence THEN
+        RAISE EXCEPTION 'audit log is append-only' USING ERRCODE = 'integrity_constraint_violation';
+    END IF;
+    RETURN NEW;
+END $$;
+
+DROP TRIGGER IF EXISTS audit_no_update ON audit;
+CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
+    FOR EACH ROW EXECUTE FUNCTION audit_rehash_only();
+
+-- engine: all
 
 -- A sign-in refused by the back-off (not counted as a failure: waiting it out is enough).
 ALTER TABLE login_attempts ADD COLUMN limited INTEGER NOT NULL DEFAULT 0 CHECK (limited IN (0, 1));

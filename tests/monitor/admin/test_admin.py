@@ -5,21 +5,25 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import sqlite3
 import subprocess
 import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from support.fixtures import ENGINES
+from support.postgres import PostgresServer, clone_store, drop_audit_triggers, raw_script
 
 from monitor.cli import main
 from monitor.store import auth
 from monitor.store.audit import AuditLog
 from monitor.store.database import Store
 from monitor.store.family_staff import grant_extra_calls, set_role
+from monitor.store.sql import STORE_DIR_ENV, locate
 from policies.config import load_policy
+from policies.text import ID_RULE
 
 MEDIA = Path("/work/shared/media")
 OBAMA = MEDIA / "face_recognition" / "obama.jpg"
@@ -32,7 +36,7 @@ LANDSCAPE = MEDIA / "facedetect" / "640px-IceBlockNearJoekullsarlon.jpg"
 ROOT = Path(__file__).resolve().parents[3]
 
 
-def run(db: Path, *argv: str, stdin: str | None = None) -> int:
+def run(db: str | Path, *argv: str, stdin: str | None = None) -> int:
     if stdin is not None:
         sys.stdin = __import__("io").StringIO(stdin)
     try:
@@ -41,10 +45,29 @@ def run(db: Path, *argv: str, stdin: str | None = None) -> int:
         sys.stdin = sys.__stdin__
 
 
-@pytest.fixture(scope="module")
-def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One enrolled database for the module: two prisoners, four visitors (photos enrolled once)."""
-    db = tmp_path_factory.mktemp("template") / "monitor.db"
+@dataclass(frozen=True)
+class Template:
+    where: str  # the store
+    files: Path  # the folder of its own files
+
+
+@pytest.fixture(scope="module", params=ENGINES)
+def template(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Template]:
+    """One enrolled database for the module, on each engine: two prisoners, four visitors (photos
+    enrolled once)."""
+    folder = tmp_path_factory.mktemp("template")
+    if request.param == "sqlite":
+        yield Template(_enrolled(str(folder / "monitor.db")), folder)
+        return
+    server: PostgresServer = request.getfixturevalue("postgres")
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv(STORE_DIR_ENV, str(folder))
+        url = _enrolled(server.create_database())
+    yield Template(url, folder)
+    server.drop_database(url)
+
+
+def _enrolled(db: str) -> str:
     assert run(db, "prisoner", "add", "A1234BC", "--name", "John Smith", "--prison", "HMP Example") == 0
     assert run(db, "prisoner", "add", "B7654CD", "--name", "Ann Jones", "--prison", "HMP Example") == 0
     visitors = (
@@ -62,12 +85,26 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def db(template: Path, tmp_path: Path) -> Path:
-    shutil.copytree(template.parent, tmp_path / "copy")
-    return tmp_path / "copy" / "monitor.db"
+def db(
+    template: Template, tmp_path: Path, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> str:
+    """A copy of the template store (and its files) for one test."""
+    copy = tmp_path / "copy"
+    if not locate(template.where).is_postgresql:
+        return clone_store(template.where, template.files, copy, None)
+    monkeypatch.setenv(STORE_DIR_ENV, str(copy))
+    return clone_store(template.where, template.files, copy, request.getfixturevalue("postgres"))
 
 
-def test_enrolled_visitors_are_stored_with_embeddings_and_photo_copies(db: Path) -> None:
+def another_store(db: str, request: pytest.FixtureRequest) -> str:
+    """A new, empty store on the same engine as ``db`` (its files beside ``db``'s)."""
+    if locate(db).is_postgresql:
+        server: PostgresServer = request.getfixturevalue("postgres")
+        return server.create_database()
+    return str(Path(db).with_name("fresh.db"))
+
+
+def test_enrolled_visitors_are_stored_with_embeddings_and_photo_copies(db: str) -> None:
     with Store(db) as store:
         v1 = store.visitor("v1")
         assert v1 is not None and len(v1.photos) == 2
@@ -89,7 +126,7 @@ def test_enrolled_visitors_are_stored_with_embeddings_and_photo_copies(db: Path)
     ],
 )
 def test_bad_photos_are_rejected_in_one_line_and_nothing_is_stored(
-    db: Path, photo: Path, problem: str
+    db: str, photo: Path, problem: str
 ) -> None:
     argv = ["visitor", "add", "--prisoner", "A1234BC", "--id", "v9", "--name", "X Y", "--dob", "1980-01-01"]
     result = subprocess.run(
@@ -118,7 +155,7 @@ def test_bad_photos_are_rejected_in_one_line_and_nothing_is_stored(
         assert store.visitor("v9") is None
 
 
-def test_prisoner_and_visitor_input_errors(db: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_prisoner_and_visitor_input_errors(db: str, capsys: pytest.CaptureFixture[str]) -> None:
     cases = [
         (
             ["prisoner", "add", "A1234BC", "--name", "Again", "--prison", "HMP Example"],
@@ -184,7 +221,7 @@ def test_prisoner_and_visitor_input_errors(db: Path, capsys: pytest.CaptureFixtu
 
 
 def test_existing_visitor_can_be_approved_for_another_prisoner(
-    db: Path, capsys: pytest.CaptureFixture[str]
+    db: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert run(db, "visitor", "add", "--prisoner", "B7654CD", "--id", "v1") == 0
     assert "approved existing visitor v1 for prisoner B7654CD" in capsys.readouterr().out
@@ -193,7 +230,7 @@ def test_existing_visitor_can_be_approved_for_another_prisoner(
 
 
 def test_approving_an_existing_visitor_refuses_a_different_name_or_birth_date(
-    db: Path, capsys: pytest.CaptureFixture[str]
+    db: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     with Store(db) as store:
         v1 = store.visitor("v1")
@@ -213,11 +250,11 @@ def test_approving_an_existing_visitor_refuses_a_different_name_or_birth_date(
     assert "approved existing visitor v1" in capsys.readouterr().out
 
 
-def book(db: Path, *argv: str) -> int:
+def book(db: str, *argv: str) -> int:
     return run(db, "book", "--prisoner", "A1234BC", *argv)
 
 
-def test_book_prints_join_links_bound_to_each_person(db: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_book_prints_join_links_bound_to_each_person(db: str, capsys: pytest.CaptureFixture[str]) -> None:
     start = "2036-12-01T14:00:00+00:00"
     assert (
         book(
@@ -262,7 +299,7 @@ def test_book_prints_join_links_bound_to_each_person(db: Path, capsys: pytest.Ca
         assert all(store.join_token(t) is None for t in tokens)
 
 
-def test_book_rules(db: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_book_rules(db: str, capsys: pytest.CaptureFixture[str]) -> None:
     base = ["--start", "2036-12-01T14:00:00+00:00"]
     assert book(db, "--visitor", "v1", *base, "--call-id", "first") == 0
     capsys.readouterr()
@@ -313,7 +350,7 @@ def test_book_rules(db: Path, capsys: pytest.CaptureFixture[str]) -> None:
         assert [b.call_id for b in store.bookings_between(0, 3e9)] == ["first"]
 
 
-def test_a_slot_length_that_is_not_positive_is_refused(db: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_slot_length_that_is_not_positive_is_refused(db: str, capsys: pytest.CaptureFixture[str]) -> None:
     for minutes in ("0", "-30"):
         assert book(db, "--visitor", "v1", "--start", "2036-12-03T10:00:00+00:00", "--minutes", minutes) == 1
         err = capsys.readouterr().err
@@ -321,7 +358,7 @@ def test_a_slot_length_that_is_not_positive_is_refused(db: Path, capsys: pytest.
         assert err == f"monitor: error: {expected}\n", err
 
 
-def test_a_slot_that_has_already_ended_is_refused(db: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_slot_that_has_already_ended_is_refused(db: str, capsys: pytest.CaptureFixture[str]) -> None:
     """Links for a call in the past would be dead on arrival; nothing is stored."""
     assert book(db, "--visitor", "v1", "--start", "2020-12-03T10:00:00+00:00") == 1
     err = capsys.readouterr().err
@@ -331,7 +368,7 @@ def test_a_slot_that_has_already_ended_is_refused(db: Path, capsys: pytest.Captu
         assert store.bookings_between(0, 3e9) == []
 
 
-def test_more_than_four_visitors_is_refused(db: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_more_than_four_visitors_is_refused(db: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert run(db, "visitor", "add", "--prisoner", "A1234BC", "--id", "v5") == 0
     assert (
         run(
@@ -357,7 +394,7 @@ def test_more_than_four_visitors_is_refused(db: Path, capsys: pytest.CaptureFixt
 
 
 def test_monthly_allowance_from_the_policy_file(
-    db: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    db: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     policy = tmp_path / "policy.toml"
     policy.write_text("[booking]\nmonthly_allowance = 2\n")
@@ -385,7 +422,7 @@ def test_monthly_allowance_from_the_policy_file(
     )
 
 
-def test_one_call_a_month_unless_a_governor_grants_more(db: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_one_call_a_month_unless_a_governor_grants_more(db: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert book(db, "--visitor", "v1", "--start", "2036-12-01T10:00:00+00:00") == 0
     capsys.readouterr()
     assert book(db, "--visitor", "v1", "--start", "2036-12-15T10:00:00+00:00") == 1
@@ -399,7 +436,7 @@ def test_one_call_a_month_unless_a_governor_grants_more(db: Path, capsys: pytest
 
 
 async def test_the_demo_family_is_verified_with_the_demo_prisoner_and_a_fresh_password(
-    tmp_path: Path,
+    store_at: str,
 ) -> None:
     from monitor.admin import demo_family, demo_staff, import_booking
     from monitor.server.command import demo_booking
@@ -409,7 +446,7 @@ async def test_the_demo_family_is_verified_with_the_demo_prisoner_and_a_fresh_pa
     from monitor.store.family_sessions import login_async
 
     config = load_policy()
-    with Store(tmp_path / "demo.db") as store:
+    with Store(store_at) as store:
         booking = demo_booking(config, datetime.now(UTC))
         import_booking(store, booking)
         staff, _ = demo_staff(store, booking.prison)
@@ -430,7 +467,7 @@ async def test_the_demo_family_is_verified_with_the_demo_prisoner_and_a_fresh_pa
         assert free.slots and all(a.left >= 1 for a in free.allowances.values())
 
 
-def test_staff_add(db: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_staff_add(db: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert (
         run(
             db,
@@ -463,7 +500,7 @@ def test_staff_add(db: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert "password must be at least 10 characters" in capsys.readouterr().err
 
 
-def test_audit_verify_reports_the_first_broken_record(db: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_audit_verify_reports_the_first_broken_record(db: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert book(db, "--visitor", "v1", "--start", "2036-12-01T14:00:00+00:00", "--call-id", "c1") == 0
     assert run(db, "staff", "add", "alice", "--prison", "HMP Example", stdin="correct horse battery\n") == 0
     capsys.readouterr()
@@ -472,12 +509,10 @@ def test_audit_verify_reports_the_first_broken_record(db: Path, capsys: pytest.C
     assert capsys.readouterr().out.startswith("ok: 8 audit records, chain intact, head ")
     with Store(db) as store:
         booked = next(r.id for r in AuditLog(store).since("HMP Example", 0, 100) if r.kind == "booked")
-    raw = sqlite3.connect(db)
-    raw.executescript(
-        "DROP TRIGGER audit_no_update; "
-        f'UPDATE audit SET data = \'{{"visitors":["v2"]}}\' WHERE id = {booked};'
+    raw_script(
+        db,
+        drop_audit_triggers(db) + f'UPDATE audit SET data = \'{{"visitors":["v2"]}}\' WHERE id = {booked};',
     )
-    raw.close()
     assert run(db, "audit", "verify") == 2
     err = capsys.readouterr().err
     assert err.startswith(
@@ -486,7 +521,7 @@ def test_audit_verify_reports_the_first_broken_record(db: Path, capsys: pytest.C
     )
 
 
-def admin_records(db: Path) -> list[tuple[str, str, dict[str, object]]]:
+def admin_records(db: str) -> list[tuple[str, str, dict[str, object]]]:
     """(kind, prison, data) of every audit record written by the admin commands, in order."""
     with Store(db) as store:
         assert AuditLog(store).verify().ok
@@ -495,9 +530,7 @@ def admin_records(db: Path) -> list[tuple[str, str, dict[str, object]]]:
     return [(row["kind"], row["prison"], json.loads(row["data"])) for row in rows]
 
 
-def test_adding_people_and_approving_visitors_is_audited(
-    db: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_adding_people_and_approving_visitors_is_audited(db: str, capsys: pytest.CaptureFixture[str]) -> None:
     with Store(db) as store:
         v1 = store.visitor("v1")
     assert v1 is not None
@@ -579,7 +612,7 @@ def test_commands_on_what_is_stored_refuse_a_missing_database(
 
 
 def test_a_base_url_that_cannot_make_a_join_link_is_refused(
-    db: Path, capsys: pytest.CaptureFixture[str]
+    db: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     start = ["--visitor", "v1", "--start", "2099-12-01T14:00:00+00:00"]
     for bad in ("notaurl", "ftp://calls.example.org", "https://", "http://host:port", "https://x.org/?a=1"):
@@ -598,7 +631,7 @@ def test_a_base_url_that_cannot_make_a_join_link_is_refused(
     assert "--base-url 'calls.example.org': must be the server's address" in capsys.readouterr().err
 
 
-def test_demo_staff_account_gets_a_fresh_password_each_start(db: Path) -> None:
+def test_demo_staff_account_gets_a_fresh_password_each_start(db: str) -> None:
     from monitor.admin import demo_staff
     from monitor.errors import UserError
     from monitor.store import auth
@@ -614,7 +647,7 @@ def test_demo_staff_account_gets_a_fresh_password_each_start(db: Path) -> None:
             demo_staff(store, "HMP Other")
 
 
-def test_import_booking_puts_a_booking_file_on_the_board(db: Path) -> None:
+def test_import_booking_puts_a_booking_file_on_the_board(db: str, request: pytest.FixtureRequest) -> None:
     from monitor.admin import import_booking, stored_booking
     from monitor.bookings import load_booking
     from monitor.errors import UserError
@@ -625,7 +658,7 @@ def test_import_booking_puts_a_booking_file_on_the_board(db: Path) -> None:
         with pytest.raises(UserError, match="visitor v1 is Barack Obama in the store, not Daniel Park"):
             import_booking(store, booking)
         assert store.booking(booking.call_id) is None
-    with Store(db.with_name("fresh.db")) as store:
+    with Store(another_store(db, request)) as store:
         assert import_booking(store, booking) and not import_booking(store, booking)
         assert store.visitor_list(booking.prisoner.id) == ("v1",)
         assert [b.call_id for b in store.bookings_between(0, 3e9, booking.prison)] == [booking.call_id]
@@ -634,7 +667,7 @@ def test_import_booking_puts_a_booking_file_on_the_board(db: Path) -> None:
         assert again.starts_at == booking.starts_at
 
 
-def test_link_revoke_and_reissue(db: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_link_revoke_and_reissue(db: str, capsys: pytest.CaptureFixture[str]) -> None:
     start = "2099-12-01T14:00:00+00:00"
     assert book(db, "--visitor", "v1", "--visitor", "v2", "--start", start, "--call-id", "c9") == 0
     links = map(json.loads, capsys.readouterr().out.splitlines())
@@ -664,3 +697,29 @@ def test_link_revoke_and_reissue(db: Path, capsys: pytest.CaptureFixture[str]) -
             assert run(db, "link", action, *argv) != 0
             err = capsys.readouterr().err
             assert err.strip().endswith(expected) and "Traceback" not in err, err
+
+
+def test_ids_outside_the_safe_set_are_refused_naming_the_flag(
+    db: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`monitor book --call-id ../escaped-call` would name a folder outside the record directory;
+    every id given on the command line follows the one id rule, and nothing is stored."""
+    rule = f"must be {ID_RULE}"
+    booking = ["book", "--prisoner", "A1234BC", "--visitor", "v1", "--start", "2036-12-01T14:00:00+00:00"]
+    cases = [
+        ([*booking, "--call-id", "../escaped-call"], "--call-id"),
+        ([*booking, "--call-id", "a/b"], "--call-id"),
+        (["prisoner", "add", "../P1", "--name", "X", "--prison", "HMP Example"], "ID"),
+        (["prisoner", "add", "P1", "--name", "X\x1b[2J", "--prison", "HMP Example"], "--name"),
+        (["visitor", "add", "--prisoner", "A1234BC", "--id", "../v2", "--name", "X", "--dob", "1980-01-01",
+          "--photo", str(OBAMA)], "--id"),
+    ]  # fmt: skip
+    for argv, flag in cases:
+        assert run(db, *argv) == 1, argv
+        err = capsys.readouterr().err
+        assert err.startswith(f"monitor: error: {flag}: ") and err.count("\n") == 1, (argv, err)
+        assert rule in err or "control character" in err, err
+    with Store(db) as store:
+        assert [b.call_id for b in store.bookings_between(0, 3e9)] == []
+        assert store.prisoner("../P1") is None and store.prisoner("P1") is None
+        assert store.visitor("../v2") is None

@@ -1,4 +1,4 @@
-"""`monitor staff disable|enable|password|sessions [--revoke]` on a real store: each takes effect
+"""`monitor staff disable|enable|password|sessions [--revoke]|role` on a real store: each takes effect
 on open sessions at once, is audited (actor ``admin``), and bad input gets one clear line."""
 
 from __future__ import annotations
@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from support.postgres import PostgresServer
 
 from monitor.cli import main
 from monitor.store import auth
@@ -17,7 +18,7 @@ from monitor.store.database import Store
 PASSWORD = "correct horse battery"
 
 
-def run(db: Path, *argv: str, stdin: str | None = None) -> int:
+def run(db: str | Path, *argv: str, stdin: str | None = None) -> int:
     if stdin is not None:
         sys.stdin = io.StringIO(stdin)
     try:
@@ -27,23 +28,23 @@ def run(db: Path, *argv: str, stdin: str | None = None) -> int:
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> Path:
-    path = tmp_path / "monitor.db"
+def db(store_at: str) -> str:
+    path = store_at
     assert run(path, "staff", "add", "alice", "--prison", "HMP Example", stdin=PASSWORD + "\n") == 0
     return path
 
 
-def sign_in(db: Path, password: str = PASSWORD) -> str | None:
+def sign_in(db: str, password: str = PASSWORD) -> str | None:
     with Store(db) as store:
         return auth.login(store, "alice", password, "10.0.0.1").token
 
 
-def signed_in(db: Path, token: str | None) -> bool:
+def signed_in(db: str, token: str | None) -> bool:
     with Store(db) as store:
         return auth.session_staff(store, token) is not None
 
 
-def test_sessions_are_listed_and_revoked(db: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_sessions_are_listed_and_revoked(db: str, capsys: pytest.CaptureFixture[str]) -> None:
     first, second = sign_in(db), sign_in(db)
     capsys.readouterr()
     assert run(db, "staff", "sessions", "alice") == 0
@@ -58,7 +59,7 @@ def test_sessions_are_listed_and_revoked(db: Path, capsys: pytest.CaptureFixture
     assert all(": ended " in line for line in capsys.readouterr().out.splitlines())
 
 
-def test_disable_enable_and_a_new_password(db: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_disable_enable_and_a_new_password(db: str, capsys: pytest.CaptureFixture[str]) -> None:
     token = sign_in(db)
     assert run(db, "staff", "disable", "alice") == 0
     assert capsys.readouterr().out == "disabled staff account alice (1 open sessions ended)\n"
@@ -83,6 +84,25 @@ def test_disable_enable_and_a_new_password(db: Path, capsys: pytest.CaptureFixtu
         assert log.verify().ok
 
 
+def test_a_staff_account_is_made_a_governor_and_back(db: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from monitor.store.family_roles import role
+
+    capsys.readouterr()
+    assert run(db, "staff", "role", "alice", "governor") == 0
+    assert capsys.readouterr().out == "staff account alice is now a governor\n"
+    with Store(db) as store:
+        alice = auth.login(store, "alice", PASSWORD, "10.0.0.1").staff
+        assert alice is not None and role(store, alice) == "governor"
+    assert run(db, "staff", "role", "alice", "staff") == 0
+    with Store(db) as store:
+        assert role(store, alice) == "staff"
+        rows = store.db.execute("SELECT kind, data FROM audit WHERE kind = 'staff_role_changed'").fetchall()
+        assert [(r[0], r[1]) for r in rows] == [
+            ("staff_role_changed", '{"role":"governor","username":"alice"}'),
+            ("staff_role_changed", '{"role":"staff","username":"alice"}'),
+        ]
+
+
 @pytest.mark.parametrize(
     ("argv", "stdin", "problem"),
     [
@@ -91,10 +111,11 @@ def test_disable_enable_and_a_new_password(db: Path, capsys: pytest.CaptureFixtu
         (("staff", "sessions", "nobody", "--revoke"), None, "staff account nobody: no such account"),
         (("staff", "password", "nobody", "--password-stdin"), "long enough pass\n", "no such account"),
         (("staff", "password", "alice", "--password-stdin"), "short\n", "at least 10 characters"),
+        (("staff", "role", "nobody", "governor"), None, "staff account nobody: no such account"),
     ],
 )
 def test_bad_input_gets_one_clear_line(
-    db: Path, capsys: pytest.CaptureFixture[str], argv: tuple[str, ...], stdin: str | None, problem: str
+    db: str, capsys: pytest.CaptureFixture[str], argv: tuple[str, ...], stdin: str | None, problem: str
 ) -> None:
     capsys.readouterr()
     assert run(db, *argv, stdin=stdin) == 1
@@ -104,8 +125,15 @@ def test_bad_input_gets_one_clear_line(
 
 
 def test_commands_refuse_a_database_that_does_not_exist(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], postgres: PostgresServer
 ) -> None:
     assert run(tmp_path / "typo.db", "staff", "disable", "alice") == 1
     assert "no such database" in capsys.readouterr().err
     assert not (tmp_path / "typo.db").exists()
+    # PostgreSQL: a database the program never creates, and a password never on the command line
+    assert run(postgres.url("typo"), "staff", "disable", "alice") == 1
+    err = capsys.readouterr().err
+    assert "cannot connect to PostgreSQL: " in err and '"typo" does not exist' in err and err.count("\n") == 1
+    assert run(postgres.url("typo").replace("monitor@", "monitor:hunter2@"), "staff", "disable", "alice") == 1
+    err = capsys.readouterr().err
+    assert "do not put the password on the command line" in err and "hunter2" not in err

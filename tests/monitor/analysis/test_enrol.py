@@ -8,6 +8,7 @@ import cv2
 import numpy as np
 import pytest
 from analysis_media import MEDIA, image
+from support.hostile import bomb_png
 
 from monitor.analysis.enrol import EnrolmentError, enrol_booking, enrol_photos
 from monitor.errors import UserError
@@ -59,8 +60,15 @@ def test_missing_or_unreadable_files(tmp_path: Path) -> None:
         enrol_photos({"v1": [tmp_path / "nope.jpg"]})
     junk = tmp_path / "junk.jpg"
     junk.write_bytes(b"not an image at all")
-    with pytest.raises(EnrolmentError, match=r"junk\.jpg: not a readable image"):
+    with pytest.raises(EnrolmentError, match=r"junk\.jpg: .*junk\.jpg is not an image file"):
         enrol_photos({"v1": [junk]})
+
+
+def test_a_decompression_bomb_is_refused_from_its_header_before_decoding(tmp_path: Path) -> None:
+    """A 20000x20000 PNG of 50 KB (1.2 GB decoded): refused by its header, naming the file."""
+    bomb = bomb_png(tmp_path / "bomb.png")
+    with pytest.raises(EnrolmentError, match=r"^bomb\.png: .*bomb\.png is 20000x20000 pixels; a reference"):
+        enrol_photos({"v1": [bomb]})
 
 
 def _booking(prisoner_photos: tuple[Path, ...]) -> Booking:

@@ -1,4 +1,5 @@
-"""A real console on a real port: websockets server + Router, SQLite store, hub, live calls.
+"""A real console on a real port: websockets server + Router, a real store (SQLite, then
+PostgreSQL: ``store_at``), hub, live calls.
 
 Imported by the console tests (and its ``site`` fixture re-exported by conftest.py)."""
 
@@ -10,6 +11,7 @@ import dataclasses
 import http.client
 import json
 import time
+import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -132,14 +134,24 @@ def booking_now(call_id: str, prison: str = "HMP Example", prisoner: str = "A123
     )
 
 
+#: Messages a wait for another type passed over, per socket, still to be read in order.
+_HELD: weakref.WeakKeyDictionary[ClientConnection, list[dict[str, Any]]] = weakref.WeakKeyDictionary()
+
+
 async def next_message(ws: ClientConnection, kind: str, timeout: float = 5.0) -> dict[str, Any]:
-    """The next message of this type (others are skipped)."""
+    """The next message of this type. Messages of other types that arrive first are kept for a
+    later wait (a feed's records can come before the ``done`` of the action that made them)."""
+    held = _HELD.setdefault(ws, [])
+    for i, message in enumerate(held):
+        if message["type"] == kind:
+            return held.pop(i)
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
         left = deadline - asyncio.get_running_loop().time()
         message = json.loads(await asyncio.wait_for(ws.recv(), max(left, 0.01)))
         if message["type"] == kind:
             return message
+        held.append(message)
 
 
 async def records_until(ws: ClientConnection, predicate: Any, timeout: float = 5.0) -> list[dict[str, Any]]:
@@ -155,9 +167,9 @@ async def records_until(ws: ClientConnection, predicate: Any, timeout: float = 5
 
 
 @pytest_asyncio.fixture
-async def site(tmp_path: Path) -> AsyncIterator[Site]:
+async def site(store_at: str, tmp_path: Path) -> AsyncIterator[Site]:
     clock = Clock()
-    store = Store(tmp_path / "monitor.db", clock=clock)
+    store = Store(store_at, clock=clock)
     auth.add_staff(store, "alice", "HMP Example", PASSWORD)
     auth.add_staff(store, "bob", "HMP Other", PASSWORD)
     hub, calls, router = Hub(), Calls[Call](), Router()

@@ -14,6 +14,13 @@ pytestmark = [pytest.mark.browser]
 require_chromium()
 
 
+@pytest.fixture
+def store_at(tmp_path: Path) -> str:
+    """SQLite only: the browser shows the same console on either engine, and the console's API
+    tests run on both (a second Chromium per test would buy nothing)."""
+    return str(tmp_path / "monitor.db")
+
+
 async def test_history_names_who_joined_and_left(site: Site, tmp_path: Path) -> None:
     from playwright.async_api import async_playwright, expect
 

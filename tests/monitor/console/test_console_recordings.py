@@ -5,8 +5,11 @@ The files are written by the real recorder (``monitor.record.feed_recorder.FeedR
 
 from __future__ import annotations
 
+import asyncio
 import io
 import os
+import re
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -79,7 +82,7 @@ async def test_history_lists_and_serves_the_calls_recordings(site: Site) -> None
     assert set(files) == {"v1.video.1.webm", "v1.audio.1.webm"}
     video = files["v1.video.1.webm"]
     assert video["kind"] == "video" and video["source"] == "v1" and video["part"] == 1
-    assert video["first_frame_call_t"] == 3.5 and video["playable"]
+    assert video["first_frame_call_t"] == 3.5
     assert video["url"] == "/console/api/recordings/call-ex/v1.video.1.webm"
     on_disk = (site.record_dir / "call-ex" / "v1.video.1.webm").read_bytes()
     assert video["bytes"] == len(on_disk)
@@ -170,6 +173,9 @@ async def test_other_prisons_calls_and_unknown_files_are_the_same_404(site: Site
         "/console/api/recordings/call-ex/v1.video.1.json",
         "/console/api/recordings/call-ex/v1.video.1.webm%00",
         "/console/api/recordings/call-ex/%ff%fe.webm",
+        "/console/api/recordings/call-ex%00/v1.video.1.webm",
+        "/console/api/recordings/%ed%a0%80/v1.video.1.webm",
+        "/console/api/recordings/.call-ex/v1.video.1.webm",
         "/console/api/recordings/call-ex",
         "/console/api/recordings/",
     ),
@@ -201,19 +207,66 @@ async def test_a_call_folder_that_escapes_the_record_dir_is_ignored(site: Site, 
     assert (await site.get("/console/api/recordings/call-ex/v1.video.1.webm", alice)).status == 404
 
 
-async def test_files_too_large_to_hold_in_memory_are_refused_with_413(site: Site) -> None:
+async def test_large_files_are_served_in_bounded_parts_and_never_read_whole(site: Site) -> None:
+    """A 150 MB recording (sparse: no disk): every answer to a byte range carries at most
+    MAX_PART_BYTES from where it was asked, read on its own; eight players at once cost the server
+    eight parts, not eight files; without a range the whole file is refused with 413."""
     assert site.record_dir is not None
     await record(site.record_dir / "call-ex", "v1")
     big = site.record_dir / "call-ex" / "v1.video.2.webm"
-    with big.open("wb") as handle:  # sparse: takes no disk space
-        handle.truncate(recordings.MAX_SERVE_BYTES + 1)
+    size = 150 * 2**20
+    with big.open("wb") as handle:
+        handle.seek(size - 4)
+        handle.write(b"tail")
     alice = await site.login("alice")
+    url = "/console/api/recordings/call-ex/v1.video.2.webm"
+    part = recordings.MAX_PART_BYTES
+    reset_peak_rss()
+    before = rss_mb()
+    # eight players at once, each on a thread of its own (the loop's default executor also runs the
+    # server's reads: sharing it, the clients would starve the server)
+    headers = [{"Cookie": f"monitor_session={alice}", "Range": f"bytes={n * 10 * 2**20}-"} for n in range(8)]
+    loop = asyncio.get_running_loop()
+    with ThreadPoolExecutor(8) as players:
+        replies = await asyncio.gather(
+            *(loop.run_in_executor(players, site._request, "GET", url, h) for h in headers)
+        )
+    grew = peak_rss_mb() - before
+    for n, reply in enumerate(replies):
+        start = n * 10 * 2**20
+        assert reply.status == 206 and len(reply.body) == part
+        assert reply.headers["content-range"] == f"bytes {start}-{start + part - 1}/{size}"
+    assert grew < 8 * part / 2**20 + 120, f"RSS grew {grew:.0f} MB for 8 parts of 4 MB"
+    last = await site.get(url, alice, Range="bytes=-4")
+    assert (last.status, last.body, last.headers["content-range"]) == (
+        206,
+        b"tail",
+        f"bytes {size - 4}-{size - 1}/{size}",
+    )
+    whole = await site.get(url, alice)
+    assert whole.status == 413 and b"byte ranges" in whole.body and learns_nothing(whole.body)
     history = (await site.get("/console/api/calls/call-ex", alice)).json()
-    listed = {f["file"]: f for f in history["recordings"]}
-    assert listed["v1.video.2.webm"]["playable"] is False and listed["v1.video.1.webm"]["playable"]
-    reply = await site.get(listed["v1.video.2.webm"]["url"], alice)
-    assert reply.status == 413 and b"200 MB" in reply.body and learns_nothing(reply.body)
-    assert (await site.get(listed["v1.video.1.webm"]["url"], alice)).status == 200
+    assert {f["file"]: f["bytes"] for f in history["recordings"]}["v1.video.2.webm"] == size
+    assert (await site.get("/console/api/recordings/call-ex/v1.video.1.webm", alice)).status == 200
+
+
+def rss_mb() -> float:
+    return status_kb("VmRSS") / 1024
+
+
+def peak_rss_mb() -> float:
+    return status_kb("VmHWM") / 1024
+
+
+def status_kb(field: str) -> int:
+    found = re.search(rf"{field}:\s+(\d+) kB", Path("/proc/self/status").read_text())
+    assert found is not None, field
+    return int(found.group(1))
+
+
+def reset_peak_rss() -> None:
+    """Start VmHWM from the current RSS (Linux: write 5 to clear_refs)."""
+    Path("/proc/self/clear_refs").write_text("5")
 
 
 async def test_a_call_without_recordings_lists_none(site: Site) -> None:

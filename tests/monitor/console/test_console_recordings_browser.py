@@ -14,6 +14,13 @@ ARTIFACTS = Path(__file__).resolve().parents[3] / "test-artifacts"
 require_chromium()
 
 
+@pytest.fixture
+def store_at(tmp_path: Path) -> str:
+    """SQLite only: the browser shows the same console on either engine, and the console's API
+    tests run on both (a second Chromium per test would buy nothing)."""
+    return str(tmp_path / "monitor.db")
+
+
 async def test_history_view_plays_the_recordings(site: Site, tmp_path: Path) -> None:
     from playwright.async_api import async_playwright, expect
 
@@ -37,3 +44,38 @@ async def test_history_view_plays_the_recordings(site: Site, tmp_path: Path) -> 
         assert 0.4 < await audio.evaluate("a => a.duration") < 0.6
         ARTIFACTS.mkdir(exist_ok=True)
         await page.locator("#call-view").screenshot(path=str(ARTIFACTS / "console-recordings.png"))
+
+
+async def test_a_recording_larger_than_one_answer_plays_through_from_its_parts(
+    site: Site, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Answers cut to a few KB (the server's real limit is 4 MB): Chromium asks for the rest of the
+    file range by range as it plays, and seeks into parts it has not fetched yet."""
+    from playwright.async_api import async_playwright
+
+    from monitor.console import recordings
+
+    assert site.record_dir is not None
+    await record(site.record_dir / "call-ex", "v1", video_frames=30)
+    size = (site.record_dir / "call-ex" / "v1.video.1.webm").stat().st_size
+    monkeypatch.setattr(recordings, "MAX_PART_BYTES", max(4096, size // 12))
+    async with async_playwright() as p, console_page(p, site, tmp_path / "profile") as page:
+        ranges: list[str] = []
+        page.on(
+            "request",
+            lambda r: ranges.append(r.headers.get("range", "")) if "v1.video.1.webm" in r.url else None,
+        )
+        await page.locator('#board-body tr[data-call="call-ex"]').click()
+        await page.wait_for_function("() => document.querySelector('#recordings video')?.readyState >= 1")
+        video = page.locator("#recordings video")
+        assert 0.8 < await video.evaluate("v => v.duration") < 1.2
+        await video.evaluate("v => { v.muted = true; return v.play(); }")
+        await page.wait_for_function(
+            "() => document.querySelector('#recordings video').ended", timeout=20_000
+        )
+        await video.evaluate("v => { v.currentTime = 0.5; }")
+        await page.wait_for_function(
+            "() => { const v = document.querySelector('#recordings video'); "
+            "return !v.seeking && v.readyState >= 2; }"
+        )
+        assert len(ranges) >= 2 and all(r.startswith("bytes=") for r in ranges), ranges

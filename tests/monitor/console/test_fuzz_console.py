@@ -6,6 +6,10 @@ The server (``monitor serve``'s ``Server`` with a SQLite store and one staff acc
 thread on 127.0.0.1 (``tests/live_server.py``). Every bad request gets a status below 500 (and,
 unauthenticated, learns nothing), every bad console message an ``error`` answer on a connection
 that stays open, nothing is logged as a crash, and a normal member of staff can still log in.
+A call on the same server is live at full frame rate throughout; console messages carry hostile
+text too (lone surrogates as JSON escapes, control characters, unsafe call ids), each refused
+with an error naming the field; at the end that call is still live at its rate and the server's
+memory has not grown past a bound.
 """
 
 from __future__ import annotations
@@ -24,13 +28,23 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
-from support.live_server import LiveServer, booking_now, exchange, status_of, websockets_eof_assertion
+from support.hostile import hostile_ids, hostile_text
+from support.live_server import (
+    FlowingCall,
+    LiveServer,
+    booking_now,
+    exchange,
+    status_of,
+    websockets_eof_assertion,
+)
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
 from monitor.admin import import_booking
+from monitor.console.messages import MAX_BYTES, MAX_NOTE
 from monitor.store import auth
 from monitor.store.database import Store
+from policies.text import id_problem, text_problem
 
 pytestmark = pytest.mark.slow
 
@@ -53,16 +67,26 @@ PATHS = (
     "/console/api/calls/",
     "/console/api/calls/call-console",
     "/console/api/evidence/",
+    "/console/api/identity/1",
+    "/console/api/reference/call-console/v1/" + "0" * 64,
     "/console/ws",
     "/console/watch",
 )
 PUBLIC = ("/console", "/console/static/")
 SECRETS = (b"call-console", b"A1234BC", b"HMP Example", b"alice")
-KINDS = ("hello", "pause", "resume", "end", "ack", "watch", "answer")
-FIELDS = ("call_id", "note", "audit_id", "after", "ref", "sdp")
+KINDS = ("hello", "pause", "resume", "end", "ack", "confirm_identity", "reject_identity", "watch", "answer")
+FIELDS = ("call_id", "note", "audit_id", "alert_id", "participant", "after", "ref", "sdp")
+
+#: What the fuzzing may cost the server's process (see tests/signalling/test_fuzz_signalling.py).
+MEMORY_BOUND_MB = 150
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=30),
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False)
+    | st.text(max_size=30)
+    | hostile_text,
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
     max_leaves=10,
 )
@@ -87,9 +111,10 @@ def clock() -> Clock:
 def live(tmp_path_factory: pytest.TempPathFactory, clock: Clock) -> Iterator[LiveServer]:
     store = Store(tmp_path_factory.mktemp("fuzz-console") / "monitor.db", clock=clock)
     auth.add_staff(store, "alice", "HMP Example", PASSWORD)
-    booking = booking_now("call-console")
+    booking, flowing = booking_now("call-console"), booking_now("call-flow")
     import_booking(store, booking)
-    server = LiveServer([booking], store=store)
+    import_booking(store, flowing)
+    server = LiveServer([booking, flowing], store=store, analysis_workers=1)
     server.errors.tolerate.append(websockets_eof_assertion)  # see tests/monitor/test_fuzz_http.py
     server.start()
     try:
@@ -112,6 +137,23 @@ def login(live: LiveServer, username: str = "alice", password: str = PASSWORD) -
             return reply.status, cookie
     except urllib.error.HTTPError as exc:
         return exc.code, None
+
+
+@pytest.fixture(scope="module")
+def flowing(live: LiveServer) -> Iterator[FlowingCall]:
+    """A call live at full frame rate while the console is fuzzed (no fuzzed message names it)."""
+    call = FlowingCall.open(live, "call-flow")
+    try:
+        assert call.wait_live(120), f"the booked face never went live: {call.call.state}"
+        yield call
+    finally:
+        call.close()
+
+
+@pytest.fixture(scope="module")
+def baseline(flowing: FlowingCall) -> dict[str, float]:
+    """The live call's frame rate and the server's memory before the fuzzing."""
+    return {"rate": flowing.rate(3.0), "rss_mb": flowing.live.rss_mb()}
 
 
 @pytest.fixture(scope="module")
@@ -190,6 +232,7 @@ def answer(ws: ClientConnection, timeout: float = 10.0) -> dict[str, Any]:
 )
 def test_console_http_routes_refuse_bad_requests_cleanly(
     live: LiveServer,
+    baseline: dict[str, float],
     cookie: str,
     method: str,
     path: str,
@@ -328,3 +371,80 @@ def test_console_watch_refuses_bad_messages_clearly(live: LiveServer, cookie: st
         assert reply["type"] in ("error", "offer"), reply
         if reply["type"] == "error":
             assert isinstance(reply["message"], str) and reply["message"].strip()
+
+
+console_ids = hostile_ids.filter(lambda value: value.strip() != "call-flow")  # the live call is not fuzzed
+refs = st.one_of(st.none(), hostile_text, st.text(max_size=64))
+console_messages = st.one_of(
+    st.builds(
+        lambda c, n, r: {"type": "pause", "call_id": c, "note": n, "ref": r}, console_ids, hostile_text, refs
+    ),
+    st.builds(lambda c, r: {"type": "resume", "call_id": c, "ref": r}, console_ids, refs),
+    st.builds(
+        lambda c, n, r: {"type": "end", "call_id": c, "note": n, "ref": r}, console_ids, hostile_text, refs
+    ),
+    st.builds(lambda r: {"type": "ack", "audit_id": 0, "ref": r}, refs),
+)
+
+
+def refused_fields(message: dict[str, Any]) -> set[str]:
+    """The fields of ``message`` the parser must refuse (the rules of monitor/console/messages.py)."""
+    bad = set()
+    ref = message.get("ref")
+    if ref is not None and (len(ref) > 64 or text_problem(ref) is not None):
+        bad.add("ref")
+    call_id = message.get("call_id")
+    if call_id is not None:
+        value = call_id.strip()
+        if not value or len(value) > 100 or text_problem(value) is not None or id_problem(value) is not None:
+            bad.add("call_id")
+    note = message.get("note")
+    if note is not None:
+        value = note.strip()
+        if (
+            (message["type"] == "pause" and not value)
+            or len(value) > MAX_NOTE
+            or text_problem(value) is not None
+        ):
+            bad.add("note")
+    return bad
+
+
+@settings(FUZZ, max_examples=200)
+@given(message=console_messages)
+def test_console_actions_with_hostile_text_are_refused_naming_the_field(
+    feed: FeedHolder, baseline: dict[str, float], message: dict[str, Any]
+) -> None:
+    """Every action a console sends with text no record may hold (or an unsafe call id) gets one
+    error naming that field; the rest are carried out or refused as actions ("no such call")."""
+    if message.get("ref") is None:
+        message.pop("ref")
+    ws = feed.get()
+    ws.send(json.dumps(message))  # a lone surrogate travels as its JSON escape
+    try:
+        reply = answer(ws)
+    except ConnectionClosed as exc:
+        feed.ws = None
+        raise AssertionError(f"the console feed closed on {message!r}: {exc}") from None
+    bad = refused_fields(message)
+    if len(json.dumps(message).encode()) > MAX_BYTES:
+        assert reply["type"] == "error" and reply["message"].startswith("message too large"), reply
+    elif bad:
+        assert reply["type"] == "error" and reply["message"].split(":")[0] in bad, (bad, reply)
+    else:
+        assert reply["type"] in ("done", "error") and reply["message"].split(":")[0] not in FIELDS, reply
+    ws.send(json.dumps({"type": "ack", "audit_id": 0, "ref": "probe"}))
+    probe = answer(ws)
+    assert probe["type"] == "error" and probe.get("ref") == "probe", probe
+
+
+def test_after_the_fuzzing_the_live_call_flows_and_memory_is_bounded(
+    live: LiveServer, flowing: FlowingCall, baseline: dict[str, float]
+) -> None:
+    """Last in the module: the call live before the fuzzing is live now at its frame rate, and the
+    server's process has not grown past MEMORY_BOUND_MB."""
+    assert flowing.call.state.value == "live"
+    after = flowing.rate(3.0)
+    assert after >= 0.5 * baseline["rate"], f"{after:.1f} frames/s now, {baseline['rate']:.1f} before"
+    grew = live.rss_mb() - baseline["rss_mb"]
+    assert grew < MEMORY_BOUND_MB, f"the server grew by {grew:.0f} MB during the fuzzing"

@@ -1,6 +1,7 @@
 """The families' socket end to end: a real `monitor serve` server on a real port, its SQLite store,
 the real enrolment models on real photos, the family's side spoken over a real WebSocket and the
-login over real HTTP; staff decide through the store's staff API (the console's pages come later).
+login over real HTTP; staff decide through the store's staff API (the console's families desk calls
+the same functions: tests/monitor/console/test_family_desk.py).
 
 The store's clock is a Monday morning in London (2030-06-03 08:00 BST) so the slots of the week are
 known; the prison's default timetable has calls on weekdays."""

@@ -13,11 +13,17 @@ from monitor.mail.messages import (
     AccountRefused,
     AccountVerified,
     AddressConfirmation,
+    AlreadyRegistered,
     CallBooked,
     CallCancelled,
     CallReminder,
+    ContactApproved,
+    ContactRefused,
     MailContent,
     MailError,
+    PersonApproved,
+    PersonRefused,
+    RequestDeclined,
     compose,
     mail_address,
     render,
@@ -69,6 +75,12 @@ def test_every_kind_renders_with_its_own_words() -> None:
         CallCancelled(
             "Ann", "John Smith", "HMP Example", "Europe/London", SUMMER, "c1", "the prison is closed"
         ),
+        AlreadyRegistered("Ann", link),
+        ContactApproved("Ann", "John Smith", "HMP Example", link),
+        ContactRefused("Ann", "John Smith", "HMP Example", "a court order", link),
+        PersonApproved("Ann", "Amy Smith", link),
+        PersonRefused("Ann", "Amy Smith", "the photo ID is not hers", link),
+        RequestDeclined("Ann", "John Smith", "HMP Example", "no calls that week", link),
     ]
     assert sorted(KINDS) == sorted(c.kind for c in contents)
     subjects = set()
@@ -110,6 +122,11 @@ def test_html_escapes_what_people_typed() -> None:
         (lambda: booked(name="  "), "call_booked: name is empty"),
         (lambda: booked(prison="HMP\rX"), "call_booked: prison has control characters"),
         (lambda: AddressConfirmation("Ann", "ftp://x.org/c"), "address_confirmation: link"),
+        (
+            lambda: booked(join_links=(("Ann", JOIN), ("Amy", "ftp://x.org/j"))),
+            "call_booked: join_links 'ftp://x.org/j' is not an http(s) link",
+        ),
+        (lambda: booked(join_links=(("", JOIN),)), "call_booked: join_links: a person's name is empty"),
     ],
 )
 def test_a_message_that_cannot_be_made_says_which_field(make: object, words: str) -> None:

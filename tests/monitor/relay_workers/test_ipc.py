@@ -34,7 +34,17 @@ def test_every_kind_crosses_as_its_own_class() -> None:
     hello = ipc.Hello("blob", None, [{"urls": "stun:example.org"}], ["127.0.0.1"], 2)
     staff = ipc.Staff(5, call="c-1", action="pause", note="", staff="officer")
     snapshot = ipc.Snapshot(calls=(), lag_ms=3, analysis_restarts=0)
-    for message in (hello, staff, snapshot, ipc.Stop(), ipc.HubRecord("c-1", {"kind": "alert"}, None)):
+    confirm = ipc.StaffIdentity(6, call="c-1", source="v1", track=2, participant="v1", staff="officer")
+    reject = ipc.StaffIdentity(7, call="c-1", source="v1", track=2, participant=None, staff="officer")
+    for message in (
+        hello,
+        staff,
+        confirm,
+        reject,
+        snapshot,
+        ipc.Stop(),
+        ipc.HubRecord("c-1", {"kind": "alert"}, None),
+    ):
         assert ipc.decode(ipc.encode(message)) == message
     assert isinstance(ipc.decode(ipc.encode(snapshot)).lag_ms, float)  # type: ignore[attr-defined]
     assert set(ipc.KINDS) >= {"hello", "join", "reply", "send", "close", "hub", "snapshot", "ended"}
@@ -101,6 +111,8 @@ def test_what_decode_would_refuse_is_never_sent() -> None:
         ipc.encode(ipc.Leave(conn=True))
     with pytest.raises(ipc.WireError, match=r"staff\.action: expected one of"):
         ipc.encode(ipc.Staff(1, call="c", action="delete", note="", staff=""))  # type: ignore[arg-type]
+    with pytest.raises(ipc.WireError, match=r"staff_identity\.track: expected int, got str"):
+        ipc.encode(ipc.StaffIdentity(1, call="c", source="v1", track="2", participant=None, staff=""))  # type: ignore[arg-type]
     with pytest.raises(ipc.WireError, match="not a message kind"):
         ipc.encode(ipc.Request(1))
 

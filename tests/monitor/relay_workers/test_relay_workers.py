@@ -24,13 +24,13 @@ import numpy as np
 import pytest
 import pytest_asyncio
 from aiortc import RTCPeerConnection, RTCSessionDescription
-from support.live_server import add_call, booking_now, call_clips, join_device, serving, wait_state
+from support.live_server import booking_now, call_clips, join_device, serving, wait_state
 from support.pictures import is_clip
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from monitor.call.call import Call
 from monitor.media.tracks import PAUSED_BGR
+from monitor.relay_workers.remote_call import RemoteCall
 from monitor.server.serve import Server
 from monitor.store import auth
 from monitor.store.audit import AuditLog
@@ -58,8 +58,10 @@ async def server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Serv
     store.close()
 
 
-def book(server: Server, name: str) -> Call:
-    return add_call(server, booking_now(name))
+def book(server: Server, name: str) -> RemoteCall:
+    call = server.add_booking(booking_now(name))
+    assert isinstance(call, RemoteCall), "a server with relay workers makes RemoteCall stand-ins"
+    return call
 
 
 async def placed(call: Any, timeout: float = 60.0) -> int:

@@ -251,6 +251,58 @@ def intent_staff_actions(r: tuple[Record, ...]) -> None:
     assert r[-1]["kind"] == "state" and r[-1]["state"] == "ended"  # nothing after the end
 
 
+def undecided_raised(r: tuple[Record, ...]) -> Record:
+    """A booked visitor's look-alike (dlib 0.49-0.56 from the booked photo: neither confirmed nor
+    ruled out) is warned about and raised to staff within the window (three samples by ~0.5 s, then
+    ``identity_unconfirmed_after_s`` = 4 s) and holds the call back from going live, naming the face
+    track staff can act on and the closest booked person. Returns the alert."""
+    warning = of_kind(r, "warning", "identity_unconfirmed")
+    assert warning and warning[0]["t"] <= 5.0, warning
+    assert "face the camera" in warning[0]["guidance"], warning
+    alert = of_kind(r, "alert", "identity_unconfirmed")
+    assert alert and alert[0]["t"] <= 5.0, alert
+    assert isinstance(alert[0]["track"], int) and alert[0]["participant"] == "v1", alert
+    paused = [s for s in states(r) if s[1] == "paused"]
+    assert paused and paused[0][2] == ("identity_unconfirmed",) and paused[0][0] == alert[0]["t"], paused
+    live = first_state(r, "live")
+    assert live is None or live > 6.0, states(r)  # staff act at 6 s in the variants that go live
+    return alert[0]
+
+
+def intent_undecided(r: tuple[Record, ...]) -> None:
+    undecided_raised(r)
+    assert first_state(r, "live") is None, states(r)
+    assert of_kind(r, "identity") == [], of_kind(r, "identity")  # never decided either way
+    assert not of_kind(r, "alert", "unbooked_face"), of_kind(r, "alert")
+    assert final_state(r) == "paused"
+
+
+def intent_undecided_confirmed(r: tuple[Record, ...]) -> None:
+    """Staff confirm the face as the booked visitor at 6 s: the verdict holds for the track, the
+    finding clears and the call goes live after the usual recheck (0.5 s + 2 s), and stays live."""
+    alert = undecided_raised(r)
+    assert [(e["t"], e["event"], e["track"]) for e in of_kind(r, "event")] == [
+        (6.0, "staff_confirm_identity", alert["track"])
+    ]
+    assert [(x["t"], x["participant"]) for x in of_kind(r, "identity")] == [(6.0, "v1")]
+    live = first_state(r, "live")
+    assert live is not None and 8.0 <= live <= 9.0, states(r)
+    assert final_state(r) == "live" and of_kind(r, "alert", "unbooked_face") == []
+
+
+def intent_undecided_rejected(r: tuple[Record, ...]) -> None:
+    """Staff reject the face at 6 s: it is nobody booked from then on, so the call (paused for the
+    undecided face) pauses as unbooked too, within the unbooked window, and never goes live."""
+    alert = undecided_raised(r)
+    assert [(e["t"], e["event"], e["track"]) for e in of_kind(r, "event")] == [
+        (6.0, "staff_reject_identity", alert["track"])
+    ]
+    assert [(x["t"], x["participant"]) for x in of_kind(r, "identity")] == [(6.0, None)]
+    unbooked = of_kind(r, "alert", "unbooked_face")
+    assert unbooked and 6.0 <= unbooked[0]["t"] <= 7.0 and unbooked[0]["track"] == alert["track"], unbooked
+    assert first_state(r, "live") is None and final_state(r) == "paused", states(r)
+
+
 INTENTS: dict[str, Callable[[tuple[Record, ...]], None]] = {
     name.removeprefix("intent_"): fn for name, fn in globals().items() if name.startswith("intent_")
 }

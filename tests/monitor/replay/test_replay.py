@@ -21,6 +21,7 @@ from monitor.record.timeline import decode_line
 from monitor.replay.command import ProgressBar, atomic_output
 from monitor.replay.events import parse_events
 from monitor.replay.replay import ReplayStats
+from policies.events import StaffConfirmIdentity, StaffRejectIdentity
 
 ROOT = Path(__file__).resolve().parents[3]
 FIXTURES = ROOT / "fixtures"
@@ -78,6 +79,24 @@ def test_events_parse_sorted_with_fields() -> None:
     assert events[0].event(0.0, "v1").source == "v1"  # type: ignore[union-attr]
 
 
+def test_staff_identity_events_parse() -> None:
+    text = (
+        '{"t": 9, "kind": "staff_confirm_identity", "track": 2, "participant": "v1", "staff": "o1"}\n'
+        '{"t": 11, "kind": "staff_reject_identity", "track": 0, "source": "tablet"}\n'
+    )
+    confirm, reject = parse_events(text, "ev.jsonl")
+    assert confirm.fields == {"track": 2, "participant": "v1", "staff": "o1"}
+    assert confirm.event(100.0, "v1") == StaffConfirmIdentity(109.0, "v1", 2, "v1", "o1")
+    assert reject.event(0.0, "v1") == StaffRejectIdentity(11.0, "tablet", 0, "")  # its own source
+    assert reject.record(0.0) == {
+        "t": 11.0,
+        "kind": "event",
+        "event": "staff_reject_identity",
+        "track": 0,
+        "source": "tablet",
+    }
+
+
 @pytest.mark.parametrize(
     ("line", "message"),
     [
@@ -90,6 +109,30 @@ def test_events_parse_sorted_with_fields() -> None:
         ('{"t": -1, "kind": "staff_end"}', "ev.jsonl:2: t must not be negative"),
         ('{"t": 1, "kind": "staff_resume", "note": "x"}', "ev.jsonl:2: unknown field 'note'"),
         ('{"t": 1, "kind": "staff_pause", "note": 5}', "ev.jsonl:2: note must be text"),
+        ('{"t": 1, "kind": "staff_reject_identity"}', "ev.jsonl:2: staff_reject_identity needs track"),
+        (
+            '{"t": 1, "kind": "staff_confirm_identity", "track": 2}',
+            "ev.jsonl:2: staff_confirm_identity needs participant",
+        ),
+        (
+            '{"t": 1, "kind": "staff_confirm_identity", "track": 2, "participant": " "}',
+            "ev.jsonl:2: participant must not be empty",
+        ),
+        ('{"t": 1, "kind": "staff_reject_identity", "track": "2"}', "ev.jsonl:2: track must be a face track"),
+        ('{"t": 1, "kind": "staff_reject_identity", "track": 1.5}', "ev.jsonl:2: track must be a face track"),
+        ('{"t": 1, "kind": "staff_reject_identity", "track": -1}', "ev.jsonl:2: track must be a face track"),
+        (
+            '{"t": 1, "kind": "staff_reject_identity", "track": true}',
+            "ev.jsonl:2: track must be a face track",
+        ),
+        (
+            '{"t": 1, "kind": "staff_reject_identity", "track": 1, "participant": "v1"}',
+            "ev.jsonl:2: unknown field 'participant' for staff_reject_identity",
+        ),
+        (
+            '{"t": 1, "kind": "staff_reject_identity", "track": 1, "source": 3}',
+            "ev.jsonl:2: source must be text",
+        ),
     ],
 )
 def test_bad_events_name_the_line(line: str, message: str) -> None:
@@ -306,6 +349,27 @@ def test_inapplicable_events_are_noted(tmp_path: Path, capsys: pytest.CaptureFix
     notes = err.strip().splitlines()
     assert len(notes) == 2 and all(n.startswith(f"monitor: note: {events}: line ") for n in notes)
     assert "not allowed while the call is live" in notes[0] and "after the end of the video" in notes[1]
+
+
+@pytest.mark.slow
+def test_refused_identity_events_are_noted(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A staff verdict that names a person not booked, or a device not on the call, is refused by
+    the session (InvalidEvent) and noted like an illegal event; the decisions are those without it."""
+    events = tmp_path / "events.jsonl"
+    events.write_text(
+        '{"t": 4, "kind": "staff_confirm_identity", "track": 1, "participant": "v9"}\n'
+        '{"t": 5, "kind": "staff_reject_identity", "track": 1, "source": "tablet"}\n'
+    )
+    argv = ["replay", str(CLEAN), "--booking", str(CLEAN_BOOKING), "--events", str(events)]
+    code, lines, err = run(argv, capsys)
+    assert code == 0
+    assert [x for x in lines if x["kind"] == "event"] == []
+    assert [x["state"] for x in lines if x["kind"] == "state"] == ["verifying", "live"]
+    notes = err.strip().splitlines()
+    assert notes == [
+        f"monitor: note: {events}: line 1: 'v9' is not booked on 'v1''s side (not applied)",
+        f"monitor: note: {events}: line 2: no device 'tablet' on this call (not applied)",
+    ]
 
 
 @pytest.mark.slow

@@ -5,20 +5,25 @@ The real server (``monitor serve``'s ``Server`` with its SQLite store, so the co
 there too) runs in a thread on 127.0.0.1; each example opens a plain TCP connection, writes bytes
 and reads until the server closes. The server must answer with an HTTP status below 500 or close
 the connection, must never log a traceback, must go on serving pages and joins, and a call on the
-same port keeps receiving video while it is fuzzed.
+same port keeps receiving video while it is fuzzed. Hostile text percent-encoded into the paths
+that carry a call id or a token (lone surrogates as their UTF-8-with-surrogates bytes, control
+characters, traversal) gets a plain answer too, with a staff session as without.
 """
 
 from __future__ import annotations
 
+import base64
 import string
 import time
 import urllib.request
 from collections.abc import Iterator
 from datetime import timedelta
+from urllib.parse import quote
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from support.hostile import hostile_text
 from support.live_server import (
     FlowingCall,
     LiveServer,
@@ -234,3 +239,40 @@ def test_a_header_that_must_be_single_is_refused_when_repeated(live: LiveServer,
         request = "GET /console/api/me HTTP/1.1\r\nHost: x\r\nHost: y\r\n\r\n"
     reply = exchange(live.port, request.encode())
     assert status_of(reply) == 400 and b"may each be sent once" in reply
+
+
+@pytest.fixture(scope="module")
+def session(live: LiveServer) -> str:
+    basic = base64.b64encode(b"alice:correct horse battery").decode()
+    request = urllib.request.Request(
+        f"{live.base}/console/login", method="POST", headers={"Authorization": f"Basic {basic}"}
+    )
+    with urllib.request.urlopen(request, timeout=15) as reply:
+        return str(reply.headers["Set-Cookie"].split(";")[0].split("=", 1)[1])
+
+
+@FUZZ
+@given(
+    prefix=st.sampled_from(
+        (
+            "/console/api/calls/",
+            "/console/api/recordings/",
+            "/console/api/evidence/",
+            "/join/",
+            "/console/static/",
+        )
+    ),
+    text=hostile_text,
+    tail=st.sampled_from(("", "/v1.video.1.webm", ".jpg")),
+    with_session=st.booleans(),
+)
+def test_percent_encoded_hostile_text_in_paths_gets_a_plain_answer(
+    live: LiveServer, session: str, prefix: str, text: str, tail: str, with_session: bool
+) -> None:
+    encoded = quote(text.encode("utf-8", "surrogatepass"), safe="")
+    cookie = f"Cookie: monitor_session={session}\r\n" if with_session else ""
+    request = f"GET {prefix}{encoded}{tail} HTTP/1.1\r\nHost: 127.0.0.1\r\n{cookie}\r\n"
+    status = status_of(exchange(live.port, request.encode()))
+    assert status in (200, 401, 404, 414), status
+    if status == 200:  # only the join page (its token is checked on the WebSocket) and static files
+        assert prefix in ("/join/", "/console/static/"), (prefix, encoded, tail)

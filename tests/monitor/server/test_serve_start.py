@@ -3,12 +3,14 @@ database is refused by the first one's lock, and one on a busy port by the port,
 store is touched (no password rotated, no call booked, no audit record, no file made). The lock
 dies with its process: after a SIGKILL the next start works.
 
-Real processes (`python -m monitor.cli serve --demo`), a real SQLite store read back with sqlite3.
+Real processes (`python -m monitor.cli serve --demo`), a real SQLite store read back with sqlite3;
+two nodes on one real PostgreSQL database.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sqlite3
 import subprocess
@@ -19,19 +21,37 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support.postgres import PostgresServer
+
+from monitor.store.database import Store
+from monitor.store.sql import STORE_DIR_ENV
 
 ROOT = Path(__file__).resolve().parents[3]
 MONITOR = [sys.executable, "-m", "monitor.cli"]
 
 
-def start_demo(db: Path, port: int = 0) -> tuple[subprocess.Popen[str], dict[str, Any]]:
+def start_demo(
+    db: Path | str, port: int = 0, *extra: str, env: dict[str, str] | None = None
+) -> tuple[subprocess.Popen[str], dict[str, Any]]:
     """`monitor serve --demo` running, and its console line (URL, demo user name and password)."""
     process = subprocess.Popen(
-        [*MONITOR, "serve", "--demo", "--port", str(port), "--db", str(db), "--analysis-workers", "1"],
+        [
+            *MONITOR,
+            "serve",
+            "--demo",
+            "--port",
+            str(port),
+            "--db",
+            str(db),
+            "--analysis-workers",
+            "1",
+            *extra,
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         cwd=ROOT,
+        env=env,
     )
     assert process.stdout is not None
     while True:
@@ -68,8 +88,10 @@ def settled(db: Path) -> dict[str, Any]:
     raise AssertionError("the running server kept writing")
 
 
-def refused(*args: str) -> str:
-    result = subprocess.run([*MONITOR, "serve", *args], capture_output=True, text=True, timeout=120, cwd=ROOT)
+def refused(*args: str, env: dict[str, str] | None = None) -> str:
+    result = subprocess.run(
+        [*MONITOR, "serve", *args], capture_output=True, text=True, timeout=120, cwd=ROOT, env=env
+    )
     assert result.returncode == 1, result.stderr
     assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
     return result.stderr
@@ -109,6 +131,44 @@ def test_a_second_start_on_the_same_database_or_port_changes_nothing(tmp_path: P
     finally:
         stop(again)
     assert again.returncode == 0
+
+
+@pytest.mark.slow
+def test_two_nodes_serve_one_postgresql_database(tmp_path: Path, postgres: PostgresServer) -> None:
+    """Two `monitor serve` nodes on one PostgreSQL database: a second server with the same node
+    name is refused, another name shares the database, and the one audit chain both wrote to
+    verifies."""
+    url = postgres.create_database()
+    env = {**os.environ, STORE_DIR_ENV: str(tmp_path)}
+    first, console = start_demo(url, 0, "--node", "node-a", env=env)
+    try:
+        error = refused("--demo", "--port", "0", "--db", url, "--node", "node-a", env=env)
+        assert "another `monitor serve` with node name 'node-a'" in error
+        second, console_b = start_demo(url, 0, "--node", "node-b", env=env)
+        try:
+            assert console_b["username"] == console["username"] == "demo"
+            assert (
+                urllib.parse.urlsplit(console_b["console"]).port
+                != urllib.parse.urlsplit(console["console"]).port
+            )
+        finally:
+            stop(second)
+        assert second.returncode == 0
+        with Store(url) as store:
+            nodes = {row[0] for row in store.db.execute("SELECT node FROM calls WHERE node IS NOT NULL")}
+            assert nodes <= {"node-a", "node-b"} and nodes
+    finally:
+        stop(first)
+    assert first.returncode == 0
+    verified = subprocess.run(
+        [*MONITOR, "audit", "verify", "--db", url],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        timeout=120,
+    )
+    assert verified.returncode == 0 and verified.stdout.startswith("ok: "), verified.stderr
 
 
 def test_the_metrics_token_comes_from_a_file_never_the_command_line(tmp_path: Path) -> None:

@@ -9,25 +9,26 @@ import hashlib
 import json
 import os
 import shutil
-import sqlite3
 import stat
 from pathlib import Path
 
 import pytest
+from support.postgres import drop_audit_triggers, raw_script
 
 import monitor.store
 from monitor.cli import main
 from monitor.store import audit_chain
 from monitor.store.audit import GENESIS, AuditLog, canonical_json
 from monitor.store.audit_chain import checkpoint_path, key_path, keyed_hash, load_key, read_checkpoints
-from monitor.store.database import Store, StoreError
+from monitor.store.database import Store, StoreError, connect
+from monitor.store.sql import IntegrityError, locate
 
 ROOT = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture
-def log(tmp_path: Path) -> AuditLog:
-    return AuditLog(Store(tmp_path / "monitor.db"))
+def log(store_at: str) -> AuditLog:
+    return AuditLog(Store(store_at))
 
 
 def fill(log: AuditLog, n: int) -> None:
@@ -35,21 +36,27 @@ def fill(log: AuditLog, n: int) -> None:
         log.append("alert", {"reason": "unbooked_face", "n": i}, prison="HMP Example", call_id=f"c{i % 3}")
 
 
-def raw(db_path: Path, sql: str) -> None:
-    """What someone holding the database file can do: drop the triggers and rewrite the table."""
-    db = sqlite3.connect(db_path)
-    db.executescript("DROP TRIGGER IF EXISTS audit_no_update; DROP TRIGGER IF EXISTS audit_no_delete;" + sql)
-    db.close()
+def raw(where: str, sql: str) -> None:
+    """What someone holding the database can do: drop the triggers and rewrite the table."""
+    raw_script(where, drop_audit_triggers(where) + sql)
 
 
-def rechain(db_path: Path, start: int, key: bytes | None) -> None:
+def save_copy(where: str) -> None:
+    """A copy of the audit table as it is now, in the database (a backup, for :func:`restore`)."""
+    raw_script(where, "CREATE TABLE audit_copy AS SELECT * FROM audit;")
+
+
+def restore(where: str) -> None:
+    raw(where, "DELETE FROM audit; INSERT INTO audit SELECT * FROM audit_copy;")
+
+
+def rechain(where: str, start: int, key: bytes | None) -> None:
     """After a deletion, renumber the records from ``start`` on and recompute their links and
     hashes (with the key when given, else as the plain SHA-256 chain was made)."""
-    db = sqlite3.connect(db_path)
-    db.row_factory = sqlite3.Row
+    raw(where, "")
+    db = connect(locate(where))
     prev = db.execute("SELECT hash FROM audit WHERE id = ?", (start - 1,)).fetchone()[0]
     rows = list(db.execute("SELECT * FROM audit WHERE id >= ? ORDER BY id", (start,)))
-    db.executescript("DROP TRIGGER IF EXISTS audit_no_update; DROP TRIGGER IF EXISTS audit_no_delete;")
     for new_id, row in enumerate(rows, start):
         body = {
             "id": new_id,
@@ -67,12 +74,11 @@ def rechain(db_path: Path, start: int, key: bytes | None) -> None:
             "UPDATE audit SET id = ?, prev_hash = ?, hash = ? WHERE id = ?", (new_id, prev, digest, row["id"])
         )
         prev = digest
-    db.commit()
     db.close()
 
 
-def verify_cli(db_path: Path, capsys: pytest.CaptureFixture[str], *extra: str) -> tuple[int, str, str]:
-    code = main(["audit", "verify", "--db", str(db_path), *extra])
+def verify_cli(where: str, capsys: pytest.CaptureFixture[str], *extra: str) -> tuple[int, str, str]:
+    code = main(["audit", "verify", "--db", where, *extra])
     out = capsys.readouterr()
     return code, out.out, out.err
 
@@ -80,11 +86,12 @@ def verify_cli(db_path: Path, capsys: pytest.CaptureFixture[str], *extra: str) -
 def test_the_key_is_kept_beside_the_database_readable_by_its_owner_only(log: AuditLog) -> None:
     fill(log, 2)
     path = key_path(log.store.path)
-    assert path == log.store.path.with_name("monitor.db.audit-key")
+    assert path == log.store.path.with_name(log.store.path.name + ".audit-key")
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     key = load_key(log.store.path, create=False)
     assert key is not None and len(key.secret) == 32
-    assert key.secret.hex() not in log.store.path.read_bytes().hex()  # never in the database
+    if log.store.engine == "sqlite":
+        assert key.secret.hex() not in log.store.path.read_bytes().hex()  # never in the database
     stored = log.store.db.execute("SELECT key_id FROM audit_chain").fetchone()[0]
     assert stored == key.key_id
     path.chmod(0o644)
@@ -94,10 +101,10 @@ def test_the_key_is_kept_beside_the_database_readable_by_its_owner_only(log: Aud
 
 
 def test_a_key_from_the_environment_and_a_wrong_key_are_named(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    store_at: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv(audit_chain.KEY_ENV, "ab" * 32)
-    log = AuditLog(Store(tmp_path / "monitor.db"))
+    log = AuditLog(Store(store_at))
     fill(log, 3)
     assert not key_path(log.store.path).exists()  # the environment's key, no file
     assert log.verify().ok
@@ -117,15 +124,15 @@ def test_deleting_the_newest_records_is_named_with_how_many(
     log: AuditLog, capsys: pytest.CaptureFixture[str]
 ) -> None:
     fill(log, 10)
-    code, out, _ = verify_cli(log.store.path, capsys)
+    code, out, _ = verify_cli(log.store.location.text, capsys)
     head = log.get(10)
     assert head is not None
     assert code == 0 and out == (
         f"ok: 10 audit records, chain intact, head {head.hash}\n"
         f"newest checkpoint: 10 records, head {head.hash}\n"
     )
-    raw(log.store.path, "DELETE FROM audit WHERE id > 8;")  # a valid, shorter chain is left
-    code, _, err = verify_cli(log.store.path, capsys)
+    raw(log.store.location.text, "DELETE FROM audit WHERE id > 8;")  # a valid, shorter chain is left
+    code, _, err = verify_cli(log.store.location.text, capsys)
     assert code == 2
     assert err.startswith("monitor: audit chain broken: 2 records missing after #8 (the checkpoint of ")
     assert f"newest checkpoint: 10 records, head {head.hash}" in err
@@ -133,18 +140,18 @@ def test_deleting_the_newest_records_is_named_with_how_many(
 
 def test_deleting_a_middle_record_and_rechaining_is_named_with_the_key_or_without(log: AuditLog) -> None:
     fill(log, 10)
-    copy = log.store.path.with_name("copy.db")
-    shutil.copy(log.store.path, copy)
-    raw(log.store.path, "DELETE FROM audit WHERE id = 5;")
-    rechain(log.store.path, 5, None)  # without the key: as the plain chain was made
+    where = log.store.location.text
+    save_copy(where)
+    raw(where, "DELETE FROM audit WHERE id = 5;")
+    rechain(where, 5, None)  # without the key: as the plain chain was made
     result = log.verify()
     assert result.broken_id == 5 and "re-chained without the key" in str(result.problem)
     # with the key (stolen from beside the database) the chain holds: the checkpoints do not
-    shutil.copy(copy, log.store.path)
-    raw(log.store.path, "DELETE FROM audit WHERE id = 5;")
+    restore(where)
+    raw(where, "DELETE FROM audit WHERE id = 5;")
     key = load_key(log.store.path, create=False)
     assert key is not None
-    rechain(log.store.path, 5, key.secret)
+    rechain(where, 5, key.secret)
     result = log.verify()
     assert not result.ok and result.broken_id == 5
     assert "audit record 5 does not match the checkpoint of" in str(result.problem)
@@ -159,16 +166,16 @@ def test_rewriting_the_checkpoints_too_is_caught_by_a_copy_kept_elsewhere(
     fill(log, 10)
     elsewhere = log.store.path.parent / "offsite-checkpoints"
     shutil.copy(checkpoint_path(log.store.path), elsewhere)
-    raw(log.store.path, "DELETE FROM audit WHERE id > 6;")
+    raw(log.store.location.text, "DELETE FROM audit WHERE id > 6;")
     kept = [
         line
         for line in checkpoint_path(log.store.path).read_text().splitlines(keepends=True)
         if line.startswith("#") or int(line.split()[0]) <= 6
     ]
     checkpoint_path(log.store.path).write_text("".join(kept))
-    code, out, _ = verify_cli(log.store.path, capsys)
+    code, out, _ = verify_cli(log.store.location.text, capsys)
     assert code == 0 and out.startswith("ok: 6 audit records")  # consistent, and wrong
-    code, _, err = verify_cli(log.store.path, capsys, "--checkpoints", str(elsewhere))
+    code, _, err = verify_cli(log.store.location.text, capsys, "--checkpoints", str(elsewhere))
     assert code == 2 and "4 records missing after #6" in err
 
 
@@ -209,12 +216,12 @@ def test_the_checkpoint_file_is_compacted_and_keeps_what_verify_needs(
 PLAIN_SCHEMA = ROOT / "monitor" / "store" / "migrations" / "001_initial.sql"
 
 
-def plain_store(folder: Path, records: int) -> Path:
+def plain_store(folder: Path, where: str, records: int) -> str:
     """A database as the program made it before keyed chains: schema 001, a plain SHA-256 chain."""
     migrations = folder / "migrations"
     migrations.mkdir()
     shutil.copy(PLAIN_SCHEMA, migrations / "001_initial.sql")
-    path = folder / "monitor.db"
+    path = where
     with Store(path, migrations=migrations) as store:
         prev = GENESIS
         for n in range(1, records + 1):
@@ -239,9 +246,9 @@ def plain_store(folder: Path, records: int) -> Path:
 
 
 def test_a_store_from_before_keyed_chains_is_keyed_on_its_next_record(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, fresh_store_at: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    path = plain_store(tmp_path, 5)
+    path = plain_store(tmp_path, fresh_store_at, 5)
     with Store(path) as store:  # migration 002 applies
         assert store.schema_version() == len(
             list((Path(monitor.store.__file__).parent / "migrations").glob("*.sql"))
@@ -251,7 +258,7 @@ def test_a_store_from_before_keyed_chains_is_keyed_on_its_next_record(
         assert plain.ok and not plain.keyed and plain.records == 5
         code, out, _ = verify_cli(path, capsys)
         assert code == 0 and "warning: this chain is not keyed yet" in out
-        assert not key_path(path).exists()  # verify reads; it keys nothing
+        assert not key_path(store.path).exists()  # verify reads; it keys nothing
         log.append("state", {"state": "live"}, prison="HMP Example", call_id="c1")
         keyed = log.verify()
         assert keyed.ok and keyed.keyed and keyed.records == 6
@@ -259,14 +266,14 @@ def test_a_store_from_before_keyed_chains_is_keyed_on_its_next_record(
         assert (row[0], row[1]) == (5, plain.head) and row[2]
         # the records themselves are as they were; only their hashes are keyed now
         assert [r.data for r in log.for_call("c1")][:5] == [{"n": n} for n in range(1, 6)]
-        with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+        with pytest.raises(IntegrityError, match="append-only"):
             store.db.execute("UPDATE audit SET hash = 'x' WHERE id = 1")  # keyed: fixed for good
-        with pytest.raises(sqlite3.IntegrityError, match="settings are fixed"):
+        with pytest.raises(IntegrityError, match="settings are fixed"):
             store.db.execute("UPDATE audit_chain SET key_id = NULL")
 
 
-def test_a_plain_chain_that_was_tampered_with_is_not_keyed(tmp_path: Path) -> None:
-    path = plain_store(tmp_path, 5)
+def test_a_plain_chain_that_was_tampered_with_is_not_keyed(tmp_path: Path, fresh_store_at: str) -> None:
+    path = plain_store(tmp_path, fresh_store_at, 5)
     raw(path, "DELETE FROM audit WHERE id = 3;")
     with Store(path) as store:
         log = AuditLog(store)
@@ -274,7 +281,7 @@ def test_a_plain_chain_that_was_tampered_with_is_not_keyed(tmp_path: Path) -> No
             log.append("state", {"state": "live"}, prison="HMP Example", call_id="c1")
         assert store.db.execute("SELECT key_id FROM audit_chain").fetchone()[0] is None
         assert store.db.execute("SELECT COUNT(*) FROM audit").fetchone()[0] == 4  # nothing written
-        with pytest.raises(sqlite3.IntegrityError, match="append-only"):  # only hashes may change
+        with pytest.raises(IntegrityError, match="append-only"):  # only hashes may change
             store.db.execute("UPDATE audit SET data = '{}' WHERE id = 1")
 
 

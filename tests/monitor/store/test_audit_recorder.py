@@ -4,7 +4,8 @@ written by the right actor (policy decisions: ``policy``; presence: the device o
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
+import threading
+import time
 
 from monitor.hub import Hub
 from monitor.store.audit import AuditLog
@@ -13,9 +14,9 @@ from monitor.store.audit_writer import AuditWriter
 from monitor.store.database import Store
 
 
-async def test_records_are_written_in_hub_order_by_the_right_actor(tmp_path: Path) -> None:
-    store = Store(tmp_path / "monitor.db")
-    log = AuditLog(store, AuditWriter(store.path, store.clock))
+async def test_records_are_written_in_hub_order_by_the_right_actor(store_at: str) -> None:
+    store = Store(store_at)
+    log = AuditLog(store, AuditWriter(store.location, store.clock))
     hub = Hub()
     recorder = HubRecorder(log, hub)
     recorder.start()
@@ -51,22 +52,34 @@ async def test_records_are_written_in_hub_order_by_the_right_actor(tmp_path: Pat
     store.close()
 
 
-async def test_a_burst_is_written_whole_in_hub_order_by_a_small_queue(tmp_path: Path) -> None:
+async def test_a_burst_is_written_whole_in_hub_order_by_a_small_queue(store_at: str) -> None:
     """20,000 records published at once, for two calls, through a queue of 100: the publisher
     waits for room (back-pressure) and not one record is dropped or reordered; a hub subscriber
     that stops reading is dropped meanwhile, the audit log is not."""
-    store = Store(tmp_path / "monitor.db")
-    writer = AuditWriter(store.path, store.clock, max_records=100)
+    store = Store(store_at)
+    writer = AuditWriter(store.location, store.clock, max_records=100)
     log = AuditLog(store, writer)
     hub = Hub()
     recorder = HubRecorder(log, hub)
     recorder.start()
     lazy = hub.subscribe()  # a view that never reads: dropped after MAX_BACKLOG records
+    held, holder = threading.Event(), Store(store_at)
+
+    def hold_the_write_lock() -> None:  # the writer's first batch waits a second for this commit
+        with holder.transaction():
+            held.set()
+            time.sleep(1.0)
+
+    blocker = threading.Thread(target=hold_the_write_lock)
+    blocker.start()
+    held.wait()
     for n in range(20_000):
         call = "other" if n % 1000 == 500 else "burst"
         hub.publish(call, {"kind": "alert_repeated", "t": n / 1000, "reason": "capture_attempt", "n": n})
     assert hub.subscribers == 0 and lazy is not None
     assert writer.stats().waits >= 1  # the publisher had to wait: nothing was dropped instead
+    blocker.join()
+    holder.close()
     recorder.stop()  # every record handed over is written ...
     for _ in range(100):  # ... and the loop hears of each
         if recorder.written == 20_000:
@@ -80,15 +93,17 @@ async def test_a_burst_is_written_whole_in_hub_order_by_a_small_queue(tmp_path: 
     store.close()
 
 
-async def test_a_record_with_a_lone_surrogate_is_kept_made_printable(tmp_path: Path) -> None:
-    store = Store(tmp_path / "monitor.db")
-    log = AuditLog(store, AuditWriter(store.path, store.clock))
+async def test_a_record_with_a_lone_surrogate_is_kept_whole(store_at: str) -> None:
+    """Such text is stored with JSON's escapes (``canonical_json``), so the record keeps what the
+    client sent and the chain verifies."""
+    store = Store(store_at)
+    log = AuditLog(store, AuditWriter(store.location, store.clock))
     hub = Hub()
     recorder = HubRecorder(log, hub)
     recorder.start()
     hub.publish("c1", {"kind": "alert", "t": 1.0, "reason": "capture_attempt", "detail": "x\ud800y"})
     recorder.stop()
     [record] = log.for_call("c1")
-    assert record.data["detail"] == "x\\ud800y" and record.data["sanitized"] is True
+    assert record.data["detail"] == "x\ud800y" and "sanitized" not in record.data
     assert log.verify().ok
     store.close()

