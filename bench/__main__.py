@@ -1,5 +1,7 @@
 """``python -m bench [NAME ...]``: run every benchmark module (or the named ones), print tables.
 
+``python -m bench NAME --help`` shows that benchmark's own options.
+
 See :mod:`bench` for what a benchmark module is. Each runs in a child process with one thread per
 math library; results go to ``bench/results/<name>.json``. Exit status is non-zero when any
 benchmark failed (the others still run).
@@ -46,6 +48,10 @@ def print_table(name: str, rows: list[list[Any]]) -> None:
 def main(argv: list[str]) -> int:
     known = discover()
     if any(a in ("-h", "--help") for a in argv):
+        named = [a for a in argv if a in known]
+        if named:  # each named benchmark's own options
+            helps = [[sys.executable, "-m", f"bench.{n}", "--help"] for n in named]
+            return max(subprocess.run(h, cwd=ROOT, check=False).returncode for h in helps)
         print(
             "usage: python -m bench [NAME ...]\n\nRuns every benchmark, or the named ones, prints a "
             "table per benchmark and saves JSON under bench/results/.\n"

@@ -54,8 +54,9 @@ from pathlib import Path
 from typing import Any
 
 from bench import ROOT, machine, write_json
+from bench.hog import cpu_seconds
 from bench.loadgen import BOOKING, TARGETS, loadgen_process, loopback, pin
-from bench.relay import cpu_seconds, loop_lag
+from bench.relay import loop_lag
 
 ANALYSIS_FPS = 6.0
 WARM_S = 6.0

@@ -41,6 +41,7 @@ from aiortc import MediaStreamTrack
 from aiortc.contrib.media import MediaRelay
 
 from bench import ROOT, machine, write_json
+from bench.hog import cpu_seconds
 from monitor.media import patches
 from monitor.media.encoded import receiver_of
 from monitor.media.forward import ForwardedVideoTrack
@@ -188,12 +189,6 @@ def both_sides_booking(call_id: str) -> Any:
         starts_at=start,
         ends_at=start + (base.ends_at - base.starts_at),
     )
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    ticks = os.sysconf("SC_CLK_TCK")
-    return (int(fields[11]) + int(fields[12])) / ticks
 
 
 async def loop_lag(stop: asyncio.Event, lags: list[float]) -> None:

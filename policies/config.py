@@ -13,13 +13,14 @@ memory grow with the square of a dotted key's length (``a.a.a....``: 10,000 part
 
 from __future__ import annotations
 
+import math
 import tomllib
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from policies.reasons import Reason
+from policies.reasons import GUIDANCE_ONLY_REASONS, Reason
 
 MAX_POLICY_BYTES = 64 * 1024
 MAX_KEY_PARTS = 4  # a policy key has two: [section] and key
@@ -46,6 +47,8 @@ class PolicyConfig:
     poor_lighting_warn_after_s: float = 1.0
     poor_lighting_pause_after_s: float = 30.0
     identity_unconfirmed_after_s: float = 4.0
+    camera_moving_warn_after_s: float = 2.0
+    busy_background_warn_after_s: float = 3.0
     analysis_timeout_s: float = 5.0
     recheck_clean_for_s: float = 2.0
     recheck_fresh_within_s: float = 1.0
@@ -64,7 +67,10 @@ class PolicyConfig:
         return None if value is None else float(value)
 
     def pause_after(self, reason: Reason) -> float:
-        """Seconds a finding must last before it pauses the call."""
+        """Seconds a finding must last before it pauses the call: infinite (never) for a
+        guidance-only reason, which has no pause window."""
+        if reason in GUIDANCE_ONLY_REASONS:
+            return math.inf
         if reason is Reason.IDENTITY_UNCONFIRMED:
             return self.identity_unconfirmed_after_s
         return float(getattr(self, f"{reason.value}_pause_after_s"))
@@ -92,6 +98,8 @@ _LAYOUT: dict[str, dict[str, str]] = {
             "poor_lighting_warn_after_s",
             "poor_lighting_pause_after_s",
             "identity_unconfirmed_after_s",
+            "camera_moving_warn_after_s",
+            "busy_background_warn_after_s",
         )
     },
     "analysis": {"timeout_s": "analysis_timeout_s"},

@@ -27,8 +27,9 @@ class Verdict(StrEnum):
 
 class Visibility(StrEnum):
     FULL = "full"
-    PARTIAL = "partial"  # part of the face is out of the picture or covered
+    PARTIAL = "partial"  # part of the face is out of the picture (or its mesh was lost)
     TURNED_AWAY = "turned_away"  # head turned so the face cannot be checked
+    COVERED = "covered"  # a hand or an object in front of part of the face
 
 
 class Lighting(StrEnum):
@@ -63,6 +64,9 @@ class Observation:
     faces: tuple[Face, ...] = ()
     persons_without_face: int = 0  # bodies/heads in view with no checkable face (back of head)
     lighting: Lighting = Lighting.OK  # whole-frame lighting, when no face can be judged
+    # the picture behind the faces: guidance only (never a pause, never part of the security check)
+    camera_moving: bool = False  # the background keeps shifting: the camera is held, not resting
+    busy_background: bool = False  # what is behind the people is cluttered or patterned
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,7 +1,9 @@
 """What one Observation shows, before any debouncing: its findings and whether it is clean.
 
 ``findings_in`` maps each reason present in a frame to a :class:`Culprit` (the face or frame that
-shows it), and ``is_clean`` is the per-frame half of the security check. The session
+shows it), and ``is_clean`` is the per-frame half of the security check. ``camera_moving`` and
+``busy_background`` are findings too, but only for guidance: the security check never looks at
+them (and the policy gives them no pause window, see ``PolicyConfig.pause_after``). The session
 (policies/session.py) debounces findings over time and decides; this module only looks at one
 frame. The participant guidance texts live here too, next to the findings they explain.
 """
@@ -62,6 +64,10 @@ def findings_in(obs: Observation, booked_on_side: int) -> dict[Reason, Culprit]:
     ]
     if undecided:
         found[Reason.IDENTITY_UNCONFIRMED] = Culprit(undecided[0].track, undecided[0].participant, "")
+    if obs.camera_moving:
+        found[Reason.CAMERA_MOVING] = Culprit()
+    if obs.busy_background:
+        found[Reason.BUSY_BACKGROUND] = Culprit()
     return found
 
 
@@ -91,6 +97,10 @@ _GUIDANCE: dict[tuple[Reason, str], str] = {
     (Reason.FACE_NOT_VISIBLE, Visibility.PARTIAL): (
         "your face is partly out of the picture or covered: move back so your whole face can be seen"
     ),
+    (Reason.FACE_NOT_VISIBLE, Visibility.COVERED): (
+        "something is in front of your face: take your hand or anything else away from your face "
+        "so your whole face can be seen"
+    ),
     (Reason.FACE_NOT_VISIBLE, Visibility.TURNED_AWAY): (
         "your face is turned away: please look towards the camera so your whole face can be seen"
     ),
@@ -114,6 +124,13 @@ _GUIDANCE: dict[tuple[Reason, str], str] = {
     ),
     (Reason.POOR_LIGHTING, Lighting.BACKLIT): (
         "the light is behind you: turn so the light falls on your face, not behind your head"
+    ),
+    (Reason.CAMERA_MOVING, ""): (
+        "the camera is moving: rest your phone or tablet against something so it stays still"
+    ),
+    (Reason.BUSY_BACKGROUND, ""): (
+        "the background behind you is busy: if you can, sit in front of a plain wall so the camera "
+        "can stay focused on your face"
     ),
 }
 

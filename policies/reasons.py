@@ -12,6 +12,8 @@ class Reason(StrEnum):
     NO_FACE = "no_face"
     POOR_LIGHTING = "poor_lighting"
     IDENTITY_UNCONFIRMED = "identity_unconfirmed"
+    CAMERA_MOVING = "camera_moving"
+    BUSY_BACKGROUND = "busy_background"
     CAPTURE_ATTEMPT = "capture_attempt"
     STAFF_PAUSE = "staff_pause"
     ANALYSIS_ERROR = "analysis_error"
@@ -29,7 +31,13 @@ OBSERVED_REASONS: tuple[Reason, ...] = (
     Reason.NO_FACE,
     Reason.POOR_LIGHTING,
     Reason.IDENTITY_UNCONFIRMED,
+    Reason.CAMERA_MOVING,
+    Reason.BUSY_BACKGROUND,
 )
+
+#: Findings that only ever give the participant guidance: the policy has no pause window for them
+#: and the security check never looks at them, so they neither pause a call nor keep it from going live.
+GUIDANCE_ONLY_REASONS: tuple[Reason, ...] = (Reason.CAMERA_MOVING, Reason.BUSY_BACKGROUND)
 
 #: Faults of the server itself that keep a call from being watched or kept (``FaultRaised``).
 FAULT_REASONS: tuple[Reason, ...] = (Reason.STORE_ERROR, Reason.RECORDING_ERROR)

@@ -22,6 +22,7 @@ import argparse
 import dataclasses
 import inspect
 import json
+import math
 import re
 import sys
 import tomllib
@@ -53,6 +54,9 @@ MEANING: dict[Reason, str] = {
     Reason.ANALYSIS_ERROR: "an analysed device delivered no analysis: the call fails closed",
     Reason.IDENTITY_UNCONFIRMED: "a face in view can be neither confirmed as someone booked nor ruled out; "
     "staff may confirm or reject it",
+    Reason.CAMERA_MOVING: "the camera keeps moving (a phone held in the hand): guidance only, never a pause",
+    Reason.BUSY_BACKGROUND: "a cluttered or patterned background behind the people: guidance only, "
+    "never a pause",
     Reason.STORE_ERROR: "the audit records cannot be written (a full disk, an I/O error): "
     "the call fails closed",
     Reason.RECORDING_ERROR: "the call's recording cannot be written: it pauses unless the policy lets it go "
@@ -84,6 +88,8 @@ def _when(reason: Reason, config: PolicyConfig) -> tuple[str, str]:
 
 
 def _seconds(value: float) -> str:
+    if value == math.inf:
+        return "never"
     return "at once" if value == 0 else f"{value:g} s"
 
 

@@ -2,7 +2,8 @@
 
 Stages (each a small module with typed frozen inputs/outputs, testable alone on real media):
 ``detect`` (BlazeFace) → ``track`` (stable ids) → ``landmarks`` (face mesh; rejects detector blips)
-→ ``visibility`` → ``lighting`` → ``identity`` (dlib, sampled and voted per track).
+→ ``hands`` (a hand over the face) → ``visibility`` → ``lighting`` → ``identity`` (dlib, sampled and
+voted per track), and ``scene`` (a moving camera, a busy background behind the people).
 ``pipeline.FramePipeline`` chains them per source; ``enrol`` turns reference photos into embeddings;
 ``cadence`` decides which frames of a camera or a recording are analysed at all; ``frame_path`` is
 the one frame path (sampler → analysis → observation) live calls, replay and the benches compose;

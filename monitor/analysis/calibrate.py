@@ -5,7 +5,10 @@ photos and clips of ``MEDIA_DIR`` (default ``../shared/media``), prints the dist
 of identities, and the per-sample rates at several thresholds with the configured margin: how often
 a sample of one person *votes for* a different booked person (false match) and how often a sample
 of the booked person fails to vote for them (false non-match). Galleries: every reference photo
-alone, and every pair of reference photos of different people.
+alone, and every pair of reference photos of different people. Then the "nobody booked" cut-offs:
+how often a sample of a booked person is further than a cut-off from everyone booked (a false
+"far" sample) and how many samples of strangers are (the strangers such a cut-off decides), for
+``unbooked_distance`` and the stricter ``clear_unbooked_distance`` a clear stranger is decided on.
 """
 
 from __future__ import annotations
@@ -138,6 +141,40 @@ def vote_rates(samples: list[Sample], threshold: float, margin: float) -> dict[s
     }
 
 
+def far_rates(samples: list[Sample], distance: float) -> dict[str, float]:
+    """Per sample, against the same galleries as :func:`vote_rates`: booked people's samples
+    further than ``distance`` from everyone booked (false far samples) and strangers' samples that
+    are (the share of strangers the cut-off calls far)."""
+    refs = [s for s in samples if s.reference]
+    galleries = [(r,) for r in refs] + [
+        (a, b) for a, b in itertools.combinations(refs, 2) if a.identity != b.identity
+    ]
+    genuine = genuine_far = impostor = impostor_far = 0
+    worst_genuine = 0.0
+    for gallery in galleries:
+        booked = {g.identity for g in gallery}
+        for probe in samples:
+            if any(probe is g for g in gallery):
+                continue
+            nearest = min(_dist(probe, g) for g in gallery)
+            if probe.identity in booked:
+                genuine += 1
+                genuine_far += nearest > distance
+                worst_genuine = max(worst_genuine, nearest)
+            else:
+                impostor += 1
+                impostor_far += nearest > distance
+    return {
+        "distance": distance,
+        "genuine_trials": genuine,
+        "genuine_far": genuine_far,
+        "genuine_far_rate": genuine_far / genuine if genuine else 0.0,
+        "genuine_nearest_max": worst_genuine,
+        "impostor_trials": impostor,
+        "impostor_far_rate": impostor_far / impostor if impostor else 0.0,
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m monitor.analysis.calibrate", description=__doc__)
     parser.add_argument("media", nargs="?", type=Path, default=DEFAULT_MEDIA)
@@ -197,9 +234,21 @@ def main(argv: list[str] | None = None) -> int:
             else f"{chosen['false_matches']} false matches"
         )
     )
+    print("\nper-sample 'nobody booked' cut-offs (same galleries):")
+    print(f"{'distance':>8} {'booked far':>14} {'booked max':>10} {'strangers far':>13}")
+    far = []
+    label = {settings.unbooked_distance: "  <- unbooked", settings.clear_unbooked_distance: "  <- clear"}
+    for cut in sorted({0.55, settings.unbooked_distance, 0.65, settings.clear_unbooked_distance, 0.75}):
+        r = far_rates(samples, cut)
+        far.append(r)
+        print(
+            f"{cut:8.2f} {r['genuine_far']:>6}/{r['genuine_trials']:<7} {r['genuine_nearest_max']:10.3f} "
+            f"{r['impostor_far_rate']:13.3f}{label.get(cut, '')}"
+        )
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"pairs": table, "rates": rates, "chosen": chosen}, indent=1))
+        figures = {"pairs": table, "rates": rates, "chosen": chosen, "far_rates": far}
+        args.json.write_text(json.dumps(figures, indent=1))
     return 0
 
 

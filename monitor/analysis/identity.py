@@ -1,8 +1,9 @@
 """Who is each face track? Sampled dlib embeddings, voted per track, against the booked people.
 
 Theory of operation: a track is embedded when it appears, then every ``sample_period_new_s``
-until it has ``votes`` samples, every ``sample_period_uncertain_s`` while its verdict is PENDING
-or its latest sample disagrees with its verdict, every ``recheck_period_s`` once decided, and only
+until it has ``votes`` samples (or while its latest sample is *clearly far*, below), every
+``sample_period_uncertain_s`` while its verdict is PENDING or its latest sample disagrees with its
+verdict, every ``recheck_period_s`` once decided, and only
 every ``recheck_period_confident_s`` once *confidently* matched (matched, and the latest sample
 voted for that person too). A confident track that is *disturbed* (the pipeline saw a break: the
 track was missed or jumped, the face was partial or turned away, or it no longer looks as it did
@@ -14,9 +15,24 @@ holds the distance to every booked person. Over the last ``vote_window`` samples
 
 - a sample *votes for* person P when P is closest, at distance <= ``match_distance``, and the
   next booked person is at least ``match_margin`` further;
-- a sample is *far* when every booked person is further than ``unbooked_distance``;
-- MATCH P needs ``votes`` votes for P and more votes than far samples; UNBOOKED needs ``votes``
-  far samples; anything else is PENDING (new track, poor quality, distances in the grey zone).
+- a sample is *far* when every booked person is further than ``unbooked_distance``, and *clearly
+  far* when every one is further than ``clear_unbooked_distance``;
+- UNBOOKED when the latest ``clear_unbooked_votes`` samples are all clearly far (a clear stranger:
+  whatever older samples of the track said, the face in view now is nobody booked);
+- else MATCH P needs ``votes`` votes for P and more votes than far samples; UNBOOKED needs
+  ``votes`` far samples; anything else is PENDING (new track, poor quality, grey-zone distances).
+
+Why a clear stranger needs fewer samples. With the default policy (the ``unbooked_face`` window as
+long as ``clear_after_s``), the first UNBOOKED verdict of a face already decides the pause, so what
+the pause rests on is the samples behind that verdict, and they must stay as safe as ``votes`` far ones. Far
+samples of one face come from seconds of the same view and are not independent (a booked face
+covered by a hand measured 0.61 on every sample for 7 s), so it is the distance, not the count,
+that keeps a booked face out: ``clear_unbooked_distance`` (0.70) lies 0.2 beyond every sample of a
+booked visitor measured on the fixtures' real footage (at most 0.50 through the pipeline's quality
+gates, ``python -m monitor.analysis.calibrate``) and beyond that covered face, while the real
+strangers measured sit at 0.74-0.91 (the fixtures' impostor and walk-in, carphone's man, the group
+photo's strangers); two samples at least ``sample_period_new_s`` apart keep one bad frame from
+deciding. Strangers nearer than that (0.50-0.70: lookalikes) still need ``votes`` far samples.
 
 Between samples the track carries its verdict, so the tracker's stable ids carry identity.
 """
@@ -48,10 +64,17 @@ def sample_of(distances: dict[str, float]) -> Sample:
     return tuple(sorted((d, pid) for pid, d in distances.items()))
 
 
+def clearly_far(sample: Sample, settings: AnalysisSettings) -> bool:
+    """Every booked person is further than ``clear_unbooked_distance`` (module doc)."""
+    return sample[0][0] > settings.clear_unbooked_distance
+
+
 def decide(samples: tuple[Sample, ...], settings: AnalysisSettings) -> IdentityDecision:
     window = [s for s in samples[-settings.vote_window :] if s]
     if not window:
         return IdentityDecision(Verdict.PENDING, None, None, 0)
+    latest = window[-settings.clear_unbooked_votes :]
+    clear = len(latest) == settings.clear_unbooked_votes and all(clearly_far(s, settings) for s in latest)
     votes: Counter[str] = Counter()
     far = 0
     for sample in window:
@@ -67,6 +90,10 @@ def decide(samples: tuple[Sample, ...], settings: AnalysisSettings) -> IdentityD
             per_person.setdefault(pid, []).append(d)
     medians = {pid: statistics.median(ds) for pid, ds in per_person.items()}
     guess = min(medians, key=lambda pid: medians[pid])
+    if clear:  # the nearest booked person to the face in view now, over its clear samples
+        now = {pid: statistics.median(d for s in latest for d, p in s if p == pid) for pid in medians}
+        nearest = min(now, key=lambda pid: now[pid])
+        return IdentityDecision(Verdict.UNBOOKED, nearest, now[nearest], len(window))
     if votes:
         top, n = votes.most_common(1)[0]
         if n >= settings.votes and n > far:
@@ -119,16 +146,25 @@ class TrackIdentity:
             and self._agrees(self.samples[-1], settings)
         )
 
+    def voting(self, settings: AnalysisSettings) -> bool:
+        """Its verdict waits on its next samples: a new track's first votes, or a face that may be a
+        clear stranger (its latest sample clearly far, not yet unbooked). They come fast."""
+        d = self.decision
+        if d.verdict is Verdict.PENDING and len(self.samples) < settings.votes:
+            return True
+        maybe_stranger = bool(self.samples) and clearly_far(self.samples[-1], settings)
+        return d.verdict is not Verdict.UNBOOKED and maybe_stranger
+
     def period(self, settings: AnalysisSettings) -> float:
         """Seconds between samples for this track as it stands."""
         d = self.decision
+        fast = self.voting(settings)
         if d.verdict is Verdict.PENDING:
-            new = len(self.samples) < settings.votes
-            return settings.sample_period_new_s if new else settings.sample_period_uncertain_s
+            return settings.sample_period_new_s if fast else settings.sample_period_uncertain_s
         if self.disturbed:
             return 0.0
         if self.uncertain(settings):
-            return settings.sample_period_uncertain_s
+            return settings.sample_period_new_s if fast else settings.sample_period_uncertain_s
         if self.confident(settings):
             return settings.recheck_period_confident_s
         return settings.recheck_period_s
@@ -140,7 +176,14 @@ class TrackIdentity:
         late = t - self.last_sample_t - self.period(settings)
         return late if late >= 0 else None
 
-    def add(self, sample: Sample, t: float, settings: AnalysisSettings) -> IdentityDecision:
+    def add(
+        self, sample: Sample, t: float, settings: AnalysisSettings, *, may_be_far: bool = True
+    ) -> IdentityDecision:
+        """Count ``sample`` (taken at ``t``). One that is far from everyone booked is dropped
+        unless ``may_be_far``: it is taken as a doubtful view, never as evidence of a stranger."""
+        if not may_be_far and sample[0][0] > settings.unbooked_distance:
+            self.last_sample_t = t
+            return self.decision
         self.samples.append(sample)
         while len(self.samples) > settings.vote_window:
             self.samples.popleft()
@@ -174,8 +217,11 @@ class IdentityBook:
         due = [(late, -tid) for late, tid in lateness if late is not None]
         return -max(due)[1] if due else None
 
-    def add_embedding(self, track: int, embedding: np.ndarray, t: float) -> IdentityDecision:
-        return self.state(track).add(sample_of(self.enrolment.distances(embedding)), t, self.settings)
+    def add_embedding(
+        self, track: int, embedding: np.ndarray, t: float, *, may_be_far: bool = True
+    ) -> IdentityDecision:
+        sample = sample_of(self.enrolment.distances(embedding))
+        return self.state(track).add(sample, t, self.settings, may_be_far=may_be_far)
 
     def decision(self, track: int) -> IdentityDecision:
         return self.state(track).decision
@@ -183,6 +229,10 @@ class IdentityBook:
     def disturb(self, track: int) -> None:
         """The pipeline saw a break in ``track`` (missed, jumped, partial, turned away, look changed)."""
         self.state(track).disturbed = True
+
+    def voting(self, track: int) -> bool:
+        """``track``'s verdict waits on its next samples (:meth:`TrackIdentity.voting`)."""
+        return self.enabled and self.state(track).voting(self.settings)
 
     def settled(self, track: int) -> bool:
         """Matched, and the latest sample agrees: nothing for identity to hurry about."""

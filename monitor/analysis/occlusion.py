@@ -14,8 +14,9 @@ creeping across the face (the uneven-light fixture) reaches 33 before the lighti
 uneven; a real landscape patch over 30-45 % of the face scores 50-56. Hence the default 40.
 
 Limits: a cover of about the colour and shading of skin (another face's skin pasted over the lower
-half scored 20-33) is not seen; a face covered from its first frames has a covered baseline and is
-never flagged; the pipeline does not judge covering while the lighting stage reports a problem.
+half scored 20-33; a hand: ``hands.py`` looks for those) is not seen; a face covered from its first
+frames has a covered baseline and is never flagged; the pipeline does not judge covering while the
+lighting stage reports a problem.
 """
 
 from __future__ import annotations

@@ -3,13 +3,16 @@
 Theory of operation, per frame: detect (BlazeFace full range) → track (stable ids) → mesh each
 detection. A track becomes *confirmed* the first time its detection gets a plausible mesh; a
 detection of an unconfirmed track without a mesh is a detector blip (cartoons) and is dropped; a
-confirmed track whose mesh is lost while it is still detected is a covered face (partial), and so
-is one whose appearance changed at some face points but not others (``occlusion.py``). Each
-confirmed face then gets visibility, lighting, and (sampled, at most one per frame) an identity
-sample when it passes the quality gates. The Observation lists the confirmed faces with their
-track's voted verdict, plus persons without a checkable face (pose, sampled) and whole-frame
-lighting. The pipeline holds per-source state (tracker, identity votes), so make one per source,
-inside the worker process that uses it, and feed it frames in media-time order.
+confirmed track whose mesh is lost while it is still detected is a partial face. A face is *covered*
+when a hand hides its mouth, nose or an eye (``hands.py``: MediaPipe Hands, checked only when a face
+is new or its look changed) or its appearance changed at some face points but not others
+(``occlusion.py``: a mask, a scarf, an object). Each confirmed face then gets visibility, lighting,
+and (sampled, at most one per frame) an identity sample when it passes the quality gates (a covered
+face never does; a sample taken with a hand at the face may match but never votes "nobody booked").
+The Observation lists the confirmed faces with their track's voted verdict, plus persons without a
+checkable face (pose, sampled), whole-frame lighting, and what is behind the people (``scene.py``: a
+moving camera, a busy background). The pipeline holds per-source state (tracker, identity votes), so
+make one per source, inside the worker process that uses it, and feed it frames in media-time order.
 
 Steadiness. A frame is *steady* when nothing in it needs watching closely: at least one face,
 every face followed without a break from the previous frame (same tracks, overlapping boxes),
@@ -50,9 +53,11 @@ from monitor.analysis.detect import Detection, FaceDetector
 from monitor.analysis.embed import Embedder
 from monitor.analysis.frame import Frame
 from monitor.analysis.gallery import Enrolment
+from monitor.analysis.hands import HandFinder, HandWatch
 from monitor.analysis.landmarks import NOSE_TIP, Landmarks, LandmarkStage
 from monitor.analysis.persons import FacelessPersonCounter
 from monitor.analysis.runtime import limit_threads
+from monitor.analysis.scene import SceneWatch
 from monitor.analysis.settings import AnalysisSettings
 from monitor.analysis.track import TrackedDetection, Tracker
 from monitor.analysis.track import look_change as _look_change
@@ -96,8 +101,11 @@ class FrameResult:
     timings_ms: dict[str, float] = field(default_factory=dict)  # stage -> ms on this frame (+ "total")
     steady: bool = False  # nothing changing or uncertain (see the module doc): fewer frames will do
     # the costly model runs on this frame: "mesh" (fresh face meshes), "identity" (embeddings),
-    # "pose" (person checks); what benchmarks multiply by their unit costs
+    # "pose" (person checks), "hands" (hand checks); what benchmarks multiply by their unit costs
     work: dict[str, int] = field(default_factory=dict)
+    # a face in it awaits the identity samples its verdict waits on (a new face's first votes, or
+    # one that may be a clear stranger: ``identity.TrackIdentity.voting``): its next frames matter
+    voting: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,6 +193,16 @@ class FramePipeline:
             max_deviation=settings.covered_deviation, min_regions=settings.covered_points
         )
         self._covered: dict[int, bool] = {}  # track -> covered on its last fresh mesh
+        self._hands = HandWatch(
+            HandFinder(min_score=settings.hand_min_score),
+            min_share=settings.hand_cover_share,
+            widen=settings.hand_widen,
+            look_change=settings.hand_look_change,
+            recheck_s=settings.hand_recheck_s,
+            covered_recheck_s=settings.hand_covered_recheck_s,
+            min_period_s=settings.hand_min_period_s,
+        )
+        self._scene = SceneWatch(settings)
         self._previous_faces: tuple[int, ...] = ()  # face tracks in the previous frame's observation
         self._steady = False  # the previous frame was steady
         self._thumb: np.ndarray | None = None  # the previous frame's grey thumbnail
@@ -237,6 +255,16 @@ class FramePipeline:
         lap("landmarks")
         self._covers.forget_except(live)
         self._covered = {tid: c for tid, c in self._covered.items() if tid in live}
+        self._hands.forget_except(live)
+        meshed = {
+            td.track: (td.detection.box, lm, looks[td.track])
+            for td, (lm, _) in zip(tracked, meshes, strict=True)
+            if lm is not None
+        }
+        hand_checked = any(self._hands.due(tid, t, look) for tid, (_, _, look) in meshed.items())
+        if hand_checked:
+            self._hands.check(frame, t, meshed)
+        lap("hands")
 
         rejected: list[Box] = []
         pending: list[_FaceWork] = []
@@ -253,6 +281,8 @@ class FramePipeline:
             light = lighting.assess_face(frame.gray, face_box, split, s, lm)
             lap("lighting")
             vis = self._cover_check(frame, td.track, lm if fresh else None, vis, light.lighting)
+            if vis.visibility is Visibility.FULL and self._hands.covered(td.track):
+                vis = replace(vis, visibility=Visibility.COVERED)
             lap("covered")
             broken = not td.continuous or vis.visibility is not Visibility.FULL
             if broken or self._look_drifted(td.track, looks):
@@ -271,7 +301,14 @@ class FramePipeline:
             embedded = self._identities.pick_due(t, eligible)
             if embedded is not None:
                 box = next(w.detection.box for w in pending if w.track == embedded)
-                self._identities.add_embedding(embedded, self._embedder.embed(frame, box), t)
+                # with a hand at the face (not over it, or not yet), a sample may still match but
+                # may not say "nobody booked": a half-hidden face drifts away from its reference
+                self._identities.add_embedding(
+                    embedded,
+                    self._embedder.embed(frame, box),
+                    t,
+                    may_be_far=not self._hands.hand_near(embedded),
+                )
                 self._sample_look[embedded] = looks[embedded]
         lap("identity")
 
@@ -285,6 +322,8 @@ class FramePipeline:
         lap("persons")
         frame_light = lighting.assess_frame(frame.gray, s) if not faces else Lighting.OK
         lap("lighting")
+        scene = self._scene.update(frame, t, tuple(f.box_px for f in faces))
+        lap("scene")
         observation = Observation(
             t=t,
             source=self.source,
@@ -292,6 +331,8 @@ class FramePipeline:
             faces=tuple(f.face for f in faces),
             persons_without_face=faceless,
             lighting=frame_light,
+            camera_moving=scene.camera_moving,
+            busy_background=scene.busy_background,
         )
         ms["total"] = sum(ms.values())
         self._steady = calm and faceless == 0
@@ -299,8 +340,12 @@ class FramePipeline:
             "mesh": sum(fresh for _, fresh in meshes),
             "identity": int(embedded is not None),
             "pose": self._persons.checks - checks,
+            "hands": int(hand_checked),
         }
-        return FrameResult(observation, tuple(faces), tuple(rejected), ms, steady=self._steady, work=work)
+        voting = any(self._identities.voting(w.track) for w in pending)
+        return FrameResult(
+            observation, tuple(faces), tuple(rejected), ms, steady=self._steady, work=work, voting=voting
+        )
 
     def _calm(self, tracked: tuple[TrackedDetection, ...], faces: list[FaceResult]) -> bool:
         """Steady but for the faceless-person check (module doc): every face followed, booked,
@@ -370,7 +415,7 @@ class FramePipeline:
         vis: visibility.VisibilityResult,
         light: Lighting,
     ) -> visibility.VisibilityResult:
-        """Mark a fully visible face PARTIAL when part of it is covered (``occlusion.py``), judged
+        """Mark a fully visible face COVERED when part of it is covered (``occlusion.py``), judged
         on fresh meshes only and held in between; not judged while the lighting is poor."""
         if vis.visibility is not Visibility.FULL or light is not Lighting.OK:
             self._covered.pop(track, None)
@@ -379,7 +424,7 @@ class FramePipeline:
             frontal = vis.pose is not None and abs(vis.pose.yaw) <= self.settings.max_embed_yaw
             self._covered[track] = self._covers.update(track, sig, clean_view=frontal)
         if self._covered.get(track, False):
-            return replace(vis, visibility=Visibility.PARTIAL)
+            return replace(vis, visibility=Visibility.COVERED)
         return vis
 
     def close(self) -> None:
@@ -390,6 +435,7 @@ class FramePipeline:
         self._detector.close()
         self._mesh.close()
         self._persons.close()
+        self._hands.finder.close()
         if self._embedder is not None:
             self._embedder.close()
             self._embedder = None

@@ -41,6 +41,17 @@ class AnalysisSettings:
     turned_away_pitch: float = 0.6
     covered_deviation: float = 40.0  # Lab change at a face point, beyond the whole face's shift
     covered_points: int = 2  # this many of the 10 points changed: the face is covered (partial)
+    # hands in front of the face (``hands.py``): covered when a hand hides this share of the mouth,
+    # the nose or an eye; checked on a track's first frame, then (at most every
+    # ``hand_min_period_s``) when its look changed by more than ``hand_look_change`` since its last
+    # check, or every ``hand_recheck_s`` while a hand is near it (``hand_covered_recheck_s`` over it)
+    hand_min_score: float = 0.3
+    hand_cover_share: float = 0.2
+    hand_widen: float = 0.15
+    hand_look_change: float = 15.0
+    hand_recheck_s: float = 1.0
+    hand_covered_recheck_s: float = 0.3
+    hand_min_period_s: float = 0.5
     person_check_period_s: float = 1.0  # how often to look for bodies without a face (pose)
     # ... and how often while the frame is steady (every face booked, fully visible and well lit,
     # nothing changing): the booked person's own body is then what pose finds, so the check can
@@ -68,6 +79,11 @@ class AnalysisSettings:
     match_margin: float = 0.06  # over the second-best booked person
     unbooked_distance: float = 0.58
     votes: int = 3  # agreeing samples needed for MATCH or UNBOOKED
+    # ... except a clear stranger: this many latest samples, each further than this from every
+    # booked person, make the face UNBOOKED (``identity.py``'s theory: booked faces measured at most
+    # 0.50 on the fixtures' footage, 0.61 covered by a hand; real strangers 0.74-0.91)
+    clear_unbooked_distance: float = 0.70
+    clear_unbooked_votes: int = 2
     vote_window: int = 5  # the last N samples of a track are considered
     sample_period_new_s: float = 0.15  # a new track's first ``votes`` samples, this often
     sample_period_uncertain_s: float = 0.25  # embed a PENDING track (or one that disagrees) this often
@@ -82,3 +98,15 @@ class AnalysisSettings:
     # the same man over a 60 s call at most 10 (median 8); different people 27-56 (the group
     # photo's five faces pairwise, the man against the walk-in visitor 37-42)
     identity_look_change: float = 20.0
+    # behind the people (``scene.py``): judged over the last ``scene_window_s`` of analysed frames;
+    # the camera speed in frame widths per second (on when the window's median passes the first
+    # value), the background's edge share (on above the first value, off below the second)
+    scene_window_s: float = 3.0
+    scene_min_gap_s: float = 0.15  # the camera's speed is measured over at least this much time
+    scene_max_gap_s: float = 1.0  # ... and frames further apart than this are not compared
+    scene_min_background: float = 0.1  # share of the picture that must be background to judge it
+    camera_min_response: float = 0.1  # phase-correlation peak below this: not a measurement
+    camera_moving_speed: float = 0.047  # 30 px/s at 640 px wide
+    camera_still_speed: float = 0.02  # ... and off when three quarters of the window is below this
+    busy_background_edges: float = 0.18  # share of background pixels on a Canny edge (160 px wide)
+    plain_background_edges: float = 0.14

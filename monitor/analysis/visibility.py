@@ -3,7 +3,8 @@
 Partial: less than ``partial_inside_fraction`` of the detection box is inside the frame, or more
 than ``partial_landmarks_outside`` of the mesh points fall outside it. A face whose track was meshed
 before but now has a detection without a plausible mesh is covered (occluded): also partial. (The
-mesh usually survives a cover, predicting the hidden part; ``occlusion.py`` catches those.)
+mesh usually survives a cover, predicting the hidden part: ``hands.py`` and ``occlusion.py`` catch
+those, and the pipeline reports them COVERED.)
 Turned away: yaw and pitch from the mesh, each in -1..1 with 0 facing the camera. Yaw is where the
 nose tip sits between the two cheek contour points; pitch is where it sits between forehead and chin
 (about 0.1 for a level frontal face, so it is re-centred).

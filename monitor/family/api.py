@@ -30,13 +30,13 @@ from __future__ import annotations
 
 import json
 import re
-import unicodedata
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
 from monitor.mail.messages import MailError, mail_address
 from monitor.store.auth import MIN_PASSWORD
+from policies.text import text_problem
 
 MAX_BYTES = 16 * 1024
 MAX_NAME = 100
@@ -186,7 +186,7 @@ def _text(doc: dict[str, Any], key: str, limit: int, *, empty_ok: bool = False) 
     value = doc.get(key, "")
     if not isinstance(value, str):
         raise MessageError(f"{_label(key)}: must be text")
-    if any(unicodedata.category(c) in ("Cc", "Cs") and c not in "\n\t" for c in value):
+    if text_problem(value, lines=True) is not None:  # the house rule for free text (policies/text.py)
         raise MessageError(f"{_label(key)}: contains characters that are not text")
     value = " ".join(value.split())
     if not value and not empty_ok:

@@ -65,11 +65,11 @@ def _password(args: argparse.Namespace) -> str | None:
     return os.environ.get(PASSWORD_ENV) or None
 
 
-def transport_from_args(args: argparse.Namespace, store: Store) -> Transport:
-    """The transport the flags ask for (the outbox folder is created now)."""
+def smtp_settings(args: argparse.Namespace) -> SmtpSettings | None:
+    """The SMTP settings the flags ask for (None: the outbox folder), every flag checked; touches
+    nothing, so ``monitor serve`` checks it before it opens the store."""
     smtp = getattr(args, "smtp", None)
     user = getattr(args, "smtp_user", None)
-    outbox = getattr(args, "mail_outbox", None)
     if smtp is None:
         for flag, value in (
             ("--smtp-starttls", getattr(args, "smtp_starttls", False)),
@@ -79,10 +79,8 @@ def transport_from_args(args: argparse.Namespace, store: Store) -> Transport:
         ):
             if value:
                 raise MailError(f"{flag} goes with --smtp HOST:PORT")
-        transport = OutboxTransport(Path(outbox) if outbox else store.data_dir / OUTBOX)
-        transport.prepare()
-        return transport
-    if outbox:
+        return None
+    if getattr(args, "mail_outbox", None):
         raise MailError("--mail-outbox is where mail goes without --smtp: give one or the other")
     host, port = smtp_endpoint(smtp)
     starttls = bool(getattr(args, "smtp_starttls", False))
@@ -98,11 +96,32 @@ def transport_from_args(args: argparse.Namespace, store: Store) -> Transport:
     cafile = getattr(args, "smtp_cafile", None)
     if cafile and not Path(cafile).is_file():
         raise MailError(f"--smtp-cafile {cafile}: no such file")
-    settings = SmtpSettings(host, port, starttls, user or None, password if user else None, cafile or None)
+    return SmtpSettings(host, port, starttls, user or None, password if user else None, cafile or None)
+
+
+def check_mail_flags(args: argparse.Namespace) -> None:
+    """Every mail flag checked, nothing touched (see :func:`smtp_settings`)."""
+    settings = smtp_settings(args)
+    mail_from = getattr(args, "mail_from", None)
+    if mail_from is None and settings is not None:
+        raise MailError(
+            "--smtp needs --mail-from ADDRESS: the sender of every message, e.g. calls@example.org"
+        )
+    sender_address(mail_from or DEFAULT_FROM)
+
+
+def transport_from_args(args: argparse.Namespace, store: Store) -> Transport:
+    """The transport the flags ask for (the outbox folder is created now)."""
+    settings = smtp_settings(args)
+    if settings is None:
+        outbox = getattr(args, "mail_outbox", None)
+        transport = OutboxTransport(Path(outbox) if outbox else store.data_dir / OUTBOX)
+        transport.prepare()
+        return transport
     try:
         return SmtpTransport(settings)
     except (OSError, ValueError) as exc:  # an unreadable CA file
-        raise MailError(f"--smtp-cafile {cafile}: cannot load the certificates: {exc}") from None
+        raise MailError(f"--smtp-cafile {settings.cafile}: cannot load the certificates: {exc}") from None
 
 
 def mail_sender(args: argparse.Namespace, store: Store) -> MailSender:

@@ -62,6 +62,14 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         help="analysis worker processes (per relay worker with --relay-workers)",
     )
     parser.add_argument(
+        "--nice",
+        type=int,
+        metavar="N",
+        help="scheduling niceness of the server and every worker it starts (-20..19; below the "
+        "current one needs CAP_SYS_NICE or a raised RLIMIT_NICE, e.g. systemd's Nice= or LimitNICE=): "
+        "-5 keeps pause latency when other work shares the machine (docs/operations.md)",
+    )
+    parser.add_argument(
         "--relay-workers",
         type=int,
         default=0,

@@ -12,6 +12,7 @@ import asyncio
 import dataclasses
 import json
 import logging
+import os
 import re
 import signal
 import socket
@@ -135,6 +136,24 @@ def metrics_token(args: argparse.Namespace) -> str | None:
     return token
 
 
+def set_niceness(nice: int | None) -> None:
+    """``--nice N``: this process's scheduling niceness, and so that of every thread and worker
+    process it starts afterwards (they inherit it). Call it before any thread starts: Linux keeps a
+    niceness per thread."""
+    if nice is None:
+        return
+    if not -20 <= nice <= 19:
+        raise UserError(f"--nice {nice}: must be -20..19")
+    try:
+        os.setpriority(os.PRIO_PROCESS, 0, nice)
+    except PermissionError:
+        now = os.getpriority(os.PRIO_PROCESS, 0)
+        raise UserError(
+            f"--nice {nice}: not permitted (running at {now}); a lower niceness needs CAP_SYS_NICE or a "
+            "raised RLIMIT_NICE (systemd: Nice= or LimitNICE=)"
+        ) from None
+
+
 def node_name(given: str | None) -> str:
     """``--node``: this server's name on a shared PostgreSQL database (default: the host name)."""
     name = given if given is not None else socket.gethostname()
@@ -147,6 +166,7 @@ def run_serve(args: argparse.Namespace) -> int:
     """Everything that can fail is checked, and the port bound and the database locked, before
     the store is touched: a start that fails changes nothing (no password rotated, no call
     booked, no audit record)."""
+    set_niceness(getattr(args, "nice", None))
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from monitor.bookings import load_booking
 
@@ -170,6 +190,9 @@ def run_serve(args: argparse.Namespace) -> int:
     token = metrics_token(args)
     ice_hosts = args.ice_host or _default_ice_hosts(args.host)
     patches.set_ice_host_addresses(ice_hosts)
+    from monitor.mail.settings import check_mail_flags
+
+    check_mail_flags(args)
     from monitor.admin.common import store_location
     from monitor.store.database import Store
     from monitor.store.lock import ServeLock

@@ -10,7 +10,8 @@ tracks and identity votes persist). The event loop never waits on a worker:
 - at most one frame per source is in flight; ``submit`` refuses while one is, and the caller keeps
   only its newest frame (keep-latest: frames are dropped, never queued);
 - results come back on a pipe watched with ``loop.add_reader``: small pickled messages (the
-  observation, and whether the frame was *steady*, which lets the caller slow down).
+  observation, whether the frame was *steady*, which lets the caller slow down, and whether a face
+  in it is *voting*, which puts the source's next frames first: ``schedule.py``).
 
 A frame submitted while its worker is busy waits in the pool, one per source (a newer one replaces
 it), until the worker is free and :func:`~monitor.workers.schedule.pick` chooses it.
@@ -58,7 +59,7 @@ from monitor.workers.messages import (
     ToWorker,
     WarmUpFailed,
 )
-from monitor.workers.schedule import STARVING_S, TRACK_KEEP_S, Waiting, kept, pick
+from monitor.workers.schedule import STARVING_S, TRACK_KEEP_S, Waiting, kept, pick, voting
 from policies.events import Observation, Role
 
 log = logging.getLogger(__name__)
@@ -107,6 +108,8 @@ class _Source:
     analysed: int = 0
     busy_s: float = 0.0
     steady: bool = False  # the latest result's frame was steady
+    voting: bool = False  # the latest result said a face awaits identity votes
+    voting_since: float = 0.0  # when its current run of voting results began
     waiting: _WaitingFrame | None = None
     served_at: float = 0.0  # when its latest frame went to the worker
     settling_since: float = 0.0  # when its current run of service in a row began
@@ -302,6 +305,7 @@ class AnalysisPool:
                 kept(s.served_at, s.settling_since, s.steady, now),
                 w.alarm,
                 first=s.served_at == 0.0,
+                voting=voting(s.voting, s.voting_since, now),
             )
             for s in mine
             if (w := s.waiting) is not None
@@ -372,13 +376,16 @@ class AnalysisPool:
                 self.warmup_s.append(warmup_s)
                 worker.ready.set()
                 return
-            case Result(key, observation, spent, steady):
+            case Result(key, observation, spent, steady, votes):
                 entry = self._sources.get(key)
                 if entry is not None:
                     entry.in_flight_since = None
                     entry.analysed += 1
                     entry.busy_s += spent
                     entry.steady = steady
+                    if votes and not entry.voting:
+                        entry.voting_since = time.monotonic()
+                    entry.voting = votes
                     self.on_result(key, observation, spent)
             case Skipped(key):
                 entry = self._sources.get(key)
@@ -389,7 +396,7 @@ class AnalysisPool:
                 entry = self._sources.get(key)
                 if entry is not None:
                     entry.in_flight_since = None
-                    entry.steady = False
+                    entry.steady = entry.voting = False
                     self.on_failure(key, detail)
             case EnrolFailed(call_id, detail, trace):
                 log.warning("analysis enrol failed for %s: %s\n%s", call_id, detail, trace)
@@ -414,7 +421,7 @@ class AnalysisPool:
         for entry in victims:
             entry.in_flight_since = None
             entry.waiting = None
-            entry.steady = False
+            entry.steady = entry.voting = False
             self.on_failure(entry.key, why)
         asyncio.get_running_loop().call_later(worker.backoff_s, self._respawn, worker)
 

@@ -140,7 +140,7 @@ class _Host:
             spent = time.perf_counter() - started
         except Exception as exc:
             return Failed(key, "frame", *_why(exc))
-        return Result(key, result.observation, spent, bool(result.steady))
+        return Result(key, result.observation, spent, bool(result.steady), bool(result.voting))
 
 
 def _serve(inbox: Any, outbox: mpc.Connection, warmup: Path | None) -> None:  # pragma: no cover - child

@@ -84,6 +84,7 @@ class Result:
     observation: Observation
     spent_s: float  # analysis time of the frame
     steady: bool  # the frame was steady (FrameResult.steady)
+    voting: bool = False  # a face in it awaits its identity votes (FrameResult.voting)
 
 
 @dataclass(frozen=True, slots=True)

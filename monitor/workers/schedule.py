@@ -12,6 +12,11 @@ When the worker is free it takes the waiting frame that matters most (:func:`pic
    from the first frame (media set-up takes ~2 s); served behind settling sources, cameras that
    join a busy worker together would wait seconds for a first result (four at once: 2.2-5.3 s),
    and the last would fail its call closed for ``analysis_error``;
+1c. one whose source has a face *voting* (its latest result said so: a new face's first identity
+   samples, or a face that may be a clear stranger, ``identity.TrackIdentity.voting``), the
+   longest waiting first: an intruder's pause rests on those two or three samples, and behind the
+   calm frames of other calls each would wait its turn. For at most ``VOTING_S`` of voting results
+   in a row per source: a few samples' worth, so a face that keeps voting cannot hold the worker;
 2. one whose source still has its face tracks (*kept*: served less than ``TRACK_KEEP_S`` ago; the
    tracker forgets a face unseen for 2.0 s) and is either steady or has been served in a row for
    less than ``SETTLE_S`` (it is settling: a few more frames make it steady and cheap); of
@@ -47,6 +52,11 @@ STARVING_S = 3.0
 TRACK_KEEP_S = AnalysisSettings().track_max_missed_s
 #: ... while it is steady, or for at most this long of service in a row while it settles.
 SETTLE_S = 2.5
+#: A source whose results say a face is voting goes first for at most this long in a row: a new
+#: face needs 3 samples 0.15 s apart and a clear stranger 2, so ~0.3-0.5 s at the busy pace, 1 s
+#: when each frame takes 0.3 s of a contended worker; a face still voting after that is a grey-zone
+#: one (``identity_unconfirmed`` reports it), with no pause waiting on its next sample.
+VOTING_S = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,11 +70,13 @@ class Waiting:
     kept: bool = False  # its source still has its tracks and is steady or settling
     alarm: bool = False  # the picture of a live call changed
     first: bool = False  # its source has never had a frame analysed
+    voting: bool = False  # a face of its source awaits identity votes (for less than VOTING_S)
 
 
 def pick(waiting: list[Waiting], now: float, starving_s: float = STARVING_S) -> str | None:
     """Which waiting frame the free worker takes (the module's theory): an alarm, else a source's
-    first frame (the longest waiting first), else a kept one (the one served longest ago first),
+    first frame (the longest waiting first), else a voting one (the longest waiting first), else a
+    kept one (the one served longest ago first),
     else one that has waited ``starving_s`` (the longest waiting first), else an urgent one, else
     the one whose source was served longest ago. None when nothing waits."""
     if not waiting:
@@ -75,6 +87,8 @@ def pick(waiting: list[Waiting], now: float, starving_s: float = STARVING_S) -> 
             return (0, w.since, False, 0.0, 0.0, w.key)
         if w.first:
             return (0.5, w.since, False, 0.0, 0.0, w.key)
+        if w.voting:
+            return (0.75, w.since, False, 0.0, 0.0, w.key)
         if w.kept:  # the one closest to losing its tracks first
             return (1, w.served_at, False, 0.0, w.since, w.key)
         if now - w.since >= starving_s:
@@ -90,4 +104,10 @@ def kept(served_at: float, settling_since: float, steady: bool, now: float) -> b
     return now - served_at < TRACK_KEEP_S and (steady or now - settling_since < SETTLE_S)
 
 
-__all__ = ["SETTLE_S", "STARVING_S", "TRACK_KEEP_S", "Waiting", "kept", "pick"]
+def voting(latest: bool, since: float, now: float) -> bool:
+    """Whether a source's waiting frame ranks as voting: its latest result said a face is voting,
+    in a run of such results that began at ``since`` less than ``VOTING_S`` ago."""
+    return latest and now - since < VOTING_S
+
+
+__all__ = ["SETTLE_S", "STARVING_S", "TRACK_KEEP_S", "VOTING_S", "Waiting", "kept", "pick", "voting"]

@@ -1,14 +1,16 @@
 """The pause-latency bench stops with a clear message when one of its helper processes dies or
-reports a failure, instead of waiting for it forever."""
+reports a failure, instead of waiting for it forever, and refuses conditions it does not know."""
 
 from __future__ import annotations
 
 import multiprocessing as mp
 import sys
+from typing import Any
 
 import pytest
 
-from bench.pause_latency import BenchFailed, _receive
+from bench.pause_clients import BenchFailed, receive
+from bench.pause_latency import main
 
 
 def _exit(conn: object, code: int) -> None:
@@ -27,7 +29,7 @@ async def test_a_dead_helper_process_stops_the_bench_with_its_exit_code() -> Non
     child.close()
     try:
         with pytest.raises(BenchFailed, match=r"the devices process (exited with code 3|closed its pipe)"):
-            await _receive(parent, process, "devices", timeout=60)
+            await receive(parent, process, "devices", timeout=60)
     finally:
         process.join(10)
 
@@ -39,6 +41,21 @@ async def test_a_helper_that_reports_a_failure_stops_the_bench_with_the_reason()
     process.start()
     try:
         with pytest.raises(BenchFailed, match=r"devices process failed: .*did not resume within 180 s"):
-            await _receive(parent, process, "devices", timeout=60)
+            await receive(parent, process, "devices", timeout=60)
     finally:
         process.join(10)
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--conditions", "quiet,storm"], "--conditions: 'quiet,storm' is not a list of distinct quiet, hog"),
+        (["--conditions", "hog,hog"], "--conditions: 'hog,hog'"),
+        (["--hog", "0"], "--trials and --hog must be at least 1"),
+    ],
+)
+def test_bad_conditions_are_refused_by_name(argv: list[str], message: str, capsys: Any) -> None:
+    with pytest.raises(SystemExit) as stopped:
+        main(argv)
+    assert stopped.value.code == 2
+    assert message in capsys.readouterr().err

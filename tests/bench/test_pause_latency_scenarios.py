@@ -10,14 +10,8 @@ import av
 import pytest
 
 from bench.loadgen import encode_frames
-from bench.pause_latency import (
-    SPLITS,
-    SWAP_CLIP,
-    BenchFailed,
-    ClipMatcher,
-    _split,
-    scenario_images,
-)
+from bench.pause_clients import SWAP_CLIP, BenchFailed, ClipMatcher, scenario_images
+from bench.pause_figures import SPLITS, split_trial
 
 needs_media = pytest.mark.skipif(not SWAP_CLIP.is_file(), reason=f"real media {SWAP_CLIP} not here")
 
@@ -71,7 +65,7 @@ def test_a_trial_splits_into_first_frame_identity_window_and_firing() -> None:
         (1101.05, 100.95, "intruder"),
     ]
     seen, due, published = 1100.70, 1101.70, 1101.73
-    row = _split(legs, analysed, mono_of_call, switched, seen, due, published)
+    row = split_trial(legs, analysed, mono_of_call, switched, seen, due, published)
     assert row["seen_s"] == pytest.approx(0.70)
     assert row["first_analysed_s"] == pytest.approx(0.20)
     assert row["analysis_s"] == pytest.approx(0.10)
@@ -86,6 +80,6 @@ def test_a_trial_splits_into_first_frame_identity_window_and_firing() -> None:
 
 def test_a_trial_with_no_analysed_intruder_frame_keeps_the_coarse_split() -> None:
     legs: dict[str, list[float]] = {k: [] for k in SPLITS}
-    row = _split(legs, [(1100.1, 100.0, "clean")], 1000.0, 1100.0, 1100.5, 1101.5, 1101.6)
+    row = split_trial(legs, [(1100.1, 100.0, "clean")], 1000.0, 1100.0, 1100.5, 1101.5, 1101.6)
     assert "first_analysed_s" not in row and legs["split_first_analysed_s"] == []
     assert legs["split_seen_s"] == [pytest.approx(0.5)]

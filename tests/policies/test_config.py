@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 import tomllib
 from pathlib import Path
@@ -45,6 +46,9 @@ def test_the_issue_defaults() -> None:
     assert (cfg.recheck_clean_for_s, cfg.analysis_timeout_s) == (2.0, 5.0)
     assert cfg.staff_approval_reasons == (Reason.CAPTURE_ATTEMPT, Reason.STAFF_PAUSE)
     assert all(cfg.pause_after(r) >= 0 for r in OBSERVED_REASONS)
+    # the seed's tips are guidance only: warned after a short window, never a pause
+    for reason, warn in ((Reason.CAMERA_MOVING, 2.0), (Reason.BUSY_BACKGROUND, 3.0)):
+        assert (cfg.warn_after(reason), cfg.pause_after(reason)) == (warn, math.inf)
 
 
 def test_the_families_defaults() -> None:

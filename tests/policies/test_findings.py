@@ -58,6 +58,12 @@ R = Reason
         ((), 0, Lighting.DARK, {R.NO_FACE: Culprit(), R.POOR_LIGHTING: Culprit(None, None, "dark")}),
         ((match(lighting=Lighting.BACKLIT),), 0, Lighting.OK, {R.POOR_LIGHTING: Culprit(1, "v1", "backlit")}),
         ((match(),), 0, Lighting.DARK, {}),  # frame lighting only counts when no face can be judged
+        (
+            (match(1, visibility=Visibility.COVERED),),
+            0,
+            Lighting.OK,
+            {R.FACE_NOT_VISIBLE: Culprit(1, "v1", "covered")},
+        ),
     ],
 )
 def test_findings_in_one_frame(faces: tuple, persons: int, lighting: Lighting, expected: dict) -> None:
@@ -89,11 +95,34 @@ def test_security_check_of_one_frame(faces: tuple, persons: int, booked: tuple |
     assert is_clean(frame, booked) is clean
 
 
+@pytest.mark.parametrize(
+    ("moving", "busy", "expected"),
+    [
+        (True, False, {R.CAMERA_MOVING: Culprit()}),
+        (False, True, {R.BUSY_BACKGROUND: Culprit()}),
+        (True, True, {R.CAMERA_MOVING: Culprit(), R.BUSY_BACKGROUND: Culprit()}),
+    ],
+)
+def test_the_picture_behind_the_faces_is_a_finding_but_never_unclean(
+    moving: bool, busy: bool, expected: dict
+) -> None:
+    frame = obs(0.0, match(), camera_moving=moving, busy_background=busy)
+    found = findings_in(frame, booked_on_side=1)
+    assert found == expected and list(found) == [r for r in OBSERVED_REASONS if r in found]
+    assert is_clean(frame, ("v1",))
+
+
+def test_a_covered_face_is_not_clean() -> None:
+    assert not is_clean(obs(0.0, match(visibility=Visibility.COVERED)), ("v1",))
+
+
 def test_every_warnable_finding_has_guidance_in_plain_words() -> None:
     kinds = {
         R.FACE_NOT_VISIBLE: [*(v.value for v in Visibility if v is not Visibility.FULL), "person"],
         R.NO_FACE: [""],
         R.POOR_LIGHTING: [x.value for x in Lighting if x is not Lighting.OK],
+        R.CAMERA_MOVING: [""],
+        R.BUSY_BACKGROUND: [""],
     }
     texts = set()
     for reason, culprit_kinds in kinds.items():
@@ -101,4 +130,4 @@ def test_every_warnable_finding_has_guidance_in_plain_words() -> None:
             text = guidance(reason, Culprit(kind=kind))
             assert text and text[0].islower() and "_" not in text and ":" in text
             texts.add(text)
-    assert len(texts) == 8
+    assert len(texts) == 11

@@ -9,7 +9,8 @@ const REASONS = {
   capture_attempt: "Recording / screenshot attempt", staff_pause: "Paused by staff",
   analysis_error: "Analysis failed", time_up: "Time up", staff_end: "Ended by staff",
   identity_unconfirmed: "Face not confirmed", store_error: "Records cannot be written",
-  recording_error: "Recording cannot be written",
+  recording_error: "Recording cannot be written", camera_moving: "Camera moving (guidance)",
+  busy_background: "Busy background (guidance)",
 };
 const RESULT_SHOWN_MS = 8000;  // how long an action's reply stays under the buttons
 const $ = (id) => document.getElementById(id);

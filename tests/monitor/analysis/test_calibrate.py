@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from analysis_media import MEDIA, frame
 
-from monitor.analysis.calibrate import Sample, pair_table, vote_rates
+from monitor.analysis.calibrate import Sample, far_rates, pair_table, vote_rates
 from monitor.analysis.detect import FaceDetector
 from monitor.analysis.embed import Embedder
 from monitor.analysis.frame import Frame
@@ -47,3 +47,8 @@ def test_no_false_match_and_few_misses_at_the_chosen_settings(
     assert rates["false_non_match_rate"] < 0.25  # single samples; voting over 5 absorbs these
     loose = vote_rates(samples, 0.9, 0.0)
     assert loose["false_matches"] > 0  # the counting does count: a silly threshold lets impostors in
+    clear = far_rates(samples, S.clear_unbooked_distance)
+    assert clear["genuine_trials"] > 50 and clear["genuine_far"] == 0  # no booked sample a clear stranger
+    assert clear["genuine_nearest_max"] < S.clear_unbooked_distance - 0.1
+    assert clear["impostor_far_rate"] > 0.5  # most strangers here are clear ones
+    assert far_rates(samples, 0.3)["genuine_far"] > 0  # the counting does count

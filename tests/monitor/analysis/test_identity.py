@@ -11,7 +11,7 @@ from monitor.analysis.embed import Embedder
 from monitor.analysis.enrol import enrol_photos
 from monitor.analysis.frame import Frame
 from monitor.analysis.gallery import Enrolment
-from monitor.analysis.identity import IdentityBook, decide, sample_of
+from monitor.analysis.identity import IdentityBook, TrackIdentity, decide, sample_of
 from monitor.analysis.settings import AnalysisSettings
 from policies.events import Verdict
 
@@ -61,8 +61,22 @@ def test_biden_is_not_obama(booked: Enrolment, detector: FaceDetector, embedder:
     book = IdentityBook(booked, S)
     emb = _embed(detector, embedder, frame("biden.jpg"))
     decisions = [book.add_embedding(7, emb, t) for t in (0.0, 0.3, 0.6)]
-    assert [d.verdict for d in decisions] == [Verdict.PENDING, Verdict.PENDING, Verdict.UNBOOKED]
-    assert decisions[-1].distance is not None and decisions[-1].distance > S.unbooked_distance
+    # a clear stranger: nobody booked within clear_unbooked_distance, so two samples decide
+    assert [d.verdict for d in decisions] == [Verdict.PENDING, Verdict.UNBOOKED, Verdict.UNBOOKED]
+    assert decisions[-1].distance is not None and decisions[-1].distance > S.clear_unbooked_distance
+
+
+def test_with_a_hand_at_the_face_a_far_sample_is_not_a_vote_for_nobody_booked(
+    booked: Enrolment, detector: FaceDetector, embedder: Embedder
+) -> None:
+    book = IdentityBook(booked, S)
+    biden = _embed(detector, embedder, frame("biden.jpg"))
+    decisions = [book.add_embedding(7, biden, t, may_be_far=False) for t in (0.0, 0.3, 0.6, 0.9)]
+    assert all(d.verdict is Verdict.PENDING and d.samples == 0 for d in decisions)
+    assert book.pick_due(0.9, (7,)) is None  # the dropped samples still set the pace of sampling
+    man = booked.people[0].embeddings[0]
+    decisions = [book.add_embedding(7, man, t, may_be_far=False) for t in (1.2, 1.5, 1.8)]
+    assert decisions[-1].verdict is Verdict.MATCH  # a close sample counts, hand or not
 
 
 def test_strangers_are_never_matched(booked: Enrolment, detector: FaceDetector, embedder: Embedder) -> None:
@@ -93,9 +107,50 @@ def test_votes_need_threshold_margin_and_agreement() -> None:
 
 
 def test_only_the_last_window_counts() -> None:
-    close, far = _s(a=0.40), _s(a=0.75)
+    close, far = _s(a=0.40), _s(a=0.65)  # far, but not clearly far (the next test)
     assert decide((close,) * 5 + (far,) * 2, S).verdict is Verdict.MATCH  # 3 close vs 2 far in the window
     assert decide((close,) * 5 + (far,) * 3, S).verdict is Verdict.UNBOOKED  # the face changed
+
+
+def test_a_clear_stranger_is_decided_on_fewer_samples() -> None:
+    close, far, clear = _s(a=0.40, b=0.80), _s(a=0.65, b=0.80), _s(a=0.75, b=0.85)
+    n = S.clear_unbooked_votes
+    assert 1 < n < S.votes
+    assert decide((clear,) * (n - 1), S).verdict is Verdict.PENDING  # one sample never decides
+    d = decide((clear,) * n, S)
+    assert (d.verdict, d.participant, d.distance, d.samples) == (Verdict.UNBOOKED, "a", 0.75, n)
+    assert decide((far,) * n, S).verdict is Verdict.PENDING  # far but not clearly: the usual votes
+    assert decide((clear, far), S).verdict is Verdict.PENDING  # every latest sample must be clearly far
+    assert decide((far, clear), S).verdict is Verdict.PENDING
+    edge = _s(a=S.clear_unbooked_distance, b=0.90)  # at the cut-off is not beyond it
+    assert decide((edge,) * n, S).verdict is Verdict.PENDING
+    # a matched track whose face is now clearly nobody booked (one person took another's place):
+    # unbooked, with the distance of the face in view, not the window's median
+    d = decide((close, close, close, clear, clear), S)
+    assert (d.verdict, d.distance) == (Verdict.UNBOOKED, 0.75)
+    # ... while one clearly far sample after a match leaves the match standing (uncertain)
+    assert decide((close, close, close, close, clear), S).verdict is Verdict.MATCH
+
+
+def test_a_face_that_may_be_a_clear_stranger_is_sampled_fast() -> None:
+    close, far, clear = _s(a=0.40, b=0.80), _s(a=0.65, b=0.80), _s(a=0.75, b=0.85)
+    track = TrackIdentity()
+    for t in (0.0, 0.15, 0.3):
+        track.add(close, t, S)
+    assert track.decision.verdict is Verdict.MATCH
+    track.add(far, 1.0, S)  # disagrees, but could be a bad frame of the booked face: the usual pace
+    assert track.decision.verdict is Verdict.MATCH and track.period(S) == S.sample_period_uncertain_s
+    track.add(clear, 1.25, S)  # clearly far: maybe someone else now, so the next sample comes fast
+    assert track.decision.verdict is Verdict.MATCH and track.period(S) == S.sample_period_new_s
+    assert track.overdue(1.25 + S.sample_period_new_s - 0.01, S) is None
+    assert track.overdue(1.25 + S.sample_period_new_s + 0.001, S) is not None
+    track.add(clear, 1.4, S)
+    assert track.decision.verdict is Verdict.UNBOOKED and track.period(S) == S.recheck_period_s
+    stranger = TrackIdentity()  # a new track's first samples come fast whatever they say
+    stranger.add(clear, 0.0, S)
+    assert stranger.decision.verdict is Verdict.PENDING and stranger.period(S) == S.sample_period_new_s
+    stranger.add(clear, 0.15, S)
+    assert stranger.decision.verdict is Verdict.UNBOOKED and stranger.period(S) == S.recheck_period_s
 
 
 def test_sampling_schedule(booked: Enrolment) -> None:

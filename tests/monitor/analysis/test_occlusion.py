@@ -72,7 +72,7 @@ def test_no_baseline_no_verdict(detector: FaceDetector, mesh: LandmarkStage, man
     assert not watch.update(1, covered, False)
 
 
-def test_pipeline_reports_a_covered_face_as_partial_and_stops_identifying_it(
+def test_pipeline_reports_a_covered_face_as_covered_and_stops_identifying_it(
     detector: FaceDetector, man_clip: list
 ) -> None:
     frames = [(t, bgr) for _i, t, bgr in man_clip[:30]]
@@ -86,6 +86,6 @@ def test_pipeline_reports_a_covered_face_as_partial_and_stops_identifying_it(
         pipeline.close()
     assert all(r.observation.faces[0].visibility is Visibility.FULL for r in results[:30])
     covered = [r.observation.faces[0].visibility for r in results[30:]]
-    assert covered[8:] == [Visibility.PARTIAL] * 22  # seen within 0.27 s (mesh refresh 0.2 s)
-    assert all(r.faces[0].quality_problem == "face partial" for r in results[38:])  # never embedded
+    assert covered[8:] == [Visibility.COVERED] * 22  # seen within 0.27 s (mesh refresh 0.2 s)
+    assert all(r.faces[0].quality_problem == "face covered" for r in results[38:])  # never embedded
     assert {r.observation.faces[0].track for r in results} == {1}

@@ -200,6 +200,24 @@ def test_a_face_swapped_in_place_is_identified_again_at_once(man: Enrolment, man
     assert all(r.steady and r.work["identity"] == 0 for r in alone[first + 1 :])
 
 
+def test_a_face_is_voting_until_its_verdict_is_in(man: Enrolment, man_clip: list) -> None:
+    """``FrameResult.voting`` (what the worker pool serves first): a new face's first samples, and a
+    face swapped in place that is clearly nobody booked, decided on two samples."""
+    frames = [(t, bgr) for i, t, bgr in man_clip if i % 5 == 0]  # the 6 fps replay grid
+    alone = list(_run(man, frames))
+    matched = next(i for i, r in enumerate(alone) if r.faces[0].face.verdict is Verdict.MATCH)
+    assert matched >= 2 and all(r.voting for r in alone[:matched])
+    assert not any(r.voting for r in alone[matched:])
+    swap_t = 2.0
+    other = image("biden.jpg")
+    k = next(i for i, (t, _bgr) in enumerate(frames) if t >= swap_t)
+    swapped = list(_run(man, [(t, face_over(bgr, other) if t >= swap_t else bgr) for t, bgr in frames]))
+    assert not swapped[k - 1].voting
+    assert swapped[k].voting and swapped[k].faces[0].face.verdict is Verdict.MATCH  # one sample: not yet
+    assert swapped[k + 1].faces[0].embedded and swapped[k + 1].faces[0].face.verdict is Verdict.UNBOOKED
+    assert not any(r.voting for r in swapped[k + 1 :])
+
+
 def test_a_changed_picture_gets_a_person_check_even_while_steady(man: Enrolment, man_clip: list) -> None:
     frames = [(t, bgr) for i, t, bgr in man_clip if i % 5 == 0]
     pipeline = FramePipeline(man, source="cam1")

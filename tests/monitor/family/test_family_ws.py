@@ -498,6 +498,14 @@ async def test_bad_messages_get_one_plain_error_and_change_nothing(site: Site) -
             "name: contains characters that are not text",
         ),
         (
+            {"type": "add_person", "name": "A\ud800", "date_of_birth": "2000-01-01", "address": "x"},
+            "name: contains characters that are not text",
+        ),
+        (
+            {"type": "add_person", "name": "A", "date_of_birth": "2000-01-01", "address": "x\u2028y"},
+            "address: contains characters that are not text",
+        ),
+        (
             {"type": "add_person", "name": "A", "date_of_birth": "3000-01-01", "address": "x"},
             "date of birth: this date is in the future",
         ),

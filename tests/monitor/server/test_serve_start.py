@@ -133,6 +133,24 @@ def test_a_second_start_on_the_same_database_or_port_changes_nothing(tmp_path: P
     assert again.returncode == 0
 
 
+@pytest.mark.parametrize(
+    ("flags", "words"),
+    [
+        (["--smtp", "nonsense"], "--smtp 'nonsense': expected HOST:PORT"),
+        (["--smtp", "127.0.0.1:25"], "--smtp needs --mail-from ADDRESS"),
+        (["--mail-from", "not an address"], "--mail-from 'not an address'"),
+    ],
+)
+def test_bad_mail_flags_are_refused_before_the_store_is_made(
+    tmp_path: Path, flags: list[str], words: str
+) -> None:
+    db = tmp_path / "store" / "monitor.db"
+    db.parent.mkdir()
+    error = refused("--demo", "--port", "0", "--db", str(db), *flags)
+    assert words in error
+    assert list(db.parent.iterdir()) == []
+
+
 @pytest.mark.slow
 def test_two_nodes_serve_one_postgresql_database(tmp_path: Path, postgres: PostgresServer) -> None:
     """Two `monitor serve` nodes on one PostgreSQL database: a second server with the same node

@@ -9,12 +9,14 @@ import dataclasses
 from pathlib import Path
 
 import av
+import numpy as np
 import pytest
 
+from monitor.analysis.media import read_image
 from monitor.analysis.settings import AnalysisSettings
 from monitor.bookings import load_booking
 from monitor.workers.analysis_pool import AnalysisPool, frame_planes
-from monitor.workers.schedule import SETTLE_S, STARVING_S, TRACK_KEEP_S, Waiting, kept, pick
+from monitor.workers.schedule import SETTLE_S, STARVING_S, TRACK_KEEP_S, VOTING_S, Waiting, kept, pick, voting
 from policies.config import load_policy
 from policies.events import Observation, Role
 from signalling.client import load_clip
@@ -63,6 +65,34 @@ def test_a_source_never_analysed_goes_right_after_an_alarm() -> None:
     assert pick([steady, new_late, new_early], now) == "new-early"  # the longest waiting first
     alarm = Waiting("alarm", since=now - 0.01, urgent=False, served_at=now - 0.4, alarm=True)
     assert pick([new_early, alarm], now) == "alarm"
+
+
+def test_a_face_awaiting_its_identity_votes_goes_before_calm_frames() -> None:
+    """An intruder's pause rests on two or three identity samples of his face: each goes before the
+    calm frames of other calls, after an alarm and a new camera's first frame."""
+    now = 100.0
+    calm = Waiting("calm", since=now - 0.3, urgent=False, served_at=now - 1.2, kept=True)
+    starving = Waiting("starving", since=now - STARVING_S - 0.1, urgent=False, served_at=now - 9.0)
+    urgent = Waiting("urgent", since=now - 0.3, urgent=True, served_at=now - 0.9)
+    votes = Waiting("votes", since=now - 0.01, urgent=False, served_at=now - 0.05, kept=True, voting=True)
+    assert pick([calm, starving, urgent, votes], now) == "votes"
+    assert pick([calm, dataclasses.replace(votes, voting=False)], now) == "calm"  # served longer ago
+    other = dataclasses.replace(votes, key="other-votes", since=now - 0.2)
+    assert pick([votes, other], now) == "other-votes"  # the longest waiting first
+    first = Waiting("first", since=now - 0.1, urgent=True, served_at=0.0, first=True)
+    alarm = Waiting("alarm", since=now - 0.01, urgent=False, served_at=now - 0.4, alarm=True)
+    assert pick([votes, first], now) == "first"
+    assert pick([votes, first, alarm], now) == "alarm"
+
+
+def test_a_source_ranks_as_voting_for_a_few_samples_only() -> None:
+    now = 100.0
+    assert voting(True, now - 0.2, now)
+    assert not voting(False, now - 0.2, now)
+    assert not voting(True, now - VOTING_S - 0.01, now)  # still voting after that: a grey-zone face
+    # a few samples 0.15 s apart fit, even at a contended worker's 0.3 s a frame
+    settings = AnalysisSettings()
+    assert settings.votes * 0.3 <= VOTING_S < STARVING_S
 
 
 def test_kept_means_tracks_still_held_and_steady_or_settling_for_a_while() -> None:
@@ -131,5 +161,50 @@ async def test_the_worker_takes_the_urgent_and_newest_frames_not_the_first_come(
         assert not failures, failures
         assert order == [("call/a", 1.0), ("call/c", 1.1), ("call/b", 1.2)]
         assert all(pool.stats().streams[f"call/{s}"].analysed == 2 for s in "abc")
+    finally:
+        await pool.stop()
+
+
+@pytest.mark.slow
+async def test_a_source_whose_face_is_voting_goes_before_one_served_earlier() -> None:
+    """One worker, real frames. Source a shows a new face (its result says the face is voting:
+    only one identity sample so far), c an empty scene. Both wait while x is analysed; c was served
+    before a and is urgent, so a goes first only because its face awaits its votes."""
+    import cv2
+
+    order: list[str] = []
+    results = asyncio.Queue[str]()
+
+    def on_result(key: str, observation: Observation, spent: float) -> None:
+        results.put_nowait(key)
+        if observation.t >= 1.0:
+            order.append(key)
+
+    failures: list[str] = []
+    pool = AnalysisPool(1, on_result, lambda key, detail: failures.append(detail), starving_s=600.0)
+    await pool.start()
+    try:
+        booking = load_booking(ROOT / "fixtures" / "bookings" / "clean" / "booking.json", load_policy())
+        face = load_clip(ROOT / "fixtures" / "clips" / "clean.webm", max_frames=1)[0]
+        scene = read_image(ROOT / "fixtures" / "negatives" / "iceblock_no_face.jpg")
+        empty = np.ascontiguousarray(cv2.resize(scene, (640, 480)), dtype=np.uint8)
+        face_planes, empty_planes = (
+            frame_planes(av.VideoFrame.from_ndarray(image, format="bgr24")) for image in (face, empty)
+        )
+        pool.add_booking("call", booking)
+        for source in ("a", "c", "x"):
+            pool.open(f"call/{source}", "call", "v1", Role.VISITOR)
+        assert pool.submit("call/x", empty_planes, 0.4)  # first frames have their own rank: done first
+        assert await asyncio.wait_for(results.get(), 120) == "call/x"
+        assert pool.submit("call/c", empty_planes, 0.5)  # served first ...
+        assert pool.submit("call/a", face_planes, 0.5)  # ... then a (a new face: one sample, voting)
+        assert [await asyncio.wait_for(results.get(), 120) for _ in range(2)] == ["call/c", "call/a"]
+        assert pool.submit("call/x", empty_planes, 1.0)  # the worker is busy with x
+        assert pool.submit("call/c", empty_planes, 1.1, urgent=True)
+        assert pool.submit("call/a", face_planes, 1.2)
+        while len(order) < 3:
+            await asyncio.wait_for(results.get(), 120)
+        assert not failures, failures
+        assert order == ["call/x", "call/a", "call/c"]
     finally:
         await pool.stop()
