@@ -206,6 +206,28 @@ class Session(Watching, Interventions):
         """Paused, and a member of staff must approve before the call can resume."""
         return self._state is State.PAUSED and self._awaiting_approval
 
+    def holding(self) -> tuple[tuple[Reason, str], ...]:
+        """While paused, what holds the call now, as (reason, source) pairs in the order the
+        reasons paused it: each finding that paused it and has not cleared (its source: a device,
+        or ``side:<role>``), a fault of the server in force (source ""), and a reason that needs
+        staff approval until staff approve (source: the device of a capture attempt, else "").
+        Empty when the call is not paused, or when only the security check is left to pass (what a
+        participant is told follows this: ``monitor/call/explain.py``). A pure query."""
+        if self._state is not State.PAUSED:
+            return ()
+        held: list[tuple[Reason, str]] = []
+        for reason in self._reasons:
+            if reason in self._config.staff_approval_reasons:
+                episode = self._capture_episode
+                source = episode[0] if reason is Reason.CAPTURE_ATTEMPT and episode is not None else ""
+                held += [(reason, source)] if self._awaiting_approval else []
+            elif reason in self._ledger.faults:
+                held.append((reason, ""))
+            else:
+                findings = self._ledger.findings.items()
+                held += [(reason, name) for (name, found), f in findings if found is reason and f.fired]
+        return tuple(held)
+
     def handle(self, event: Event) -> tuple[Decision, ...]:
         """Advance the clock to ``event.t``, apply the event, return the decisions in order."""
         if type(event) not in _EVENT_TYPES:

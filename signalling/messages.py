@@ -149,8 +149,10 @@ def encode(frame: dict[str, Any]) -> str:
     return text if encodable(text) else json.dumps(frame)  # ASCII escapes: always sendable
 
 
-def error(code: str, message: str) -> dict[str, Any]:
-    return {"type": "error", "code": code, "message": message}
+def error(code: str, message: str, *, opens_at: str | None = None) -> dict[str, Any]:
+    """``opens_at``: for ``too_early``, when the link starts to work (ISO 8601)."""
+    frame = {"type": "error", "code": code, "message": message}
+    return frame if opens_at is None else {**frame, "opens_at": opens_at}
 
 
 def joined(

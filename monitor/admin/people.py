@@ -168,8 +168,12 @@ def run_visitor_add(args: argparse.Namespace) -> int:
         if date.fromisoformat(dob) > date.today():
             raise UserError(f"--dob: {dob} is in the future")
         visitor_id = args.id or f"v-{secrets.token_hex(4)}"
-        if store.visitor(visitor_id) is not None:
-            raise UserError(f"--id {visitor_id}: visitor already exists (omit --photo to approve them)")
+        if (known := store.visitor(visitor_id)) is not None:  # whose face is accepted never changes here
+            raise UserError(
+                f"--id {visitor_id}: visitor already exists ({known.name}); to approve them for prisoner "
+                f"{prisoner.id} give the same command without --photo, --name and --dob; for someone "
+                "else choose a new --id"
+            )
         photos = keep_photos(store, enrol(visitor_id, args.photo))
         with store.transaction():
             store.add_visitor(Visitor(visitor_id, nonempty(args.name, "--name"), dob, photos), prisoner.id)

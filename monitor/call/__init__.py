@@ -11,7 +11,10 @@ device is told (``explain.py``), what staff see (the hub) and the timeline. The 
   receives;
 - ``sampler.py``: each analysed camera on the one frame path (``monitor/analysis/frame_path.py``,
   which replay and the benches share) into the worker pool (``PoolAnalysis``);
-- ``recording.py``: the call's archive and its failures, which never stop the call;
+- ``recording.py``: the call's archive and its failures (a recording that cannot be written is
+  the fault ``recording_error`` until it is written again);
+- ``held.py``: what the call's records say about its pause, the reasons a call rebuilt after a
+  restart carries over (and the console's "needs staff");
 - ``call.py``: the :class:`~monitor.call.call.Call` that puts them together, its ticker and its
   session;
 - ``handle.py``: :class:`~monitor.call.handle.CallHandle`, what the server's parts may ask of a

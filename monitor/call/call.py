@@ -6,7 +6,10 @@ device joins or leaves, an analysed frame, a client event, a staff action, the c
 clock) and goes to its one ``Session`` (:meth:`Call.handle`); the decisions that come back are
 applied in one place (``effects.py``), and ``ended`` closes every device. A ticker feeds ``Tick``
 so windows, fail-closed timeouts and the fixed end fire even when nothing else happens; it wakes
-when the session's next window ends (``Session.next_due``), not up to a tick later.
+when the session's next window ends (``Session.next_due``), not up to a tick later. A call rebuilt
+after a restart first applies what it carried over (``held.py``: ``PauseCarriedOver``, or the end
+staff asked for); faults of the server it depends on (its records or its recording cannot be
+written) reach its session as ``FaultRaised`` / ``FaultCleared`` (:meth:`Call.fault`).
 
 The parts: ``seats.py`` (who may join, when, and whose media each seat receives), ``peer.py``
 (each device's peer connection, the feeds and the gated tracks), ``sampler.py`` (each analysed
@@ -27,10 +30,12 @@ import cv2
 from aiortc.contrib.media import MediaRelay
 
 from monitor.analysis.cadence import Cadence
-from monitor.analysis.frame_path import FramePath, Sampler
+from monitor.analysis.evidence import annotate_observation
+from monitor.analysis.frame_path import FramePath, Picture, Sampler
 from monitor.call.effects import Effects
 from monitor.call.explain import ended_frame, joined_frame, state_frame
 from monitor.call.handle import Close, Send
+from monitor.call.held import CarriedOver
 from monitor.call.peer import Device, Media
 from monitor.call.recording import CallRecording
 from monitor.call.sampler import Camera, PoolAnalysis
@@ -46,9 +51,12 @@ from policies.events import (
     AnalysisFailed,
     CaptureAttempt,
     Event,
+    FaultCleared,
+    FaultRaised,
     Observation,
     ParticipantJoined,
     ParticipantLeft,
+    PauseCarriedOver,
     StaffConfirmIdentity,
     StaffEnd,
     StaffPause,
@@ -74,6 +82,8 @@ class SessionLike(Protocol):
     def handle(self, event: Event) -> tuple[Decision, ...]: ...
 
     def next_due(self) -> float | None: ...
+
+    def holding(self) -> tuple[tuple[Reason, str], ...]: ...
 
     def firm_pause_due(self, pending: Mapping[str, float]) -> float | None: ...
 
@@ -105,6 +115,7 @@ class Call:
         ice_servers: list[dict[str, Any]] | None = None,
         session_factory: SessionFactory = default_session_factory,
         forward: bool = True,
+        carried: CarriedOver | None = None,
     ) -> None:
         self.booking = booking
         self.call_id = booking.call_id
@@ -116,13 +127,18 @@ class Call:
         self.ice_servers = ice_servers or []
         self.session = session_factory(booking, config)
         self.seats = make_seats(booking)
-        self.media = Media(self.relay, [s.participant for s in self.seats.values()], forward=forward)
+        self.roles = {seat.participant: seat.role for seat in self.seats.values()}  # participant -> side
+        participants = [s.participant for s in self.seats.values()]
+        starts = booking.starts_at.strftime("%H:%M")  # the booked time, as booked (its own offset)
+        self.media = Media(self.relay, participants, forward=forward, starts=starts)
         self.gate, self.clock, self.slates = self.media.gate, self.media.clock, self.media.slates
         self.video, self.audio = self.media.video, self.media.audio
         self.devices: dict[str, Device] = {}
         self.analysis = PoolAnalysis(pool) if pool is not None else None
         self.cameras: dict[str, Camera] = {}  # participant -> its analysed camera
         self.analysed_frame: dict[str, Any] = {}  # participant -> last frame sent for analysis
+        # participant -> the latest analysed frame and its observation (the console's evidence)
+        self.evidence_seen: dict[str, tuple[Picture, Observation]] = {}
         analysed = {s.participant for s in self.seats.values() if s.analysed and pool is not None}
         folder = record_dir / self.call_id if record_dir is not None else None
         self.recording = CallRecording(
@@ -130,6 +146,10 @@ class Call:
         )
         self.effects = Effects(self.gate, self.devices, self.publish, self.recording.write_timeline, self.now)
         self._ticker: asyncio.Task[None] | None = None
+        self._recording_fault: str | None = None  # why the recording is not written (raised)
+        self._slates: asyncio.Future[Any] | None = None
+        # held over a restart (``held.py``): applied once the call has started (``carry_over``)
+        self.carried = carried if carried else None
         if pool is not None:
             pool.add_booking(self.call_id, booking)
         self.ended = asyncio.Event()
@@ -181,12 +201,37 @@ class Call:
         if self._ticker is None:
             self._ticker = asyncio.ensure_future(self._tick())
             self.recording.start()
+            if self.media.forward:  # encoded in a thread now, ready when the first device joins
+                self._slates = asyncio.ensure_future(self.media.encoded_slates())
+
+    async def carry_over(self) -> None:
+        """Apply what the call carried over a restart (``carried``), once its booked start has
+        come (a pause needs a started call): a pause that needed staff holds the new session
+        paused until staff approve; a call staff ended ends. Idempotent."""
+        carried = self.carried
+        if carried is None or (self.now() < 0 and not carried.ended):
+            return
+        self.carried = None
+        if carried.ended:
+            await self.handle(StaffEnd(self.now(), f"ended before {carried.detail}".strip()))
+        else:
+            await self.handle(PauseCarriedOver(self.now(), carried.reasons, carried.detail))
 
     async def _tick(self) -> None:
         while self.state is not State.ENDED:
+            await self.carry_over()
             await self.handle(Tick(self.tick_time()))
-            self.recording.check()
+            await self._check_recording()
             await asyncio.sleep(self.tick_wait())
+
+    async def _check_recording(self) -> None:
+        """The recording's failures for staff (``recording.py``), and for the policy: a recording
+        that cannot be written raises ``recording_error`` until it is written again."""
+        self.recording.check()
+        failing = self.recording.failing()
+        if failing != self._recording_fault:
+            self._recording_fault = failing
+            await self.fault(Reason.RECORDING_ERROR, failing or "", failing is not None)
 
     def tick_wait(self) -> float:
         """Seconds until the next tick: ``TICK_S``, or sooner when the session has work due sooner
@@ -238,8 +283,11 @@ class Call:
             await self.close()  # devices, analysis sources, recorders, timeline: all released
             self.ended.set()
 
-    def state_frame(self) -> dict[str, Any]:
-        return state_frame(self.state, self.last_reasons, self.seconds_left)
+    def state_frame(self, participant: str | None = None) -> dict[str, Any]:
+        """What ``participant``'s device is shown now (``explain.state_frame``; None: no side)."""
+        seat = self.seat_of(participant) if participant is not None else None
+        role = seat.role if seat is not None else None
+        return state_frame(self.state, self.session.holding(), self.seconds_left, role, self.roles)
 
     # ---- joins ---------------------------------------------------------------------------------
     def check_token(self, token: str) -> Seat:
@@ -265,8 +313,9 @@ class Call:
         if self.pool is not None and seat.analysed:
             self.pool.open(self.source_key(seat.participant), self.call_id, seat.participant, seat.role)
         joined = ParticipantJoined(self.now(), seat.participant, seat.role, seat.participant, seat.analysed)
+        self.effects.forget(seat.participant)
         await self.handle(joined)
-        await send(self.state_frame())
+        await self.effects.show(self.state_frame)  # (sent by handle, unless the session refused it)
         return device
 
     async def answer(self, device: Device, sdp: str) -> str:
@@ -323,6 +372,7 @@ class Call:
             analysed = self.analysis.analysed(self.source_key(participant), observation)
             if analysed is not None:
                 camera.learned(analysed)
+                self.evidence_seen[participant] = (analysed.sample.picture, observation)
         await self.handle(observation)
         self._pump(participant)
         await self.handle(Tick(self.tick_time()))  # work held back for this frame fires now
@@ -332,11 +382,20 @@ class Call:
         self._pump(participant)
 
     def evidence_jpeg(self, source: str) -> bytes | None:
-        """The frame behind the latest analysis of ``source`` as JPEG (the console's evidence)."""
-        frame = self.analysed_frame.get(source)
-        if frame is None:
+        """The frame behind the latest analysis of ``source`` as JPEG (the console's evidence), each
+        face boxed and labelled from its observation as replay's evidence is
+        (``monitor.analysis.evidence``); a frame whose analysis has not come back yet, unboxed."""
+        seen = self.evidence_seen.get(source)
+        if seen is not None:
+            picture, observation = seen
+            title = f"{source}  call t={observation.t:.2f}s"
+            bgr = cv2.cvtColor(picture.rgb(), cv2.COLOR_RGB2BGR)
+            image = annotate_observation(bgr, observation, title)
+        elif (frame := self.analysed_frame.get(source)) is not None:
+            image = frame.to_ndarray(format="bgr24")
+        else:
             return None
-        ok, data = cv2.imencode(".jpg", frame.to_ndarray(format="bgr24"), [cv2.IMWRITE_JPEG_QUALITY, 85])
+        ok, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 85])
         return bytes(data) if ok else None
 
     # ---- staff ---------------------------------------------------------------------------------
@@ -344,7 +403,10 @@ class Call:
         await self.handle(StaffPause(self.now(), note, staff))
 
     async def staff_resume(self, staff: str = "") -> None:
-        await self.handle(StaffResume(self.now(), staff))
+        """An approval to resume; nothing to approve unless paused (an approval queued while the
+        call moved to a new relay worker may find it carried over without the pause it approved)."""
+        if self.state is State.PAUSED:
+            await self.handle(StaffResume(self.now(), staff))
 
     async def staff_end(self, note: str = "", staff: str = "") -> None:
         await self.handle(StaffEnd(self.now(), note, staff))
@@ -358,6 +420,13 @@ class Call:
     async def staff_reject_identity(self, source: str, track: int, staff: str = "") -> None:
         """Staff say face ``track`` of ``source`` is nobody booked; RefusedEvent when it cannot apply."""
         await self.handle(StaffRejectIdentity(self.now(), source, track, staff), refusable=True)
+
+    # ---- faults of the server ------------------------------------------------------------------
+    async def fault(self, reason: Reason, detail: str, raised: bool) -> None:
+        """A fault of the server that the call depends on (``store_error``: its audit records
+        cannot be written; ``recording_error``) is raised (again: a new detail) or cleared."""
+        now = self.now()
+        await self.handle(FaultRaised(now, reason, detail) if raised else FaultCleared(now, reason))
 
     # ---- shutdown ------------------------------------------------------------------------------
     async def close(self) -> None:

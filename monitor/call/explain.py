@@ -1,15 +1,23 @@
 """What a device is told about the call: its seat when it joins, and why the call is paused or
 ended and what the security check needs, in words for the people on the call (one sentence pair
-per reason)."""
+per reason).
+
+While the call is paused, each device is told what holds it *now* (``Session.holding``: each
+reason with the source it is about), in the words for its own side: a finding on its side says
+what is wrong and what to do (``EXPLAIN``); one on the other side says so and asks only for
+patience (``OTHER_SIDE``); a reason about the whole call (staff, a fault of the server) is said to
+everyone. When nothing holds the call but the security check, that is what it says."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import contextlib
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from monitor.call.seats import Seat
 from policies.booking import Booking
 from policies.decisions import State
+from policies.events import Role
 from policies.reasons import Reason
 from signalling import messages
 
@@ -58,13 +66,81 @@ EXPLAIN: dict[Reason, tuple[str, str]] = {
 }
 
 
-def state_frame(state: State, last_reasons: Iterable[Reason], seconds_left: float) -> dict[str, Any]:
-    """The ``state`` frame a device is shown: the state, and while paused or ended the reasons of
-    the latest state change, why and what is needed."""
-    reasons = list(last_reasons) if state in (State.PAUSED, State.ENDED) else []
-    why = " ".join(EXPLAIN[r][0] for r in reasons)
-    needs = " ".join(dict.fromkeys(EXPLAIN[r][1] for r in reasons if EXPLAIN[r][1]))
-    if state is State.VERIFYING:
+#: A reason found on the other side of the call, as the people on this side are told it.
+OTHER_SIDE: dict[Reason, str] = {
+    Reason.UNBOOKED_FACE: "Someone who is not booked on this call is in view on the other side.",
+    Reason.TOO_MANY_FACES: "More people are in view on the other side than are booked.",
+    Reason.FACE_NOT_VISIBLE: "A face on the other side is only partly visible or turned away.",
+    Reason.NO_FACE: "Nobody is in view on the other side.",
+    Reason.POOR_LIGHTING: "The lighting on the other side is too poor to recognise faces.",
+    Reason.IDENTITY_UNCONFIRMED: "We cannot yet confirm that everyone in view on the other side is booked.",
+    Reason.CAPTURE_ATTEMPT: "A recording or screenshot attempt was detected on the other side.",
+    Reason.ANALYSIS_ERROR: "The security check is not working for a moment on the other side.",
+}
+OTHER_SIDE_GONE = "The other side of the call is not connected."
+OTHER_SIDE_NEEDS = "Nothing is needed from you: please wait until the other side is ready."
+STAFF_NEEDS = "A member of staff must approve resuming the call."
+CHECKING = (
+    "The security check is running.",
+    "Everyone booked on the call in view, each with their whole face visible.",
+)
+
+#: (reason, source) pairs: what holds a paused call (``policies.session.Session.holding``).
+Holding = Iterable[tuple[Reason, str]]
+
+
+def side_of(source: str, roles: Mapping[str, Role]) -> Role | None:
+    """The side a reason's source is on: a device's (its seat's role), a side's own source
+    (``side:visitor``), or None for the whole call (staff, the server)."""
+    if source.startswith("side:"):
+        with contextlib.suppress(ValueError):
+            return Role(source.removeprefix("side:"))
+        return None
+    return roles.get(source)
+
+
+def explain_pause(
+    holding: Holding, role: Role | None, roles: Mapping[str, Role]
+) -> tuple[list[Reason], str, str]:
+    """(reasons, why, what is needed) of a paused call for a device on ``role``'s side (None: a
+    device of no side, told everything as its own)."""
+    reasons: list[Reason] = []
+    why: list[str] = []
+    needs: list[str] = []
+    for reason, source in holding:
+        side = side_of(source, roles)
+        reasons.append(reason)
+        if side is None or role is None or side is role:
+            why.append(EXPLAIN[reason][0])
+            needs.append(EXPLAIN[reason][1])
+        else:
+            gone = reason is Reason.NO_FACE and source.startswith("side:")
+            why.append(OTHER_SIDE_GONE if gone else OTHER_SIDE.get(reason, EXPLAIN[reason][0]))
+            needs.append(STAFF_NEEDS if reason is Reason.CAPTURE_ATTEMPT else OTHER_SIDE_NEEDS)
+    if not reasons:
+        return [], CHECKING[0], CHECKING[1]
+    return (
+        list(dict.fromkeys(reasons)),
+        " ".join(dict.fromkeys(why)),
+        " ".join(dict.fromkeys(n for n in needs if n)),
+    )
+
+
+def state_frame(
+    state: State,
+    holding: Holding,
+    seconds_left: float,
+    role: Role | None = None,
+    roles: Mapping[str, Role] | None = None,
+) -> dict[str, Any]:
+    """The ``state`` frame a device on ``role``'s side is shown: the state and, while paused, what
+    holds the call now (``holding``), why and what is needed, in the words for that side (see
+    the module doc). ``roles``: the side of each device (participant) of the call."""
+    reasons: list[Reason] = []
+    why = needs = ""
+    if state is State.PAUSED:
+        reasons, why, needs = explain_pause(holding, role, roles or {})
+    elif state is State.VERIFYING:
         why = "Security check before the call starts."
         needs = "Everyone booked on the call in view, each with their whole face visible."
     elif state is State.WAITING:
@@ -101,4 +177,4 @@ def ended_frame(reasons: Iterable[Reason]) -> dict[str, Any]:
     return messages.ended([r.value for r in reasons], " ".join(EXPLAIN[r][0] for r in reasons))
 
 
-__all__ = ["EXPLAIN", "ended_frame", "joined_frame", "state_frame"]
+__all__ = ["EXPLAIN", "OTHER_SIDE", "ended_frame", "explain_pause", "joined_frame", "side_of", "state_frame"]

@@ -17,6 +17,7 @@ from monitor.call.seats import Seat
 from monitor.call.stats import CallStats
 from policies.booking import Booking
 from policies.decisions import State
+from policies.reasons import Reason
 
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 Close = Callable[[], Awaitable[None]]
@@ -94,6 +95,9 @@ class CallHandle(Protocol[DeviceT]):
     async def staff_reject_identity(self, source: str, track: int, staff: str = "") -> None: ...
 
     def evidence_jpeg(self, source: str) -> bytes | None: ...
+
+    # the server (a fault the call depends on: its audit records cannot be written)
+    async def fault(self, reason: Reason, detail: str, raised: bool) -> None: ...
 
     async def close(self) -> None: ...
 

@@ -27,10 +27,18 @@ from monitor.call.handle import Send
 from monitor.call.seats import Seat
 from monitor.call.stats import DeviceStats
 from monitor.media.encoded import receiver_of
-from monitor.media.forward import ForwardedVideoTrack
+from monitor.media.forward import ForwardedVideoTrack, SlatePackets, slate_packets
 from monitor.media.forward_audio import ForwardedAudioTrack
 from monitor.media.jitter import read_datagrams_in_batches
-from monitor.media.tracks import Clock, Feed, Gate, GatedAudioTrack, GatedVideoTrack, make_slates
+from monitor.media.tracks import (
+    Clock,
+    Feed,
+    Gate,
+    GatedAudioTrack,
+    GatedVideoTrack,
+    SlateKind,
+    make_slates,
+)
 
 
 @dataclass(eq=False)
@@ -53,16 +61,28 @@ class Device:
 class Media:
     """The feeds of every seat, the gate, and the peer connections of the devices."""
 
-    def __init__(self, relay: MediaRelay, participants: Iterable[str], *, forward: bool = True) -> None:
+    def __init__(
+        self, relay: MediaRelay, participants: Iterable[str], *, forward: bool = True, starts: str = ""
+    ) -> None:
+        """``starts``: the booked start (HH:MM) the slate before the start shows."""
         self.forward = forward
-        self.gate = Gate()
+        self.gate = Gate(closed_as=SlateKind.STARTING)
         self.clock = Clock()
-        self.slates = make_slates()
+        self.starts = starts
+        self.slates = make_slates(starts)
+        self._encoded: asyncio.Future[dict[SlateKind, SlatePackets]] | None = None
         self.video: dict[str, Feed] = {}
         self.audio: dict[str, Feed] = {}
         for participant in participants:
             self.video[participant] = Feed(relay, "video", f"{participant}/video")
             self.audio[participant] = Feed(relay, "audio", f"{participant}/audio")
+
+    async def encoded_slates(self) -> dict[SlateKind, SlatePackets]:
+        """The slates as VP8 for forwarded video, encoded once, in a thread (encoding one takes a
+        few hundred ms: never on the event loop). The call starts this early (``Call.start``)."""
+        if self._encoded is None:
+            self._encoded = asyncio.ensure_future(asyncio.to_thread(slate_packets, self.starts))
+        return await asyncio.shield(self._encoded)
 
     async def answer(
         self,
@@ -101,6 +121,7 @@ class Media:
                 await pc.close()
 
         try:
+            encoded = await self.encoded_slates() if self.forward else None
             await pc.setRemoteDescription(RTCSessionDescription(sdp, "offer"))
             kinds = [t.kind for t in pc.getTransceivers()]
             need = max(1, len(slots))
@@ -110,7 +131,7 @@ class Media:
                     f"(got {kinds.count('video')} and {kinds.count('audio')})"
                 )
             for slot in slots:
-                device.tracks += self._outgoing(pc, slot.participant)
+                device.tracks += self._outgoing(pc, slot.participant, encoded)
             await pc.setLocalDescription(await pc.createAnswer())
         except Exception as exc:
             await self.hang_up(device)
@@ -120,12 +141,17 @@ class Media:
         assert description is not None
         return str(description.sdp)
 
-    def _outgoing(self, pc: RTCPeerConnection, participant: str) -> list[Any]:
-        """The gated video and audio of ``participant`` added to ``pc``."""
+    def _outgoing(
+        self, pc: RTCPeerConnection, participant: str, encoded: dict[SlateKind, SlatePackets] | None
+    ) -> list[Any]:
+        """The gated video and audio of ``participant`` added to ``pc`` (``encoded``: the slates
+        as VP8, for forwarded video)."""
         feed, audio_feed = self.video[participant], self.audio[participant]
         video: GatedVideoTrack
         if self.forward:
-            video = forwarded = ForwardedVideoTrack(feed, self.gate, self.clock, self.slates)
+            video = forwarded = ForwardedVideoTrack(
+                feed, self.gate, self.clock, self.slates, slate_data=encoded
+            )
             forwarded.sender = pc.addTrack(video)
         else:
             video = GatedVideoTrack(feed, self.gate, self.clock, self.slates)

@@ -1,20 +1,27 @@
-"""A call's archive (``monitor serve --record DIR``): its live timeline and its media, in DIR/<call id>/.
+"""A call's archive (``monitor serve`` records into ``<data dir>/recordings``, ``--record DIR``
+moves it): its live timeline and its media, in DIR/<call id>/.
 
 What is kept: ``timeline.jsonl`` (the policy's decisions, the same lines as replay's), each camera
 (``<participant>.video``: an analysed camera's frames on the 6 fps grid plus the analysed ones,
 pushed by the call; any other camera at ``RECORD_FPS``), each camera as received at full rate for
 people to watch (``<participant>.camera``, not decoded) and each microphone (``<participant>.audio``).
 
-Recording failures (a full disk, a codec error) are not the policy's business: the policy judges
-who is in view, not the archive. So a call whose recording fails goes on, and the failure is never
-silent: each failed file is published once on the staff hub as ``{"kind": "recording_failed",
-"source", "file", "error"}`` (the console shows it as an alert and the audit log keeps it).
+Every call is recorded, so a recording that cannot be written (a full disk, an I/O error) is a
+fault of the call: :meth:`CallRecording.failing` names it from the moment a file fails until the
+recording is written again (each recorder starts a new part after a back-off and counts as
+written once a newer part has reached the disk; timeline lines that could not be written are kept,
+up to ``MAX_PENDING_LINES``, and written again in order). The call turns that into
+``FaultRaised(recording_error)`` / ``FaultCleared`` (``call.py``): the policy pauses it meanwhile
+(``[faults] recording_error_pauses``). Each failure is also published once on the staff hub as
+``{"kind": "recording_failed", "source", "file", "error"}`` (the console shows it as an alert and
+the audit log keeps it): once per recorder and failure, not once per part retried.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+from collections import deque
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import IO, Any
@@ -30,6 +37,10 @@ log = logging.getLogger(__name__)
 
 #: Cameras that are not analysed are archived at this rate (analysed ones: see the module doc).
 RECORD_FPS = 10.0
+#: Timeline lines kept while the timeline cannot be written; past it the oldest are dropped (counted).
+MAX_PENDING_LINES = 10_000
+#: How often a timeline that cannot be written is tried again.
+TIMELINE_RETRY_S = 1.0
 
 Publish = Callable[[dict[str, Any]], None]
 
@@ -55,11 +66,18 @@ class CallRecording:
         self.analysis_recorders: dict[str, FeedRecorder] = {}
         self.grids: dict[str, Cadence] = {}  # participant -> which of its frames to archive
         self._timeline: IO[str] | None = None
-        self._reported: set[str] = set()
+        self._timeline_path: Path | None = None
+        self._pending: deque[str] = deque()  # timeline lines not written yet (the disk failed)
+        self._pending_dropped = 0
+        self._timeline_failure: str | None = None
+        self._timeline_retry_at = 0.0
+        self._reported: set[str] = set()  # recorders (names) whose current failure is published
+        self._told: set[str] = set()  # the part errors published
         if folder is None:
             return
-        folder.mkdir(parents=True, exist_ok=True)
-        self._timeline = (folder / "timeline.jsonl").open("a", encoding="utf-8")
+        # the folder and the timeline are made with the first line (``_write_pending``): a disk
+        # that cannot take them is then a recording fault of the call, not a call that cannot load
+        self._timeline_path = folder / "timeline.jsonl"
         for participant in video:
             feed = video[participant]
             camera = FeedRecorder(
@@ -73,6 +91,9 @@ class CallRecording:
                 self.analysis_recorders[participant] = camera
 
     def start(self) -> None:
+        if self._timeline_path is not None:
+            with contextlib.suppress(OSError):  # else the first line or part tries again, as a fault
+                self._timeline_path.parent.mkdir(parents=True, exist_ok=True)
         for recorder in self.recorders:
             recorder.start()
 
@@ -91,28 +112,69 @@ class CallRecording:
             self.failed(participant, recorder.name, f"{type(exc).__name__}: {exc}")
 
     def write_timeline(self, record: dict[str, Any]) -> None:
-        if self._timeline is None:
+        if self._timeline_path is None:
             return
+        self._pending.append(encode_line(record) + "\n")
+        if len(self._pending) > MAX_PENDING_LINES:
+            self._pending.popleft()
+            self._pending_dropped += 1
+        if self._timeline_failure is None:
+            self._write_pending()
+
+    def _write_pending(self) -> None:
+        """Write the pending timeline lines, in order; on failure keep them and note why."""
+        assert self._timeline_path is not None
         try:
-            self._timeline.write(encode_line(record) + "\n")
-            self._timeline.flush()
-        except OSError as exc:  # a full disk: staff are told, the call goes on
-            with contextlib.suppress(OSError):
-                self._timeline.close()
+            if self._timeline is None:
+                self._timeline_path.parent.mkdir(parents=True, exist_ok=True)
+                self._timeline = self._timeline_path.open("a", encoding="utf-8")
+            while self._pending:
+                self._timeline.write(self._pending[0])
+                self._timeline.flush()
+                self._pending.popleft()
+        except OSError as exc:  # a full disk: kept, tried again (``failing``)
+            if self._timeline is not None:
+                with contextlib.suppress(OSError):
+                    self._timeline.close()
             self._timeline = None
-            self.failed("", "timeline.jsonl", f"{type(exc).__name__}: {exc}")
+            if self._timeline_failure is None:
+                error = f"{type(exc).__name__}: {exc}"
+                self._timeline_failure = f"timeline.jsonl: {error}"
+                self.failed("", "timeline.jsonl", error)
+            self._timeline_retry_at = self.now() + TIMELINE_RETRY_S
+            return
+        if self._timeline_failure is not None:
+            if self._pending_dropped:
+                log.error(
+                    "call %s: %d timeline lines were lost while the disk failed",
+                    self.call_id,
+                    self._pending_dropped,
+                )
+            self._timeline_failure, self._pending_dropped = None, 0
+            self._reported.discard("timeline.jsonl")
+
+    def failing(self) -> str | None:
+        """Why the recording is not being written now (the first failing file), else None."""
+        if self._timeline_failure is not None and self.now() >= self._timeline_retry_at:
+            self._write_pending()
+        if self._timeline_failure is not None:
+            return self._timeline_failure
+        return next((why for recorder in self.recorders if (why := recorder.failing)), None)
 
     def check(self) -> None:
-        """Publish each recorder's failure once (see the module doc)."""
+        """Publish each recorder's failure once per episode (see the module doc)."""
         for recorder in self.recorders:
-            for error in recorder.errors:
-                self.failed(recorder.name.split(".", 1)[0], recorder.name, error)
+            why = recorder.failing
+            if why is None:
+                self._reported.discard(recorder.name)
+            elif recorder.name not in self._reported:
+                self.failed(recorder.name.split(".", 1)[0], recorder.name, why)
+                self._told.add(recorder.last_error or why)
 
     def failed(self, source: str, what: str, error: str) -> None:
-        key = f"{what}: {error}"
-        if key in self._reported:
+        if what in self._reported:
             return
-        self._reported.add(key)
+        self._reported.add(what)
         log.error("call %s: recording %s failed: %s", self.call_id, what, error)
         record = {"kind": "recording_failed", "t": round(self.now(), 3), "source": source}
         self.publish({**record, "file": what, "error": error[:300]})
@@ -121,7 +183,12 @@ class CallRecording:
         """Stop every recorder (what failed meanwhile is published) and close the timeline."""
         for recorder in self.recorders:
             await recorder.stop()
-        self.check()
+        for recorder in self.recorders:  # a failure in the last moments is published too
+            if (error := recorder.last_error) is not None and error not in self._told:
+                self._reported.discard(recorder.name)
+                self.failed(recorder.name.split(".", 1)[0], recorder.name, error)
+        if self._timeline_failure is not None:
+            self._write_pending()
         self.recorders = []
         self.analysis_recorders = {}
         if self._timeline is not None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Container, Iterable
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from policies.booking import Booking
 from policies.decisions import State
@@ -22,12 +23,27 @@ JOIN_EARLY_S = 15 * 60.0
 
 
 class JoinRefused(Exception):
-    """A device may not take the seat; ``code`` and ``message`` are for the device's user."""
+    """A device may not take the seat; ``code`` and ``message`` are for the device's user.
+    ``opens_at``: when the link starts to work (ISO 8601), for a link used too early (a join page
+    says it in the device's own time zone)."""
 
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: str, message: str, opens_at: str | None = None) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
+        self.opens_at = opens_at
+
+
+def in_words(when: datetime) -> str:
+    """A time for people: ``14:00 on Monday 7 December 2026 (UTC)``, in its own offset."""
+    offset = when.utcoffset()
+    zone = "UTC" if not offset else f"UTC{when.strftime('%z')[:3]}:{when.strftime('%z')[3:]}"
+    return f"{when:%H:%M} on {when:%A} {when.day} {when:%B %Y} ({zone})"
+
+
+def too_early(opens: datetime) -> JoinRefused:
+    """The refusal of a link used before ``opens`` (an aware datetime)."""
+    return JoinRefused("too_early", f"this link works from {in_words(opens)}", opens.isoformat())
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,9 +77,7 @@ def check_seat(seat: Seat, *, booking: Booking, now: float, state: State, taken:
     if state is State.ENDED or now >= booking.duration_s:
         raise JoinRefused("call_over", "this call has ended")
     if now < -JOIN_EARLY_S:
-        opens = booking.starts_at.isoformat()
-        minutes = f"{JOIN_EARLY_S / 60:.0f}"
-        raise JoinRefused("too_early", f"this link works from {minutes} minutes before {opens}")
+        raise too_early(booking.starts_at - timedelta(seconds=JOIN_EARLY_S))
     if seat.participant in taken:
         raise JoinRefused("token_in_use", "this link is already in use on another device")
     return seat
@@ -76,4 +90,14 @@ def slots(seats: Iterable[Seat], seat: Seat) -> list[Seat]:
     return [s for s in seats if s.role is other]
 
 
-__all__ = ["JOIN_EARLY_S", "JoinRefused", "Seat", "check_seat", "make_seats", "seat_of", "slots"]
+__all__ = [
+    "JOIN_EARLY_S",
+    "JoinRefused",
+    "Seat",
+    "check_seat",
+    "in_words",
+    "make_seats",
+    "seat_of",
+    "slots",
+    "too_early",
+]

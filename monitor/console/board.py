@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from monitor.call.held import held_pause
 from monitor.store.audit import AuditLog, AuditRecord
 from monitor.store.database import BookingRow, Store
 
@@ -61,33 +62,9 @@ def acknowledged(records: list[AuditRecord]) -> set[int]:
 
 def resume_route(records: list[AuditRecord]) -> str | None:
     """How a paused call can go live again, from its records (None when it is not paused):
-
-    - ``automatic``: only the security check; staff approval is neither needed nor possible;
-    - ``needs_staff``: a reason needs staff approval and the check has not passed yet (staff may
-      approve now: the call then resumes when the check passes);
-    - ``awaiting_staff``: the check passed; the call resumes when staff approve.
-
-    Mirrors the policy core (``policies/session.py``): every pause reason restarts the check, a
-    reason in ``staff_approval_reasons`` needs an approval given after it."""
-    paused = needs = passed = False
-    for record in records:
-        if record.kind == "state":
-            was = paused
-            paused = record.data.get("state") == "paused"
-            if paused and not was:
-                needs = passed = False
-        elif record.kind == "alert" and paused:
-            needs = needs or bool(record.data.get("needs_staff"))
-            passed = False
-        elif record.kind == "recheck" and paused and record.data.get("passed"):
-            passed = True
-        elif record.kind == "staff_action" and record.data.get("action") == "approve_resume":
-            needs = False
-    if not paused:
-        return None
-    if needs:
-        return "awaiting_staff" if passed else "needs_staff"
-    return "automatic"
+    ``automatic``, ``needs_staff`` or ``awaiting_staff`` (``monitor.call.held.HeldPause.route``,
+    the reading a rebuilt call carries its pause over by)."""
+    return held_pause(records).route
 
 
 def live_present(call: Any) -> list[dict[str, Any]]:

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import fractions
 import functools
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -73,27 +74,51 @@ class SlatePackets:
     repeat: bytes
 
 
+def encode_slate(kind: SlateKind, starts: str = "") -> SlatePackets:
+    """One slate as VP8 (tens of ms of CPU, more on a loaded machine: call it off the event loop)."""
+    codec = av.CodecContext.create("libvpx", "w")
+    frame = render_slate(kind, starts=starts)
+    codec.width, codec.height, codec.pix_fmt = frame.width, frame.height, "yuv420p"
+    codec.time_base = fractions.Fraction(1, 30)
+    codec.bit_rate = SLATE_BITRATE
+    # static-thresh: blocks that did not change are skipped (no residual), so the second frame
+    # of the same picture is a pure repeat of the first; realtime: 20-60 ms a slate here, where
+    # the default (best quality) deadline took 350-800 ms for the same flat picture
+    codec.options = {
+        "kf-max-dist": "100000",
+        "lag-in-frames": "0",
+        "static-thresh": "100000",
+        "deadline": "realtime",
+        "cpu-used": "8",
+    }
+    packets: list[bytes] = []
+    for pts in range(2):
+        frame.pts = pts
+        packets += [bytes(p) for p in codec.encode(frame)]
+    packets += [bytes(p) for p in codec.encode(None)]
+    assert vp8_keyframe(packets[0]) and not vp8_keyframe(packets[1])
+    return SlatePackets(packets[0], packets[1])
+
+
+_ENCODING = threading.Lock()
+
+
 @functools.cache
-def slate_packets() -> dict[SlateKind, SlatePackets]:
-    """Each slate encoded once per process."""
-    out: dict[SlateKind, SlatePackets] = {}
-    for kind in SlateKind:
-        codec = av.CodecContext.create("libvpx", "w")
-        frame = render_slate(kind)
-        codec.width, codec.height, codec.pix_fmt = frame.width, frame.height, "yuv420p"
-        codec.time_base = fractions.Fraction(1, 30)
-        codec.bit_rate = SLATE_BITRATE
-        # static-thresh: blocks that did not change are skipped (no residual), so the second frame
-        # of the same picture is a pure repeat of the first
-        codec.options = {"kf-max-dist": "100000", "lag-in-frames": "0", "static-thresh": "100000"}
-        packets: list[bytes] = []
-        for pts in range(2):
-            frame.pts = pts
-            packets += [bytes(p) for p in codec.encode(frame)]
-        packets += [bytes(p) for p in codec.encode(None)]
-        assert vp8_keyframe(packets[0]) and not vp8_keyframe(packets[1])
-        out[kind] = SlatePackets(packets[0], packets[1])
-    return out
+def _fixed_slates() -> dict[SlateKind, SlatePackets]:
+    return {kind: encode_slate(kind) for kind in SlateKind if kind is not SlateKind.STARTING}
+
+
+@functools.lru_cache(maxsize=64)
+def _starting_slate(starts: str) -> SlatePackets:
+    return encode_slate(SlateKind.STARTING, starts)
+
+
+def slate_packets(starts: str = "") -> dict[SlateKind, SlatePackets]:
+    """Every slate as VP8, each encoded once per process (the starting slate once per booked start
+    time, HH:MM). The first call for a new start time encodes: call it off the event loop
+    (``asyncio.to_thread``), as ``monitor.call.peer.Media`` does."""
+    with _ENCODING:  # calls loaded together share the encoding, not repeat it in parallel
+        return {**_fixed_slates(), SlateKind.STARTING: _starting_slate(starts)}
 
 
 class ForwardedVideoTrack(GatedVideoTrack):
@@ -106,9 +131,11 @@ class ForwardedVideoTrack(GatedVideoTrack):
         clock: Clock,
         slates: dict[SlateKind, VideoFrame],
         sender: RTCRtpSender | None = None,
+        slate_data: dict[SlateKind, SlatePackets] | None = None,
     ) -> None:
         super().__init__(feed, gate, clock, slates)
-        self.slate_data = slate_packets()
+        # the same slates as ``slates``, encoded (``slate_packets``; computed here if not given)
+        self.slate_data = slate_data if slate_data is not None else slate_packets()
         self.sender = sender  # set after addTrack: its PLIs are passed upstream
         self.esub = EncodedFollow()
         self._last_seq: int | None = None  # None: waiting for a keyframe
@@ -150,10 +177,8 @@ class ForwardedVideoTrack(GatedVideoTrack):
                     return packet
             if not self.gate.is_open:
                 sub.clear()
-        if self.feed.track is None:
-            kind = SlateKind.WAITING
-        elif not self.gate.is_open:
-            kind = SlateKind.PAUSED
+        if self.feed.track is None or not self.gate.is_open:
+            kind = self.gate.slate(self.feed.track is not None)
         else:
             kind = self.showing or SlateKind.WAITING  # waiting for a keyframe: keep the last slate
         self._last_seq = None

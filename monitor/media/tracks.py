@@ -6,7 +6,9 @@ every track is consumed from the moment it arrives, audio too: aiortc leaks unre
 outgoing track is a :class:`GatedVideoTrack` / :class:`GatedAudioTrack` that reads its own
 ``MediaRelay.subscribe(feed.track, buffered=False)`` subscription (keep-latest: a slow consumer
 skips frames instead of queueing them) while its :class:`Gate` is open, and otherwise sends a
-slate ("call paused", or "waiting" when nobody is connected) and silence. The gated tracks stamp
+slate and silence: the slate the gate names (waiting for the booked start, the security check before
+the call goes live, or "call paused"), or "the other side is not connected" when the feed has no
+track. The gated tracks stamp
 their own timestamps from one monotonic clock, so RTP timestamps stay continuous across switches
 and no renegotiation is needed; the switch happens on the next frame the sender pulls.
 
@@ -52,27 +54,46 @@ SLATE_SIZE = (640, 480)
 STALL_S = 1.0
 
 # BGR colours of the slates' backgrounds (tests check received pixels against them).
-PAUSED_BGR = (40, 40, 170)  # dark red
+PAUSED_BGR = (40, 40, 170)  # dark red: media withheld by the security check (paused, or before live)
 WAITING_BGR = (90, 60, 30)  # dark blue
+STARTING_BGR = (70, 90, 40)  # dark green
 
 
 class SlateKind(StrEnum):
-    PAUSED = "paused"
-    WAITING = "waiting"
+    PAUSED = "paused"  # the call is paused
+    WAITING = "waiting"  # the other side is not connected
+    STARTING = "starting"  # before the booked start
+    CHECKING = "checking"  # started, the first security check has not passed yet
 
 
-def render_slate(kind: SlateKind, size: tuple[int, int] = SLATE_SIZE) -> VideoFrame:
+SLATE_BGR = {
+    SlateKind.PAUSED: PAUSED_BGR,
+    SlateKind.WAITING: WAITING_BGR,
+    SlateKind.STARTING: STARTING_BGR,
+    SlateKind.CHECKING: PAUSED_BGR,
+}
+
+
+def slate_lines(kind: SlateKind, starts: str = "") -> tuple[str, str]:
+    """The slate's two lines of text; ``starts``: the booked start (HH:MM) for the starting slate."""
+    if kind is SlateKind.PAUSED:
+        return "Call paused", "Security check in progress"
+    if kind is SlateKind.CHECKING:
+        return "Starting the call", "Security check in progress"
+    if kind is SlateKind.STARTING:
+        return (
+            "Waiting to start",
+            f"The call starts at {starts}" if starts else "The call has not started yet",
+        )
+    return "Please wait", "The other side is not connected"
+
+
+def render_slate(kind: SlateKind, size: tuple[int, int] = SLATE_SIZE, starts: str = "") -> VideoFrame:
     """A flat slate with large text; the middle band holds the text, the borders stay flat."""
     width, height = size
-    colour = PAUSED_BGR if kind is SlateKind.PAUSED else WAITING_BGR
     image = np.empty((height, width, 3), np.uint8)
-    image[:] = colour
-    lines = (
-        ("Call paused", "Security check in progress")
-        if kind is SlateKind.PAUSED
-        else ("Please wait", "The other side is not connected")
-    )
-    for i, text in enumerate(lines):
+    image[:] = SLATE_BGR[kind]
+    for i, text in enumerate(slate_lines(kind, starts)):
         scale = 1.6 if i == 0 else 0.8
         thick = 3 if i == 0 else 2
         (tw, _th), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thick)
@@ -112,9 +133,15 @@ class TrackStats:
 
 @dataclass
 class Gate:
-    """Open while the call is live. Shared by every outgoing track of a call."""
+    """Open while the call is live. Shared by every outgoing track of a call. ``closed_as``: the
+    slate shown while it is closed (when the feed has a track, or the call has not started)."""
 
     is_open: bool = False
+    closed_as: SlateKind = SlateKind.PAUSED
+
+    def slate(self, connected: bool) -> SlateKind:
+        """The slate to show while closed (``connected``: the feed has a track)."""
+        return self.closed_as if connected or self.closed_as is SlateKind.STARTING else SlateKind.WAITING
 
 
 class Feed:
@@ -272,7 +299,7 @@ class GatedVideoTrack(_GatedTrack):
                 self.showing = None
                 self.forwarded += 1
                 return self._stamp(out)
-        kind = SlateKind.PAUSED if self.feed.track is not None else SlateKind.WAITING
+        kind = self.gate.slate(self.feed.track is not None)
         if self.feed.track is not None and not self.gate.is_open:
             self._subscription()  # keep the subscription current; the drain consumes the feed
         await self._pace()
@@ -352,8 +379,9 @@ class GatedAudioTrack(_GatedTrack):
         return frame
 
 
-def make_slates() -> dict[SlateKind, VideoFrame]:
-    return {kind: render_slate(kind) for kind in SlateKind}
+def make_slates(starts: str = "") -> dict[SlateKind, VideoFrame]:
+    """Every slate of a call (``starts``: its booked start, HH:MM, for the starting slate)."""
+    return {kind: render_slate(kind, starts=starts) for kind in SlateKind}
 
 
 class FrameTap:

@@ -14,8 +14,9 @@ camera for one, instead of writing a file that decodes to garbage. Each connecti
 ``.json`` sidecar as the other archives (the call time of its first frame). Packets are stamped
 with call time at receipt on a 1/90000 time base. Muxing and file I/O run on one low-priority
 thread per part (:class:`~monitor.record.feed_recorder.PartFile`, as for the other archives); a failure (e.g.
-a full disk) is reported through ``errors`` and never stops the call. Cameras whose codec is not
-VP8 have no encoded frames: the sampled ``video`` archive still records them.
+a full disk) is reported through ``errors`` and ``failing``, and a new part is tried after a
+back-off, from the next keyframe, as the other archives do. Cameras whose codec is not VP8 have no
+encoded frames: the sampled ``video`` archive still records them.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from typing import Any
 import av
 
 from monitor.media.tracks import Feed
-from monitor.record.feed_recorder import PartFile, finish
+from monitor.record.feed_recorder import Failing, PartFile, PartRetry, finish
 
 TIME_BASE = fractions.Fraction(1, 90_000)
 QUEUE_FRAMES = 300  # 10 s at 30 fps; a frame is a few kB
@@ -83,6 +84,19 @@ class CameraRecorder:
         self.muxers: list[_PartMuxer] = []
         self.failures: list[str] = []
         self._task: asyncio.Task[None] | None = None
+        self.retry = PartRetry()
+        self._failing = Failing(feed, self.retry)
+
+    @property
+    def last_error(self) -> str | None:
+        """The error of the newest part, if it failed."""
+        return self.muxers[-1].error if self.muxers else None
+
+    @property
+    def failing(self) -> str | None:
+        """Why the archive is not being written now (a part failed and no newer one reached the
+        disk yet), else None."""
+        return self._failing.now(self.muxers)
 
     def start(self) -> None:
         if self._task is None:
@@ -122,6 +136,12 @@ class CameraRecorder:
                 if last_seq is not None and item.seq != last_seq + 1:
                     need_key = True  # a gap: what follows cannot decode until the next keyframe
                 last_seq = item.seq
+                if muxer is not None and muxer.error is not None:  # reported through ``errors``
+                    if not self.retry.due(True, self.now()):
+                        self.skipped += 1
+                        continue
+                    muxer.close()  # a new part is tried, from the next keyframe
+                    muxer, need_key = None, True
                 if need_key and not item.keyframe:
                     self.skipped += 1
                     source.request_keyframe()  # rate-limited
@@ -132,11 +152,9 @@ class CameraRecorder:
                         self.skipped += 1
                         continue
                     muxer = self._new_part(size, self.now())
-                if muxer.error is not None:
-                    break  # reported through ``errors``; this connection is not recorded further
                 need_key = not muxer.put(item.data, item.keyframe, self.now())
                 self.skipped += need_key
-            # the connection is over (or its file failed): wait for the feed's next one (polled,
+            # the connection is over: wait for the feed's next one (polled,
             # like Feed.follow: the feed's generation is bumped from aiortc's callbacks, no event)
             while self.feed.generation == generation:  # noqa: ASYNC110
                 await asyncio.sleep(0.1)
@@ -150,9 +168,11 @@ class CameraRecorder:
         stem = f"{self.name}.{self.part}"
         sidecar = {"file": f"{stem}.webm", "first_frame_call_t": round(t, 3)}
         try:
+            self.folder.mkdir(parents=True, exist_ok=True)  # (again, if it was removed meanwhile)
             (self.folder / f"{stem}.json").write_text(json.dumps(sidecar))
-        except OSError as exc:  # reported through ``errors``; the call goes on
+        except OSError as exc:  # reported through ``errors`` and ``failing``
             self.failures.append(f"{stem}.json: {exc}")
+            self._failing.failed(f"{stem}.json: {exc}")
         muxer = _PartMuxer(self.folder / f"{stem}.webm", size)
         self.muxers.append(muxer)
         return muxer

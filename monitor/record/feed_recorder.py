@@ -14,6 +14,12 @@ the device (each new track on the feed) is a new *part*: ``<participant>.<kind>.
 with a sidecar ``.json`` naming the call time of its first frame, so ``monitor replay --offset``
 puts the recording's decisions on the live call's clock. Video streams use a 1/90000 time base
 (aiortc's clock; other bases kill the encoder silently on 50 fps sources).
+
+A part that cannot be written (a full disk, an I/O error) is given up and, after a back-off
+(:class:`PartRetry`), a new part is started with the next frame, for as long as it takes:
+:attr:`FeedRecorder.failing` names the failure until a newer part has reached the disk
+(:meth:`PartFile.on_disk`), so the call can pause while its recording is not written and resume
+once it is (``monitor/call/recording.py``).
 """
 
 from __future__ import annotations
@@ -39,7 +45,59 @@ log = logging.getLogger(__name__)
 
 VIDEO_TIME_BASE = fractions.Fraction(1, 90_000)
 QUEUE_FRAMES = 90
+#: After a part fails, a new part is tried this long after, doubling while new parts fail.
+RETRY_FIRST_S = 0.5
+RETRY_MAX_S = 4.0
 Item = TypeVar("Item")
+
+
+class PartRetry:
+    """When a recorder whose current part failed starts a new one: ``RETRY_FIRST_S`` after it
+    noticed, doubling up to ``RETRY_MAX_S`` while the new parts fail too, back to the first delay
+    once one reaches the disk (:meth:`recovered`)."""
+
+    def __init__(self) -> None:
+        self.delay = RETRY_FIRST_S
+        self.at: float | None = None
+
+    def due(self, failed: bool, t: float) -> bool:
+        """Whether to start a new part now (``failed``: the current part has failed)."""
+        if not failed:
+            return False
+        if self.at is None:
+            self.at = t + self.delay
+        if t < self.at:
+            return False
+        self.at = None
+        self.delay = min(self.delay * 2, RETRY_MAX_S)
+        return True
+
+    def recovered(self) -> None:
+        self.delay, self.at = RETRY_FIRST_S, None
+
+
+class Failing:
+    """A recorder's failure episode: from a part (or its sidecar) failing until a newer part of a
+    connected feed has reached the disk. ``parts``: the recorder's parts, newest last."""
+
+    def __init__(self, feed: Feed, retry: PartRetry) -> None:
+        self.feed = feed
+        self.retry = retry
+        self.detail: str | None = None
+
+    def failed(self, detail: str) -> None:
+        self.detail = detail
+
+    def now(self, parts: Sequence[PartFile[Any]]) -> str | None:
+        latest = parts[-1] if parts else None
+        if self.feed.track is None:  # nothing to record: a part of the next connection starts afresh
+            self.detail = None
+        elif latest is not None and latest.error is not None:
+            self.detail = f"{latest.path.name}: {latest.error}"
+        elif self.detail is not None and latest is not None and latest.on_disk():
+            self.detail = None
+            self.retry.recovered()
+        return self.detail
 
 
 class PartFile(Generic[Item]):
@@ -73,7 +131,10 @@ class PartFile(Generic[Item]):
             self.write(container)
         except Exception as exc:  # a full disk or a codec error: report it, never crash the loop
             self.error = f"{type(exc).__name__}: {exc}"
-            log.exception("recording %s failed", self.path)
+            if isinstance(exc, OSError):  # the disk: the recorder retries, no traceback each time
+                log.error("recording %s failed: %s", self.path, self.error)
+            else:
+                log.exception("recording %s failed", self.path)
             with contextlib.suppress(Exception):
                 while self.items.get_nowait() is not None:
                     pass
@@ -81,6 +142,10 @@ class PartFile(Generic[Item]):
             if container is not None:
                 with contextlib.suppress(Exception):
                     container.close()
+            if self.error is not None:  # a part that never reached the disk leaves no empty file
+                with contextlib.suppress(OSError):
+                    if self.path.stat().st_size == 0:
+                        self.path.unlink()
 
     def offer(self, item: Item) -> bool:
         if self.error is not None:
@@ -94,6 +159,16 @@ class PartFile(Generic[Item]):
     def close(self) -> None:
         with contextlib.suppress(queue.Full):
             self.items.put(None, timeout=2.0)
+
+    def on_disk(self) -> bool:
+        """The part has not failed and something of it is in its file (libav writes in blocks, so
+        a part that cannot reach the disk stays empty until its first block fails)."""
+        if self.error is not None:
+            return False
+        try:
+            return self.path.stat().st_size > 0
+        except OSError:
+            return False
 
 
 async def finish(task: asyncio.Task[None] | None, parts: Sequence[PartFile[Any]]) -> None:
@@ -190,6 +265,18 @@ class FeedRecorder:
         self._writer: _PartWriter | None = None
         self._generation = -1
         self._last_t = float("-inf")
+        self.retry = PartRetry()
+        self._failing = Failing(feed, self.retry)
+
+    @property
+    def last_error(self) -> str | None:
+        """The error of the newest part, if it failed."""
+        return self.writers[-1].error if self.writers else None
+
+    @property
+    def failing(self) -> str | None:
+        """Why the archive is not being written now (see the module doc), else None."""
+        return self._failing.now(self.writers)
 
     def start(self) -> None:
         if self._task is None and not self.pushed:
@@ -198,7 +285,8 @@ class FeedRecorder:
     def push(self, frame: Any, t: float) -> None:
         """Record ``frame`` seen at call time ``t`` (pushed mode)."""
         new_connection = self._generation != self.feed.generation and self.feed.track is not None
-        if new_connection or self._writer is None:
+        retry = self._writer is not None and self.retry.due(self._writer.error is not None, t)
+        if new_connection or self._writer is None or retry:
             if self._writer is not None:
                 self._writer.close()
             self._generation = self.feed.generation
@@ -229,6 +317,9 @@ class FeedRecorder:
             if self.max_fps is not None and t - self._last_t < 1.0 / self.max_fps:
                 continue
             self._last_t = t
+            if writer is not None and self.retry.due(writer.error is not None, t):
+                writer.close()  # failed: a new part is tried (see the module doc)
+                writer = None
             if writer is None:
                 writer = self._new_part(t)
             data, info = self._copy(frame)
@@ -240,9 +331,11 @@ class FeedRecorder:
         stem = f"{self.name}.{self.part}"
         sidecar = {"file": f"{stem}.webm", "first_frame_call_t": round(t, 3)}
         try:
+            self.folder.mkdir(parents=True, exist_ok=True)  # (again, if it was removed meanwhile)
             (self.folder / f"{stem}.json").write_text(json.dumps(sidecar))
-        except OSError as exc:  # reported through ``errors``; the call goes on
+        except OSError as exc:  # reported through ``errors`` and ``failing``
             self.failures.append(f"{stem}.json: {exc}")
+            self._failing.failed(f"{stem}.json: {exc}")
         writer = _PartWriter(self.folder / f"{stem}.webm", self.feed.kind)
         self.writers.append(writer)
         return writer

@@ -77,6 +77,7 @@ class AddCall(Request):
     KIND: ClassVar[str] = "add_call"
     call: str
     booking: str  # blob: the Booking
+    carried: str  # blob: the monitor.call.held.CarriedOver from before a restart (may be empty)
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +123,18 @@ class Staff(Request):
     action: StaffAction
     note: str
     staff: str
+
+
+@dataclass(frozen=True, slots=True)
+class Fault(Message):
+    """A fault of the server (``store_error``: the front cannot write the call's audit records)
+    raised or cleared, for the call's session (``FaultRaised`` / ``FaultCleared``)."""
+
+    KIND: ClassVar[str] = "fault"
+    call: str
+    reason: str  # a policies.reasons.FAULT_REASONS value
+    detail: str
+    raised: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -244,6 +257,7 @@ KINDS: dict[str, type[Message]] = {
         CaptureAttempt,
         Leave,
         Staff,
+        Fault,
         StaffIdentity,
         Watch,
         WatchAnswer,
@@ -426,6 +440,7 @@ __all__ = [
     "Channel",
     "CloseCall",
     "CloseDevice",
+    "Fault",
     "Hello",
     "HubRecord",
     "Join",

@@ -341,7 +341,8 @@ class RelayPool:
 
     async def _add(self, link: WorkerLink, call: RemoteCall) -> None:
         try:
-            await link.request(ipc.AddCall(link.next_id(), call.call_id, ipc.blob(call.booking)))
+            carried = ipc.blob(call.carried())
+            await link.request(ipc.AddCall(link.next_id(), call.call_id, ipc.blob(call.booking), carried))
         except RemoteError as exc:
             if link.alive and link.calls.get(call.call_id) is call:  # refused: it cannot be served
                 log.error("call %s could not be placed on relay worker %d: %s", call.call_id, link.index, exc)

@@ -19,7 +19,11 @@ and an ``alert`` saying the relay worker died are published (so the console, the
 /metrics see it), each device is told (a paused state frame, an error frame) and disconnected.
 The call is placed again (on the restarted worker or another) with a fresh session, which starts
 by verifying: media flows again only after the security check passes, once the devices rejoin
-with their links. A pause that needed staff approval is carried over as a staff pause.
+with their links. What must survive the worker is read from the call's records as they pass
+through here (:attr:`RemoteCall.held`, ``monitor.call.held``, seeded from the store's audit records
+when the call is loaded; staff approvals and ends are noted as staff act): the pause reasons that
+still need staff go with the call to its new place (``ipc.AddCall.carried``), where the new session
+stays paused for them until staff approve, and a call staff ended stays ended.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from typing import Any, Protocol
 
 from monitor.call.explain import state_frame
 from monitor.call.handle import Close, Send
+from monitor.call.held import CarriedOver, HeldPause
 from monitor.call.seats import JoinRefused, Seat, check_seat, make_seats, seat_of
 from monitor.call.stats import CallStats, DeviceStats, TapStats
 from monitor.hub import Hub
@@ -105,6 +110,7 @@ class RemoteCall:
         wall_clock: Callable[[], float],
         hub: Hub | None,
         ice_servers: list[dict[str, Any]] | None = None,
+        held: HeldPause | None = None,
     ) -> None:
         self.booking = booking
         self.call_id = booking.call_id
@@ -123,6 +129,9 @@ class RemoteCall:
         self.link: Link | None = None
         self.worker_deaths = 0
         self._state = State.WAITING
+        # its pause, from its records: carried to each new place
+        self.held = held or HeldPause(r.value for r in config.staff_approval_reasons)
+        self.restarted = "the server restarted"  # what the next place carries the pause over
         self._staff_later: list[tuple[ipc.StaffAction, str, str]] = []  # (action, note, staff) until placed
 
     # ---- what Call offers ---------------------------------------------------------------------------
@@ -228,10 +237,22 @@ class RemoteCall:
         await self._staff("pause", note, staff)
 
     async def staff_resume(self, staff: str = "") -> None:
+        self.held.see("staff_action", {"action": "approve_resume"})
         await self._staff("resume", "", staff)
 
     async def staff_end(self, note: str = "", staff: str = "") -> None:
+        self.held.see("staff_action", {"action": "end"})
         await self._staff("end", note, staff)
+
+    def carried(self) -> CarriedOver:
+        """What the call's next place must take over (``monitor.call.held``)."""
+        return self.held.carried(self.restarted)
+
+    async def fault(self, reason: Reason, detail: str, raised: bool) -> None:
+        """A fault of the server (``store_error``) raised or cleared: to the call in its worker."""
+        link = self.link
+        if link is not None and link.alive:
+            await link.notify(ipc.Fault(self.call_id, reason.value, detail, raised))
 
     async def _staff_identity(self, source: str, track: int, participant: str | None, staff: str) -> None:
         """A staff verdict on one face track, applied by the call's session in its worker, or
@@ -303,6 +324,7 @@ class RemoteCall:
                 self.ended.set()
         elif kind == "alert" and evidence is not None:
             self.evidence[str(record.get("source") or "")] = evidence
+        self.held.see(str(kind), record)
         if self.hub is not None:
             self.hub.publish(self.call_id, record)
 
@@ -329,13 +351,8 @@ class RemoteCall:
         self.worker_deaths += 1
         if self.ended.is_set():
             return
+        self.restarted = "its relay worker process restarted"
         t, previous = self.now(), self._state
-        staff_only = {r.value for r in self.config.staff_approval_reasons}
-        if previous is State.PAUSED and staff_only & set(self.last_reasons):  # keep needing staff
-            why = ", ".join(sorted(staff_only & set(self.last_reasons)))
-            self._staff_later.append(
-                ("pause", f"the call's relay process restarted while paused for {why}", "")
-            )
         if previous in (State.VERIFYING, State.LIVE):
             self.on_record(
                 decision_record(StateChanged(t, State.PAUSED, previous, (Reason.ANALYSIS_ERROR,))), None
@@ -346,7 +363,7 @@ class RemoteCall:
             )
             self.on_record(decision_record(alert), None)
         frames = [
-            state_frame(State.PAUSED, (Reason.ANALYSIS_ERROR,), self.seconds_left),
+            state_frame(State.PAUSED, ((Reason.ANALYSIS_ERROR, ""),), self.seconds_left),
             messages.error(
                 "relay_restarted", "the call server restarted this call; please rejoin with your link"
             ),

@@ -8,7 +8,9 @@ forwarding, gates, the policy session and ticker, recordings, and its own analys
 front only relays signalling: a device's join, offer and client events arrive here tagged with
 the front's connection id; the frames a call sends to a device go back tagged the same way.
 
-Everything the calls publish on this process's hub is sent to the front (``hub``), which
+Everything the calls publish on this process's hub is sent to the front (``hub``: a sink of the
+hub, called with every record as it is published, writing to the pipe through a bounded queue that
+makes the publisher wait when the front falls behind, so no record is lost: ``pipe.py``), which
 re-publishes it on its own hub, so the console feed, the audit recorder and the metrics work as
 in one process; an alert carries the JPEG of the frame behind it (the audit's evidence), taken
 here because the frame is here. Once a second the worker sends a snapshot of its calls (each
@@ -33,12 +35,16 @@ from typing import Any
 
 from monitor.call.call import Call
 from monitor.call.calls import Calls
+from monitor.call.held import CarriedOver
 from monitor.call.peer import Device
 from monitor.call.seats import JoinRefused
 from monitor.hub import Hub
 from monitor.load import LoopLag
+from monitor.media.forward import slate_packets
 from monitor.relay_workers import ipc
+from monitor.relay_workers.pipe import PipeChannel
 from monitor.workers.analysis_pool import AnalysisPool, AnalysisStats, StreamStats
+from policies.reasons import Reason
 from policies.session import RefusedEvent
 
 log = logging.getLogger(__name__)
@@ -49,7 +55,7 @@ LAG_WINDOW_S = 10.0
 
 
 class RelayWorker:
-    def __init__(self, channel: ipc.Channel, hello: ipc.Hello) -> None:
+    def __init__(self, channel: PipeChannel, hello: ipc.Hello) -> None:
         self.channel = channel
         self.config = ipc.unblob(hello.config)
         self.record_dir = Path(hello.record_dir) if hello.record_dir else None
@@ -64,11 +70,14 @@ class RelayWorker:
         self._tasks: set[asyncio.Task[Any]] = set()
 
     async def run(self) -> None:
+        slates = asyncio.ensure_future(asyncio.to_thread(slate_packets))  # encoded once, off the loop
         if self.analysis_workers > 0:
             self.pool = AnalysisPool(self.analysis_workers, self.calls.on_result, self.calls.on_failure)
             await self.pool.start()
+        await slates
         self.lag.start()
-        background = [asyncio.ensure_future(self._bridge()), asyncio.ensure_future(self._snapshots())]
+        self.hub.attach(self._forward)
+        background = [asyncio.ensure_future(self._snapshots())]
         await self.channel.send(ipc.Ready(os.getpid()))
         try:
             while True:
@@ -81,6 +90,9 @@ class RelayWorker:
                 task.cancel()
             self.lag.stop()
             await self.close()
+            self.hub.detach(self._forward)
+            self.channel.close()  # what the closing calls published still goes to the front
+            await asyncio.to_thread(self.channel.join, 5.0)
 
     def _spawn(self, work: Any) -> None:
         task = asyncio.ensure_future(work)
@@ -129,8 +141,9 @@ class RelayWorker:
 
     async def _do(self, m: ipc.Message) -> dict[str, Any]:
         match m:
-            case ipc.AddCall(booking=booking):
-                self._add_call(ipc.unblob(booking))
+            case ipc.AddCall(booking=booking, carried=carried):
+                added = self._add_call(ipc.unblob(booking), ipc.unblob(carried))
+                await added.carry_over()  # before the reply: the front acts on the call after it
             case ipc.CloseCall(call=call_id):
                 closing = self.calls.get(call_id)
                 if closing is not None:
@@ -148,6 +161,10 @@ class RelayWorker:
                 entry = self.conns.pop(conn, None)
                 if entry is not None:
                     await entry[0].leave(entry[1])
+            case ipc.Fault(call=call_id, reason=reason, detail=detail, raised=raised):
+                faulty = self.calls.get(call_id)
+                if faulty is not None:
+                    await faulty.fault(Reason(reason), detail, raised)
             case ipc.Staff(call=call_id, action="pause", note=note, staff=staff):
                 await self._call(call_id).staff_pause(note, staff)
             case ipc.Staff(call=call_id, action="resume", staff=staff):
@@ -181,7 +198,7 @@ class RelayWorker:
                 raise ValueError(f"a relay worker does not take {m.KIND!r}")
         return {}
 
-    def _add_call(self, booking: Any) -> None:
+    def _add_call(self, booking: Any, carried: CarriedOver | None) -> Call:
         if self.record_dir is not None:
             keep_earlier_parts(self.record_dir / booking.call_id)
         call = Call(
@@ -192,9 +209,11 @@ class RelayWorker:
             hub=self.hub,
             record_dir=self.record_dir,
             ice_servers=self.ice_servers,
+            carried=carried,
         )
         self.calls.add(call, own_tokens=False)
         call.start()
+        return call
 
     def _call(self, call_id: str) -> Call:
         call = self.calls.get(call_id)
@@ -227,21 +246,20 @@ class RelayWorker:
         self.conns[conn] = (call, device)
 
     # ---- to the front -----------------------------------------------------------------------------
-    async def _bridge(self) -> None:
-        """Every record published on this hub goes to the front (an alert with its evidence)."""
-        while True:  # the hub drops a subscriber 1000 records behind: subscribe again
-            subscription = self.hub.subscribe()
-            async for item in subscription:
-                record = dict(item)
-                call_id = str(record.pop("call_id", ""))
-                evidence = None
-                if record.get("kind") == "alert":
-                    call = self.calls.get(call_id)
-                    jpeg = None
-                    with contextlib.suppress(Exception):
-                        jpeg = call.evidence_jpeg(str(record.get("source") or "")) if call else None
-                    evidence = base64.b64encode(jpeg).decode("ascii") if jpeg else None
-                await self._send(ipc.HubRecord(call_id, record, evidence))
+    def _forward(self, item: dict[str, Any]) -> None:
+        """The hub's sink: every record published here goes to the front as it is published (an
+        alert with its evidence), in order; a full pipe makes the publisher wait (``pipe.py``)."""
+        record = dict(item)
+        call_id = str(record.pop("call_id", ""))
+        evidence = None
+        if record.get("kind") == "alert":
+            call = self.calls.get(call_id)
+            jpeg = None
+            with contextlib.suppress(Exception):
+                jpeg = call.evidence_jpeg(str(record.get("source") or "")) if call else None
+            evidence = base64.b64encode(jpeg).decode("ascii") if jpeg else None
+        with contextlib.suppress(ConnectionError):  # the front is gone: we stop soon
+            self.channel.send_now(ipc.HubRecord(call_id, record, evidence))
 
     async def _snapshots(self) -> None:
         while True:
@@ -298,17 +316,15 @@ def keep_earlier_parts(folder: Path) -> int:
     return renamed
 
 
-async def _pipes() -> ipc.Channel:
+async def _pipes() -> PipeChannel:
     """stdin/stdout as the channel; what else writes to stdout goes to stderr instead."""
     loop = asyncio.get_running_loop()
-    out = os.fdopen(os.dup(1), "wb", buffering=0)
+    out = os.dup(1)
     os.dup2(2, 1)
     sys.stdout = sys.stderr
     reader = asyncio.StreamReader(limit=ipc.MAX_LINE + 1)
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin.buffer)
-    transport, protocol = await loop.connect_write_pipe(asyncio.streams.FlowControlMixin, out)
-    writer = asyncio.StreamWriter(transport, protocol, reader, loop)
-    return ipc.Channel(reader, writer)
+    return PipeChannel(reader, out)
 
 
 async def main() -> None:

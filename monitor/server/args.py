@@ -27,8 +27,14 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--record",
         metavar="DIR",
-        help="record every incoming camera and microphone (WebM) and write the timeline live, "
-        "under DIR/<call_id>/",
+        help="where calls are recorded (every camera and microphone as WebM, and the live timeline, "
+        "under DIR/<call_id>/); default: the data folder beside the database, <db>-data/recordings",
+    )
+    parser.add_argument(
+        "--no-record",
+        action="store_true",
+        help="do not record calls (every call is recorded by default); logged at start and written "
+        "to each call's audit records",
     )
     parser.add_argument(
         "--demo", action="store_true", help="serve a demo call from the fixture media, starting now"

@@ -29,6 +29,10 @@ from monitor.server.serve import Server, listen_socket
 from policies.booking import Booking
 from policies.config import PolicyConfig, load_policy
 
+log = logging.getLogger(__name__)
+
+#: The folder of the data directory calls are recorded into unless ``--record DIR`` moves it.
+RECORDINGS = "recordings"
 _NODE = re.compile(r"^[A-Za-z0-9._-]{1,63}$")
 DEMO_BOOKING = Path(__file__).resolve().parents[2] / "fixtures" / "bookings" / "clean" / "booking.json"
 DEMO_HINT = (
@@ -198,13 +202,15 @@ def run_serve(args: argparse.Namespace) -> int:
     from monitor.store.database import Store
     from monitor.store.lock import ServeLock
 
+    if args.record and args.no_record:
+        raise UserError("--record DIR and --no-record: give one or the other")
     where = store_location(getattr(args, "db", None))
     node = node_name(getattr(args, "node", None)) if where.is_postgresql else None
     sock = listen_socket(args.host, args.port)
     lock = ServeLock(where, node or "")
     try:
         lock.acquire()
-        record_dir = _record_dir(args)
+        record_dir = _record_dir(args, where.path)
         store = Store(where, node=node)
     except BaseException:
         sock.close()
@@ -241,6 +247,9 @@ def run_serve(args: argparse.Namespace) -> int:
         )
         server.metrics_token = token  # metrics hook: --metrics-token-file
         server.public_base = node_url  # cluster hook: where the other nodes reach this one
+        if record_dir is None:  # --no-record: said loudly, and in every call's audit records
+            log.warning("recording is off (--no-record): calls are not recorded")
+            server.fail_closed.unrecorded = "monitor serve --no-record"
         asyncio.run(_run(server, staff, family))
     finally:
         sock.close()
@@ -272,13 +281,22 @@ def _cluster(args: argparse.Namespace, limits: Any) -> tuple[Any, str | None]:
     return ClusterNode(Settings(redis_url, name, routing=getattr(args, "routing", "proxy")), limits), node_url
 
 
-def _record_dir(args: argparse.Namespace) -> Path | None:
-    record_dir = Path(args.record) if args.record else None
-    if record_dir is not None:
-        try:
-            record_dir.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise UserError(f"--record {record_dir}: cannot create the directory: {exc.strerror}") from None
+def _record_dir(args: argparse.Namespace, db_path: Path) -> Path | None:
+    """Where calls are recorded: ``--record DIR``, else ``<data dir>/recordings`` beside the
+    database; None only with ``--no-record``."""
+    if args.no_record:
+        return None
+    if args.record:
+        record_dir, flag = Path(args.record), f"--record {args.record}"
+    else:
+        from monitor.store.database import data_dir_of
+
+        record_dir = data_dir_of(db_path) / RECORDINGS
+        flag = f"recording into {record_dir} (the default; --record DIR moves it)"
+    try:
+        record_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"{flag}: cannot create the directory: {exc.strerror}") from None
     return record_dir
 
 

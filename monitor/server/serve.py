@@ -10,7 +10,9 @@ that join (a call's own in-memory seat tokens are not accepted: nobody could rev
 booked call whose join window opens within the refresh horizon is loaded (a ``Call`` in memory), again every
 ``refresh_s``, and at once when someone presents a store token of a call not loaded yet (so a
 call booked with `monitor book` while the server runs works without a restart). Ended calls are
-dropped from memory and never reloaded by this process.
+dropped from memory and never served again. A call rebuilt after a restart takes over from its
+audit records the pause reasons that still need staff (``monitor.call.held``). A call whose audit
+records cannot be written (the writer's health hook) pauses with ``store_error`` until they are.
 """
 
 from __future__ import annotations
@@ -34,11 +36,13 @@ from monitor import console, family
 from monitor.call.call import Call
 from monitor.call.calls import Calls
 from monitor.call.handle import CallHandle
-from monitor.call.seats import JOIN_EARLY_S, JoinRefused
+from monitor.call.seats import JOIN_EARLY_S, JoinRefused, too_early
 from monitor.errors import UserError
 from monitor.http import HttpRequest, Router, error_response, response
 from monitor.hub import Hub
+from monitor.media.forward import slate_packets
 from monitor.server import capacity
+from monitor.server.fail_closed import FailClosed
 from monitor.server.signalling import SignallingServer
 from monitor.store.audit_recorder import HubRecorder
 from monitor.workers.analysis_pool import AnalysisPool
@@ -137,6 +141,8 @@ class Server:
         self._unloadable: set[str] = set()  # stored bookings that failed to load (logged once)
         self._links: list[dict[str, str]] | None = None
         self.hub = Hub()
+        # held pauses, store faults, recording turned off (``fail_closed.py``)
+        self.fail_closed = FailClosed(store, self.hub, config)
         self.calls: Calls[CallHandle[Any]] = Calls(
             resolver=self._resolve_token if store is not None else None
         )
@@ -181,6 +187,8 @@ class Server:
         if self.sock is None:  # before anything else: a server that cannot listen changes nothing
             self.sock = listen_socket(self.host, self.port)
         self.port = self.sock.getsockname()[1]
+        # the pause slates as VP8, encoded in a thread while the workers start (seconds of CPU)
+        slates = asyncio.ensure_future(asyncio.to_thread(slate_packets)) if self.forward else None
         if self.store is not None:  # a chain from before keyed chains is keyed now, or start fails
             from monitor.store.audit import AuditLog
 
@@ -204,6 +212,8 @@ class Server:
         elif self.analysis_workers > 0:
             self.pool = AnalysisPool(self.analysis_workers, self.calls.on_result, self.calls.on_failure)
             await self.pool.start()
+        if slates is not None:
+            await slates
         if self.store is not None:
             from monitor.admin import import_booking
 
@@ -211,11 +221,18 @@ class Server:
             for booking in self.bookings:
                 import_booking(self.store, booking)
         for booking in self.bookings:
+            if self.fail_closed.ended(booking.call_id):  # an ended call stays ended, given again or not
+                self._finished.add(booking.call_id)
+                log.warning("call %s has ended: not served again", booking.call_id)
+                continue
             self.add_booking(booking)
         if self.store is not None:
             self.refresh()
             self._refresher = asyncio.ensure_future(self._refresh_forever())
-        self._routes()
+        self._routes()  # no await since the calls were added: their first records reach the audit log
+        self.fail_closed.listening = True
+        for call in self.calls:
+            self.fail_closed.note_unrecorded(call)
         if self.cluster is not None:  # cluster hook: join the other nodes (monitor/cluster/node.py)
             await self.cluster.start(self)  # its figures join /metrics
         self._ws = await serve(
@@ -237,15 +254,23 @@ class Server:
             from monitor.admin import import_booking
 
             import_booking(self.store, booking)
+        held = self.fail_closed.held(booking.call_id)
         if self.relay is not None:  # the call runs in a worker; this is its stand-in (remote_call.py)
             from monitor.relay_workers.remote_call import RemoteCall
 
             remote = RemoteCall(
-                booking, self.config, wall_clock=self.wall_clock, hub=self.hub, ice_servers=self.ice_servers
+                booking,
+                self.config,
+                wall_clock=self.wall_clock,
+                hub=self.hub,
+                ice_servers=self.ice_servers,
+                held=held,
             )
             self.calls.add(remote, own_tokens=self.store is None)
             self.relay.place(remote)
+            self.fail_closed.note_unrecorded(remote)
             return remote
+        carried = held.carried("the server restarted") if held is not None else None
         call = Call(
             booking,
             self.config,
@@ -255,9 +280,19 @@ class Server:
             record_dir=self.record_dir,
             ice_servers=self.ice_servers,
             forward=self.forward,
+            carried=carried,
         )
+        if carried:
+            log.warning(
+                "call %s rebuilt after a restart: %s",
+                booking.call_id,
+                "it was ended by staff"
+                if carried.ended
+                else "still paused for " + ", ".join(carried.reasons) + " until staff approve",
+            )
         self.calls.add(call, own_tokens=self.store is None)
         call.start()
+        self.fail_closed.note_unrecorded(call)
         return call
 
     # ---- calls from the store -------------------------------------------------------------------
@@ -315,8 +350,7 @@ class Server:
             code, message = TOKEN_REFUSALS.get(status, TOKEN_REFUSALS["unknown"])
             raise JoinRefused(code, message)
         if status == "too_early":
-            opens = datetime.fromtimestamp(grant.not_before, UTC).isoformat(timespec="minutes")
-            raise JoinRefused("too_early", f"this link works from {opens}")
+            raise too_early(datetime.fromtimestamp(grant.not_before, UTC))
         call = self.calls.get(grant.call_id) or self._load(grant.call_id)
         if call is None:
             raise JoinRefused("call_over", "this call has ended")
@@ -361,6 +395,8 @@ class Server:
             )
             self.audit = self._console_recorder.log if self._console_recorder is not None else None
             self.metrics.audit = self.audit.writer if self.audit is not None else None  # metrics hook
+            if self.audit is not None:  # records that cannot be written pause their calls
+                self.audit.on_health(lambda health: self.fail_closed.store_health(health, self.calls))
             self.family = family.register(  # /family: the families' pages and socket
                 self.router,
                 store=self.store,

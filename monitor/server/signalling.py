@@ -167,10 +167,10 @@ class SignallingServer:
         async def close() -> None:
             await ws.close(1000, "call ended")
 
-        async def fail(code: str, message: str) -> None:
+        async def fail(code: str, message: str, opens_at: str | None = None) -> None:
             nonlocal errors
             errors += 1
-            await send(messages.error(code, message))
+            await send(messages.error(code, message, opens_at=opens_at))
             if errors >= MAX_ERRORS:
                 await ws.close(1008, "too many bad messages")
 
@@ -211,7 +211,7 @@ class SignallingServer:
                         device = await call.join(seat, send, close)
                         self._joined(ws, message.token)
                     except JoinRefused as exc:
-                        await fail(exc.code, exc.message)
+                        await fail(exc.code, exc.message, exc.opens_at)
                     continue
                 if device is None or call is None:
                     await fail("not_joined", "send a join message with your link's token first")

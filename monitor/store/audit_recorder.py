@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 
 #: Hub records that are not policy decisions, and who they are written as.
 PRESENCE_KINDS = ("joined", "left")  # the participant's device (``device:<id>``) or ``system``
-SYSTEM_KINDS = ("recording_failed",)
+SYSTEM_KINDS = ("recording_failed", "recording_off")
 
 
 def storable(value: Any) -> Any:

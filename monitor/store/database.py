@@ -71,6 +71,11 @@ def default_db_path() -> Path:
     return locate(default_db()).path
 
 
+def data_dir_of(db_path: Path) -> Path:
+    """The data folder of the database at ``db_path``: ``<dir>/<stem>-data``."""
+    return db_path.with_name(db_path.stem + "-data")
+
+
 def token_digest(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
@@ -145,8 +150,8 @@ class Store:
 
     @property
     def data_dir(self) -> Path:
-        """Where files that belong to this database live (evidence frames)."""
-        return self.path.with_name(self.path.stem + "-data")
+        """Where files that belong to this database live (evidence frames, recordings)."""
+        return data_dir_of(self.path)
 
     def photo_path(self, photo: Photo) -> Path:
         """A reference photo's file (stored paths are relative to the data directory)."""

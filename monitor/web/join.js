@@ -151,27 +151,45 @@ function stopMedia() {
 
 // --- signalling ---
 // A dropped connection (network, a relay restart) rejoins by itself with the same link, backing off
-// up to 10 s; the call's security check then runs again. Errors that no retry can fix end it.
-// Errors that no retry can fix: the badge names the problem and the notice says what to do.
+// up to 10 s; the call's security check then runs again. Errors that no retry can fix end it:
+// the badge names the problem and the notice says what to do, in sentences.
 const FINAL_ERRORS = {
   bad_token: ["Link not valid", ""],
   call_over: ["Call ended", ""],
   too_early: ["Not open yet", "Open this link again then."],
   over_capacity: ["Server busy", "Please try again in a few minutes."],
+  token_in_use: ["Link in use", "Close the call on the other device, or ask for a new link."],
 };
 let rejoinDelay = 1000;
 let finalError = false;
 let redirectTo = null; // the call runs on another server of the cluster: join there next
 const home = () => `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws/call`;
+let wasJoined = false; // this page was in the call: a refusal of its rejoin is retried, not final
+let retryNotice = null; // what the notice says while the page waits to rejoin
 
-function refuse(code, message) {
+// A message from the server as a sentence: capital first letter, full stop at the end.
+function sentence(message) {
+  return message ? message.charAt(0).toUpperCase() + message.slice(1).replace(/([^.!?])$/, "$1.") : "";
+}
+
+// An ISO time (the server's opens_at) in words, in this device's own time zone.
+function inWords(iso) {
+  const when = new Date(iso);
+  if (Number.isNaN(when.getTime())) return "";
+  const day = when.toLocaleDateString(undefined, { weekday: "long", day: "numeric", month: "long" });
+  const time = when.toLocaleTimeString(undefined, { hour: "2-digit", minute: "2-digit" });
+  return `${day} at ${time}`;
+}
+
+function refuse(code, message, opensAt) {
   finalError = true;
   deadline = null;
   $("left").textContent = "";
   stopMedia();
-  const sentence = message ? message.charAt(0).toUpperCase() + message.slice(1).replace(/([^.!?])$/, "$1.") : "";
+  const when = opensAt ? inWords(opensAt) : "";
+  const said = code === "too_early" && when ? `This link works from ${when}.` : sentence(message);
   const [badge, next] = FINAL_ERRORS[code];
-  setState("ended", [sentence, next].filter(Boolean).join(" "));
+  setState("ended", [said, next].filter(Boolean).join(" "));
   $("badge").textContent = badge;
   if (ws) ws.close();
 }
@@ -192,7 +210,8 @@ function connect(url = home()) {
     }
     stopMedia();
     view.rejoins = (view.rejoins || 0) + 1;
-    setState("connecting", "Connection lost. Reconnecting…");
+    setState("connecting", retryNotice || "Connection lost. Reconnecting…");
+    retryNotice = null;
     setTimeout(connect, rejoinDelay);
     rejoinDelay = Math.min(rejoinDelay * 2, 10000);
   };
@@ -201,6 +220,7 @@ function connect(url = home()) {
     switch (m.type) {
       case "joined":
         rejoinDelay = 1000;
+        wasJoined = true;
         $("who").textContent = `${m.name} (${m.role})`;
         setDeadline(m.seconds_left);
         setState(m.state, "Starting your camera…");
@@ -216,9 +236,8 @@ function connect(url = home()) {
       case "state": {
         view.reasons = m.reasons;
         setDeadline(m.seconds_left);
-        const text = m.state === "paused"
-          ? `${m.explanation} The security check needs: ${m.needs}`
-          : m.state === "live" ? "You are live." : [m.explanation, m.needs].filter(Boolean).join(" ");
+        // while paused: why, in the words for this side, and what to do (or to wait)
+        const text = m.state === "live" ? "You are live." : [m.explanation, m.needs].filter(Boolean).join(" ");
         setState(m.state, text);
         break;
       }
@@ -241,11 +260,20 @@ function connect(url = home()) {
         redirectTo = m.url;
         view.redirects = (view.redirects || 0) + 1;
         break;
-      case "error":
+      case "error": {
         view.errors.push(m.code);
-        if (Object.hasOwn(FINAL_ERRORS, m.code)) refuse(m.code, m.message);
-        else $("notice").textContent = m.message;
+        const rejoining = wasJoined && m.code === "token_in_use"; // the old connection is not gone yet
+        if (Object.hasOwn(FINAL_ERRORS, m.code) && !rejoining) {
+          refuse(m.code, m.message, m.opens_at);
+        } else if (view.state === "connecting") { // the join was refused for now: try again later
+          retryNotice = `${sentence(m.message)} Trying again…`;
+          $("notice").textContent = retryNotice;
+          if (ws) ws.close();
+        } else {
+          $("notice").textContent = sentence(m.message);
+        }
         break;
+      }
       default:
         break;
     }

@@ -145,8 +145,8 @@ async def test_browser_call_goes_live_and_the_intruder_pauses_it(
             await wait_state(prison_page, "paused", 60)
             reasons = await prison_page.evaluate("window.monitorCall.reasons")
             assert set(reasons) & {"unbooked_face", "too_many_faces"}, reasons
-            notice = await prison_page.locator("#notice").inner_text()
-            assert "security check needs" in notice
+            notice = await prison_page.locator("#notice").inner_text()  # what concerns the prison side
+            assert "on the other side" in notice and "please wait" in notice, notice
             for _ in range(50):  # the prison side's video shows the paused slate
                 if slate_in(await video.screenshot()):
                     break

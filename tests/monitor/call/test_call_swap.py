@@ -62,7 +62,8 @@ async def test_booked_visitor_swapped_for_an_unbooked_person_pauses_for_unbooked
         paused = await wait_state(prison, "paused", timeout=60)
         took = time.monotonic() - swapped
         assert paused["reasons"] == ["unbooked_face"], paused
-        assert paused["explanation"] == "Someone who is not booked on this call is in view.", paused
+        # the prison side is told what happened on the other side (the visitor is told to fix it)
+        assert paused["explanation"] == "Someone who is not booked on this call is in view on the other side."
         assert paused["needs"], paused
         await received.until(lambda image: shows_slate(image, PAUSED_BGR), timeout=2)
         alerts = [d for d in call.decisions if isinstance(d, Alert)]

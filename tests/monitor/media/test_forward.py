@@ -20,7 +20,16 @@ from support.pictures import is_clip, is_slate
 from monitor.media.encoded import receiver_of
 from monitor.media.forward import ForwardedVideoTrack, slate_packets
 from monitor.media.jitter import vp8_keyframe
-from monitor.media.tracks import PAUSED_BGR, WAITING_BGR, Clock, Feed, Gate, SlateKind, make_slates
+from monitor.media.tracks import (
+    PAUSED_BGR,
+    SLATE_BGR,
+    WAITING_BGR,
+    Clock,
+    Feed,
+    Gate,
+    SlateKind,
+    make_slates,
+)
 from signalling.client import ClipTrack, Watch, connect_peers, loopback_peer, shows_slate
 
 
@@ -66,7 +75,7 @@ async def chain(clip: list[np.ndarray]) -> AsyncIterator[dict[str, object]]:
 
 
 def test_slates_are_a_vp8_keyframe_and_a_tiny_repeat_that_does_not_drift() -> None:
-    packets = slate_packets()
+    packets = slate_packets("14:00")
     assert set(packets) == set(SlateKind)
     for kind, slate in packets.items():
         assert vp8_keyframe(slate.key) and not vp8_keyframe(slate.repeat)
@@ -74,7 +83,7 @@ def test_slates_are_a_vp8_keyframe_and_a_tiny_repeat_that_does_not_drift() -> No
         decoder = av.CodecContext.create("libvpx", "r")
         (first,) = decoder.decode(av.Packet(slate.key))
         drawn = first.to_ndarray(format="bgr24").astype(int)
-        assert shows_slate(drawn.astype(np.uint8), PAUSED_BGR if kind is SlateKind.PAUSED else WAITING_BGR)
+        assert shows_slate(drawn.astype(np.uint8), SLATE_BGR[kind])
         for _ in range(100):  # a paused call repeats it for minutes: the picture must not drift
             (again,) = decoder.decode(av.Packet(slate.repeat))
         assert np.abs(again.to_ndarray(format="bgr24").astype(int) - drawn).max() <= 12

@@ -18,6 +18,7 @@ from support.waiting import until
 
 from monitor.media.tracks import (
     PAUSED_BGR,
+    SLATE_BGR,
     WAITING_BGR,
     Clock,
     Feed,
@@ -25,7 +26,9 @@ from monitor.media.tracks import (
     Gate,
     GatedAudioTrack,
     GatedVideoTrack,
+    SlateKind,
     make_slates,
+    slate_lines,
 )
 from signalling.client import (
     ClipTrack,
@@ -180,3 +183,18 @@ async def test_a_device_that_reconnects_is_forwarded_again_on_the_same_outgoing_
     await video.until(is_clip(clip), timeout=10.0)
     await again.close()
     await relay_in.close()
+
+
+def test_a_closed_gate_names_its_slate_and_the_starting_slate_says_when() -> None:
+    gate = Gate(closed_as=SlateKind.STARTING)
+    # before the start the other side's picture says when it starts, connected or not
+    assert gate.slate(connected=True) is gate.slate(connected=False) is SlateKind.STARTING
+    gate.closed_as = SlateKind.CHECKING
+    assert gate.slate(connected=True) is SlateKind.CHECKING
+    assert gate.slate(connected=False) is SlateKind.WAITING  # nobody there to check
+    assert slate_lines(SlateKind.STARTING, "14:00") == ("Waiting to start", "The call starts at 14:00")
+    assert slate_lines(SlateKind.CHECKING)[0] == "Starting the call"
+    assert "paused" not in " ".join(slate_lines(SlateKind.STARTING) + slate_lines(SlateKind.CHECKING)).lower()
+    slates = make_slates("14:00")
+    for kind, frame in slates.items():
+        assert shows_slate(frame.to_ndarray(format="bgr24"), SLATE_BGR[kind]), kind

@@ -1,6 +1,7 @@
 """The full-rate camera archive: received VP8 frames muxed as they are, parts starting at a
 keyframe, and a gap skipped to the next keyframe. Frames are a real libvpx encoding of a fixture
-clip, published through a real ``EncodedSource`` as the relay's receiver tee does."""
+clip, published through a real ``EncodedSource`` as the relay's receiver tee does; a full disk is a
+real tmpfs filled to the last byte."""
 
 from __future__ import annotations
 
@@ -8,14 +9,16 @@ import asyncio
 import fractions
 import functools
 import json
+import time
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, cast
 
 import av
 import pytest
-from aiortc import RTCRtpReceiver
+from aiortc import RTCRtpReceiver, VideoStreamTrack
 from aiortc.contrib.media import MediaRelay
+from support.small_disk import small_disk
 
 from monitor.media.encoded import EncodedSource
 from monitor.media.tracks import Feed
@@ -119,7 +122,8 @@ async def test_an_unwritable_folder_is_reported_not_raised(tmp_path: Path, block
     feed = Feed(MediaRelay(), "video", "v1")
     source = published_source()
     feed.encoded, feed.generation = source, 1
-    recorder = CameraRecorder(feed, tmp_path / "missing", "v1.camera", lambda: 0.0)
+    (tmp_path / "a-file").write_text("not a folder")  # a folder cannot be made under it (even as root)
+    recorder = CameraRecorder(feed, tmp_path / "a-file" / "v1", "v1.camera", lambda: 0.0)
     recorder.start()
     await asyncio.sleep(0.05)
     for data in encoded_clip(5):
@@ -128,3 +132,43 @@ async def test_an_unwritable_folder_is_reported_not_raised(tmp_path: Path, block
     await recorder.stop()
     assert len(recorder.errors) == 2  # the sidecar and the file
     assert recorder.written == 0
+    assert recorder.failing is None  # the feed has no track: nothing is being recorded now
+
+
+async def test_a_full_disk_fails_the_archive_until_a_new_part_reaches_the_disk(tmp_path: Path) -> None:
+    """On a real tmpfs filled to the last byte: the archive's part fails (``failing`` says why),
+    and once space is back a new part, started after the back-off, reaches the disk and the
+    archive is written again (``failing`` is None)."""
+    frames = encoded_clip(KEY_EVERY * 4)
+    started = time.monotonic()
+    with small_disk(tmp_path, "4m") as disk:
+        feed = Feed(MediaRelay(), "video", "v1")
+        source = published_source()
+        feed.track, feed.encoded, feed.generation = VideoStreamTrack(), source, 1  # a connected camera
+        recorder = CameraRecorder(feed, disk.path / "call", "v1.camera", lambda: time.monotonic() - started)
+        recorder.start()
+        await asyncio.sleep(0.05)
+
+        async def play(clip: list[bytes]) -> None:
+            for data in clip:
+                source.publish(VP8, data)
+                await asyncio.sleep(0.005)
+
+        await play(frames[: KEY_EVERY * 2])
+        assert recorder.failing is None
+        disk.fill()
+        for _ in range(100):
+            await play(frames[KEY_EVERY * 2 :])
+            if recorder.failing is not None:
+                break
+        assert recorder.failing is not None and "No space left on device" in recorder.failing
+        disk.free()
+        for _ in range(100):  # keyframes keep coming: after the back-off a new part starts on one
+            await play(frames[: KEY_EVERY * 2])
+            if recorder.failing is None:
+                break
+        assert recorder.failing is None
+        assert (
+            recorder.part >= 2 and (disk.path / "call" / f"v1.camera.{recorder.part}.webm").stat().st_size > 0
+        )
+        await recorder.stop()

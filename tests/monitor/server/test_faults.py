@@ -1,7 +1,8 @@
 """Faults (issue 6), with real parts: the real server (signalling, relay, analysis worker process
 with the real models, policy session, SQLite store and its audit recorder), real aiortc devices
 playing the fixture clips, a real `monitor serve` process killed with SIGKILL, and a real full
-filesystem (a 512 KiB tmpfs) under the recordings. Each test is bounded by explicit time-outs.
+filesystem (a tmpfs filled to the last byte, then freed) under the recordings. Each test is
+bounded by explicit time-outs.
 
 (The analysis-worker crash is in test_call_faults.py.)
 """
@@ -15,7 +16,7 @@ import shutil
 import signal
 import subprocess
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -23,8 +24,9 @@ from typing import Any
 import numpy as np
 import pytest
 import pytest_asyncio
-from support.live_server import CLEAN_CLIP, book_now, join_device, ping_pong, serving
+from support.live_server import CLEAN_CLIP, book_now, join_device, ping_pong, serving, wait_state
 from support.serve_process import MONITOR, printed_links
+from support.small_disk import small_disk
 from support.waiting import until
 
 from monitor.call.call import Call
@@ -130,52 +132,68 @@ async def test_prison_side_disappears_the_call_pauses_and_staff_are_alerted(
         await call.close()
 
 
-@pytest.fixture
-def tiny_disk(tmp_path: Path) -> Iterator[Path]:
-    """A 512 KiB tmpfs: a real ENOSPC once the recordings fill it."""
-    folder = tmp_path / "tiny"
-    folder.mkdir()
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", str(folder)], capture_output=True, text=True
-    )
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs here (needs root): {mounted.stderr.strip()}")
-    try:
-        yield folder
-    finally:
-        subprocess.run(["umount", "-l", str(folder)], check=False)
-
-
-async def test_recording_disk_full_staff_are_alerted_and_the_call_goes_on(
-    server: Server, clean: list[np.ndarray], tiny_disk: Path
+async def test_recording_disk_full_pauses_the_call_until_the_recording_is_written_again(
+    server: Server, clean: list[np.ndarray], tmp_path: Path
 ) -> None:
-    server.record_dir = tiny_disk
-    try:
-        call = book_now(server, "fault-disk-full")
-    finally:
-        server.record_dir = None
-    prison = await device(server, call, "prisoner", clean)
-    visitor = await device(server, call, "visitor", clean)
-    try:
-        await until(lambda: audit(server, call.call_id, "recording_failed"), 120, "a recording_failed record")
-        failed = audit(server, call.call_id, "recording_failed")[0]
-        assert "No space left on device" in failed.data["error"], failed.data
-        assert failed.data["file"] and "source" in failed.data
-        shutil.disk_usage(tiny_disk)  # the mount is real and full
-        assert shutil.disk_usage(tiny_disk).free < 64 * 1024
-        # policy's choice: a failed archive does not stop the call; it goes (or stays) live
-        await until(lambda: call.state is State.LIVE, 120, "the call to be live with the disk full")
-        await asyncio.sleep(2.0)
-        assert call.state is State.LIVE and call.gate.is_open
-        assert server.store is not None
-        row = server.store.booking(call.call_id)
-        assert row is not None
-        summary = board.call_summary(server.store, AuditLog(server.store), row, time.time(), server.calls)
-        assert summary["unacknowledged"] >= 1  # the console counts it as an alert to acknowledge
-    finally:
-        await visitor.close()
-        await prison.close()
-        await call.close()
+    """Every call is recorded: a recording that cannot be written (a real tmpfs filled to the last
+    byte) pauses the call with ``recording_error`` and staff are told; once space is back the
+    recorders write new parts and the call resumes after the security check."""
+    with small_disk(tmp_path, "256m") as disk:
+        server.record_dir = disk.path
+        try:
+            call = book_now(server, "fault-disk-full")
+        finally:
+            server.record_dir = None
+        prison = await device(server, call, "prisoner", clean)
+        visitor = await device(server, call, "visitor", clean)
+        try:
+            await wait_state(prison, "live", timeout=120)
+            folder = disk.path / call.call_id
+            try:
+                await until(lambda: any(p.stat().st_size > 0 for p in folder.glob("v1.camera.*.webm")), 30)
+            except AssertionError:
+                raise AssertionError([(p.name, p.stat().st_size) for p in folder.iterdir()]) from None
+            disk.fill()
+            paused = await wait_state(prison, "paused", timeout=30)
+            assert paused["reasons"] == ["recording_error"], paused
+            assert "cannot be recorded" in paused["explanation"], paused
+            assert not call.gate.is_open
+            await until(
+                lambda: audit(server, call.call_id, "recording_failed"), 10, "a recording_failed record"
+            )
+            failed = audit(server, call.call_id, "recording_failed")[0]
+            assert "No space left on device" in failed.data["error"], failed.data
+
+            def alerts() -> list[Any]:
+                return [
+                    r for r in audit(server, call.call_id, "alert") if r.data["reason"] == "recording_error"
+                ]
+
+            await until(alerts, 10, "the recording_error alert")
+            alert = alerts()[0]
+            assert "No space left on device" in alert.data["detail"], alert.data
+            await asyncio.sleep(4.0)  # the check would pass by now: the recording holds the call
+            assert call.state is State.PAUSED
+            assert server.store is not None
+            row = server.store.booking(call.call_id)
+            assert row is not None
+            summary = board.call_summary(server.store, AuditLog(server.store), row, time.time(), server.calls)
+            assert summary["unacknowledged"] >= 2  # the pause's alert and the failed file
+
+            disk.free()
+            await wait_state(prison, "live", timeout=60)  # new parts reach the disk, then the check
+            failed_files = {r.data["file"] for r in audit(server, call.call_id, "recording_failed")}
+            archives = failed_files - {"timeline.jsonl"}
+            assert archives, failed_files
+            for archive in archives:  # each archive that failed is written again, in a new part
+                parts = sorted(folder.glob(f"{archive}.*.webm"), key=lambda p: int(p.name.split(".")[2]))
+                assert int(parts[-1].name.split(".")[2]) > 1 and parts[-1].stat().st_size > 0, parts
+            timeline = (folder / "timeline.jsonl").read_text().splitlines()
+            assert sum('"recording_error"' in line for line in timeline) >= 1  # the lines kept were written
+        finally:
+            await visitor.close()
+            await prison.close()
+            await call.close()
 
 
 def _children(pid: int) -> list[int]:

@@ -1,11 +1,13 @@
 """`monitor serve` with its database on a full file system (a real tmpfs filled to the last byte):
 sign-in answers a clear 503 (never a 500), the audit health hook names the call whose records wait
-(the hook the call side turns into ``FaultRaised(store_error)``), staff on the console are told
-(feed and board), /metrics counts the retries, and once space is back every record is written, the
-hook clears, and `audit verify` passes.
+(the server turns it into ``FaultRaised(store_error)`` for that call), staff on the console are
+told (feed and board), /metrics counts the retries, and once space is back every record is
+written, the hook clears, and `audit verify` passes; a live call whose records wait pauses with
+``store_error`` and resumes after the security check once they are written.
 
-Real server on a real port, real SQLite store, a real device on the signalling WebSocket, a real
-console WebSocket; no analysis workers (the decisions come from the device's capture attempts).
+Real server on a real port, real SQLite store, real devices on the signalling WebSocket, a real
+console WebSocket; the first test has no analysis workers (its decisions come from the device's
+capture attempts), the second a real analysis worker and real aiortc devices playing a fixture clip.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from support.live_server import CLEAN_CLIP, join_device, join_token, ping_pong, wait_state
 from support.small_disk import small_disk
 from websockets.asyncio.client import ClientConnection, connect
 
@@ -32,7 +35,9 @@ from monitor.store import auth
 from monitor.store.audit import AuditLog, StoreHealth
 from monitor.store.database import Store
 from policies.config import load_policy
-from signalling.client import Device
+from policies.decisions import RecheckPassed, State, StateChanged
+from policies.reasons import Reason
+from signalling.client import ClipTrack, Device, ToneTrack, load_clip
 
 ROOT = Path(__file__).resolve().parents[3]
 BOOKING = ROOT / "fixtures" / "bookings" / "clean" / "booking.json"
@@ -159,3 +164,61 @@ async def _run(server: Server, store: Store, disk: Any) -> None:
     _, _, page = await asyncio.to_thread(http, "GET", f"{server.base_url}/metrics", {})
     assert "monitor_audit_store_ok 1" in page.decode().splitlines()
     assert (await sign_in(server, "alice"))[0] == 200
+
+
+async def test_a_call_whose_records_cannot_be_written_pauses_and_resumes_after_the_check(
+    tmp_path: Path, loopback_ice: None
+) -> None:
+    """A live call (real devices playing the booked man's clip, real analysis) whose records wait
+    for a full disk pauses with ``store_error``; once space is back and its records are written
+    it resumes after the security check, and every record is in the log, in order."""
+    clip = ping_pong(load_clip(CLEAN_CLIP, max_frames=60))
+    with small_disk(tmp_path, "8m") as disk:
+        store = Store(disk.path / "monitor.db")
+        server = Server([booking_now("c2")], load_policy(), port=0, analysis_workers=1, store=store)
+        await server.start()
+        devices: list[Any] = []
+        try:
+            call = server.calls.get("c2")
+            assert isinstance(call, Call)
+            prisoner, _ = await join_device(server, call, "prisoner", clip)
+            visitor, _ = await join_device(server, call, "visitor", clip)
+            devices += [prisoner, visitor]
+            await wait_state(prisoner, "live", timeout=120)
+            again = join_token(server, call, "visitor")  # issued now: the full disk will take no token
+
+            store.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # the next commit must grow the WAL
+            disk.fill()
+            await visitor.close()  # the visitor's network drops: a record the disk cannot take
+            paused = await wait_state(prisoner, "paused", timeout=30)
+            assert paused["reasons"] == ["store_error"], paused
+            assert "cannot be logged" in paused["explanation"], paused
+            assert not call.gate.is_open and call.state is State.PAUSED
+            visitor = Device(f"ws://127.0.0.1:{server.port}/ws/call")  # back within the grace
+            devices.append(visitor)
+            await visitor.open()
+            assert (await visitor.join(again))["state"] == "paused"
+            await visitor.call(ClipTrack(clip), ToneTrack())
+            await asyncio.sleep(4.0)  # the check would pass by now: the fault holds the call
+            assert call.state is State.PAUSED and server.audit.health().ok is False
+
+            disk.free()
+            await wait_state(prisoner, "live", timeout=60)  # written again, then the check passed
+            assert server.audit.health().ok
+            store_pause = next(
+                d
+                for d in call.decisions
+                if isinstance(d, StateChanged) and d.reasons == (Reason.STORE_ERROR,)
+            )
+            resumed = [d for d in call.decisions if isinstance(d, StateChanged) and d.t > store_pause.t]
+            assert [d.state for d in resumed] == [State.LIVE]
+            assert any(isinstance(d, RecheckPassed) and d.t > store_pause.t for d in call.decisions)
+        finally:
+            for device in devices:
+                await device.close()
+            await server.stop()
+        expected = [decision_record(d)["kind"] for d in call.decisions]
+        assert [r.kind for r in AuditLog(store).for_call("c2") if r.actor == "policy"] == expected
+        result = AuditLog(store).verify()
+        assert result.ok, result.problem
+        store.close()
