@@ -18,10 +18,11 @@ Draining (``SIGTERM`` to ``monitor serve --redis``, or ``monitor node drain``): 
 says so at once, placement passes it by, and the calls it runs go on to their end (their devices
 may rejoin). Failure: when a node's heartbeat stops, its report expires after ``NODE_TTL_S`` and
 the next device of each of its calls (the join page and the Python device reconnect by
-themselves) is placed on a live node, which loads the call from the store; it starts at the
-security check, carrying over the pauses that need staff (``monitor.call``). Should a node that
-was taken for dead come back, its heartbeat finds its calls claimed elsewhere and it lets them
-go (their devices are closed and rejoin the call's new node).
+themselves) is placed on a live node, which loads the call from the store as a restarted server
+does: it starts at the security check, carrying over the pauses that need staff
+(``monitor.server.fail_closed``, ``monitor.call.held``; their alert names the node that
+stopped). Should a node that was taken for dead come back, its heartbeat finds its calls claimed
+elsewhere and it lets them go (their devices are closed and rejoin the call's new node).
 """
 
 from __future__ import annotations

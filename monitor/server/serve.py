@@ -266,11 +266,12 @@ class Server:
                 ice_servers=self.ice_servers,
                 held=held,
             )
+            remote.restarted = self.fail_closed.rebuilt_after(booking.call_id)
             self.calls.add(remote, own_tokens=self.store is None)
             self.relay.place(remote)
             self.fail_closed.note_unrecorded(remote)
             return remote
-        carried = held.carried("the server restarted") if held is not None else None
+        carried = self.fail_closed.carried(booking.call_id, held)
         call = Call(
             booking,
             self.config,
@@ -282,14 +283,6 @@ class Server:
             forward=self.forward,
             carried=carried,
         )
-        if carried:
-            log.warning(
-                "call %s rebuilt after a restart: %s",
-                booking.call_id,
-                "it was ended by staff"
-                if carried.ended
-                else "still paused for " + ", ".join(carried.reasons) + " until staff approve",
-            )
         self.calls.add(call, own_tokens=self.store is None)
         call.start()
         self.fail_closed.note_unrecorded(call)

@@ -1,6 +1,7 @@
 """Three ``monitor serve --redis`` processes on one PostgreSQL database and one Redis, as in
-service: node b is SIGKILLed mid-call, the call continues on another node after its security
-check; SIGTERM drains a node; the audit chain of every node's records verifies.
+service: node b is SIGKILLed mid-call with a pause that needs staff; the call continues on another
+node after its security check and stays held until staff approve; SIGTERM drains a node; the
+audit chain of every node's records verifies.
 
 Real parts throughout: PostgreSQL and redis-server started for the session
 (``support.postgres``, ``support.redis_server``), the nodes as operators run them, real aiortc
@@ -115,7 +116,7 @@ async def owner(redis_url: str, call_id: str = CALL) -> str | None:
         await client.aclose()
 
 
-async def test_a_killed_node_loses_its_call_to_another_node_after_its_security_check(
+async def test_a_killed_node_loses_its_call_to_another_node_which_keeps_the_staff_pause(
     tmp_path: Path, shared: tuple[str, Path], redis_url: str, loopback_ice: None
 ) -> None:
     db, folder = shared
@@ -136,7 +137,12 @@ async def test_a_killed_node_loses_its_call_to_another_node_after_its_security_c
         ]
         assert await owner(redis_url) == "b"
         await wait_state(devices[1], "live", timeout=90)
-        await until(lambda: _stored_state(db) == "live", 15, "b to write the call live")
+        # staff on a pause the call on b: it needs their approval to go on
+        console = await Console.open(a.port, "alice")
+        done = await console.act({"type": "pause", "call_id": CALL, "note": "a check"})
+        assert done["type"] == "done", done
+        await wait_state(devices[1], "paused", timeout=15)
+        await until(lambda: _stored_state(db) == "paused", 15, "b to write the pause")
         # b dies; a and c take calls again
         await set_drain(redis_url, "a", False)
         await set_drain(redis_url, "c", False)
@@ -151,20 +157,30 @@ async def test_a_killed_node_loses_its_call_to_another_node_after_its_security_c
         ]
         moved_to = await owner(redis_url)
         assert moved_to in ("a", "c"), moved_to
-        # it starts again at the security check, which passes there: the call goes live
-        assert devices[1].joined is not None and devices[1].joined["state"] == "verifying"
-        await wait_state(devices[1], "live", timeout=120)
+        assert devices[1].joined is not None and devices[1].joined["state"] == "paused"
+        # the security check runs again there and passes; the staff pause still holds the call
+        await until(
+            lambda: any(r.kind == "recheck" and r.data.get("awaiting_staff") for r in records(db)[before:]),
+            120,
+            "the security check to pass on the new node",
+        )
+        await asyncio.sleep(3.0)  # a released call would go live about 3 s after its devices rejoined
+        assert _stored_state(db) == "paused"
+        after = records(db)[before:]
+        assert not any(r.kind == "state" and r.data["state"] == "live" for r in after)
+        held = [r for r in after if r.kind == "alert" and r.data["reason"] == "staff_pause"]
+        assert held and held[0].data["needs_staff"] and "node b" in held[0].data["detail"], held
+        row = await console.board_row(CALL)
+        assert row["running"] and row["state"] == "paused" and row["resume"] == "awaiting_staff", row
+        # staff on a approve: the call goes live on its new node
+        done = await console.act({"type": "resume", "call_id": CALL})
+        assert done["type"] == "done", done
+        await wait_state(devices[1], "live", timeout=60)
         await until(
             lambda: any(r.kind == "state" and r.data["state"] == "live" for r in records(db)[before:]),
             15,
             "the new node to write the call live",
         )
-        after = records(db)[before:]
-        assert {r.data["participant"] for r in after if r.kind == "joined"} == {"A1234BC", "v1"}
-        # a console on a sees it running on its new node
-        console = await Console.open(a.port, "alice")
-        row = await console.board_row(CALL)
-        assert row["running"] and row["state"] == "live", row
         await console.close()
     finally:
         for device in devices:
