@@ -18,13 +18,15 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-# System packages the tests need: Debian's chromium for the browser tests (never `playwright install`)
-# and Debian's postgresql for the store's tests on PostgreSQL (tests/support/postgres.py starts its own
-# server in a temporary folder; the package's own cluster service is not needed).
+# System packages the tests need: Debian's chromium for the browser tests (never `playwright install`),
+# Debian's postgresql for the store's tests on PostgreSQL and redis-server for the cluster's tests
+# (tests/support/postgres.py and redis_server.py start their own servers in temporary folders; the
+# packages' own services are not needed).
 system:
-	@{ command -v chromium >/dev/null 2>&1 && ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; } || { \
+	@{ command -v chromium >/dev/null 2>&1 && ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 \
+	  && command -v redis-server >/dev/null 2>&1; } || { \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium postgresql >/dev/null; }
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium postgresql redis-server >/dev/null; }
 
 # axe-core from the npm registry into .venv/axe (about 3.4 MB, a few seconds); Node and npm from
 # Debian when the machine has none.

@@ -11,4 +11,4 @@ _TESTS = str(Path(__file__).resolve().parent / "tests")
 if _TESTS not in sys.path:
     sys.path.append(_TESTS)
 
-pytest_plugins = ["support.fixtures"]
+pytest_plugins = ["support.fixtures", "support.redis_server"]

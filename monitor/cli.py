@@ -63,6 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
     from monitor import admin  # cheap: declares `prisoner`, `visitor`, `staff`, `audit` and `book`
 
     admin.add_commands(commands, _lazy)
+    from monitor.cluster.command import add_node_commands  # cheap: argparse only
+
+    add_node_commands(commands, _lazy)
 
     # no abbreviations: `--metrics-token SECRET` must not pass for --metrics-token-file (and show in `ps`)
     serve_cmd = commands.add_parser(

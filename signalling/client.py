@@ -167,8 +167,16 @@ class Device:
                 raise ConnectionError(f"connection closed while waiting for {kind!r}")
 
     async def join(self, token: str) -> dict[str, Any]:
+        """Join with ``token``: the ``joined`` (or ``error``) frame. A ``redirect`` (the call runs
+        on another server of a cluster) is followed: this device reconnects there and joins again."""
         await self.send({"type": "join", "token": token})
-        frame = await self.expect_any(("joined", "error"))
+        frame = await self.expect_any(("joined", "error", "redirect"))
+        if frame["type"] == "redirect":
+            await self.close()
+            self.url = str(frame["url"])
+            self.frames = asyncio.Queue()
+            await self.open()
+            return await self.join(token)
         if frame["type"] == "joined":
             self.joined = frame
         return frame

@@ -217,3 +217,9 @@ def ended(reasons: list[str], explanation: str) -> dict[str, Any]:
 
 def pong() -> dict[str, Any]:
     return {"type": "pong"}
+
+
+def redirect(url: str) -> dict[str, Any]:
+    """The call runs on another server of the cluster: connect to ``url`` (its signalling
+    WebSocket) and join there with the same token. The connection is closed after this frame."""
+    return {"type": "redirect", "url": url}

@@ -6,7 +6,8 @@ one of the packages ``policies`` and ``signalling``. Rooms sit on floors; a room
 modules and rooms on lower floors, never a room on its own floor or above. The floors follow the
 data flow: the pure policy core at the bottom, then the wire messages and small shared tools, the
 models and media, what runs them (worker processes, recorders, the store), one live call and
-replay, the console and admin, the relay workers that host calls, the server, the command line.
+replay, the console and admin, the relay workers that host calls, the cluster of nodes (registry,
+placement, routing), the server, the command line.
 """
 
 from __future__ import annotations
@@ -42,8 +43,9 @@ FLOORS: dict[str, int] = {
     "monitor.admin": 5,
     "monitor.family": 5,
     "monitor.relay_workers": 6,
-    "monitor.server": 7,
-    "monitor.cli": 8,
+    "monitor.cluster": 7,
+    "monitor.server": 8,
+    "monitor.cli": 9,
 }
 
 

@@ -40,7 +40,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from monitor.call.admission import AdmissionStats, Limits, OverCapacity, WorkerLoad, choose_worker
+from monitor.call.admission import (
+    DEFAULT_MAX_CALLS,
+    AdmissionStats,
+    Limits,
+    OverCapacity,
+    WorkerLoad,
+    choose_worker,
+)
 from monitor.relay_workers import ipc
 from monitor.relay_workers.remote_call import RemoteCall, RemoteDevice, RemoteError
 from monitor.workers.analysis_pool import AnalysisStats
@@ -463,7 +470,7 @@ class WorkerAdmission:
         self.admitted += 1
 
     def stats(self) -> AdmissionStats:
-        return AdmissionStats(self.admitted, self.refused, self.limits.max_calls)
+        return AdmissionStats(self.admitted, self.refused, self.limits.max_calls or DEFAULT_MAX_CALLS)
 
 
 __all__ = ["LinkStats", "RelayPool", "RelayStats", "WorkerAdmission", "WorkerLink"]

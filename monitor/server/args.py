@@ -77,16 +77,25 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         help="run the calls' media, policy and recording in N worker processes (e.g. one per core), "
         "each call on the least-loaded one; 0 (default): everything in this process",
     )
-    from monitor.call.admission import DEFAULT_MAX_CALLS  # cheap: no imports of its own
+    from monitor.call.admission import DEFAULT_MAX_CALLS, DEFAULT_MAX_CPU  # cheap: no imports of its own
 
     parser.add_argument(
         "--max-calls",
         type=int,
-        default=DEFAULT_MAX_CALLS,
         metavar="N",
-        help=f"calls one relay process carries (per relay worker with --relay-workers; default "
-        f"{DEFAULT_MAX_CALLS}, measured by bench/capacity.py on one core); a device that would start "
-        "one more is refused with over_capacity",
+        help="a fixed limit of calls running at once (per relay worker with --relay-workers, where it "
+        f"defaults to {DEFAULT_MAX_CALLS}); by default the server takes calls while its measured load "
+        "allows (--max-cpu, loop lag, analysis backlog: docs/operations.md, Capacity); a device that "
+        "would start one more is refused with over_capacity",
+    )
+    parser.add_argument(
+        "--max-cpu",
+        type=float,
+        default=DEFAULT_MAX_CPU,
+        metavar="SHARE",
+        help=f"take no new call while this server and its workers use more than this share of the "
+        f"machine's cores (default {DEFAULT_MAX_CPU}, counting each call started in the last 20 s as "
+        "0.1 of a core more)",
     )
     parser.add_argument(
         "--db",
@@ -113,6 +122,31 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--certfile", help="TLS certificate (PEM) for HTTPS/WSS")
     parser.add_argument("--keyfile", help="TLS private key (PEM)")
+    cluster = parser.add_argument_group("several nodes (see docs/operations.md, Several nodes)")
+    cluster.add_argument(
+        "--redis",
+        metavar="URL",
+        default=os.environ.get("MONITOR_REDIS") or None,
+        help="join the nodes that share this Redis (redis://HOST:PORT/DB; default $MONITOR_REDIS, where "
+        "a password belongs: redis://:PASSWORD@HOST:PORT/DB) and the --db PostgreSQL database: calls are "
+        "placed on the least-loaded node, any node routes devices to their call's node, consoles see every "
+        "node's calls; SIGTERM drains the node (no new calls; it stops when its calls have ended)",
+    )
+    cluster.add_argument(
+        "--node-url",
+        metavar="URL",
+        help="where the other nodes (and, with --routing redirect, devices) reach this node: "
+        "http(s)://HOST:PORT (default: the address it listens on)",
+    )
+    from monitor.cluster import ROUTINGS  # cheap: no imports of its own
+
+    cluster.add_argument(
+        "--routing",
+        choices=ROUTINGS,
+        default=ROUTINGS[0],
+        help="a device whose call runs on another node: its signalling is proxied there (default: one "
+        "public address for the cluster) or redirected there (every node needs a public address)",
+    )
     mail = parser.add_argument_group("mail to families (see docs/operations.md, Mail)")
     mail.add_argument(
         "--smtp",

@@ -179,12 +179,17 @@ def run_serve(args: argparse.Namespace) -> int:
     relay_workers = getattr(args, "relay_workers", 0)
     if relay_workers < 0:
         raise UserError(f"--relay-workers {relay_workers}: must be 0 (calls in this process) or more")
-    from monitor.call.admission import DEFAULT_MAX_CALLS, Limits
+    from monitor.call.admission import DEFAULT_MAX_CPU, Limits
 
-    max_calls = getattr(args, "max_calls", DEFAULT_MAX_CALLS)
-    if max_calls < 1:
+    max_calls = getattr(args, "max_calls", None)
+    if max_calls is not None and max_calls < 1:
         raise UserError(f"--max-calls {max_calls}: must be at least 1 (calls per relay process)")
+    max_cpu = getattr(args, "max_cpu", DEFAULT_MAX_CPU)
+    if not 0 < max_cpu <= 1:
+        raise UserError(f"--max-cpu {max_cpu}: a share of the machine's cores, more than 0 and at most 1")
     origins = origins_from(getattr(args, "origin", None) or [])
+    limits = Limits(max_calls=max_calls, max_cpu=max_cpu)
+    cluster, node_url = _cluster(args, limits)
     ice_servers = ice_servers_from(args.ice_server)
     ssl_context = _ssl_context(args)
     token = metrics_token(args)
@@ -233,12 +238,15 @@ def run_serve(args: argparse.Namespace) -> int:
             store=store,
             relay_workers=relay_workers,
             ice_hosts=ice_hosts,
-            limits=Limits(max_calls=max_calls),
+            limits=limits,
             origins=origins,
             sock=sock,
             mail=mail,
+            cluster=cluster,
+            admit_by_load=True,
         )
         server.metrics_token = token  # metrics hook: --metrics-token-file
+        server.public_base = node_url  # cluster hook: where the other nodes reach this one
         if record_dir is None:  # --no-record: said loudly, and in every call's audit records
             log.warning("recording is off (--no-record): calls are not recorded")
             server.fail_closed.unrecorded = "monitor serve --no-record"
@@ -248,6 +256,29 @@ def run_serve(args: argparse.Namespace) -> int:
         store.close()
         lock.release()
     return 0
+
+
+def _cluster(args: argparse.Namespace, limits: Any) -> tuple[Any, str | None]:
+    """``--redis``: this server's ClusterNode (None without), and ``--node-url`` (checked)."""
+    node_url = None
+    if getattr(args, "node_url", None):
+        try:
+            node_url = origins_from([args.node_url])[0]
+        except UserError as exc:  # the same rule as --origin: scheme://host[:port]
+            raise UserError(str(exc).replace("--origin", "--node-url", 1)) from None
+    redis_url = getattr(args, "redis", None)
+    if not redis_url:
+        if node_url is not None:
+            raise UserError("--node-url is for a node of several (give --redis too)")
+        return None, None
+    from urllib.parse import urlsplit
+
+    if urlsplit(redis_url).scheme not in ("redis", "rediss", "unix"):
+        raise UserError("--redis: expected redis://HOST:PORT/DB (rediss:// for TLS, unix:///PATH)")
+    from monitor.cluster.node import ClusterNode, Settings
+
+    name = node_name(getattr(args, "node", None))  # the same name the store writes on its calls
+    return ClusterNode(Settings(redis_url, name, routing=getattr(args, "routing", "proxy")), limits), node_url
 
 
 def _record_dir(args: argparse.Namespace, db_path: Path) -> Path | None:
@@ -285,13 +316,38 @@ def _demo(
     return staff, demo_family(store, booking, staff[0])
 
 
+async def _drain(server: Server, stop: asyncio.Event) -> None:
+    """Take no new call; stop once the calls running here have ended."""
+    node = server.cluster
+    await node.drain()
+    print(
+        f"draining: no new calls; stopping when the {len(node.running())} running here have ended "
+        "(SIGTERM again stops at once)",
+        file=sys.stderr,
+        flush=True,
+    )
+    await node.idle.wait()
+    print("drained: no call running here; stopping", file=sys.stderr, flush=True)
+    stop.set()
+
+
 async def _run(
     server: Server, staff: tuple[str, str] | None = None, family: tuple[str, str] | None = None
 ) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGINT, stop.set)
+    draining: list[asyncio.Task[None]] = []
+
+    def terminate() -> None:
+        """SIGTERM: a node of several drains first (its calls end on it); a second one, or a
+        single server, stops at once."""
+        if server.cluster is None or draining:
+            stop.set()
+        else:
+            draining.append(asyncio.ensure_future(_drain(server, stop)))
+
+    loop.add_signal_handler(signal.SIGTERM, terminate)
     try:
         await server.start()
         if server.interrupted:

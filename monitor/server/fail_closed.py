@@ -3,7 +3,8 @@ closed (the policy core decides; this turns the server's facts into its events).
 
 - **Held over a restart**: a call is rebuilt with what its audit records say must survive
   (``monitor.call.held``: the pause reasons that still need staff, or that staff ended it), and a
-  call whose stored state is ``ended`` is never served again.
+  call whose stored state is ``ended`` is never served again. A cluster's node taking over the call
+  of a node that stopped rebuilds it the same way (the pause's alert names that node).
 - **Records that cannot be written**: the audit writer's health hook (``AuditWriter.on_health``)
   names the calls whose records wait; each gets ``FaultRaised(store_error)`` (again when the
   detail changes) and ``FaultCleared`` once they are written (a relay worker's call through its
@@ -15,15 +16,18 @@ closed (the policy core decides; this turns the server's facts into its events).
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Iterable
 from typing import Any
 
 from monitor.call.handle import CallHandle
-from monitor.call.held import HeldPause, held_pause
+from monitor.call.held import CarriedOver, HeldPause, held_pause
 from monitor.hub import Hub
 from monitor.store.audit_record import StoreHealth
 from policies.config import PolicyConfig
 from policies.reasons import Reason
+
+log = logging.getLogger(__name__)
 
 
 class FailClosed:
@@ -47,6 +51,30 @@ class FailClosed:
         from monitor.store.audit import AuditLog
 
         return held_pause(AuditLog(self.store).for_call(call_id), self.staff_reasons)
+
+    def carried(self, call_id: str, held: HeldPause | None) -> CarriedOver | None:
+        """What a call rebuilt now takes over from its records (``held``), logged when anything."""
+        carried = held.carried(self.rebuilt_after(call_id)) if held is not None else None
+        if carried:
+            log.warning(
+                "call %s rebuilt (%s): %s",
+                call_id,
+                carried.detail,
+                "it was ended by staff"
+                if carried.ended
+                else "still paused for " + ", ".join(carried.reasons) + " until staff approve",
+            )
+        return carried
+
+    def rebuilt_after(self, call_id: str) -> str:
+        """What happened to the call's earlier session, as its carried-over pause says: the
+        server restarted, or (a cluster's node loading a call another node last ran, whose
+        heartbeat stopped: ``monitor.cluster``) that node stopped."""
+        row = self.store.call(call_id) if self.store is not None else None
+        here = getattr(self.store, "node", None)
+        if row is not None and row.node and here and row.node != here:
+            return f"node {row.node} stopped; the call moved to node {here}"
+        return "the server restarted"
 
     def ended(self, call_id: str) -> bool:
         """The store says the call has ended: it is never served again."""

@@ -149,6 +149,7 @@ class Metrics:
         self._tasks: list[asyncio.Task[None]] = []
         self.started_at = clock()
         self.audit: Any = None  # monitor.store.audit_writer.AuditWriter: its stats()
+        self.extra: list[Callable[[Exposition], None]] = []  # more figures (a cluster node's)
 
     # cheap updates (any code may call these)
     def inc(self, name: str, amount: int = 1) -> None:
@@ -255,6 +256,8 @@ class Metrics:
         self._render_audit(page)
         if self.mail is not None:
             self._render_mail(page, self.mail.stats())
+        for more in self.extra:
+            more(page)
         return page.text()
 
     def _render_audit(self, page: Exposition) -> None:
@@ -262,12 +265,8 @@ class Metrics:
             return
         stats = self.audit.stats()
         page.family("monitor_audit_records_total", "counter", "Audit records written, retried, given up.")
-        for result, count in (
-            ("written", stats.written),
-            ("retried", stats.retried),
-            ("failed", stats.failed),
-        ):
-            page.sample("monitor_audit_records_total", count, {"result": result})
+        for result in ("written", "retried", "failed"):
+            page.sample("monitor_audit_records_total", getattr(stats, result), {"result": result})
         page.family("monitor_audit_records_waiting", "gauge", "Audit records queued for the writer.")
         page.sample("monitor_audit_records_waiting", stats.queued)
         page.family("monitor_audit_store_ok", "gauge", "1: audit records are written; 0: store error.")
@@ -276,13 +275,8 @@ class Metrics:
     def _render_mail(self, page: Exposition, mail: Any) -> None:
         """Mail to families (monitor/mail/sender.py): deliveries and failures since start, the queue."""
         page.family("monitor_mail_total", "counter", "Mail to families since start, by outcome.")
-        for result, count in (
-            ("written", mail.written),
-            ("sent", mail.sent),
-            ("retried", mail.retried),
-            ("failed", mail.failed),
-        ):
-            page.sample("monitor_mail_total", count, {"result": result})
+        for result in ("written", "sent", "retried", "failed"):
+            page.sample("monitor_mail_total", getattr(mail, result), {"result": result})
         page.family("monitor_mail_queued", "gauge", "Mail waiting in the store's queue.")
         page.sample("monitor_mail_queued", mail.queued)
 
@@ -296,8 +290,9 @@ class Metrics:
         )
         page.sample("monitor_call_starts_total", admission.admitted, {"result": "admitted"})
         page.sample("monitor_call_starts_total", admission.refused, {"result": "over_capacity"})
-        page.family("monitor_max_calls", "gauge", "Calls one relay process may run (per relay worker).")
-        page.sample("monitor_max_calls", admission.max_calls)
+        if admission.max_calls is not None:  # --max-calls (else the measured load decides)
+            page.family("monitor_max_calls", "gauge", "Calls one relay process may run (per relay worker).")
+            page.sample("monitor_max_calls", admission.max_calls)
 
     def _render_relay(self, page: Exposition, relay: RelayStats) -> None:
         links = relay.links

@@ -41,6 +41,7 @@ from monitor.errors import UserError
 from monitor.http import HttpRequest, Router, error_response, response
 from monitor.hub import Hub
 from monitor.media.forward import slate_packets
+from monitor.server import capacity
 from monitor.server.fail_closed import FailClosed
 from monitor.server.signalling import SignallingServer
 from monitor.store.audit_recorder import HubRecorder
@@ -111,6 +112,8 @@ class Server:
         forward: bool = True,
         sock: socket.socket | None = None,
         mail: Any = None,
+        cluster: Any = None,
+        admit_by_load: bool = False,
     ) -> None:
         self.bookings = bookings
         self.sock = sock  # bound already (``listen_socket``); else start() binds host:port first
@@ -143,12 +146,16 @@ class Server:
         self.calls: Calls[CallHandle[Any]] = Calls(
             resolver=self._resolve_token if store is not None else None
         )
-        from monitor.call.admission import Admission, Limits  # capacity hook: refuse new calls over capacity
+        from monitor.call.admission import DEFAULT_MAX_CALLS, Admission, Limits  # capacity hook
 
         # monitor.call.admission.Limits: max_calls is per relay process (per worker with relay workers,
-        # whose admission, monitor.relay_workers.pool.WorkerAdmission, is set once the workers are started)
-        self.limits: Limits = limits or Limits()
-        self.calls.admission = Admission(self.limits)
+        # whose admission, monitor.relay_workers.pool.WorkerAdmission, is set once the workers are
+        # started). ``admit_by_load`` (what `monitor serve` does): new calls are admitted by this
+        # server's measured load; else (a server embedded in a test or benchmark, on a machine it
+        # shares) by the fixed limit alone, DEFAULT_MAX_CALLS unless ``limits`` says otherwise.
+        self.limits: Limits = limits or (Limits() if admit_by_load else Limits(max_calls=DEFAULT_MAX_CALLS))
+        self.calls.admission = Admission(self.limits, measure=self.measured if admit_by_load else None)
+        self.load: Any = None  # monitor.load.LoadProbe: this server's measured load (made in _routes())
         self.router = Router()
         self.pool: AnalysisPool | None = None
         self._ws: WsServer | None = None
@@ -159,6 +166,9 @@ class Server:
         # e-mail to families (monitor.store.family_common.Mailer); None: FamilyMail on ``mail`` if given
         self.mailer: Any = None
         self.family: family.FamilyApp | None = None  # the /family routes, with a store
+        # cluster hook: monitor.cluster.node.ClusterNode (``--redis``): calls are placed across nodes
+        self.cluster: Any = cluster
+        self.public_base: str | None = None  # this node's URL for the other nodes (default base_url)
 
     @property
     def base_url(self) -> str:
@@ -168,6 +178,10 @@ class Server:
     def public_url(self) -> str:
         """Where families and staff reach the server: the first ``--origin``, else its own URL."""
         return self.origins[0] if self.origins else self.base_url
+
+    def node_url(self) -> str:
+        """Where the other nodes of a cluster (and redirected devices) reach this one."""
+        return self.public_base or self.base_url
 
     async def start(self) -> None:
         if self.sock is None:  # before anything else: a server that cannot listen changes nothing
@@ -219,6 +233,8 @@ class Server:
         self.fail_closed.listening = True
         for call in self.calls:
             self.fail_closed.note_unrecorded(call)
+        if self.cluster is not None:  # cluster hook: join the other nodes (monitor/cluster/node.py)
+            await self.cluster.start(self)  # its figures join /metrics
         self._ws = await serve(
             self.router.handle_websocket,
             sock=self.sock,
@@ -250,11 +266,12 @@ class Server:
                 ice_servers=self.ice_servers,
                 held=held,
             )
+            remote.restarted = self.fail_closed.rebuilt_after(booking.call_id)
             self.calls.add(remote, own_tokens=self.store is None)
             self.relay.place(remote)
             self.fail_closed.note_unrecorded(remote)
             return remote
-        carried = held.carried("the server restarted") if held is not None else None
+        carried = self.fail_closed.carried(booking.call_id, held)
         call = Call(
             booking,
             self.config,
@@ -266,14 +283,6 @@ class Server:
             forward=self.forward,
             carried=carried,
         )
-        if carried:
-            log.warning(
-                "call %s rebuilt after a restart: %s",
-                booking.call_id,
-                "it was ended by staff"
-                if carried.ended
-                else "still paused for " + ", ".join(carried.reasons) + " until staff approve",
-            )
         self.calls.add(call, own_tokens=self.store is None)
         call.start()
         self.fail_closed.note_unrecorded(call)
@@ -282,12 +291,15 @@ class Server:
     # ---- calls from the store -------------------------------------------------------------------
     def refresh(self) -> list[str]:
         """Drop ended calls; load every stored call whose join window opens before the next
-        refresh (and that has not ended). Returns the call ids loaded."""
+        refresh (and that has not ended). Returns the call ids loaded. A node of a cluster loads
+        nothing ahead: a call is loaded on the node placement chooses, when a device joins."""
         assert self.store is not None
         for call in self.calls:
             if call.ended.is_set():
                 self._finished.add(call.call_id)
                 self.calls.remove(call.call_id)
+        if self.cluster is not None:
+            return []
         now = self.wall_clock()
         horizon = now + JOIN_EARLY_S + self.refresh_s + 60.0
         loaded = []
@@ -352,6 +364,7 @@ class Server:
         self.signalling = signalling = SignallingServer(
             self.calls, link_refusal, origins=self.origins, secure=secure
         )
+        signalling.router = self.cluster  # cluster hook: joins of calls running on other nodes
         self.router.ws("/ws/call", signalling.handle, signalling.admit)  # another Origin: HTTP 403
         self.router.get("/join/", self._join_page)
         self.router.get("/web/", self._web_file)
@@ -359,6 +372,7 @@ class Server:
         from monitor.server.metrics import register_server_metrics  # metrics hook: GET /metrics
 
         self.metrics = register_server_metrics(self)
+        self.load = capacity.start_probe(self)  # capacity hook: what admission judges (admission.py)
         if self.store is not None:  # /console routes on the same port
             mailer = self._family_mailer()
             # the console writes every record published on the hub to the audit log
@@ -366,7 +380,7 @@ class Server:
                 self.router,
                 store=self.store,
                 hub=self.hub,
-                calls=self.calls,
+                calls=self.calls if self.cluster is None else self.cluster.view(self.calls, self.store),
                 secure=secure,
                 record_dir=self.record_dir,
                 origins=self.origins,
@@ -385,6 +399,11 @@ class Server:
                 secure=secure,
                 mailer=mailer,
             )
+
+    # ---- measured load (admission, cluster placement) --------------------------------------------
+    def measured(self) -> Any:
+        """This server's measured load now (``monitor.call.admission.Measured``)."""
+        return capacity.measured(self.load)
 
     def _family_mailer(self) -> Any:
         """What the family pages and the console's families desk mail with: the one given
@@ -452,6 +471,8 @@ class Server:
         return lines
 
     async def stop(self) -> None:
+        if self.cluster is not None:  # leave the cluster first: no new call is placed here
+            await self.cluster.stop()
         if self._refresher is not None:
             self._refresher.cancel()
             self._refresher = None
@@ -468,6 +489,8 @@ class Server:
             await self.relay.stop()
         if self.pool is not None:
             await self.pool.stop()
+        if self.load is not None:
+            self.load.stop()
         if self.metrics is not None:  # metrics hook
             self.metrics.stop()
         if self._console_recorder is not None:

@@ -8,7 +8,9 @@ withdrawn while it is connected gets a ``bad_token`` error and is closed at the 
 (every ``LINK_RECHECK_S``). A client that then never answers the close frame is dropped after the
 server's close timeout (``monitor.server.serve.CLOSE_TIMEOUT_S``, 1 s, not websockets' 10 s). Nothing a
 client sends can disturb another connection: each handler only touches its own device, and every
-failure is caught here.
+failure is caught here. In a cluster (``monitor serve --redis``), a join whose call runs on another
+node, or is placed on one now, is proxied or redirected there (``router``, see
+``monitor.cluster.routing``) before this server looks at it further.
 
 What one connection may send is budgeted (:class:`MessageBudget`, a token bucket): a burst of
 ``MESSAGE_BURST`` frames, then ``MESSAGES_PER_S`` a second. A device of the join page sends a join,
@@ -30,7 +32,7 @@ import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
@@ -39,6 +41,7 @@ from websockets.http11 import Response
 from monitor.call.calls import Calls
 from monitor.call.handle import CallHandle
 from monitor.call.seats import JoinRefused
+from monitor.cluster.routing import routed
 from monitor.http import HttpRequest, error_response, origin_allowed
 from signalling import messages
 from signalling.messages import LINK_RECHECK_S, CaptureAttemptMsg, Join, Leave, Offer, Ping, ProtocolError
@@ -78,6 +81,18 @@ class MessageBudget:
         return True
 
 
+class Router(Protocol):
+    """Where calls run in a cluster (``monitor.cluster.node.ClusterNode``)."""
+
+    async def route(self, token: str) -> tuple[str, str] | None: ...  # None: here; else (node, url)
+
+    async def forward(
+        self, device: ServerConnection, join_frame: str | bytes, node: str, url: str
+    ) -> None: ...
+
+    def node_origins(self) -> set[str]: ...  # every node's own origin (its pages' Origin header)
+
+
 class SignallingServer:
     """``link_refusal``: what a joined device's link gets now (None while it still works, else the
     error frame's code and message); with it, every joined link is re-checked every
@@ -100,13 +115,17 @@ class SignallingServer:
         self.origins = origins
         self.secure = secure
         self.joined: dict[ServerConnection, str] = {}  # connection -> the link token it joined with
+        # cluster hook: monitor.cluster.node.ClusterNode: where each call runs (None: only here)
+        self.router: Router | None = None
         self._rechecker: asyncio.Task[None] | None = None
 
     async def admit(self, request: HttpRequest) -> Response | None:
         """The handshake of ``/ws/call``: a page of another origin gets an HTTP 403 (nothing else)."""
-        if not origin_allowed(request.headers, self.origins, self.secure, required=False):
-            return error_response(403, "origin not allowed")
-        return None
+        if origin_allowed(request.headers, self.origins, self.secure, required=False):
+            return None
+        if self.router is not None and request.headers.get("Origin") in self.router.node_origins():
+            return None  # a join page of another node of the cluster, redirected here
+        return error_response(403, "origin not allowed")
 
     async def recheck_links(self) -> int:
         """Disconnect every device whose link no longer works; how many were."""
@@ -183,6 +202,11 @@ class SignallingServer:
                         await fail("already_joined", "this connection has already joined")
                         continue
                     try:
+                        if self.router is not None and not routed(ws):  # cluster hook
+                            elsewhere = await self.router.route(message.token)
+                            if elsewhere is not None:  # the call runs on another node: go there
+                                await self.router.forward(ws, raw, *elsewhere)
+                                return
                         call, seat = self.calls.seat_for(message.token)
                         device = await call.join(seat, send, close)
                         self._joined(ws, message.token)

@@ -93,6 +93,7 @@ class AuditLog:
         self.writer = writer
         self._changed = asyncio.Event()
         self._latest: asyncio.Future[AuditRecord] | None = None  # the newest record submitted
+        self._committed: list[Callable[[AuditRecord], None]] = []  # told of each record this log commits
         self._key: AuditKey | None = None
         self._chain: tuple[str, str] | None = None  # (key id, chain id) once read keyed
         self._keyed_in = -1  # the store transaction that keyed the chain (not cached before its commit)
@@ -164,8 +165,22 @@ class AuditLog:
 
     def _notify(self, future: asyncio.Future[AuditRecord]) -> None:
         if not future.cancelled() and future.exception() is None:
-            changed, self._changed = self._changed, asyncio.Event()
-            changed.set()
+            self.wake()
+            for listener in list(self._committed):
+                try:
+                    listener(future.result())
+                except Exception:  # a listener's failure must not stop the waiters or the others
+                    logging.getLogger(__name__).exception("audit commit listener %r failed", listener)
+
+    def wake(self) -> None:
+        """Wake every :meth:`wait_change`: a record was committed (by this log, or by another
+        server on the same database, as a cluster's bus tells)."""
+        changed, self._changed = self._changed, asyncio.Event()
+        changed.set()
+
+    def on_committed(self, listener: Callable[[AuditRecord], None]) -> None:
+        """Call ``listener`` on the event loop with every record this log commits from now on."""
+        self._committed.append(listener)
 
     def health(self) -> StoreHealth:
         """Whether this log's records are being written (always ok without a writer thread: then

@@ -352,7 +352,7 @@ class Store:
         row = self.db.execute("SELECT * FROM calls WHERE call_id = ?", (call_id,)).fetchone()
         if row is None:
             return None
-        return CallRow(row["call_id"], row["state"], bool(row["interrupted"]), row["updated_at"])
+        return CallRow(row["call_id"], row["state"], bool(row["interrupted"]), row["updated_at"], row["node"])
 
     def set_call_state(self, call_id: str, state: str) -> None:
         with self.transaction() as db:

@@ -53,6 +53,7 @@ class CallRow:
     state: str
     interrupted: bool
     updated_at: float
+    node: str | None = None  # the node that last wrote its state (None: one server, no --node)
 
 
 @dataclass(frozen=True, slots=True)

@@ -162,6 +162,8 @@ const FINAL_ERRORS = {
 };
 let rejoinDelay = 1000;
 let finalError = false;
+let redirectTo = null; // the call runs on another server of the cluster: join there next
+const home = () => `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws/call`;
 let wasJoined = false; // this page was in the call: a refusal of its rejoin is retried, not final
 let retryNotice = null; // what the notice says while the page waits to rejoin
 
@@ -192,12 +194,20 @@ function refuse(code, message, opensAt) {
   if (ws) ws.close();
 }
 
-function connect() {
-  const scheme = location.protocol === "https:" ? "wss" : "ws";
-  ws = new WebSocket(`${scheme}://${location.host}/ws/call`);
+// A redirect (the call runs on another server) is followed at once; any later reconnection goes
+// home first, where the call's server is found again (it may have moved).
+function connect(url = home()) {
+  ws = new WebSocket(url);
+  view.server = url;
   ws.onopen = () => send({ type: "join", token });
   ws.onclose = () => {
     if (view.state === "ended" || finalError) return;
+    if (redirectTo) {
+      const next = redirectTo;
+      redirectTo = null;
+      connect(next);
+      return;
+    }
     stopMedia();
     view.rejoins = (view.rejoins || 0) + 1;
     setState("connecting", retryNotice || "Connection lost. Reconnecting…");
@@ -245,6 +255,10 @@ function connect() {
         $("left").textContent = "";
         setState("ended", m.explanation || "The call has ended.");
         stopMedia();
+        break;
+      case "redirect":
+        redirectTo = m.url;
+        view.redirects = (view.redirects || 0) + 1;
         break;
       case "error": {
         view.errors.push(m.code);

@@ -110,6 +110,8 @@ def test_nodes_share_the_database_and_each_marks_only_its_own_calls(postgres: Po
         AuditLog(b).append("state", {"state": "paused"}, prison="HMP Example", call_id="on-b")
         b.set_call_state("on-b-done", "ended")
         assert b.db.execute("SELECT node FROM calls WHERE call_id = 'on-b'").fetchone()[0] == "node-b"
+        # every node reads which node last wrote a call's state (a node taking a call over says so)
+        assert [(a.call(c) or pytest.fail()).node for c in ("on-a", "on-b")] == ["node-a", "node-b"]
         # node b starts again (it died): its running call is flagged, node a's live call is not
         assert b.mark_interrupted() == ["on-b"]
         assert not (a.call("on-a") or pytest.fail()).interrupted
