@@ -180,7 +180,10 @@ class Admission:
         lag = measured.lag_ms
         if lag is None and self.loop_lag_ms is not None:
             lag = self.loop_lag_ms()
-        return Load(running, self.recent(), measured.cores, measured.cpu, lag, measured.analysis_wait_ms)
+        # the ramp-up allowance belongs to admission by measured load; without a probe only the
+        # fixed limit and the loop lag decide (a test server starting many calls is not busy)
+        recent = self.recent() if self.measure is not None else 0
+        return Load(running, recent, measured.cores, measured.cpu, lag, measured.analysis_wait_ms)
 
     def admit(self, call_id: str, running: Iterable[str]) -> None:
         """Return if ``call_id`` may have a device join; raise :class:`OverCapacity` if not."""

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from monitor.bookings import load_booking
-from monitor.call.admission import Admission, Limits, Load, Measured, OverCapacity, overload
+from monitor.call.admission import Admission, AdmissionStats, Limits, Load, Measured, OverCapacity, overload
 from monitor.server.serve import Server
 from policies.config import load_policy
 from signalling.client import Device
@@ -166,3 +166,13 @@ async def test_monitor_serve_admits_by_its_measured_load() -> None:
         for device in devices:
             await device.close()
         await srv.stop()
+
+
+def test_without_a_probe_only_the_fixed_limit_decides_however_many_calls_start() -> None:
+    """A server that does not measure its load (a test's or a benchmark's) keeps to its fixed
+    limit: the ramp-up allowance tops up a measured share only, so twenty calls started one after
+    another within seconds, one running at a time, are all let in."""
+    admission = Admission(Limits(max_calls=3), clock=lambda: 100.0)
+    for n in range(20):
+        admission.admit(f"call-{n}", running=[f"call-{n - 1}"] if n else [])
+    assert admission.stats() == AdmissionStats(admitted=20, refused=0, max_calls=3)
