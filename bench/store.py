@@ -29,7 +29,7 @@ from bench import RESULTS, machine, write_json
 RECORDS = {"commit": 150, "batch": 1500}  # per run (one commit per record is ~20x slower)
 
 
-def _writer(where: str, records: int, mode: str, start: Any, out: Any) -> None:
+def _writer(where: str, records: int, mode: str, start: Any, ready: Any, out: Any) -> None:
     from monitor.store.audit import AuditLog
     from monitor.store.audit_writer import AuditWriter
     from monitor.store.database import Store
@@ -37,6 +37,7 @@ def _writer(where: str, records: int, mode: str, start: Any, out: Any) -> None:
     store = Store(where)
     log, me = AuditLog(store), f"w{os.getpid()}"
     writer = AuditWriter(store.location, store.clock) if mode == "batch" else None
+    ready.put(me)
     start.wait()
     if writer is None:
         for n in range(records):
@@ -61,12 +62,17 @@ def appends_per_s(where: str, processes: int, mode: str) -> float:
     with Store(where) as store:
         AuditLog(store).append("alert", {"warm": True}, prison="HMP Bench")  # keys the chain
     each = RECORDS[mode] // processes
-    ctx = mp.get_context("fork")
-    start, out = ctx.Event(), ctx.Queue()
-    workers = [ctx.Process(target=_writer, args=(where, each, mode, start, out)) for _ in range(processes)]
+    # spawned, not forked: a fork of a process with threads and open connections (a test run's)
+    # can inherit a lock held mid-operation or a connection's socket
+    ctx = mp.get_context("spawn")
+    start, ready, out = ctx.Event(), ctx.Queue(), ctx.Queue()
+    workers = [
+        ctx.Process(target=_writer, args=(where, each, mode, start, ready, out)) for _ in range(processes)
+    ]
     for w in workers:
         w.start()
-    time.sleep(1.0)  # every writer has opened its store
+    for _ in workers:  # every writer has opened its store
+        ready.get(timeout=120)
     began = time.perf_counter()
     start.set()
     for w in workers:
