@@ -155,13 +155,19 @@ def mutate(doc: Any, where: tuple[Any, ...], value: Any) -> Any:
     doc = copy.deepcopy(doc)
     target = doc
     for key in where[:-1]:
-        if (isinstance(target, dict) and key in target) or (isinstance(target, list) and key < len(target)):
-            target = target[key]
-        else:
+        if not holds(target, key):  # an earlier change may have made this part something else
             return doc
-    if isinstance(target, dict) or (isinstance(target, list) and where[-1] < len(target)):
+        target = target[key]
+    if isinstance(target, dict) or holds(target, where[-1]):
         target[where[-1]] = value
     return doc
+
+
+def holds(container: Any, key: Any) -> bool:
+    """Whether ``container[key]`` is there: a dict's key, or an index within a list."""
+    if isinstance(container, dict):
+        return key in container
+    return isinstance(container, list) and isinstance(key, int) and key < len(container)
 
 
 whole_files = st.one_of(
@@ -285,3 +291,13 @@ def test_after_the_files_the_live_call_flows_and_memory_is_bounded(
     assert after >= 0.5 * baseline["rate"], f"{after:.1f} frames/s now, {baseline['rate']:.1f} before"
     grew = live.rss_mb() - baseline["rss_mb"]
     assert grew < MEMORY_BOUND_MB, f"the process grew by {grew:.0f} MB while reading the files"
+
+
+def test_a_change_whose_path_an_earlier_change_replaced_changes_nothing() -> None:
+    """The fuzzer's own helper: a list where a path expects a dict (or the reverse) is left alone
+    (hypothesis found a list of lists under ``participants`` followed by ``participants[0].id``)."""
+    doc = {"participants": [{"id": "v1"}]}
+    replaced = mutate(doc, ("participants",), [[[]]])
+    assert mutate(replaced, ("participants", 0, "id"), "x") == {"participants": [[[]]]}
+    assert mutate(doc, ("participants", 0, "id"), "x") == {"participants": [{"id": "x"}]}
+    assert mutate(doc, ("participants", "0"), "x") == doc
