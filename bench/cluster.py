@@ -255,9 +255,11 @@ async def join_latency(servers: dict[str, Server], joins: int) -> dict[str, Any]
     }
 
 
-async def console(server: Server, username: str) -> Any:
-    origin = f"http://127.0.0.1:{server.port}"
-    basic = base64.b64encode(f"{username}:{PASSWORD}".encode()).decode()
+async def console_feed(port: int, username: str, password: str = PASSWORD) -> tuple[str, Any]:
+    """``username`` signed in on the console of the server on ``port``: the session cookie and its
+    ``/console/ws`` feed, the ``hello`` sent (the ``welcome`` is the caller's to read)."""
+    origin = f"http://127.0.0.1:{port}"
+    basic = base64.b64encode(f"{username}:{password}".encode()).decode()
     request = urllib.request.Request(
         f"{origin}/console/login",
         method="POST",
@@ -266,11 +268,16 @@ async def console(server: Server, username: str) -> Any:
     reply = await asyncio.to_thread(urllib.request.urlopen, request, timeout=10)
     cookie = reply.headers["Set-Cookie"].split(";")[0].split("=", 1)[1]
     ws = await connect(
-        f"ws://127.0.0.1:{server.port}/console/ws",
+        f"ws://127.0.0.1:{port}/console/ws",
         origin=Origin(origin),
         additional_headers={"Cookie": f"monitor_session={cookie}"},
     )
     await ws.send(json.dumps({"type": "hello"}))
+    return cookie, ws
+
+
+async def console(server: Server, username: str) -> Any:
+    _, ws = await console_feed(server.port, username)
     while json.loads(await ws.recv())["type"] != "welcome":
         pass
     return ws

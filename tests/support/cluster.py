@@ -9,7 +9,6 @@ member of staff on one node's console: signed in, reading its feed, sending acti
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import json
 import urllib.request
@@ -17,8 +16,9 @@ from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from websockets.asyncio.client import ClientConnection, connect
+from websockets.asyncio.client import ClientConnection
 
+from bench.cluster import console_feed
 from monitor.admin import import_booking
 from monitor.call.admission import Limits
 from monitor.call.seats import JOIN_EARLY_S
@@ -103,21 +103,7 @@ class Console:
     @classmethod
     async def open(cls, port: int, username: str) -> Console:
         """Sign ``username`` (made with :func:`add_staff`) in on the console of the node on ``port``."""
-        origin = f"http://127.0.0.1:{port}"
-        basic = base64.b64encode(f"{username}:{PASSWORD}".encode()).decode()
-        request = urllib.request.Request(
-            f"{origin}/console/login",
-            method="POST",
-            headers={"Authorization": f"Basic {basic}", "Origin": origin},
-        )
-        reply = await asyncio.to_thread(urllib.request.urlopen, request, timeout=10)
-        cookie = reply.headers["Set-Cookie"].split(";")[0].split("=", 1)[1]
-        feed = await connect(
-            f"ws://127.0.0.1:{port}/console/ws",
-            origin=origin,  # type: ignore[arg-type]
-            additional_headers={"Cookie": f"monitor_session={cookie}"},
-        )
-        await feed.send(json.dumps({"type": "hello"}))
+        cookie, feed = await console_feed(port, username, PASSWORD)
         console = cls(port, cookie, feed)
         await console.next("welcome")
         return console
