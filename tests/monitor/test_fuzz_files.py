@@ -105,17 +105,13 @@ def live() -> Iterator[LiveServer]:
 
 @pytest.fixture(scope="module")
 def flowing(live: LiveServer) -> Iterator[FlowingCall]:
-    call = FlowingCall.open(live, "call-flow")
-    try:
-        assert call.wait_live(120), f"the booked face never went live: {call.call.state}"
+    with FlowingCall.live_throughout(live, "call-flow") as call:
         yield call
-    finally:
-        call.close()
 
 
 @pytest.fixture(scope="module")
 def baseline(flowing: FlowingCall) -> dict[str, float]:
-    return {"rate": flowing.rate(3.0), "rss_mb": flowing.live.rss_mb()}
+    return flowing.baseline()
 
 
 @pytest.fixture(scope="module")

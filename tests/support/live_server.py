@@ -21,7 +21,7 @@ import socket
 import threading
 import time
 import traceback
-from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
@@ -312,6 +312,22 @@ class FlowingCall:
             return cls(live, call, devices, watch, sink)
 
         return live.run(connect())
+
+    @classmethod
+    @contextlib.contextmanager
+    def live_throughout(cls, live: LiveServer, call_id: str) -> Iterator[FlowingCall]:
+        """The call opened and live (an assertion fails if the booked face never goes live),
+        closed at the end: what a fuzz module's calls flow through."""
+        call = cls.open(live, call_id)
+        try:
+            assert call.wait_live(120), f"the booked face never went live: {call.call.state}"
+            yield call
+        finally:
+            call.close()
+
+    def baseline(self) -> dict[str, float]:
+        """The prisoner's received frame rate and the server's memory now (to compare with later)."""
+        return {"rate": self.rate(3.0), "rss_mb": self.live.rss_mb()}
 
     @property
     def count(self) -> int:

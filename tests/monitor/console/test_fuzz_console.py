@@ -142,18 +142,14 @@ def login(live: LiveServer, username: str = "alice", password: str = PASSWORD) -
 @pytest.fixture(scope="module")
 def flowing(live: LiveServer) -> Iterator[FlowingCall]:
     """A call live at full frame rate while the console is fuzzed (no fuzzed message names it)."""
-    call = FlowingCall.open(live, "call-flow")
-    try:
-        assert call.wait_live(120), f"the booked face never went live: {call.call.state}"
+    with FlowingCall.live_throughout(live, "call-flow") as call:
         yield call
-    finally:
-        call.close()
 
 
 @pytest.fixture(scope="module")
 def baseline(flowing: FlowingCall) -> dict[str, float]:
     """The live call's frame rate and the server's memory before the fuzzing."""
-    return {"rate": flowing.rate(3.0), "rss_mb": flowing.live.rss_mb()}
+    return flowing.baseline()
 
 
 @pytest.fixture(scope="module")
