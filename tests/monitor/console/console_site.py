@@ -138,20 +138,31 @@ def booking_now(call_id: str, prison: str = "HMP Example", prisoner: str = "A123
 _HELD: weakref.WeakKeyDictionary[ClientConnection, list[dict[str, Any]]] = weakref.WeakKeyDictionary()
 
 
-async def next_message(ws: ClientConnection, kind: str, timeout: float = 5.0) -> dict[str, Any]:
-    """The next message of this type. Messages of other types that arrive first are kept for a
-    later wait (a feed's records can come before the ``done`` of the action that made them)."""
+async def next_message(
+    ws: ClientConnection, kind: str | tuple[str, ...], timeout: float = 5.0
+) -> dict[str, Any]:
+    """The next message of this type (or of any of these types). Messages of other types that arrive
+    first are kept for a later wait (a feed's records can come before the ``done`` of the action
+    that made them)."""
+    kinds = (kind,) if isinstance(kind, str) else kind
     held = _HELD.setdefault(ws, [])
     for i, message in enumerate(held):
-        if message["type"] == kind:
+        if message["type"] in kinds:
             return held.pop(i)
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
         left = deadline - asyncio.get_running_loop().time()
         message = json.loads(await asyncio.wait_for(ws.recv(), max(left, 0.01)))
-        if message["type"] == kind:
+        if message["type"] in kinds:
             return message
         held.append(message)
+
+
+async def reply_to(ws: ClientConnection, message: dict[str, Any], timeout: float = 10.0) -> dict[str, Any]:
+    """Send a console action and return its ``done`` or ``error``; records pushed meanwhile are kept
+    for the next ``records_until``."""
+    await ws.send(json.dumps(message))
+    return await next_message(ws, ("done", "error"), timeout)
 
 
 async def records_until(ws: ClientConnection, predicate: Any, timeout: float = 5.0) -> list[dict[str, Any]]:

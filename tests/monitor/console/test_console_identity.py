@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from console_site import Site, booking_now, next_message, records_until
+from console_site import Site, booking_now, next_message, records_until, reply_to
 from websockets.asyncio.client import ClientConnection
 
 from monitor.admin import import_booking
@@ -77,13 +77,6 @@ async def undecided_alert(ws: ClientConnection) -> dict[str, Any]:
     return alert
 
 
-async def answer(ws: ClientConnection, message: dict[str, Any]) -> dict[str, Any]:
-    await ws.send(json.dumps(message))
-    while (reply := json.loads(await asyncio.wait_for(ws.recv(), 10)))["type"] not in ("done", "error"):
-        pass
-    return reply
-
-
 async def test_staff_see_the_booked_photos_and_confirm_the_face(site: Site) -> None:
     ws = await console(site)
     call = start_call(site, "call-ex")
@@ -114,7 +107,7 @@ async def test_staff_see_the_booked_photos_and_confirm_the_face(site: Site) -> N
         assert served.body == photo.read_bytes()
 
         # a person not booked on that side is refused by the console; the booked visitor is taken
-        reply = await answer(
+        reply = await reply_to(
             ws, {"type": "confirm_identity", "alert_id": alert["audit_id"], "participant": "A1234BC"}
         )
         assert reply == {
@@ -122,7 +115,7 @@ async def test_staff_see_the_booked_photos_and_confirm_the_face(site: Site) -> N
             "message": "A1234BC is not booked on the visitor side of this call",
             "ref": None,
         }
-        reply = await answer(
+        reply = await reply_to(
             ws, {"type": "confirm_identity", "alert_id": alert["audit_id"], "participant": "v1", "ref": "c1"}
         )
         assert reply["type"] == "done" and reply["ref"] == "c1", reply
@@ -155,7 +148,7 @@ async def test_staff_reject_the_face_and_the_call_pauses_as_unbooked(site: Site)
     call = start_call(site, "call-ex")
     async with camera(call, track=5):
         alert = await undecided_alert(ws)
-        reply = await answer(ws, {"type": "reject_identity", "alert_id": alert["audit_id"]})
+        reply = await reply_to(ws, {"type": "reject_identity", "alert_id": alert["audit_id"]})
         assert reply["type"] == "done" and reply["message"] == "face 5 on v1 rejected as not booked (call-ex)"
         got = await records_until(
             ws, lambda r: r["kind"] == "alert" and r["data"]["reason"] == "unbooked_face", timeout=10
@@ -190,7 +183,7 @@ async def test_verdicts_that_cannot_apply_are_refused_with_the_reason(site: Site
         (faceless.id, "this alert names no face track"),
         (10**9, "no such alert"),
     ):
-        assert (await answer(ws, {"type": "reject_identity", "alert_id": alert_id}))["message"] == message
+        assert (await reply_to(ws, {"type": "reject_identity", "alert_id": alert_id}))["message"] == message
     # a face of a device the running call has never had: the session refuses it, and the record
     # of the verdict is followed by one saying it was not applied
     call = start_call(site, "call-ex")
@@ -201,7 +194,7 @@ async def test_verdicts_that_cannot_apply_are_refused_with_the_reason(site: Site
         call_id="call-ex",
     )
     await records_until(ws, lambda r: r["audit_id"] == stranger.id)
-    reply = await answer(ws, {"type": "confirm_identity", "alert_id": stranger.id, "participant": "v1"})
+    reply = await reply_to(ws, {"type": "confirm_identity", "alert_id": stranger.id, "participant": "v1"})
     assert reply == {"type": "error", "message": "not applied: no device 'tablet' on this call", "ref": None}
     await records_until(
         ws, lambda r: r["kind"] == "staff_action" and r["data"]["action"] == "identity_refused"
@@ -215,7 +208,7 @@ async def test_verdicts_that_cannot_apply_are_refused_with_the_reason(site: Site
     }
     # once the call has ended, nothing is sent to it
     await call.staff_end("done", "alice")
-    reply = await answer(ws, {"type": "reject_identity", "alert_id": stranger.id})
+    reply = await reply_to(ws, {"type": "reject_identity", "alert_id": stranger.id})
     assert reply["message"] == "this call is not running now"
     with pytest.raises(RefusedEvent, match="the call has ended"):  # nor would the call take it
         await call.staff_reject_identity("v1", 1, "alice")
