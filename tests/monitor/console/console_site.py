@@ -139,7 +139,7 @@ _HELD: weakref.WeakKeyDictionary[ClientConnection, list[dict[str, Any]]] = weakr
 
 
 async def next_message(
-    ws: ClientConnection, kind: str | tuple[str, ...], timeout: float = 5.0
+    ws: ClientConnection, kind: str | tuple[str, ...], timeout: float = 10.0
 ) -> dict[str, Any]:
     """The next message of this type (or of any of these types). Messages of other types that arrive
     first are kept for a later wait (a feed's records can come before the ``done`` of the action
@@ -165,7 +165,7 @@ async def reply_to(ws: ClientConnection, message: dict[str, Any], timeout: float
     return await next_message(ws, ("done", "error"), timeout)
 
 
-async def records_until(ws: ClientConnection, predicate: Any, timeout: float = 5.0) -> list[dict[str, Any]]:
+async def records_until(ws: ClientConnection, predicate: Any, timeout: float = 10.0) -> list[dict[str, Any]]:
     """Collect pushed records until one satisfies ``predicate``."""
     got: list[dict[str, Any]] = []
     deadline = asyncio.get_running_loop().time() + timeout
