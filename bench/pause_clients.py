@@ -33,6 +33,12 @@ SCENARIOS = ("walk_in", "swap")
 CONDITIONS = ("quiet", "hog")
 #: A hog starts this long before its trial's switch, so the trial starts in its steady state.
 HOG_LEAD_S = 3.0
+#: After each trial the visitor's camera shows nothing (a covered lens) this long before the booked
+#: visitor comes back: longer than the tracker keeps an unseen face (``track_max_missed_s``, 2 s),
+#: so every trial starts on a fresh track. Without it, the visitor coming back at the spot the
+#: stranger left was the same track, whose vote window still held the stranger's samples, and in
+#: the next trial the stranger's first sample decided him at once (the identity split read 0 s).
+COVERED_S = 3.0
 
 
 class BenchFailed(Exception):
@@ -201,10 +207,11 @@ class PacketCamera:
 
 def scenario_images(scenario: str, swap_clip: Path = SWAP_CLIP) -> dict[str, list[Any]]:
     """The visitor camera's clips (640x480 BGR, each played forwards and back): the booked visitor
-    alone (``clean``) and the intruder clip of ``scenario`` -- ``walk_in``: frame 170 of
+    alone (``clean``), the intruder clip of ``scenario`` -- ``walk_in``: frame 170 of
     ``unbooked_walk_in.webm`` on (the man with the unbooked woman beside him); ``swap``: only the
-    unbooked man of ``carphone_pristine.mp4``."""
+    unbooked man of ``carphone_pristine.mp4`` -- and a covered lens (``covered``: black)."""
     import cv2
+    import numpy as np
 
     from bench.relay import CLIPS
     from signalling.client import load_clip
@@ -219,7 +226,8 @@ def scenario_images(scenario: str, swap_clip: Path = SWAP_CLIP) -> dict[str, lis
             raise BenchFailed(f"the swap scenario needs {swap_clip} (real media, see {MEDIA}/SOURCES.md)")
         native = load_clip(swap_clip, size=(176, 144), max_frames=120)
         intruder = [cv2.resize(image[6:138], (640, 480), interpolation=cv2.INTER_LINEAR) for image in native]
-    return {"clean": clean + clean[-2:0:-1], "intruder": intruder + intruder[-2:0:-1]}
+    covered = [np.zeros((480, 640, 3), np.uint8)] * 30  # a lens covered between trials (COVERED_S)
+    return {"clean": clean + clean[-2:0:-1], "intruder": intruder + intruder[-2:0:-1], "covered": covered}
 
 
 def thumbnail(image: Any) -> Any:
@@ -316,6 +324,8 @@ async def _devices(
         finally:
             hog_cores = hog.stop()
         conn.send(("trial", switched, slate_at, alert_at, condition, hog_cores, hog.niceness))
+        cameras["visitor"].play(media["covered"])  # the next trial starts on a fresh track
+        await asyncio.sleep(COVERED_S)
         cameras["visitor"].play(clean)
         try:
             await wait_state(prison, "live", RESUME_S)

@@ -5,7 +5,8 @@ side's gate shows the paused slate, and until the staff alert arrives on a logge
 [--hog N] [--load-calls 2] [--workers 1] [--load-nice 10] [--reencode] [--json PATH]``;
 ``PAUSE_BENCH_TRACE=1`` prints, every
 second, the frames analysed per camera, the worker's time on them, their time waiting for the
-worker, and each call's state.
+worker, and each call's state; and, for every analysed frame of the measured visitor, which clip it
+came from and each face's track, verdict, distance and identity samples.
 A helper process that dies, reports an error or goes silent stops the bench with a message saying
 which and why (exit status 1).
 
@@ -198,6 +199,7 @@ async def run(
                 records.append((time.monotonic(), record))
 
     listener = asyncio.ensure_future(listen())
+    trace = bool(os.environ.get("PAUSE_BENCH_TRACE"))
     # which clip each analysed frame of the measured visitor came from: (back from the worker, t, clip)
     analysed: list[tuple[float, float, str]] = []
     visitor = bookings[0].participants[0].id
@@ -208,13 +210,15 @@ async def run(
         if participant == visitor and frame is not None:
             clip = matcher.which(frame.to_ndarray(format="bgr24"))
             analysed.append((time.monotonic(), float(observation.t), clip))
+            if trace:  # what identity said of each face, frame by frame
+                faces = [f"#{f.track} {f.verdict.value} {f.distance} s{f.samples}" for f in observation.faces]
+                print(f"FRAME {time.monotonic():.2f} t={observation.t:.2f} {clip} {faces}", file=sys.stderr)
         await on_observation(participant, observation)
 
     measured.on_observation = observed  # type: ignore[method-assign]
     ice = _watch_ice()
     stalls: dict[str, dict[str, Any]] = {}  # load feed -> the probe when it first went quiet
 
-    trace = bool(os.environ.get("PAUSE_BENCH_TRACE"))
     last_analysed: dict[str, float] = {}  # per source: analysed, busy and waited so far
 
     async def probe() -> None:
@@ -293,6 +297,8 @@ async def run(
             if message[0] == "done":
                 break
             _, switched, slate_at, alert_at, condition, cores, hog_nice = message
+            if trace:
+                print(f"TRIAL {condition} switched {switched:.2f} slate {slate_at:.2f}", file=sys.stderr)
             loads[condition].append(os.getloadavg()[0])
             hog_cores[condition].append(cores)
             trial_legs = legs[condition]

@@ -10,8 +10,9 @@ import av
 import pytest
 
 from bench.loadgen import encode_frames
-from bench.pause_clients import SWAP_CLIP, BenchFailed, ClipMatcher, scenario_images
+from bench.pause_clients import COVERED_S, SWAP_CLIP, BenchFailed, ClipMatcher, scenario_images
 from bench.pause_figures import SPLITS, split_trial
+from monitor.analysis.settings import AnalysisSettings
 
 needs_media = pytest.mark.skipif(not SWAP_CLIP.is_file(), reason=f"real media {SWAP_CLIP} not here")
 
@@ -83,3 +84,10 @@ def test_a_trial_with_no_analysed_intruder_frame_keeps_the_coarse_split() -> Non
     row = split_trial(legs, [(1100.1, 100.0, "clean")], 1000.0, 1100.0, 1100.5, 1101.5, 1101.6)
     assert "first_analysed_s" not in row and legs["split_first_analysed_s"] == []
     assert legs["split_seen_s"] == [pytest.approx(0.5)]
+
+
+def test_each_trial_starts_on_a_fresh_track() -> None:
+    # the covered lens between trials outlasts the tracker's memory of an unseen face
+    assert AnalysisSettings().track_max_missed_s < COVERED_S
+    clips = scenario_images("walk_in")
+    assert len(clips["covered"]) and not any(image.any() for image in clips["covered"])
