@@ -1,7 +1,8 @@
 """Three ``monitor serve --redis`` processes on one PostgreSQL database and one Redis, as in
 service: node b is SIGKILLed mid-call with a pause that needs staff; the call continues on another
-node after its security check and stays held until staff approve; SIGTERM drains a node; the
-audit chain of every node's records verifies.
+node after its security check and stays held until staff approve; an intruder on a call on b
+reaches a console on a, evidence and all; SIGTERM drains a node; the audit chain of every node's
+records verifies.
 
 Real parts throughout: PostgreSQL and redis-server started for the session
 (``support.postgres``, ``support.redis_server``), the nodes as operators run them, real aiortc
@@ -201,6 +202,43 @@ def _stored_state(db: str) -> str | None:
     with Store(db) as store:
         row = store.call(CALL)
     return row.state if row is not None else None
+
+
+async def test_an_intruder_on_bs_call_reaches_the_console_on_a_with_its_evidence(
+    tmp_path: Path, shared: tuple[str, Path], redis_url: str, loopback_ice: None
+) -> None:
+    db, folder = shared
+    clips = call_clips()
+    with Store(db) as store:
+        add_staff(store, "alice", "HMP Example")
+        tokens = book(store, booking_now("intruded"))
+    nodes = {name: NodeProcess(db, redis_url, name, tmp_path, folder) for name in ("a", "b")}
+    devices: list[Device] = []
+    try:
+        a = nodes["a"]
+        await set_drain(redis_url, "a", True)  # the call goes to b; its devices reach a
+        console = await Console.open(a.port, "alice")
+        devices = [
+            await joined_device(a.ws_url, tokens["A1234BC"], clips["clean"]),
+            await joined_device(a.ws_url, tokens["v1"], clips["clean"]),
+        ]
+        assert await owner(redis_url, "intruded") == "b"
+        await wait_state(devices[1], "live", timeout=90)
+        # an unbooked woman walks in beside the visitor: b pauses the call, a's console is told
+        camera = devices[1].pc.getSenders()[0].track  # type: ignore[union-attr]
+        assert isinstance(camera, ClipTrack)
+        camera.play(clips["intruder"])
+        alert = await console.record(lambda r: r["kind"] == "alert" and r["call_id"] == "intruded", 60.0)
+        assert alert["data"]["reason"] in ("unbooked_face", "too_many_faces"), alert
+        assert alert["evidence"], alert  # the frame b saw, served by a from the shared store folder
+        assert (await console.get(f"/console/api/evidence/{alert['evidence']}.jpg"))[:2] == b"\xff\xd8"
+        await wait_state(devices[1], "paused", timeout=15)
+        await console.close()
+    finally:
+        for device in devices:
+            await device.close()
+        for node in nodes.values():
+            node.stop()
 
 
 async def test_sigterm_drains_a_node_it_takes_no_new_call_and_stops_when_its_calls_end(
