@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import contextlib
 import json
 import shutil
@@ -37,7 +36,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
@@ -49,9 +47,9 @@ sys.path.insert(0, str(ROOT))
 
 from redis.asyncio import Redis  # noqa: E402
 from websockets.asyncio.client import connect  # noqa: E402
-from websockets.typing import Origin  # noqa: E402
 
 from bench import machine  # noqa: E402
+from bench.console import PASSWORD, login, open_console, percentile  # noqa: E402
 from monitor.admin import import_booking  # noqa: E402
 from monitor.bookings import load_booking  # noqa: E402
 from monitor.call.admission import Limits  # noqa: E402
@@ -68,12 +66,6 @@ BOOKING = ROOT / "fixtures" / "bookings" / "clean" / "booking.json"
 #: The join and fan-out parts time routing, not admission: the calls they start (media-less) must
 #: never be refused for the load of the machine the benchmark shares.
 UNLIMITED = Limits(max_loop_lag_ms=1e9, max_cpu=1e9, max_analysis_wait_ms=1e9)
-PASSWORD = "correct horse battery"
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 def ms(values: list[float]) -> dict[str, float]:
@@ -258,22 +250,8 @@ async def join_latency(servers: dict[str, Server], joins: int) -> dict[str, Any]
 async def console_feed(port: int, username: str, password: str = PASSWORD) -> tuple[str, Any]:
     """``username`` signed in on the console of the server on ``port``: the session cookie and its
     ``/console/ws`` feed, the ``hello`` sent (the ``welcome`` is the caller's to read)."""
-    origin = f"http://127.0.0.1:{port}"
-    basic = base64.b64encode(f"{username}:{password}".encode()).decode()
-    request = urllib.request.Request(
-        f"{origin}/console/login",
-        method="POST",
-        headers={"Authorization": f"Basic {basic}", "Origin": origin},
-    )
-    reply = await asyncio.to_thread(urllib.request.urlopen, request, timeout=10)
-    cookie = reply.headers["Set-Cookie"].split(";")[0].split("=", 1)[1]
-    ws = await connect(
-        f"ws://127.0.0.1:{port}/console/ws",
-        origin=Origin(origin),
-        additional_headers={"Cookie": f"monitor_session={cookie}"},
-    )
-    await ws.send(json.dumps({"type": "hello"}))
-    return cookie, ws
+    cookie = await asyncio.to_thread(login, port, username, password)
+    return cookie, await open_console(port, cookie, None)
 
 
 async def console(server: Server, username: str) -> Any:

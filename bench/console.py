@@ -59,9 +59,10 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-def login(port: int) -> str:
+def login(port: int, username: str = "officer", password: str = PASSWORD) -> str:
+    """Sign ``username`` in on the console of the server on ``port``: the session token."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    basic = base64.b64encode(f"officer:{PASSWORD}".encode()).decode()
+    basic = base64.b64encode(f"{username}:{password}".encode()).decode()
     conn.request("POST", "/console/login", headers={"Authorization": f"Basic {basic}"})
     answer = conn.getresponse()
     answer.read()
@@ -69,6 +70,8 @@ def login(port: int) -> str:
 
 
 async def open_console(port: int, cookie: str, after: int | None) -> Any:
+    """The ``/console/ws`` feed of that session, its ``hello`` sent (the ``welcome`` is the caller's
+    to read)."""
     ws = await connect(
         f"ws://127.0.0.1:{port}/console/ws",
         origin=f"http://127.0.0.1:{port}",  # type: ignore[arg-type]
