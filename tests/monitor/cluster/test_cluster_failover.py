@@ -76,6 +76,25 @@ async def joined_device(url: str, token: str, frames: list[Any], timeout: float 
         await asyncio.sleep(1.0)
 
 
+async def both_devices(url: str, tokens: dict[str, str], frames: list[Any]) -> list[Device]:
+    """The prisoner's and the visitor's devices, joined through the node at ``url``."""
+    return [await joined_device(url, tokens[who], frames) for who in ("A1234BC", "v1")]
+
+
+def booked_with_staff(db: str, call_id: str) -> dict[str, str]:
+    """``call_id`` booked now, with alice on the console of its prison: the join tokens."""
+    with Store(db) as store:
+        add_staff(store, "alice", "HMP Example")
+        return book(store, booking_now(call_id))
+
+
+async def shut(devices: list[Device], nodes: dict[str, NodeProcess]) -> None:
+    for device in devices:
+        await device.close()
+    for node in nodes.values():
+        node.stop()
+
+
 async def reported(redis_url: str, node: str, drain: bool, timeout: float = 10.0) -> None:
     """Until ``node``'s report says it drains (``drain``) or takes calls."""
     loop = asyncio.get_running_loop()
@@ -122,9 +141,7 @@ async def test_a_killed_node_loses_its_call_to_another_node_which_keeps_the_staf
 ) -> None:
     db, folder = shared
     clips = call_clips()
-    with Store(db) as store:
-        add_staff(store, "alice", "HMP Example")
-        tokens = book(store, booking_now(CALL))
+    tokens = booked_with_staff(db, CALL)
     nodes = {name: NodeProcess(db, redis_url, name, tmp_path, folder) for name in ("a", "b", "c")}
     devices: list[Device] = []
     try:
@@ -132,10 +149,7 @@ async def test_a_killed_node_loses_its_call_to_another_node_which_keeps_the_staf
         await set_drain(redis_url, "a", True)
         await set_drain(redis_url, "c", True)
         # the devices reach a; the call is placed on b, the one node taking calls
-        devices = [
-            await joined_device(a.ws_url, tokens["A1234BC"], clips["clean"]),
-            await joined_device(a.ws_url, tokens["v1"], clips["clean"]),
-        ]
+        devices = await both_devices(a.ws_url, tokens, clips["clean"])
         assert await owner(redis_url) == "b"
         await wait_state(devices[1], "live", timeout=90)
         # staff on a pause the call on b: it needs their approval to go on
@@ -152,10 +166,7 @@ async def test_a_killed_node_loses_its_call_to_another_node_which_keeps_the_staf
         for device in devices:
             await device.close()
         # the devices come back through a: once b's report has expired the call is placed on a live node
-        devices = [
-            await joined_device(a.ws_url, tokens["A1234BC"], clips["clean"]),
-            await joined_device(a.ws_url, tokens["v1"], clips["clean"]),
-        ]
+        devices = await both_devices(a.ws_url, tokens, clips["clean"])
         moved_to = await owner(redis_url)
         assert moved_to in ("a", "c"), moved_to
         assert devices[1].joined is not None and devices[1].joined["state"] == "paused"
@@ -184,10 +195,7 @@ async def test_a_killed_node_loses_its_call_to_another_node_which_keeps_the_staf
         )
         await console.close()
     finally:
-        for device in devices:
-            await device.close()
-        for node in nodes.values():
-            node.stop()
+        await shut(devices, nodes)
     verify = await asyncio.to_thread(
         subprocess.run,
         [sys.executable, "-m", "monitor.cli", "audit", "verify", "--db", db],
@@ -209,19 +217,14 @@ async def test_an_intruder_on_bs_call_reaches_the_console_on_a_with_its_evidence
 ) -> None:
     db, folder = shared
     clips = call_clips()
-    with Store(db) as store:
-        add_staff(store, "alice", "HMP Example")
-        tokens = book(store, booking_now("intruded"))
+    tokens = booked_with_staff(db, "intruded")
     nodes = {name: NodeProcess(db, redis_url, name, tmp_path, folder) for name in ("a", "b")}
     devices: list[Device] = []
     try:
         a = nodes["a"]
         await set_drain(redis_url, "a", True)  # the call goes to b; its devices reach a
         console = await Console.open(a.port, "alice")
-        devices = [
-            await joined_device(a.ws_url, tokens["A1234BC"], clips["clean"]),
-            await joined_device(a.ws_url, tokens["v1"], clips["clean"]),
-        ]
+        devices = await both_devices(a.ws_url, tokens, clips["clean"])
         assert await owner(redis_url, "intruded") == "b"
         await wait_state(devices[1], "live", timeout=90)
         # an unbooked woman walks in beside the visitor: b pauses the call, a's console is told
@@ -235,10 +238,7 @@ async def test_an_intruder_on_bs_call_reaches_the_console_on_a_with_its_evidence
         await wait_state(devices[1], "paused", timeout=15)
         await console.close()
     finally:
-        for device in devices:
-            await device.close()
-        for node in nodes.values():
-            node.stop()
+        await shut(devices, nodes)
 
 
 async def test_sigterm_drains_a_node_it_takes_no_new_call_and_stops_when_its_calls_end(
