@@ -41,7 +41,9 @@ async def test_history_names_who_joined_and_left(site: Site, tmp_path: Path) -> 
         await page.locator('#board-body tr[data-call="call-ex"]').click()
         rows = page.locator("#timeline-body tr.kind-joined, #timeline-body tr.kind-left")
         await expect(rows).to_have_count(3)
-        details = [text.split("\t") for text in await rows.all_inner_texts()]
+        # each row's cells as text: a row's innerText only has tabs between cells while it is laid
+        # out, so under load it could come back as one run of text
+        details = await rows.evaluate_all("rows => rows.map((r) => [...r.cells].map((c) => c.textContent))")
         assert [(row[2], row[3]) for row in details] == [
             ("joined", "John Smith (A1234BC), prison side"),
             ("joined", "Daniel Park (v1), visitor side"),
